@@ -39,9 +39,10 @@ let
         type = types.listOf types.str;
         default = [ "--quiet" "--keep-unit" "--boot" "--link-journal=try-guest" "-U" "--settings=override" ];
         description = ''
-          Arguments of `systemd-nspawn` in the `systemd-nspawn@` drop-in, besides
-          `--machine=<name>` and `--network-namespace-path=` which the module adds. The
-          default is the upstream template's, without `--network-veth`.
+          Arguments of `systemd-nspawn` in the `systemd-nspawn@` drop-in, after
+          `--network-namespace-path=` and `--machine=<name>` which the module adds (so they
+          may end with a command to run instead of `--boot`). The default is the upstream
+          template's, without `--network-veth`.
         '';
       };
     };
@@ -94,8 +95,8 @@ let
       # --network-namespace-path: reset it and start nspawn in the prepared namespace.
       ExecStart = [
         ""
-        (lib.concatStringsSep " " ([ nspawn ] ++ c.nspawnArgs
-          ++ [ "--network-namespace-path=${netnsPath c}" "--machine=${name}" ]))
+        (lib.concatStringsSep " " ([ nspawn "--network-namespace-path=${netnsPath c}" "--machine=${name}" ]
+          ++ c.nspawnArgs))
       ];
     };
   };
