@@ -26,8 +26,8 @@ let
           Which container unit provisions the network:
           `systemd-nspawn` adds a drop-in to `systemd-nspawn@<name>.service` (root filesystem
           in `/var/lib/machines/<name>`); `nixunits` adds one to a NixUnits-style
-          `nixunits@<name>.service` (its own network options must then stay empty and its
-          `nspawnArgs` must include `--network-namespace-path=/run/netns/<id>`).
+          `nixunits@<name>.service`, whose own `network` options must then stay empty
+          (nspawn refuses `--network-veth` together with `--network-namespace-path`).
         '';
       };
       autoStart = mkOption {
@@ -107,11 +107,19 @@ let
     wants = ovsDeps c;
     wantedBy = optional c.autoStart "multi-user.target";
     restartIfChanged = false;
-    serviceConfig = provisionConfig name c;
+    serviceConfig = provisionConfig name c // {
+      # NixUnits' own command line (NSPAWN_ARGS and SYSTEM_PATH come from its
+      # per-container EnvironmentFile) joined to the prepared namespace, as the
+      # nspawn-glue's nixunits@ drop-in does.
+      ExecStart = [
+        ""
+        "${nspawn} --machine=${name} -D /var/lib/nixunits/containers/${name}/root --notify-ready=yes --kill-signal=SIGRTMIN+3 $NSPAWN_ARGS --network-namespace-path=${netnsPath c} \${SYSTEM_PATH}/init"
+      ];
+    };
   };
 
   # ---- assertions: what Nix can check, each naming the option ----
-  opt = name: rest: "services.netprov.containers.${name}.${rest}";
+  opt = name: rest: "services.netprov.containers.${lib.strings.escapeNixIdentifier name}.${rest}";
   validIfName = s: builtins.stringLength s >= 1 && builtins.stringLength s <= 15
     && builtins.match "[!-.0-9;-~]+" s != null && s != "." && s != "..";
   validId = s: builtins.stringLength s <= 64
@@ -160,7 +168,7 @@ let
       }
       {
         assertion = validId name;
-        message = "services.netprov.containers.\"${name}\": the container name becomes /etc/netprov/<name>.json and a unit instance; use letters, digits, '_', '.', '-'.";
+        message = "services.netprov.containers.${lib.strings.escapeNixIdentifier name}: the container name becomes /etc/netprov/<name>.json and a unit instance; use letters, digits, '_', '.', '-'.";
       }
       {
         assertion = !(usesOvs c) || config.virtualisation.vswitch.enable;
