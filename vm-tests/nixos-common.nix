@@ -31,7 +31,7 @@
             "Z /var/lib/machines/${n} 0755 root root - -"
           ])
           names;
-        environment.systemPackages = with pkgs; [ iproute2 nftables jq ];
+        environment.systemPackages = with pkgs; [ iproute2 nftables jq netcat-openbsd ];
         virtualisation.memorySize = 1024;
       };
     };
