@@ -9,21 +9,7 @@ let
   inherit (lib) mkOption types;
   fakePkg = name: "/nix/store/00000000000000000000000000000000-${name}";
 
-  nixosStubs = {
-    options = {
-      assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-      environment.etc = mkOption {
-        type = types.attrsOf (types.submodule { options.text = mkOption { type = types.str; }; });
-        default = { };
-      };
-      environment.systemPackages = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-      systemd.package = mkOption { type = types.str; default = fakePkg "systemd"; };
-      systemd.services = mkOption { type = types.attrsOf types.anything; default = { }; };
-      systemd.targets = mkOption { type = types.attrsOf types.anything; default = { }; };
-      boot.kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
-      virtualisation.vswitch.enable = mkOption { type = types.bool; default = false; };
-    };
-  };
+  nixosStubs = ./lib/nixos-stubs.nix;
 
   eval = config: (lib.evalModules {
     modules = [
