@@ -69,13 +69,18 @@ let
     if c.network.netns_path != null && c.network.netns_path != "" then c.network.netns_path
     else "/run/netns/${c.id}";
 
-  # What both unit kinds get: provision before start, tear down after stop. netprov runs
-  # as root; a failed apply fails the start with netprov's error in the journal.
+  # As the nspawn-glue's drop-ins do: netprov runs as root but keeps only the two
+  # capabilities it needs (netlink/OVS/nft: CAP_NET_ADMIN; entering and binding network
+  # namespaces: CAP_SYS_ADMIN), and cannot gain others.
+  confined = cmd: "${pkgs.util-linux}/bin/setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all,+net_admin,+sys_admin -- ${cmd}";
+
+  # What both unit kinds get: provision before start, tear down after stop. A failed
+  # apply fails the start with netprov's error in the journal.
   provisionConfig = name: c: {
-    ExecStartPre = [ "${netprov} apply /etc/netprov/${name}.json" ];
+    ExecStartPre = [ (confined "${netprov} apply /etc/netprov/${name}.json") ];
     # `-` : a stop must not fail because something is already gone; destroy is
     # idempotent and exits 0 then, the prefix only guards against a missing binary.
-    ExecStopPost = [ "-${netprov} destroy ${c.id}" ];
+    ExecStopPost = [ ("-" + confined "${netprov} destroy ${c.id}") ];
   } // lib.optionalAttrs (cfg.ovsdb != null) {
     Environment = [ "NETPROV_OVSDB=${cfg.ovsdb}" ];
   };

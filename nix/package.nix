@@ -22,15 +22,19 @@ rustPlatform.buildRustPackage {
   # libnftnl/libmnl for the rules netprov generates itself.
   buildInputs = [ nftables libnftnl libmnl ];
 
-  cargoBuildFlags = [ "-p" "netprov" ];
+  # The nspawn-glue's systemd generator too, when the workspace has it.
+  cargoBuildFlags = [ "-p" "netprov" ]
+    ++ lib.optionals (builtins.pathExists (src + "/nspawn-glue/Cargo.toml")) [ "-p" "netprov-nspawn-glue" ];
   # The end-to-end tests need root, network namespaces and Open vSwitch: they run in the
   # NixOS VM tests (`nix flake check`) and in vm-tests/run, not in the build sandbox.
   cargoTestFlags = [ "-p" "netprov" "--lib" ];
 
   postInstall = ''
-    if [ -d nspawn-glue ]; then
-      mkdir -p $out/share/netprov
-      cp -r nspawn-glue $out/share/netprov/
+    # The unit drop-ins, for hosts that install them by hand (the NixOS module writes
+    # its own per-container drop-ins).
+    if [ -d nspawn-glue/units ]; then
+      mkdir -p $out/share/netprov/nspawn-glue
+      cp -r nspawn-glue/units $out/share/netprov/nspawn-glue/
     fi
   '';
 

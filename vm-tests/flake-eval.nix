@@ -25,6 +25,7 @@ let
     nftables = fake "nftables";
     jq = fake "jq";
     netcat-openbsd = fake "netcat-openbsd";
+    util-linux = fake "util-linux";
   };
   nixpkgs = {
     inherit lib;

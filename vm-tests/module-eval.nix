@@ -18,7 +18,7 @@ let
       { services.netprov.package = fakePkg "netprov"; }
       config
     ];
-    specialArgs.pkgs = { };
+    specialArgs.pkgs = { util-linux = fakePkg "util-linux"; };
   }).config;
 
   failed = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
