@@ -212,7 +212,7 @@ in
               interfaces.lan = { ip4 = "10.0.0.2/16"; ovs = { bridge = "br0"; vlan = 356; }; };
               interfaces.wan = { ip4 = "70.0.0.2/31"; hostIp4 = "70.0.0.1/31"; };
               ip4route = "70.0.0.1";
-              nft = "table inet filter { chain input { type filter hook input priority 0; accept; } }";
+              nft = "table inet filter { chain input { type filter hook input priority 0; accept; }; }";
             };
             sysctl = "net.ipv4.ip_forward=1";
             autoStart = true;

@@ -34,7 +34,7 @@ let
         interfaces.dmz = { ip4 = "192.168.5.2/24"; macvlan = { ip4 = "192.168.5.10/24"; vrid = "12"; }; };
         ip4route = "70.0.0.1";
         ip6route = "fe80::1%wan";
-        nft = "table inet filter { chain input { type filter hook input priority 0; accept; } }";
+        nft = "table inet filter { chain input { type filter hook input priority 0; accept; }; }";
         routes = [{ to = "10.1.0.0/16"; via = "10.0.0.1"; }];
         forwards = [{ proto = "tcp"; hostPort = 8080; port = 80; }];
         masquerade = true;

@@ -9,7 +9,7 @@
       network.interfaces.wan = { ip4 = "10.0.0.2/31"; hostIp4 = "10.0.0.3/31"; };
       network.interfaces.a-lan = { ip4 = "10.10.0.1/24"; ovs = { bridge = "br0"; vlan = 10; }; };
       network.ip4route = "10.0.0.3";
-      network.nft = "table inet filter { chain input { type filter hook input priority 0; accept; } }";
+      network.nft = "table inet filter { chain input { type filter hook input priority 0; accept; }; }";
       nspawnArgs = config.netprovTest.nspawnArgs;
     };
   };
