@@ -1,0 +1,181 @@
+//! End to end with real systemd-nspawn containers: inside a simulated host netns, run the
+//! command sequence of the systemd-nspawn@ drop-in (units/systemd-nspawn@.service.d) for
+//! two containers — `netprov apply` (ExecStartPre), `systemd-nspawn
+//! --network-namespace-path` (ExecStart), stop, `netprov destroy` (ExecStopPost) — and
+//! check from inside the containers that their network was complete when they started.
+//!
+//! Needs root, systemd-nspawn (systemd-container), debootstrap and network access to
+//! the apt mirror for the first run (the root filesystem is cached, see support/rootfs).
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::container::Container;
+use support::host::Host;
+use support::netstate::NetState;
+use support::{ok, output, rootfs, unique};
+
+/// One container: a veth to the host (/31 on both ends) and a default route via the host.
+fn props(id: &str, subnet: u8) -> String {
+    serde_json::json!({
+        "id": id,
+        "network": {
+            "interfaces": {
+                "eth0": {
+                    "ip4": format!("10.77.{subnet}.2/31"),
+                    "hostIp4": format!("10.77.{subnet}.3/31"),
+                }
+            },
+            "ip4route": format!("10.77.{subnet}.3"),
+        }
+    })
+    .to_string()
+}
+
+fn host_state(host: &Host) -> NetState {
+    NetState::collect(|args| host.cmd("ip", args))
+}
+
+fn container_state(c: &Container) -> NetState {
+    NetState::collect(|args| c.cmd("ip", args))
+}
+
+fn ping(c: &Container, addr: &str) {
+    c.ok("ping", &["-c", "1", "-W", "2", addr]);
+}
+
+#[test]
+fn two_containers_join_the_netns_netprov_prepared() {
+    let rootfs = rootfs::cached();
+    let mut host = Host::new();
+    // The host routes between the two containers (its own netns only).
+    ok(host.cmd("sysctl", &["-qw", "net.ipv4.ip_forward=1"]));
+    let empty_host = host_state(&host);
+
+    let props_dir = tempfile::tempdir().unwrap();
+    let (a, b) = (unique("npa"), unique("npb"));
+    let file = |id: &str| {
+        props_dir
+            .path()
+            .join(format!("{id}.json"))
+            .display()
+            .to_string()
+    };
+    fs::write(file(&a), props(&a, 1)).unwrap();
+    fs::write(file(&b), props(&b, 2)).unwrap();
+    host.track(&a);
+    host.track(&b);
+
+    // ExecStartPre, then ExecStart: the netns is complete before nspawn runs.
+    host.netprov_ok(&["apply", &file(&a)]);
+    host.netprov_ok(&["apply", &file(&b)]);
+    let ca = Container::start(&host, &rootfs, &a);
+    let cb = Container::start(&host, &rootfs, &b);
+
+    for (c, subnet) in [(&ca, 1), (&cb, 2)] {
+        let state = container_state(c);
+        assert_eq!(
+            state.addrs_of("eth0"),
+            [format!("10.77.{subnet}.2/31")],
+            "{state:#?}"
+        );
+        assert!(
+            state
+                .routes
+                .contains(&format!("default via 10.77.{subnet}.3 dev eth0")),
+            "{state:#?}"
+        );
+        let names: Vec<&str> = state
+            .links
+            .iter()
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(names, ["eth0", "lo"], "{state:#?}");
+    }
+    // The first packet works: no readiness wait.
+    ping(&ca, "10.77.1.3");
+    ping(&cb, "10.77.2.3");
+    ping(&ca, "10.77.2.2");
+    ping(&cb, "10.77.1.2");
+
+    let host_running = host_state(&host);
+    let a_running = container_state(&ca);
+    assert_ne!(host_running, empty_host);
+
+    // Re-applying while the container runs changes nothing.
+    host.netprov_ok(&["apply", &file(&a)]);
+    assert_eq!(host_state(&host), host_running);
+    assert_eq!(container_state(&ca), a_running);
+
+    // A restart as systemd does it (RestartForceExitStatus=133): stop, ExecStopPost,
+    // ExecStartPre, ExecStart. Nothing is duplicated.
+    ca.stop();
+    host.netprov_ok(&["destroy", &a]);
+    assert!(
+        !Path::new("/run/netns").join(&a).exists(),
+        "destroy left /run/netns/{a}"
+    );
+    host.netprov_ok(&["apply", &file(&a)]);
+    let ca = Container::start(&host, &rootfs, &a);
+    assert_eq!(container_state(&ca), a_running);
+    assert_eq!(host_state(&host), host_running);
+    ping(&ca, "10.77.2.2");
+
+    // Stop both, ExecStopPost for both: the host is as before.
+    ca.stop();
+    cb.stop();
+    host.netprov_ok(&["destroy", &a]);
+    host.netprov_ok(&["destroy", &b]);
+    assert_eq!(host_state(&host), empty_host);
+    for id in [&a, &b] {
+        assert!(
+            !Path::new("/run/netns").join(id).exists(),
+            "/run/netns/{id} left behind"
+        );
+    }
+}
+
+/// A failed ExecStartPre stops the start: apply reports the error (in the unit's journal
+/// under systemd) and creates nothing, so nspawn could not join anything; ExecStopPost
+/// still runs and succeeds.
+#[test]
+fn failed_apply_creates_nothing_and_destroy_still_succeeds() {
+    let mut host = Host::new();
+    let empty_host = host_state(&host);
+    let id = unique("npf");
+    host.track(&id);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{id}.json"));
+    let mut bad: serde_json::Value = serde_json::from_str(&props(&id, 3)).unwrap();
+    bad["network"]["interfaces"]["eth0"]["ip4"] = "10.77.3.300/31".into();
+    fs::write(&file, bad.to_string()).unwrap();
+
+    let out = host.netprov(&["apply", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("10.77.3.300"),
+        "error does not name the bad value: {stderr}"
+    );
+    assert!(!Path::new("/run/netns").join(&id).exists());
+
+    // What ExecStart would do now fails too, rather than starting without a network.
+    let mut nspawn = host.cmd(
+        "systemd-nspawn",
+        &[
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            &format!("--network-namespace-path=/run/netns/{id}"),
+            "-D",
+            "/nonexistent",
+            "/bin/true",
+        ],
+    );
+    assert!(!output(&mut nspawn).status.success());
+
+    host.netprov_ok(&["destroy", &id]);
+    assert_eq!(host_state(&host), empty_host);
+}
