@@ -193,7 +193,7 @@ mod tests {
         )
         .unwrap();
         let props = d.path().display();
-        assert!(text.contains(&format!("ExecStartPre=netprov apply {props}/%i.json\n")));
+        assert!(text.contains(&format!(" -- netprov apply {props}/%i.json\n")));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! End to end with real systemd-nspawn containers: inside a simulated host netns, run the
-//! command sequence of the systemd-nspawn@ drop-in (units/systemd-nspawn@.service.d) for
-//! two containers — `netprov apply` (ExecStartPre), `systemd-nspawn
-//! --network-namespace-path` (ExecStart), stop, `netprov destroy` (ExecStopPost) — and
-//! check from inside the containers that their network was complete when they started.
+//! command lines of the systemd-nspawn@ drop-in (units/systemd-nspawn@.service.d, read
+//! through the generator's renderer) for two containers — ExecStartPre (`setpriv ...
+//! netprov apply`), ExecStart (`systemd-nspawn --network-namespace-path`), stop,
+//! ExecStopPost (`setpriv ... netprov destroy`) — and check from inside the containers
+//! that their network was complete when they started.
 //!
 //! Needs root, systemd-nspawn (systemd-container), debootstrap and network access to
 //! the apt mirror for the first run (the root filesystem is cached, see support/rootfs).
@@ -15,7 +16,8 @@ use std::path::Path;
 use support::container::Container;
 use support::host::Host;
 use support::netstate::NetState;
-use support::{ok, output, rootfs, unique};
+use support::unit::UnitCommands;
+use support::{netprov_bin, ok, output, rootfs, unique};
 
 /// One container: a veth to the host (/31 on both ends) and a default route via the host.
 fn props(id: &str, subnet: u8) -> String {
@@ -67,12 +69,24 @@ fn two_containers_join_the_netns_netprov_prepared() {
     fs::write(file(&b), props(&b, 2)).unwrap();
     host.track(&a);
     host.track(&b);
+    let unit = UnitCommands::nspawn(&netprov_bin(), props_dir.path());
+    let start = |id: &str| {
+        // ExecStartPre, then ExecStart: the netns is complete before nspawn runs.
+        host.run_argv_ok(&unit.start_pre(id));
+        Container::start(&host, &unit.start(id, &rootfs), id)
+    };
+    let stop = |c: Container| {
+        let id = c.id.clone();
+        c.stop();
+        host.run_argv_ok(&unit.stop_post(&id));
+        assert!(
+            !Path::new("/run/netns").join(&id).exists(),
+            "ExecStopPost left /run/netns/{id}"
+        );
+    };
 
-    // ExecStartPre, then ExecStart: the netns is complete before nspawn runs.
-    host.netprov_ok(&["apply", &file(&a)]);
-    host.netprov_ok(&["apply", &file(&b)]);
-    let ca = Container::start(&host, &rootfs, &a);
-    let cb = Container::start(&host, &rootfs, &b);
+    let ca = start(&a);
+    let cb = start(&b);
 
     for (c, subnet) in [(&ca, 1), (&cb, 2)] {
         let state = container_state(c);
@@ -105,36 +119,22 @@ fn two_containers_join_the_netns_netprov_prepared() {
     assert_ne!(host_running, empty_host);
 
     // Re-applying while the container runs changes nothing.
-    host.netprov_ok(&["apply", &file(&a)]);
+    host.run_argv_ok(&unit.start_pre(&a));
     assert_eq!(host_state(&host), host_running);
     assert_eq!(container_state(&ca), a_running);
 
     // A restart as systemd does it (RestartForceExitStatus=133): stop, ExecStopPost,
     // ExecStartPre, ExecStart. Nothing is duplicated.
-    ca.stop();
-    host.netprov_ok(&["destroy", &a]);
-    assert!(
-        !Path::new("/run/netns").join(&a).exists(),
-        "destroy left /run/netns/{a}"
-    );
-    host.netprov_ok(&["apply", &file(&a)]);
-    let ca = Container::start(&host, &rootfs, &a);
+    stop(ca);
+    let ca = start(&a);
     assert_eq!(container_state(&ca), a_running);
     assert_eq!(host_state(&host), host_running);
     ping(&ca, "10.77.2.2");
 
     // Stop both, ExecStopPost for both: the host is as before.
-    ca.stop();
-    cb.stop();
-    host.netprov_ok(&["destroy", &a]);
-    host.netprov_ok(&["destroy", &b]);
+    stop(ca);
+    stop(cb);
     assert_eq!(host_state(&host), empty_host);
-    for id in [&a, &b] {
-        assert!(
-            !Path::new("/run/netns").join(id).exists(),
-            "/run/netns/{id} left behind"
-        );
-    }
 }
 
 /// A failed ExecStartPre stops the start: apply reports the error (in the unit's journal
@@ -152,7 +152,8 @@ fn failed_apply_creates_nothing_and_destroy_still_succeeds() {
     bad["network"]["interfaces"]["eth0"]["ip4"] = "10.77.3.300/31".into();
     fs::write(&file, bad.to_string()).unwrap();
 
-    let out = host.netprov(&["apply", file.to_str().unwrap()]);
+    let unit = UnitCommands::nspawn(&netprov_bin(), dir.path());
+    let out = host.run_argv(&unit.start_pre(&id));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -176,6 +177,6 @@ fn failed_apply_creates_nothing_and_destroy_still_succeeds() {
     );
     assert!(!output(&mut nspawn).status.success());
 
-    host.netprov_ok(&["destroy", &id]);
+    host.run_argv_ok(&unit.stop_post(&id));
     assert_eq!(host_state(&host), empty_host);
 }

@@ -46,6 +46,7 @@ impl Root {
         .unwrap();
         for stub in [
             "netprov",
+            "setpriv",
             "systemd-nspawn",
             "nixunit-start-pre",
             "nixunit-start-post",
@@ -149,19 +150,19 @@ fn shipped_dropins_verify() {
     }
 }
 
-/// The harness is not vacuous: without netprov installed, verification fails on it.
+/// The harness is not vacuous: without setpriv installed, verification fails on it.
 #[test]
-fn verify_catches_a_missing_netprov() {
+fn verify_catches_a_missing_command() {
     let root = Root::new();
     root.install(
         "systemd-nspawn@.service.d/50-netprov.conf",
         "systemd-nspawn@web.service",
     );
-    fs::remove_file(root.path().join("usr/bin/netprov")).unwrap();
+    fs::remove_file(root.path().join("usr/bin/setpriv")).unwrap();
     let out = root.verify("systemd-nspawn@web.service");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("Command netprov is not executable"),
+        !out.status.success() && stderr.contains("Command setpriv is not executable"),
         "{stderr}"
     );
 }
@@ -226,7 +227,7 @@ fn generated_dropins_verify_and_bad_files_are_skipped_with_a_message() {
     let text =
         fs::read_to_string(generated.join("systemd-nspawn@web.service.d/50-netprov.conf")).unwrap();
     assert!(text.contains(&format!(
-        "ExecStartPre=netprov apply {}/%i.json\n",
+        " -- netprov apply {}/%i.json\n",
         props.path().display()
     )));
     for unit in [
@@ -261,7 +262,7 @@ fn print_shows_both_dropins_for_an_id() {
         text.starts_with("# /etc/systemd/system/systemd-nspawn@web.service.d/50-netprov.conf\n")
     );
     assert!(text.contains("\n# /etc/systemd/system/nixunits@web.service.d/50-netprov.conf\n"));
-    assert!(text.contains("ExecStartPre=netprov apply /etc/netprov/%i.json\n"));
+    assert!(text.contains(" -- netprov apply /etc/netprov/%i.json\n"));
 
     let bad = Command::new(GENERATOR)
         .args(["--print", "../etc"])

@@ -1,12 +1,9 @@
-//! A container run the way the unit's ExecStart runs it, minus what needs systemd as
-//! PID 1: `systemd-nspawn --register=no --keep-unit`, joining the prepared netns with
-//! `--network-namespace-path`, inside the simulated host netns. Instead of `--boot` the
-//! payload is a long-lived `sleep`; `--read-only` lets two containers share the cached
-//! root filesystem (and keeps it pristine).
+//! A container run by the unit's ExecStart (adapted, see `unit.rs`) inside the
+//! simulated host netns: `systemd-nspawn --keep-unit --register=no` joining the prepared
+//! netns with `--network-namespace-path`, a long-lived `sleep` as its PID 1.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,24 +18,12 @@ pub struct Container {
 }
 
 impl Container {
-    pub fn start(host: &Host, rootfs: &Path, id: &str) -> Self {
+    /// Starts `argv` (the unit's ExecStart, see `unit::UnitCommands::start`) inside
+    /// the host netns and waits until the payload runs in `/run/netns/<id>`.
+    pub fn start(host: &Host, argv: &[String], id: &str) -> Self {
         let netns = format!("/run/netns/{id}");
-        let mut cmd = host.cmd(
-            "systemd-nspawn",
-            &[
-                "--quiet",
-                "--register=no",
-                "--keep-unit",
-                "--read-only",
-                &format!("--machine={id}"),
-                &format!("--network-namespace-path={netns}"),
-                "-D",
-                rootfs.to_str().expect("UTF-8 path"),
-                "--",
-                "/bin/sleep",
-                "infinity",
-            ],
-        );
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        let mut cmd = host.cmd(&argv[0], &args);
         let mut nspawn = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -57,6 +57,24 @@ impl Host {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a unit command line (`argv[0]` and arguments) inside the host netns.
+    pub fn run_argv(&self, argv: &[String]) -> Output {
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        output(&mut self.cmd(&argv[0], &args))
+    }
+
+    pub fn run_argv_ok(&self, argv: &[String]) -> String {
+        let out = self.run_argv(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// On drop: `netprov destroy <id>`, then delete a leftover `/run/netns/<id>`.
     pub fn track(&mut self, id: &str) {
         self.containers.push(id.to_owned());

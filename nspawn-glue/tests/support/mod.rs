@@ -7,15 +7,16 @@ pub mod container;
 pub mod host;
 pub mod netstate;
 pub mod rootfs;
+pub mod unit;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The netprov binary under test: `$NETPROV_BIN`, or the one cargo built next to this
+/// The netprov binary under test: `$NETPROV_TEST_BIN`, or the one cargo built next to this
 /// test (`cargo test --workspace` builds it; with `-p` build it first).
 pub fn netprov_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("NETPROV_BIN") {
+    if let Some(bin) = std::env::var_os("NETPROV_TEST_BIN") {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("current_exe");
