@@ -18,6 +18,13 @@ pub const NETPROV_BIN: &str = match option_env!("NETPROV_BIN") {
     None => "netprov",
 };
 
+/// The `setpriv` (util-linux) that confines netprov in the drop-ins; like
+/// [`NETPROV_BIN`], overridable at build time with `SETPRIV_BIN=/abs/path`.
+pub const SETPRIV_BIN: &str = match option_env!("SETPRIV_BIN") {
+    Some(bin) => bin,
+    None => "setpriv",
+};
+
 /// A unit template a container may be started from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Template {
@@ -56,10 +63,11 @@ impl Template {
     }
 }
 
-/// What varies between installations: the netprov command and the props directory.
+/// What varies between installations: the commands and the props directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub netprov_bin: String,
+    pub setpriv_bin: String,
     pub props_dir: PathBuf,
 }
 
@@ -67,6 +75,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             netprov_bin: NETPROV_BIN.to_owned(),
+            setpriv_bin: SETPRIV_BIN.to_owned(),
             props_dir: PathBuf::from(PROPS_DIR),
         }
     }
@@ -103,6 +112,7 @@ pub fn render(template: Template, settings: &Settings, origin: Option<&Path>) ->
                     .split(' ')
                     .map(|w| match w {
                         "netprov" => settings.netprov_bin.clone(),
+                        "setpriv" => settings.setpriv_bin.clone(),
                         _ => w.replace("/etc/netprov/", &props_dir),
                     })
                     .collect();
@@ -167,6 +177,7 @@ mod tests {
     fn render_substitutes_binary_and_props_dir_in_netprov_lines_only() {
         let s = Settings {
             netprov_bin: "/nix/store/x-netprov/bin/netprov".into(),
+            setpriv_bin: "/nix/store/x-util-linux/bin/setpriv".into(),
             props_dir: "/srv/props".into(),
         };
         let text = render(Template::Nspawn, &s, Some(Path::new("/srv/props/web.json")));
@@ -175,6 +186,7 @@ mod tests {
         );
         assert!(text.contains(" -- /nix/store/x-netprov/bin/netprov apply /srv/props/%i.json\n"));
         assert!(text.contains(" -- /nix/store/x-netprov/bin/netprov destroy %i\n"));
+        assert!(text.contains("\nExecStopPost=/nix/store/x-util-linux/bin/setpriv --no-new-privs "));
         // Comments mentioning netprov stay as they are.
         assert!(text.contains("/etc/netprov/<id>.json"));
         assert!(text.contains("\nExecStart=systemd-nspawn "));

@@ -25,6 +25,7 @@ impl UnitCommands {
         let settings = Settings {
             netprov_bin: netprov.to_str().expect("UTF-8 path").to_owned(),
             props_dir: props_dir.to_owned(),
+            ..Settings::default()
         };
         Self {
             text: render(Template::Nspawn, &settings, None),
