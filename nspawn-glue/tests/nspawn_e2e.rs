@@ -16,6 +16,7 @@ use std::path::Path;
 use support::container::Container;
 use support::host::Host;
 use support::netstate::NetState;
+use support::ovs::Ovs;
 use support::unit::UnitCommands;
 use support::{netprov_bin, ok, output, rootfs, unique};
 
@@ -135,6 +136,88 @@ fn two_containers_join_the_netns_netprov_prepared() {
     stop(ca);
     stop(cb);
     assert_eq!(host_state(&host), empty_host);
+}
+
+/// A container on an OVS access port: `lan` with `ovs.bridge`/`ovs.vlan`.
+fn ovs_props(id: &str, addr: &str, vlan: u16) -> String {
+    serde_json::json!({
+        "id": id,
+        "network": {
+            "interfaces": {
+                "lan": { "ip4": addr, "ovs": { "bridge": "br0", "vlan": vlan } }
+            }
+        }
+    })
+    .to_string()
+}
+
+/// Three containers on one OVS bridge (private ovsdb-server/ovs-vswitchd, userspace
+/// datapath): two on VLAN 356 reach each other, the one on VLAN 357 in the same subnet
+/// reaches neither. Restarting one leaves exactly one port per container.
+#[test]
+fn ovs_vlan_containers() {
+    let rootfs = rootfs::cached();
+    let mut host = Host::new();
+    let ovs = Ovs::start(&host);
+    ovs.add_bridge("br0");
+    host.env.push(("NETPROV_OVSDB".into(), ovs.endpoint()));
+    let empty_host = host_state(&host);
+
+    let props_dir = tempfile::tempdir().unwrap();
+    let members = [
+        (unique("npv"), "10.78.0.2/24", 356),
+        (unique("npv"), "10.78.0.3/24", 356),
+        (unique("npv"), "10.78.0.4/24", 357),
+    ];
+    for (id, addr, vlan) in &members {
+        let file = props_dir.path().join(format!("{id}.json"));
+        fs::write(file, ovs_props(id, addr, *vlan)).unwrap();
+        host.track(id);
+    }
+    let unit = UnitCommands::nspawn(&netprov_bin(), props_dir.path());
+    let start = |id: &str| {
+        host.run_argv_ok(&unit.start_pre(id));
+        Container::start(&host, &unit.start(id, &rootfs), id)
+    };
+    let stop = |c: Container| {
+        let id = c.id.clone();
+        c.stop();
+        host.run_argv_ok(&unit.stop_post(&id));
+    };
+
+    let mut cs: Vec<Container> = members.iter().map(|(id, _, _)| start(id)).collect();
+    for (c, (_, addr, _)) in cs.iter().zip(&members) {
+        assert_eq!(container_state(c).addrs_of("lan"), [*addr]);
+    }
+    let ports = ovs.ports("br0");
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    let reaches = |c: &Container, addr: &str| {
+        c.cmd("ping", &["-c", "2", "-i", "0.2", "-W", "1", addr])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(reaches(&cs[0], "10.78.0.3"), "same VLAN");
+    assert!(reaches(&cs[1], "10.78.0.2"), "same VLAN");
+    assert!(!reaches(&cs[0], "10.78.0.4"), "VLAN 357 reached from 356");
+    assert!(!reaches(&cs[2], "10.78.0.3"), "VLAN 356 reached from 357");
+
+    let host_running = host_state(&host);
+    let first_running = container_state(&cs[0]);
+    stop(cs.remove(0));
+    cs.insert(0, start(&members[0].0));
+    assert_eq!(ovs.ports("br0").len(), 3, "{:?}", ovs.ports("br0"));
+    assert_eq!(container_state(&cs[0]), first_running);
+    assert_eq!(host_state(&host), host_running);
+    assert!(reaches(&cs[0], "10.78.0.3"), "same VLAN after restart");
+
+    for c in cs {
+        stop(c);
+    }
+    assert_eq!(ovs.ports("br0"), Vec::<String>::new());
+    assert_eq!(host_state(&host), empty_host);
+    drop(ovs);
 }
 
 /// A failed ExecStartPre stops the start: apply reports the error (in the unit's journal

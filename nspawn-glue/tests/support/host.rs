@@ -9,6 +9,8 @@ use super::{netprov_bin, ok, output, unique};
 
 pub struct Host {
     pub name: String,
+    /// Environment for every command run in the host (e.g. `NETPROV_OVSDB`).
+    pub env: Vec<(String, String)>,
     /// Container ids whose netns is removed on drop if the test did not get that far.
     containers: Vec<String>,
 }
@@ -21,6 +23,7 @@ impl Host {
         ok(add);
         let host = Self {
             name,
+            env: Vec::new(),
             containers: Vec::new(),
         };
         ok(host.cmd("ip", &["link", "set", "lo", "up"]));

@@ -6,6 +6,7 @@
 pub mod container;
 pub mod host;
 pub mod netstate;
+pub mod ovs;
 pub mod rootfs;
 pub mod unit;
 
