@@ -164,7 +164,7 @@ mod tests {
             [
                 "ExecStartPre=setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all,+net_admin,+sys_admin -- netprov apply /etc/netprov/%i.json",
                 "ExecStart=",
-                "ExecStart=systemd-nspawn --quiet --keep-unit --boot --link-journal=try-guest -U --settings=override --machine=%i --network-namespace-path=/run/netns/%i",
+                "ExecStart=systemd-nspawn --quiet --keep-unit --boot --link-journal=try-guest --settings=override --machine=%i --network-namespace-path=/run/netns/%i",
             ]
         );
         assert!(!text

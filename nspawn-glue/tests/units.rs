@@ -109,16 +109,23 @@ fn exec_start(unit_text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Upstream options the drop-in removes: its own network, and user namespacing, with
+/// which nspawn cannot join a netns owned by the host (see the drop-in's comment).
+const REMOVED: [&str; 2] = ["--network-veth", "-U"];
+
 #[test]
-fn nspawn_exec_start_is_upstream_minus_veth_plus_netns() {
-    let mut expected = exec_start(&fs::read_to_string(UPSTREAM).unwrap());
-    let before = expected.len();
-    expected.retain(|arg| arg != "--network-veth");
-    assert_eq!(
-        expected.len(),
-        before - 1,
-        "upstream template has no --network-veth: {expected:?}"
-    );
+fn nspawn_exec_start_is_upstream_minus_veth_and_userns_plus_netns() {
+    let upstream = exec_start(&fs::read_to_string(UPSTREAM).unwrap());
+    for removed in REMOVED {
+        assert!(
+            upstream.iter().any(|a| a == removed),
+            "upstream has no {removed}: {upstream:?}"
+        );
+    }
+    let mut expected: Vec<String> = upstream
+        .into_iter()
+        .filter(|a| !REMOVED.contains(&a.as_str()))
+        .collect();
     expected.push("--network-namespace-path=/run/netns/%i".into());
     let ours =
         fs::read_to_string(Path::new(UNITS).join("systemd-nspawn@.service.d/50-netprov.conf"))
