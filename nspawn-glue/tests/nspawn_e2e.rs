@@ -138,13 +138,14 @@ fn two_containers_join_the_netns_netprov_prepared() {
     assert_eq!(host_state(&host), empty_host);
 }
 
-/// A container on an OVS access port: `lan` with `ovs.bridge`/`ovs.vlan`.
-fn ovs_props(id: &str, addr: &str, vlan: u16) -> String {
+/// A container on an OVS access port. The port is an OVS internal port named after the
+/// interface, so interface names are unique across containers on one switch.
+fn ovs_props(id: &str, ifname: &str, addr: &str, vlan: u16) -> String {
     serde_json::json!({
         "id": id,
         "network": {
             "interfaces": {
-                "lan": { "ip4": addr, "ovs": { "bridge": "br0", "vlan": vlan } }
+                ifname: { "ip4": addr, "ovs": { "bridge": "br0", "vlan": vlan } }
             }
         }
     })
@@ -165,13 +166,13 @@ fn ovs_vlan_containers() {
 
     let props_dir = tempfile::tempdir().unwrap();
     let members = [
-        (unique("npv"), "10.78.0.2/24", 356),
-        (unique("npv"), "10.78.0.3/24", 356),
-        (unique("npv"), "10.78.0.4/24", 357),
+        (unique("npv"), unique("ov"), "10.78.0.2/24", 356),
+        (unique("npv"), unique("ov"), "10.78.0.3/24", 356),
+        (unique("npv"), unique("ov"), "10.78.0.4/24", 357),
     ];
-    for (id, addr, vlan) in &members {
+    for (id, ifname, addr, vlan) in &members {
         let file = props_dir.path().join(format!("{id}.json"));
-        fs::write(file, ovs_props(id, addr, *vlan)).unwrap();
+        fs::write(file, ovs_props(id, ifname, addr, *vlan)).unwrap();
         host.track(id);
     }
     let unit = UnitCommands::nspawn(&netprov_bin(), props_dir.path());
@@ -185,12 +186,13 @@ fn ovs_vlan_containers() {
         host.run_argv_ok(&unit.stop_post(&id));
     };
 
-    let mut cs: Vec<Container> = members.iter().map(|(id, _, _)| start(id)).collect();
-    for (c, (_, addr, _)) in cs.iter().zip(&members) {
-        assert_eq!(container_state(c).addrs_of("lan"), [*addr]);
+    let mut cs: Vec<Container> = members.iter().map(|(id, ..)| start(id)).collect();
+    for (c, (_, ifname, addr, _)) in cs.iter().zip(&members) {
+        assert_eq!(container_state(c).addrs_of(ifname), [*addr]);
     }
-    let ports = ovs.ports("br0");
-    assert_eq!(ports.len(), 3, "{ports:?}");
+    let mut ifnames: Vec<String> = members.iter().map(|m| m.1.clone()).collect();
+    ifnames.sort();
+    assert_eq!(ovs.ports("br0"), ifnames);
     let reaches = |c: &Container, addr: &str| {
         c.cmd("ping", &["-c", "2", "-i", "0.2", "-W", "1", addr])
             .output()
@@ -207,7 +209,7 @@ fn ovs_vlan_containers() {
     let first_running = container_state(&cs[0]);
     stop(cs.remove(0));
     cs.insert(0, start(&members[0].0));
-    assert_eq!(ovs.ports("br0").len(), 3, "{:?}", ovs.ports("br0"));
+    assert_eq!(ovs.ports("br0"), ifnames);
     assert_eq!(container_state(&cs[0]), first_running);
     assert_eq!(host_state(&host), host_running);
     assert!(reaches(&cs[0], "10.78.0.3"), "same VLAN after restart");
