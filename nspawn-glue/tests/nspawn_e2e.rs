@@ -20,7 +20,10 @@ use support::ovs::Ovs;
 use support::unit::UnitCommands;
 use support::{netprov_bin, ok, output, rootfs, unique};
 
-/// One container: a veth to the host (/31 on both ends) and a default route via the host.
+/// One container: a veth to the host (/31 and /127 on both ends) and default routes via
+/// the host. The host takes the lower /127 address: as a router it also holds the
+/// prefix's subnet-router anycast address (the lower one), which would otherwise swallow
+/// traffic forwarded to the container.
 fn props(id: &str, subnet: u8) -> String {
     serde_json::json!({
         "id": id,
@@ -29,9 +32,12 @@ fn props(id: &str, subnet: u8) -> String {
                 "eth0": {
                     "ip4": format!("10.77.{subnet}.2/31"),
                     "hostIp4": format!("10.77.{subnet}.3/31"),
+                    "ip6": format!("fd77:{subnet}::3/127"),
+                    "hostIp6": format!("fd77:{subnet}::2/127"),
                 }
             },
             "ip4route": format!("10.77.{subnet}.3"),
+            "ip6route": format!("fd77:{subnet}::2"),
         }
     })
     .to_string()
@@ -49,12 +55,41 @@ fn ping(c: &Container, addr: &str) {
     c.ok("ping", &["-c", "1", "-W", "2", addr]);
 }
 
+/// IPv6 *forwarded* by the host right after its links were created: the host resolves
+/// the next container's address with a neighbour solicitation sourced from its
+/// link-local address, which is unusable until its own DAD finishes (about a second).
+/// A kernel property of the simulated host's new veth, not of the container's network;
+/// netprov's own addresses skip DAD.
+fn ping_forwarded_v6(c: &Container, addr: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !c
+        .cmd("ping", &["-c", "1", "-W", "1", addr])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no IPv6 route from {} to {addr}",
+            c.id
+        );
+    }
+}
+
 #[test]
 fn two_containers_join_the_netns_netprov_prepared() {
     let rootfs = rootfs::cached();
     let mut host = Host::new();
     // The host routes between the two containers (its own netns only).
-    ok(host.cmd("sysctl", &["-qw", "net.ipv4.ip_forward=1"]));
+    ok(host.cmd(
+        "sysctl",
+        &[
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ],
+    ));
     let empty_host = host_state(&host);
 
     let props_dir = tempfile::tempdir().unwrap();
@@ -93,15 +128,16 @@ fn two_containers_join_the_netns_netprov_prepared() {
         let state = container_state(c);
         assert_eq!(
             state.addrs_of("eth0"),
-            [format!("10.77.{subnet}.2/31")],
+            [
+                format!("10.77.{subnet}.2/31"),
+                format!("fd77:{subnet}::3/127")
+            ],
             "{state:#?}"
         );
-        assert!(
-            state
-                .routes
-                .contains(&format!("default via 10.77.{subnet}.3 dev eth0")),
-            "{state:#?}"
-        );
+        for gw in [format!("10.77.{subnet}.3"), format!("fd77:{subnet}::2")] {
+            let default = format!("default via {gw} dev eth0");
+            assert!(state.routes.contains(&default), "{state:#?}");
+        }
         let names: Vec<&str> = state
             .links
             .iter()
@@ -110,10 +146,14 @@ fn two_containers_join_the_netns_netprov_prepared() {
         assert_eq!(names, ["eth0", "lo"], "{state:#?}");
     }
     // The first packet works: no readiness wait.
-    ping(&ca, "10.77.1.3");
-    ping(&cb, "10.77.2.3");
-    ping(&ca, "10.77.2.2");
-    ping(&cb, "10.77.1.2");
+    for addr in ["10.77.1.3", "fd77:1::2", "10.77.2.2"] {
+        ping(&ca, addr);
+    }
+    for addr in ["10.77.2.3", "fd77:2::2", "10.77.1.2"] {
+        ping(&cb, addr);
+    }
+    ping_forwarded_v6(&ca, "fd77:2::3");
+    ping_forwarded_v6(&cb, "fd77:1::3");
 
     let host_running = host_state(&host);
     let a_running = container_state(&ca);
@@ -131,6 +171,7 @@ fn two_containers_join_the_netns_netprov_prepared() {
     assert_eq!(container_state(&ca), a_running);
     assert_eq!(host_state(&host), host_running);
     ping(&ca, "10.77.2.2");
+    ping_forwarded_v6(&ca, "fd77:2::3");
 
     // Stop both, ExecStopPost for both: the host is as before.
     stop(ca);
