@@ -9,3 +9,13 @@
 pub mod error;
 pub mod model;
 pub mod netns;
+pub mod address;
+pub mod destroy;
+pub mod engine;
+pub mod execute;
+pub mod link;
+pub mod netlink;
+pub mod observe;
+pub mod plan;
+pub mod route;
+pub mod sysctl;

@@ -1,0 +1,770 @@
+//! The plan: the ordered changes that make the kernel match a `Desired`, computed by
+//! diffing it against what [`crate::observe`] saw. An empty plan means "in sync".
+//!
+//! Steps are ordered by [`Phase`]. Two phases are slots for other layers: OVS port
+//! steps (after the host-side links, before anything is moved into the container) and
+//! nftables steps (last, once every interface exists).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use serde::{Serialize, Serializer};
+
+use crate::error::OpError;
+use crate::link::{container_alias, host_alias, LinkState};
+use crate::model::{Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
+use crate::observe::{NsState, Observed};
+use crate::route::{default_metric, RouteSpec};
+use crate::sysctl;
+
+pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn ser_opt_mac<S: Serializer>(v: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(m) => s.collect_str(m),
+        None => s.serialize_none(),
+    }
+}
+
+/// The order steps run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Netns,
+    HostLinks,
+    /// Slot: "ensure OVS port" steps (the OVSDB layer) go here, so an OVS internal
+    /// device exists before the container-link phase moves it.
+    OvsPorts,
+    ContainerLinks,
+    LinkState,
+    Addresses,
+    Routes,
+    Sysctls,
+    /// Slot: nftables steps (container ruleset, host rules) go last.
+    Nft,
+}
+
+/// Where a step acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    Host,
+    /// The container netns, by container id.
+    Netns(String),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Host => f.write_str("host netns"),
+            At::Netns(id) => write!(f, "netns {id}"),
+        }
+    }
+}
+
+impl Serialize for At {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            At::Host => s.serialize_str("host"),
+            At::Netns(id) => s.serialize_str(id),
+        }
+    }
+}
+
+/// Why a link is moved into the container netns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// An OVS internal port (created by OVS in the host netns); netprov marks it.
+    OvsInternal,
+    /// A link netprov does not own (`InterfaceKind::Existing`); not marked.
+    Existing,
+}
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    CreateNetns {
+        netns: String,
+        path: PathBuf,
+    },
+    /// A veth pair: `host` in the host netns, `peer` created directly in the container
+    /// netns; both ends born in the netprov group, then aliased.
+    CreateVeth {
+        host: String,
+        peer: String,
+        netns: String,
+        host_alias: String,
+        peer_alias: String,
+        mtu: Option<u32>,
+        #[serde(serialize_with = "ser_opt_mac")]
+        mac: Option<MacAddr>,
+    },
+    /// Delete the surviving half of a netprov-owned link whose other half is gone.
+    DeleteLink {
+        at: At,
+        link: String,
+    },
+    /// Set the ownership alias on a netprov-created link (finishing an interrupted run).
+    MarkLink {
+        at: At,
+        link: String,
+        alias: String,
+    },
+    MoveLinkIn {
+        link: String,
+        netns: String,
+        kind: MoveKind,
+        alias: Option<String>,
+    },
+    CreateMacvlan {
+        link: String,
+        parent: String,
+        netns: String,
+        alias: String,
+        #[serde(serialize_with = "ser_opt_mac")]
+        mac: Option<MacAddr>,
+    },
+    SetLink {
+        at: At,
+        link: String,
+        mtu: Option<u32>,
+        #[serde(serialize_with = "ser_opt_mac")]
+        mac: Option<MacAddr>,
+    },
+    Enslave {
+        link: String,
+        bridge: String,
+    },
+    LinkUp {
+        at: At,
+        link: String,
+    },
+    DelAddress {
+        at: At,
+        link: String,
+        #[serde(serialize_with = "ser_display")]
+        addr: IpNetwork,
+    },
+    AddAddress {
+        at: At,
+        link: String,
+        #[serde(serialize_with = "ser_display")]
+        addr: IpNetwork,
+    },
+    DelRoute {
+        at: At,
+        route: RouteSpec,
+    },
+    ReplaceRoute {
+        at: At,
+        route: RouteSpec,
+        /// The netprov route with the same key it replaces, if any.
+        was: Option<RouteSpec>,
+    },
+    WriteSysctl {
+        netns: String,
+        key: String,
+        path: String,
+        value: String,
+        current: Option<String>,
+    },
+}
+
+impl Step {
+    pub fn phase(&self) -> Phase {
+        match self {
+            Step::CreateNetns { .. } => Phase::Netns,
+            Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
+            Step::DeleteLink { .. } | Step::MarkLink { .. } | Step::SetLink { .. } => {
+                Phase::HostLinks
+            }
+            Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
+            Step::LinkUp { .. } => Phase::LinkState,
+            Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
+            Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
+            Step::WriteSysctl { .. } => Phase::Sysctls,
+        }
+    }
+
+    /// The same step read as a difference between the kernel and the desired state.
+    pub fn as_drift(&self) -> Drift {
+        let (object, problem) = match self {
+            Step::CreateNetns { path, .. } => {
+                (format!("netns {}", path.display()), "missing".to_owned())
+            }
+            Step::CreateVeth {
+                host, peer, netns, ..
+            } => (
+                format!("veth {host} (host) ↔ {peer} (netns {netns})"),
+                "missing".into(),
+            ),
+            Step::DeleteLink { at, link } => (
+                format!("link {link} in {at}"),
+                "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::MarkLink { at, link, alias } => (
+                format!("link {link} in {at}"),
+                format!("lacks its ownership alias {alias}"),
+            ),
+            Step::MoveLinkIn { link, netns, .. } => (
+                format!("interface {link}"),
+                format!("is not in netns {netns}"),
+            ),
+            Step::CreateMacvlan { link, netns, .. } => {
+                (format!("macvlan {link} in netns {netns}"), "missing".into())
+            }
+            Step::SetLink { at, link, mtu, mac } => {
+                let mut p = Vec::new();
+                if let Some(m) = mtu {
+                    p.push(format!("mtu differs (want {m})"));
+                }
+                if let Some(m) = mac {
+                    p.push(format!("MAC differs (want {m})"));
+                }
+                (format!("link {link} in {at}"), p.join(", "))
+            }
+            Step::Enslave { link, bridge } => (
+                format!("link {link} in host netns"),
+                format!("is not a port of bridge {bridge}"),
+            ),
+            Step::LinkUp { at, link } => (format!("link {link} in {at}"), "is down".into()),
+            Step::DelAddress { at, link, addr } => (
+                format!("address {addr} on {link} in {at}"),
+                "is not desired".into(),
+            ),
+            Step::AddAddress { at, link, addr } => {
+                (format!("address {addr} on {link} in {at}"), "missing".into())
+            }
+            Step::DelRoute { at, route } => {
+                (format!("route {route} in {at}"), "is not desired".into())
+            }
+            Step::ReplaceRoute { at, route, was } => match was {
+                Some(w) => (format!("route {w} in {at}"), format!("changed, want {route}")),
+                None => (format!("route {route} in {at}"), "missing".into()),
+            },
+            Step::WriteSysctl {
+                netns,
+                key,
+                value,
+                current,
+                ..
+            } => (
+                format!("sysctl {key} in netns {netns}"),
+                match current {
+                    Some(c) => format!("is {c:?}, want {value:?}"),
+                    None => format!("is unset, want {value:?}"),
+                },
+            ),
+        };
+        Drift { object, problem }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateNetns { netns, path } => {
+                write!(f, "create netns {netns} at {}", path.display())
+            }
+            Step::CreateVeth {
+                host,
+                peer,
+                netns,
+                mtu,
+                mac,
+                ..
+            } => {
+                write!(f, "create veth {host} (host) ↔ {peer} (netns {netns})")?;
+                if let Some(m) = mtu {
+                    write!(f, " mtu {m}")?;
+                }
+                if let Some(m) = mac {
+                    write!(f, " mac {m}")?;
+                }
+                Ok(())
+            }
+            Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::MarkLink { at, link, alias } => {
+                write!(f, "set alias {alias} on {link} in {at}")
+            }
+            Step::MoveLinkIn {
+                link, netns, kind, ..
+            } => {
+                let what = match kind {
+                    MoveKind::OvsInternal => "OVS internal port",
+                    MoveKind::Existing => "existing link",
+                };
+                write!(f, "move {what} {link} into netns {netns}")
+            }
+            Step::CreateMacvlan {
+                link,
+                parent,
+                netns,
+                mac,
+                ..
+            } => {
+                write!(
+                    f,
+                    "create macvlan {link} (bridge mode) on {parent} in netns {netns}"
+                )?;
+                if let Some(m) = mac {
+                    write!(f, " mac {m}")?;
+                }
+                Ok(())
+            }
+            Step::SetLink { at, link, mtu, mac } => {
+                write!(f, "set")?;
+                if let Some(m) = mtu {
+                    write!(f, " mtu {m}")?;
+                }
+                if let Some(m) = mac {
+                    write!(f, " mac {m}")?;
+                }
+                write!(f, " on {link} in {at}")
+            }
+            Step::Enslave { link, bridge } => {
+                write!(f, "attach {link} to bridge {bridge} in host netns")
+            }
+            Step::LinkUp { at, link } => write!(f, "set {link} up in {at}"),
+            Step::DelAddress { at, link, addr } => {
+                write!(f, "delete address {addr} from {link} in {at}")
+            }
+            Step::AddAddress { at, link, addr } => {
+                write!(f, "add address {addr} to {link} in {at}")
+            }
+            Step::DelRoute { at, route } => write!(f, "delete route {route} in {at}"),
+            Step::ReplaceRoute { at, route, .. } => write!(f, "replace route {route} in {at}"),
+            Step::WriteSysctl {
+                netns, key, value, ..
+            } => write!(f, "set sysctl {key}={value} in netns {netns}"),
+        }
+    }
+}
+
+/// One difference between the kernel and the desired state (`check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub object: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.problem)
+    }
+}
+
+/// The ordered steps for one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub id: String,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.steps.is_empty() {
+            return writeln!(f, "{}: in sync, nothing to do", self.id);
+        }
+        for (n, s) in self.steps.iter().enumerate() {
+            writeln!(f, "{}: {:>2}. {s}", self.id, n + 1)?;
+        }
+        Ok(())
+    }
+}
+
+fn foreign(what: &str, l: &LinkState, at: &At, id: &str) -> OpError {
+    OpError::new(
+        what.to_owned(),
+        format!(
+            "a link named {} already exists in {at} and is not netprov's for {id} (alias {}); refusing to take it over",
+            l.name,
+            l.alias.as_deref().map(|a| format!("{a:?}")).unwrap_or_else(|| "none".into())
+        ),
+    )
+}
+
+/// The device route of a veth end duplicates the kernel's own prefix route when it is
+/// exactly the network of one of that end's addresses.
+fn is_kernel_prefix_route(r: &IpNetwork, own: &[IpNetwork]) -> bool {
+    own.iter()
+        .any(|a| a.prefix() == r.prefix() && a.network() == r.network() && a.prefix() < if a.is_ipv4() { 32 } else { 128 })
+}
+
+struct Differ<'a> {
+    id: String,
+    o: &'a Observed,
+    steps: Vec<Step>,
+    /// Desired netprov routes per side.
+    host_routes: Vec<RouteSpec>,
+    container_routes: Vec<RouteSpec>,
+    /// Links that are new in this plan: everything on them is to be done.
+    host_links_checked: Vec<String>,
+    container_links_checked: Vec<String>,
+}
+
+impl Differ<'_> {
+    fn ns(&self) -> At {
+        At::Netns(self.id.clone())
+    }
+
+    fn link_state(&mut self, at: At, st: Option<&LinkState>, name: &str, mtu: Option<u32>, mac: Option<MacAddr>) {
+        let (mtu_diff, mac_diff, up) = match st {
+            Some(l) => (
+                mtu.filter(|m| l.mtu != Some(*m)),
+                mac.filter(|m| l.mac != Some(m.0)),
+                l.up,
+            ),
+            // Created by this plan with mtu/mac already set.
+            None => (None, None, false),
+        };
+        if mtu_diff.is_some() || mac_diff.is_some() {
+            self.steps.push(Step::SetLink {
+                at: at.clone(),
+                link: name.to_owned(),
+                mtu: mtu_diff,
+                mac: mac_diff,
+            });
+        }
+        if !up {
+            self.steps.push(Step::LinkUp {
+                at,
+                link: name.to_owned(),
+            });
+        }
+    }
+
+    /// Address steps for one link; `owned`: extra permanent addresses are removed.
+    fn addrs(&mut self, at: At, side: &NsState, name: &str, exists: bool, want: &[IpNetwork], owned: bool) {
+        let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
+        if owned {
+            for a in have {
+                if !want.contains(a) {
+                    self.steps.push(Step::DelAddress {
+                        at: at.clone(),
+                        link: name.to_owned(),
+                        addr: *a,
+                    });
+                }
+            }
+        }
+        for a in want {
+            if !have.contains(a) {
+                self.steps.push(Step::AddAddress {
+                    at: at.clone(),
+                    link: name.to_owned(),
+                    addr: *a,
+                });
+            }
+        }
+    }
+
+    fn peer_routes(own: &[IpNetwork], routes: Vec<IpNetwork>, dev: &str) -> Vec<RouteSpec> {
+        routes
+            .into_iter()
+            .filter(|r| !is_kernel_prefix_route(r, own))
+            .map(|r| RouteSpec {
+                dest: r,
+                gateway: None,
+                dev: Some(dev.to_owned()),
+                metric: default_metric(&r),
+            })
+            .collect()
+    }
+
+    /// A veth (plain or OVS-veth): host end `host_name`, container side `i.name`.
+    fn veth(&mut self, i: &Interface, host_name: &str, host_addrs: &[IpNetwork], bridge: Option<&str>) -> Result<(), OpError> {
+        let id = self.id.clone();
+        let o = self.o;
+        let h_alias = host_alias_for(&id, i.name.as_str());
+        let c_alias = container_alias_for(&id);
+        let host = o.host.links.get(host_name);
+        let cont = o.container.links.get(i.name.as_str());
+        let create_op = format!(
+            "create veth {host_name} (host) ↔ {} (netns {id})",
+            i.name
+        );
+        if let Some(h) = host {
+            if !h.owned_as(&h_alias) {
+                return Err(foreign(&create_op, h, &At::Host, &id));
+            }
+        }
+        if let Some(c) = cont {
+            if !c.owned_as(&c_alias) {
+                return Err(foreign(&create_op, c, &self.ns(), &id));
+            }
+        }
+        // A pair is whole when the container side's peer is the host end we found.
+        let whole = match (host, cont) {
+            (Some(h), Some(c)) => c.link == Some(h.index),
+            _ => false,
+        };
+        if !whole {
+            if host.is_some() {
+                self.steps.push(Step::DeleteLink {
+                    at: At::Host,
+                    link: host_name.to_owned(),
+                });
+            }
+            if cont.is_some() {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+            }
+            self.steps.push(Step::CreateVeth {
+                host: host_name.to_owned(),
+                peer: i.name.to_string(),
+                netns: id.clone(),
+                host_alias: h_alias,
+                peer_alias: c_alias,
+                mtu: i.mtu,
+                mac: i.mac,
+            });
+        } else {
+            let (h, c) = (host.expect("whole"), cont.expect("whole"));
+            if h.alias.as_deref() != Some(h_alias.as_str()) {
+                self.steps.push(Step::MarkLink { at: At::Host, link: host_name.to_owned(), alias: h_alias });
+            }
+            if c.alias.as_deref() != Some(c_alias.as_str()) {
+                self.steps.push(Step::MarkLink { at: self.ns(), link: i.name.to_string(), alias: c_alias });
+            }
+        }
+        let host_st = if whole { host } else { None };
+        if let Some(b) = bridge {
+            let Some(br) = o.host.links.get(b) else {
+                return Err(OpError::new(
+                    format!("attach {host_name} to bridge {b} in host netns"),
+                    "no such bridge in the host netns",
+                ));
+            };
+            if host_st.and_then(|h| h.controller) != Some(br.index) {
+                self.steps.push(Step::Enslave { link: host_name.to_owned(), bridge: b.to_owned() });
+            }
+        }
+        self.link_state(At::Host, host_st, host_name, i.mtu.filter(|_| host_st.is_some()), None);
+        self.addrs(At::Host, &o.host, host_name, host_st.is_some(), host_addrs, true);
+        self.host_links_checked.push(host_name.to_owned());
+        let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name);
+        self.host_routes.extend(routes);
+        let cont_st = if whole { cont } else { None };
+        self.container_side(i, cont_st, true);
+        Ok(())
+    }
+
+    /// Link state, addresses and peer routes of a container-side interface.
+    fn container_side(&mut self, i: &Interface, st: Option<&LinkState>, owned: bool) {
+        let o = self.o;
+        self.link_state(self.ns(), st, i.name.as_str(), i.mtu, i.mac);
+        self.addrs(self.ns(), &o.container, i.name.as_str(), st.is_some(), &i.addrs, owned);
+        let routes = Self::peer_routes(&i.addrs, i.container_peer_routes(), i.name.as_str());
+        self.container_routes.extend(routes);
+        self.container_links_checked.push(i.name.to_string());
+    }
+
+    fn moved(&mut self, i: &Interface, kind: MoveKind) -> Result<(), OpError> {
+        let id = self.id.clone();
+        let o = self.o;
+        let alias = match kind {
+            MoveKind::OvsInternal => Some(container_alias_for(&id)),
+            MoveKind::Existing => None,
+        };
+        match o.container.links.get(i.name.as_str()) {
+            Some(c) => {
+                if let Some(a) = &alias {
+                    if !c.owned_as(a) && c.alias.is_some() {
+                        return Err(foreign(&format!("move {} into netns {id}", i.name), c, &self.ns(), &id));
+                    }
+                    if c.alias.as_deref() != Some(a.as_str()) {
+                        self.steps.push(Step::MarkLink { at: self.ns(), link: i.name.to_string(), alias: a.clone() });
+                    }
+                }
+                self.container_side(i, Some(c), kind == MoveKind::OvsInternal);
+            }
+            None => {
+                if kind == MoveKind::Existing && !o.host.links.contains_key(i.name.as_str()) {
+                    return Err(OpError::new(
+                        format!("move existing link {} into netns {id}", i.name),
+                        "no such link in the host netns or the container netns",
+                    ));
+                }
+                self.steps.push(Step::MoveLinkIn {
+                    link: i.name.to_string(),
+                    netns: id.clone(),
+                    kind,
+                    alias,
+                });
+                self.container_side(i, None, kind == MoveKind::OvsInternal);
+            }
+        }
+        Ok(())
+    }
+
+    fn macvlan(&mut self, i: &Interface) -> Result<(), OpError> {
+        let Some(m) = &i.macvlan else { return Ok(()) };
+        let id = self.id.clone();
+        let o = self.o;
+        let alias = container_alias_for(&id);
+        let st = o.container.links.get(m.name.as_str());
+        if let Some(l) = st {
+            if !l.owned_as(&alias) {
+                return Err(foreign(&format!("create macvlan {} in netns {id}", m.name), l, &self.ns(), &id));
+            }
+            if l.alias.is_none() {
+                self.steps.push(Step::MarkLink { at: self.ns(), link: m.name.to_string(), alias: alias.clone() });
+            }
+        } else {
+            self.steps.push(Step::CreateMacvlan {
+                link: m.name.to_string(),
+                parent: i.name.to_string(),
+                netns: id.clone(),
+                alias,
+                mac: m.mac,
+            });
+        }
+        self.link_state(self.ns(), st, m.name.as_str(), None, m.mac.filter(|_| st.is_some()));
+        self.addrs(self.ns(), &o.container, m.name.as_str(), st.is_some(), &m.addrs, true);
+        Ok(())
+    }
+
+    fn routes(&mut self, at: At, have: &[RouteSpec], want: &[RouteSpec]) {
+        for h in have {
+            if !want.iter().any(|w| w.same_key(h)) {
+                self.steps.push(Step::DelRoute { at: at.clone(), route: h.clone() });
+            }
+        }
+        for w in want {
+            if !have.iter().any(|h| w.satisfied_by(h)) {
+                let was = have.iter().find(|h| w.same_key(h)).cloned();
+                self.steps.push(Step::ReplaceRoute { at: at.clone(), route: w.clone(), was });
+            }
+        }
+    }
+}
+
+fn host_alias_for(id: &str, ifname: &str) -> String {
+    format!("netprov:{id}:{ifname}")
+}
+fn container_alias_for(id: &str) -> String {
+    format!("netprov:{id}")
+}
+
+/// Computes the plan that makes the kernel (`o`) match `d`.
+pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
+    debug_assert_eq!(container_alias(&d.id), container_alias_for(d.id.as_str()));
+    debug_assert_eq!(host_alias(&d.id, "x"), host_alias_for(d.id.as_str(), "x"));
+    let id = d.id.to_string();
+    let mut df = Differ {
+        id: id.clone(),
+        o,
+        steps: Vec::new(),
+        host_routes: Vec::new(),
+        container_routes: Vec::new(),
+        host_links_checked: Vec::new(),
+        container_links_checked: Vec::new(),
+    };
+    match &d.netns {
+        NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
+            netns: id.clone(),
+            path: path.clone(),
+        }),
+        NetnsSpec::Adopted { path } if !o.netns_exists => {
+            return Err(OpError::new(
+                format!("open netns {}", path.display()),
+                "the adopted netns (netns_path) does not exist",
+            ))
+        }
+        _ => {}
+    }
+    if !o.container.links.get("lo").is_some_and(|l| l.up) {
+        df.steps.push(Step::LinkUp { at: df.ns(), link: "lo".into() });
+    }
+    for i in &d.interfaces {
+        match &i.kind {
+            InterfaceKind::Veth(h) => {
+                df.veth(i, h.name.as_str(), &h.addrs, h.bridge.as_ref().map(|b| b.as_str()))?
+            }
+            InterfaceKind::Ovs(p) => match &p.style {
+                OvsStyle::Veth { host } => df.veth(i, host.as_str(), &[], None)?,
+                OvsStyle::Internal => df.moved(i, MoveKind::OvsInternal)?,
+            },
+            InterfaceKind::Existing => df.moved(i, MoveKind::Existing)?,
+        }
+        df.macvlan(i)?;
+    }
+    for r in &d.routes {
+        df.container_routes.push(RouteSpec {
+            dest: r.dest,
+            gateway: r.gateway,
+            dev: r.dev.as_ref().map(|x| x.to_string()),
+            metric: r.metric.unwrap_or_else(|| default_metric(&r.dest)),
+        });
+    }
+    let host_want = std::mem::take(&mut df.host_routes);
+    let cont_want = std::mem::take(&mut df.container_routes);
+    df.routes(At::Host, &o.host.routes, &host_want);
+    df.routes(df.ns(), &o.container.routes, &cont_want);
+    for s in &d.sysctls {
+        let cur = o.sysctls.get(&s.key).cloned().flatten();
+        if !cur.as_deref().is_some_and(|c| sysctl::same_value(c, &s.value)) {
+            df.steps.push(Step::WriteSysctl {
+                netns: id.clone(),
+                key: s.key.clone(),
+                path: s.path.clone(),
+                value: s.value.clone(),
+                current: cur,
+            });
+        }
+    }
+    let mut steps = df.steps;
+    // Stable: within a phase, steps keep the order they were found in (deletions of
+    // addresses before additions, links before the macvlans on top of them).
+    steps.sort_by_key(|s| s.phase());
+    Ok(Plan { id, steps })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_prefix_route_is_skipped_only_for_real_prefixes() {
+        let own: Vec<IpNetwork> = vec!["10.0.0.2/24".parse().unwrap()];
+        assert!(is_kernel_prefix_route(&"10.0.0.0/24".parse().unwrap(), &own));
+        let own: Vec<IpNetwork> = vec!["10.0.2.2/32".parse().unwrap()];
+        assert!(!is_kernel_prefix_route(&"10.0.1.1/32".parse().unwrap(), &own));
+    }
+
+    #[test]
+    fn steps_read_as_sentences() {
+        let s = Step::AddAddress {
+            at: At::Netns("web".into()),
+            link: "lan".into(),
+            addr: "10.0.0.2/31".parse().unwrap(),
+        };
+        assert_eq!(s.to_string(), "add address 10.0.0.2/31 to lan in netns web");
+        let v = Step::CreateVeth {
+            host: "ve-web-lan".into(),
+            peer: "lan".into(),
+            netns: "web".into(),
+            host_alias: "netprov:web:lan".into(),
+            peer_alias: "netprov:web".into(),
+            mtu: None,
+            mac: None,
+        };
+        assert_eq!(v.to_string(), "create veth ve-web-lan (host) ↔ lan (netns web)");
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["op"], "add_address");
+        assert_eq!(j["addr"], "10.0.0.2/31");
+    }
+}
