@@ -179,9 +179,9 @@ impl Step {
         match self {
             Step::CreateNetns { .. } => Phase::Netns,
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
-            Step::DeleteLink { .. } | Step::MarkLink { .. } | Step::SetLink { .. } => {
-                Phase::HostLinks
-            }
+            Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
+            // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
+            Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
             Step::LinkUp { .. } => Phase::LinkState,
             Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
@@ -408,9 +408,8 @@ struct Differ<'a> {
     /// Desired netprov routes per side.
     host_routes: Vec<RouteSpec>,
     container_routes: Vec<RouteSpec>,
-    /// Links that are new in this plan: everything on them is to be done.
-    host_links_checked: Vec<String>,
-    container_links_checked: Vec<String>,
+    /// The link being planned is moved in by this plan (not created with its attributes).
+    moving: bool,
 }
 
 impl Differ<'_> {
@@ -425,7 +424,9 @@ impl Differ<'_> {
                 mac.filter(|m| l.mac != Some(m.0)),
                 l.up,
             ),
-            // Created by this plan with mtu/mac already set.
+            // Created by this plan with mtu/mac already set; a link moved in by this
+            // plan keeps what it had, so set them.
+            None if self.moving => (mtu, mac, false),
             None => (None, None, false),
         };
         if mtu_diff.is_some() || mac_diff.is_some() {
@@ -554,7 +555,6 @@ impl Differ<'_> {
         }
         self.link_state(At::Host, host_st, host_name, i.mtu.filter(|_| host_st.is_some()), None);
         self.addrs(At::Host, &o.host, host_name, host_st.is_some(), host_addrs, true);
-        self.host_links_checked.push(host_name.to_owned());
         let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name);
         self.host_routes.extend(routes);
         let cont_st = if whole { cont } else { None };
@@ -569,7 +569,6 @@ impl Differ<'_> {
         self.addrs(self.ns(), &o.container, i.name.as_str(), st.is_some(), &i.addrs, owned);
         let routes = Self::peer_routes(&i.addrs, i.container_peer_routes(), i.name.as_str());
         self.container_routes.extend(routes);
-        self.container_links_checked.push(i.name.to_string());
     }
 
     fn moved(&mut self, i: &Interface, kind: MoveKind) -> Result<(), OpError> {
@@ -604,7 +603,9 @@ impl Differ<'_> {
                     kind,
                     alias,
                 });
+                self.moving = true;
                 self.container_side(i, None, kind == MoveKind::OvsInternal);
+                self.moving = false;
             }
         }
         Ok(())
@@ -670,8 +671,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         steps: Vec::new(),
         host_routes: Vec::new(),
         container_routes: Vec::new(),
-        host_links_checked: Vec::new(),
-        container_links_checked: Vec::new(),
+        moving: false,
     };
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {

@@ -220,7 +220,8 @@ fn adopted_netns_survives_destroy_and_existing_links_move_back() {
     });
     e.apply(&c).unwrap();
     host.ok("ping", &["-c1", "-W3", "10.5.0.2"]);
-    assert_eq!(e.apply(&c).unwrap().messages, 0);
+    let r = e.apply(&c).unwrap();
+    assert_eq!(r.messages, 0, "{}", r.plan);
     e.destroy(&DestroyTarget::Id(c.id.clone())).unwrap();
     assert!(host.ok("ip", &["link", "show", &ex]).contains(&ex));
     assert!(!netns_exists(&c));
