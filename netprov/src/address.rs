@@ -73,8 +73,9 @@ fn message(index: u32, a: &IpNetwork) -> AddressMessage {
 pub fn add(index: u32, a: &IpNetwork) -> RouteNetlinkMessage {
     let mut m = message(index, a);
     if a.is_ipv6() {
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad | AddressFlags::Permanent));
+        m.attributes.push(AddressAttribute::Flags(
+            AddressFlags::Nodad | AddressFlags::Permanent,
+        ));
     }
     RouteNetlinkMessage::NewAddress(m)
 }

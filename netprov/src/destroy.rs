@@ -88,13 +88,15 @@ pub async fn destroy(
         for r in &st.routes {
             // Routes through links about to be deleted go with them; the rest (gateway
             // routes) are deleted here so an adopted netns keeps none of netprov's.
-            let oif = r.dev.as_ref().and_then(|d| st.links.get(d)).map(|l| l.index);
+            let oif = r
+                .dev
+                .as_ref()
+                .and_then(|d| st.links.get(d))
+                .map(|l| l.index);
             match nl.mutate(route::delete(r, oif), 0, &count).await {
                 Ok(()) => rep.routes_deleted += 1,
                 Err(e) if e == libc::ESRCH || e == libc::ENOENT => {}
-                Err(e) => {
-                    return Err(OpError::errno(format!("delete route {r} in {label}"), e))
-                }
+                Err(e) => return Err(OpError::errno(format!("delete route {r} in {label}"), e)),
             }
         }
         // Macvlans first (their parent may be a veth about to go), then the rest.

@@ -118,8 +118,9 @@ impl Engine {
 
     /// Applies several containers concurrently in this process.
     pub fn apply_many(&self, ds: &[Desired]) -> Vec<Result<ApplyReport, OpError>> {
-        self.rt
-            .block_on(futures::future::join_all(ds.iter().map(|d| self.apply_one(d))))
+        self.rt.block_on(futures::future::join_all(
+            ds.iter().map(|d| self.apply_one(d)),
+        ))
     }
 
     /// The differences between the kernel and `d`; empty when in sync.

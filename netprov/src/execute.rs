@@ -54,7 +54,13 @@ impl Exec<'_> {
         }
     }
 
-    async fn send(&self, at: &At, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<(), OpError> {
+    async fn send(
+        &self,
+        at: &At,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &str,
+    ) -> Result<(), OpError> {
         self.nl(at)?
             .mutate(msg, flags, self.count)
             .await
@@ -94,21 +100,29 @@ impl Exec<'_> {
             } => {
                 let ns = self.open_ns(op)?;
                 let msg = link::new_veth(host, peer, ns.as_raw_fd(), *mtu, *mac);
-                self.send(&At::Host, msg, NLM_F_CREATE | NLM_F_EXCL, op).await?;
+                self.send(&At::Host, msg, NLM_F_CREATE | NLM_F_EXCL, op)
+                    .await?;
                 drop(ns);
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
                 // then the netprov group marks them (see link.rs).
                 self.set_alias(&At::Host, host, host_alias, op).await?;
-                self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op).await?;
+                self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
+                    .await?;
             }
             Step::DeleteLink { at, link: name } => {
                 let l = self.link(at, name, op).await?;
                 self.send(at, link::delete(l.index), 0, op).await?;
             }
-            Step::MarkLink { at, link: name, alias } => {
+            Step::MarkLink {
+                at,
+                link: name,
+                alias,
+            } => {
                 self.set_alias(at, name, alias, op).await?;
             }
-            Step::MoveLinkIn { link: name, alias, .. } => {
+            Step::MoveLinkIn {
+                link: name, alias, ..
+            } => {
                 let l = self.link(&At::Host, name, op).await?;
                 let ns = self.open_ns(op)?;
                 // One message: the kernel moves the link first, then applies the alias
@@ -129,8 +143,13 @@ impl Exec<'_> {
             } => {
                 let at = At::Netns(netns.clone());
                 let p = self.link(&at, parent, op).await?;
-                self.send(&at, link::new_macvlan(name, p.index, *mac), NLM_F_CREATE | NLM_F_EXCL, op)
-                    .await?;
+                self.send(
+                    &at,
+                    link::new_macvlan(name, p.index, *mac),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    op,
+                )
+                .await?;
                 // addrgenmode and alias are rejected/ignored at creation; set both before
                 // the link goes up, so it never gets an EUI-64 link-local address.
                 let l = self.link(&at, name, op).await?;
@@ -141,7 +160,12 @@ impl Exec<'_> {
                 };
                 self.send(&at, link::set(l.index, &c), 0, op).await?;
             }
-            Step::SetLink { at, link: name, mtu, mac } => {
+            Step::SetLink {
+                at,
+                link: name,
+                mtu,
+                mac,
+            } => {
                 let l = self.link(at, name, op).await?;
                 let c = LinkChange {
                     mtu: *mtu,
@@ -167,12 +191,25 @@ impl Exec<'_> {
                 };
                 self.send(at, link::set(l.index, &c), 0, op).await?;
             }
-            Step::AddAddress { at, link: name, addr } => {
+            Step::AddAddress {
+                at,
+                link: name,
+                addr,
+            } => {
                 let l = self.link(at, name, op).await?;
-                self.send(at, address::add(l.index, addr), NLM_F_CREATE | NLM_F_EXCL, op)
-                    .await?;
+                self.send(
+                    at,
+                    address::add(l.index, addr),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    op,
+                )
+                .await?;
             }
-            Step::DelAddress { at, link: name, addr } => {
+            Step::DelAddress {
+                at,
+                link: name,
+                addr,
+            } => {
                 let l = self.link(at, name, op).await?;
                 self.send(at, address::delete(l.index, addr), 0, op).await?;
             }
@@ -198,8 +235,12 @@ impl Exec<'_> {
                 value,
                 ..
             } => {
-                let (key, path, value, label) =
-                    (key.clone(), path.clone(), value.clone(), format!("netns {id}"));
+                let (key, path, value, label) = (
+                    key.clone(),
+                    path.clone(),
+                    value.clone(),
+                    format!("netns {id}"),
+                );
                 netns::in_netns_async(&self.netns_path, move || {
                     sysctl::ensure(&key, &path, &value, &label)
                 })

@@ -6,15 +6,15 @@
 //!
 //! See docs/architecture.md.
 
-pub mod error;
-pub mod model;
-pub mod netns;
 pub mod address;
 pub mod destroy;
 pub mod engine;
+pub mod error;
 pub mod execute;
 pub mod link;
+pub mod model;
 pub mod netlink;
+pub mod netns;
 pub mod observe;
 pub mod plan;
 pub mod route;

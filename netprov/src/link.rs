@@ -249,9 +249,9 @@ pub fn set(index: u32, c: &LinkChange) -> RouteNetlinkMessage {
     }
     if c.addrgen_random {
         m.attributes
-            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
-                AfSpecInet6::AddrGenMode(In6AddrGenMode::Random),
-            ])]));
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::Random)],
+            )]));
     }
     if c.up {
         m.header.flags = LinkFlags::Up;

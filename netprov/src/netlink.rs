@@ -14,9 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
-use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::OpError;
@@ -76,7 +74,10 @@ impl Netlink {
     }
 
     /// A single-object get; `Ok(None)` when the kernel says it does not exist.
-    pub async fn get(&self, msg: RouteNetlinkMessage) -> Result<Option<RouteNetlinkMessage>, Errno> {
+    pub async fn get(
+        &self,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Option<RouteNetlinkMessage>, Errno> {
         match self.request(msg, NLM_F_REQUEST).await {
             Ok(mut v) => Ok(v.pop()),
             Err(e) if e == libc::ENODEV || e == libc::ENOENT || e == libc::ESRCH => Ok(None),

@@ -65,6 +65,8 @@ where
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Whether `path` is a live netns handle (an nsfs bind mount), not just a file.
+// `f_type`'s integer type differs between libcs and architectures.
+#[allow(clippy::unnecessary_cast)]
 pub fn is_handle(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
         .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
@@ -91,8 +93,14 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
         if e != nix::errno::Errno::EINVAL {
             return Err(OpError::errno(op, e as i32));
         }
-        mount(Some(dir), dir, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-            .map_err(|e| OpError::errno(op.clone(), e as i32))?;
+        mount(
+            Some(dir),
+            dir,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(|e| OpError::errno(op.clone(), e as i32))?;
         mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
             .map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }

@@ -185,7 +185,14 @@ pub async fn observe(
         let in_container = o.container.links.contains_key(i.name.as_str());
         match &i.kind {
             InterfaceKind::Veth(h) => {
-                host_link(host, h.name.as_str(), true, &mut o.host, &mut o.host_missing).await?;
+                host_link(
+                    host,
+                    h.name.as_str(),
+                    true,
+                    &mut o.host,
+                    &mut o.host_missing,
+                )
+                .await?;
                 if let Some(b) = &h.bridge {
                     host_link(host, b.as_str(), false, &mut o.host, &mut o.host_missing).await?;
                 }
@@ -195,13 +202,26 @@ pub async fn observe(
                     host_link(host, h.as_str(), true, &mut o.host, &mut o.host_missing).await?
                 }
                 OvsStyle::Internal if !in_container => {
-                    host_link(host, i.name.as_str(), false, &mut o.host, &mut o.host_missing)
-                        .await?
+                    host_link(
+                        host,
+                        i.name.as_str(),
+                        false,
+                        &mut o.host,
+                        &mut o.host_missing,
+                    )
+                    .await?
                 }
                 OvsStyle::Internal => {}
             },
             InterfaceKind::Existing if !in_container => {
-                host_link(host, i.name.as_str(), false, &mut o.host, &mut o.host_missing).await?
+                host_link(
+                    host,
+                    i.name.as_str(),
+                    false,
+                    &mut o.host,
+                    &mut o.host_missing,
+                )
+                .await?
             }
             InterfaceKind::Existing => {}
         }
@@ -210,8 +230,7 @@ pub async fn observe(
         let keys: Vec<String> = d.sysctls.iter().map(|s| s.key.clone()).collect();
         let paths: Vec<String> = d.sysctls.iter().map(|s| s.path.clone()).collect();
         let values = if o.netns_exists {
-            crate::netns::in_netns_async(d.netns.path(), move || sysctl::read_all(&paths))
-                .await?
+            crate::netns::in_netns_async(d.netns.path(), move || sysctl::read_all(&paths)).await?
         } else {
             vec![None; keys.len()]
         };

@@ -236,14 +236,18 @@ impl Step {
                 format!("address {addr} on {link} in {at}"),
                 "is not desired".into(),
             ),
-            Step::AddAddress { at, link, addr } => {
-                (format!("address {addr} on {link} in {at}"), "missing".into())
-            }
+            Step::AddAddress { at, link, addr } => (
+                format!("address {addr} on {link} in {at}"),
+                "missing".into(),
+            ),
             Step::DelRoute { at, route } => {
                 (format!("route {route} in {at}"), "is not desired".into())
             }
             Step::ReplaceRoute { at, route, was } => match was {
-                Some(w) => (format!("route {w} in {at}"), format!("changed, want {route}")),
+                Some(w) => (
+                    format!("route {w} in {at}"),
+                    format!("changed, want {route}"),
+                ),
                 None => (format!("route {route} in {at}"), "missing".into()),
             },
             Step::WriteSysctl {
@@ -397,8 +401,11 @@ fn foreign(what: &str, l: &LinkState, at: &At, id: &str) -> OpError {
 /// The device route of a veth end duplicates the kernel's own prefix route when it is
 /// exactly the network of one of that end's addresses.
 fn is_kernel_prefix_route(r: &IpNetwork, own: &[IpNetwork]) -> bool {
-    own.iter()
-        .any(|a| a.prefix() == r.prefix() && a.network() == r.network() && a.prefix() < if a.is_ipv4() { 32 } else { 128 })
+    own.iter().any(|a| {
+        a.prefix() == r.prefix()
+            && a.network() == r.network()
+            && a.prefix() < if a.is_ipv4() { 32 } else { 128 }
+    })
 }
 
 struct Differ<'a> {
@@ -417,7 +424,14 @@ impl Differ<'_> {
         At::Netns(self.id.clone())
     }
 
-    fn link_state(&mut self, at: At, st: Option<&LinkState>, name: &str, mtu: Option<u32>, mac: Option<MacAddr>) {
+    fn link_state(
+        &mut self,
+        at: At,
+        st: Option<&LinkState>,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+    ) {
         let (mtu_diff, mac_diff, up) = match st {
             Some(l) => (
                 mtu.filter(|m| l.mtu != Some(*m)),
@@ -446,7 +460,15 @@ impl Differ<'_> {
     }
 
     /// Address steps for one link; `owned`: extra permanent addresses are removed.
-    fn addrs(&mut self, at: At, side: &NsState, name: &str, exists: bool, want: &[IpNetwork], owned: bool) {
+    fn addrs(
+        &mut self,
+        at: At,
+        side: &NsState,
+        name: &str,
+        exists: bool,
+        want: &[IpNetwork],
+        owned: bool,
+    ) {
         let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
         if owned {
             for a in have {
@@ -484,17 +506,20 @@ impl Differ<'_> {
     }
 
     /// A veth (plain or OVS-veth): host end `host_name`, container side `i.name`.
-    fn veth(&mut self, i: &Interface, host_name: &str, host_addrs: &[IpNetwork], bridge: Option<&str>) -> Result<(), OpError> {
+    fn veth(
+        &mut self,
+        i: &Interface,
+        host_name: &str,
+        host_addrs: &[IpNetwork],
+        bridge: Option<&str>,
+    ) -> Result<(), OpError> {
         let id = self.id.clone();
         let o = self.o;
         let h_alias = host_alias_for(&id, i.name.as_str());
         let c_alias = container_alias_for(&id);
         let host = o.host.links.get(host_name);
         let cont = o.container.links.get(i.name.as_str());
-        let create_op = format!(
-            "create veth {host_name} (host) ↔ {} (netns {id})",
-            i.name
-        );
+        let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
         if let Some(h) = host {
             if !h.owned_as(&h_alias) {
                 return Err(foreign(&create_op, h, &At::Host, &id));
@@ -535,10 +560,18 @@ impl Differ<'_> {
         } else {
             let (h, c) = (host.expect("whole"), cont.expect("whole"));
             if h.alias.as_deref() != Some(h_alias.as_str()) {
-                self.steps.push(Step::MarkLink { at: At::Host, link: host_name.to_owned(), alias: h_alias });
+                self.steps.push(Step::MarkLink {
+                    at: At::Host,
+                    link: host_name.to_owned(),
+                    alias: h_alias,
+                });
             }
             if c.alias.as_deref() != Some(c_alias.as_str()) {
-                self.steps.push(Step::MarkLink { at: self.ns(), link: i.name.to_string(), alias: c_alias });
+                self.steps.push(Step::MarkLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                    alias: c_alias,
+                });
             }
         }
         let host_st = if whole { host } else { None };
@@ -550,11 +583,27 @@ impl Differ<'_> {
                 ));
             };
             if host_st.and_then(|h| h.controller) != Some(br.index) {
-                self.steps.push(Step::Enslave { link: host_name.to_owned(), bridge: b.to_owned() });
+                self.steps.push(Step::Enslave {
+                    link: host_name.to_owned(),
+                    bridge: b.to_owned(),
+                });
             }
         }
-        self.link_state(At::Host, host_st, host_name, i.mtu.filter(|_| host_st.is_some()), None);
-        self.addrs(At::Host, &o.host, host_name, host_st.is_some(), host_addrs, true);
+        self.link_state(
+            At::Host,
+            host_st,
+            host_name,
+            i.mtu.filter(|_| host_st.is_some()),
+            None,
+        );
+        self.addrs(
+            At::Host,
+            &o.host,
+            host_name,
+            host_st.is_some(),
+            host_addrs,
+            true,
+        );
         let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name);
         self.host_routes.extend(routes);
         let cont_st = if whole { cont } else { None };
@@ -566,7 +615,14 @@ impl Differ<'_> {
     fn container_side(&mut self, i: &Interface, st: Option<&LinkState>, owned: bool) {
         let o = self.o;
         self.link_state(self.ns(), st, i.name.as_str(), i.mtu, i.mac);
-        self.addrs(self.ns(), &o.container, i.name.as_str(), st.is_some(), &i.addrs, owned);
+        self.addrs(
+            self.ns(),
+            &o.container,
+            i.name.as_str(),
+            st.is_some(),
+            &i.addrs,
+            owned,
+        );
         let routes = Self::peer_routes(&i.addrs, i.container_peer_routes(), i.name.as_str());
         self.container_routes.extend(routes);
     }
@@ -582,10 +638,19 @@ impl Differ<'_> {
             Some(c) => {
                 if let Some(a) = &alias {
                     if !c.owned_as(a) && c.alias.is_some() {
-                        return Err(foreign(&format!("move {} into netns {id}", i.name), c, &self.ns(), &id));
+                        return Err(foreign(
+                            &format!("move {} into netns {id}", i.name),
+                            c,
+                            &self.ns(),
+                            &id,
+                        ));
                     }
                     if c.alias.as_deref() != Some(a.as_str()) {
-                        self.steps.push(Step::MarkLink { at: self.ns(), link: i.name.to_string(), alias: a.clone() });
+                        self.steps.push(Step::MarkLink {
+                            at: self.ns(),
+                            link: i.name.to_string(),
+                            alias: a.clone(),
+                        });
                     }
                 }
                 self.container_side(i, Some(c), kind == MoveKind::OvsInternal);
@@ -619,10 +684,19 @@ impl Differ<'_> {
         let st = o.container.links.get(m.name.as_str());
         if let Some(l) = st {
             if !l.owned_as(&alias) {
-                return Err(foreign(&format!("create macvlan {} in netns {id}", m.name), l, &self.ns(), &id));
+                return Err(foreign(
+                    &format!("create macvlan {} in netns {id}", m.name),
+                    l,
+                    &self.ns(),
+                    &id,
+                ));
             }
             if l.alias.is_none() {
-                self.steps.push(Step::MarkLink { at: self.ns(), link: m.name.to_string(), alias: alias.clone() });
+                self.steps.push(Step::MarkLink {
+                    at: self.ns(),
+                    link: m.name.to_string(),
+                    alias: alias.clone(),
+                });
             }
         } else {
             self.steps.push(Step::CreateMacvlan {
@@ -633,21 +707,41 @@ impl Differ<'_> {
                 mac: m.mac,
             });
         }
-        self.link_state(self.ns(), st, m.name.as_str(), None, m.mac.filter(|_| st.is_some()));
-        self.addrs(self.ns(), &o.container, m.name.as_str(), st.is_some(), &m.addrs, true);
+        self.link_state(
+            self.ns(),
+            st,
+            m.name.as_str(),
+            None,
+            m.mac.filter(|_| st.is_some()),
+        );
+        self.addrs(
+            self.ns(),
+            &o.container,
+            m.name.as_str(),
+            st.is_some(),
+            &m.addrs,
+            true,
+        );
         Ok(())
     }
 
     fn routes(&mut self, at: At, have: &[RouteSpec], want: &[RouteSpec]) {
         for h in have {
             if !want.iter().any(|w| w.same_key(h)) {
-                self.steps.push(Step::DelRoute { at: at.clone(), route: h.clone() });
+                self.steps.push(Step::DelRoute {
+                    at: at.clone(),
+                    route: h.clone(),
+                });
             }
         }
         for w in want {
             if !have.iter().any(|h| w.satisfied_by(h)) {
                 let was = have.iter().find(|h| w.same_key(h)).cloned();
-                self.steps.push(Step::ReplaceRoute { at: at.clone(), route: w.clone(), was });
+                self.steps.push(Step::ReplaceRoute {
+                    at: at.clone(),
+                    route: w.clone(),
+                    was,
+                });
             }
         }
     }
@@ -687,13 +781,19 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         _ => {}
     }
     if !o.container.links.get("lo").is_some_and(|l| l.up) {
-        df.steps.push(Step::LinkUp { at: df.ns(), link: "lo".into() });
+        df.steps.push(Step::LinkUp {
+            at: df.ns(),
+            link: "lo".into(),
+        });
     }
     for i in &d.interfaces {
         match &i.kind {
-            InterfaceKind::Veth(h) => {
-                df.veth(i, h.name.as_str(), &h.addrs, h.bridge.as_ref().map(|b| b.as_str()))?
-            }
+            InterfaceKind::Veth(h) => df.veth(
+                i,
+                h.name.as_str(),
+                &h.addrs,
+                h.bridge.as_ref().map(|b| b.as_str()),
+            )?,
             InterfaceKind::Ovs(p) => match &p.style {
                 OvsStyle::Veth { host } => df.veth(i, host.as_str(), &[], None)?,
                 OvsStyle::Internal => df.moved(i, MoveKind::OvsInternal)?,
@@ -716,7 +816,10 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     df.routes(df.ns(), &o.container.routes, &cont_want);
     for s in &d.sysctls {
         let cur = o.sysctls.get(&s.key).cloned().flatten();
-        if !cur.as_deref().is_some_and(|c| sysctl::same_value(c, &s.value)) {
+        if !cur
+            .as_deref()
+            .is_some_and(|c| sysctl::same_value(c, &s.value))
+        {
             df.steps.push(Step::WriteSysctl {
                 netns: id.clone(),
                 key: s.key.clone(),
@@ -740,9 +843,15 @@ mod tests {
     #[test]
     fn kernel_prefix_route_is_skipped_only_for_real_prefixes() {
         let own: Vec<IpNetwork> = vec!["10.0.0.2/24".parse().unwrap()];
-        assert!(is_kernel_prefix_route(&"10.0.0.0/24".parse().unwrap(), &own));
+        assert!(is_kernel_prefix_route(
+            &"10.0.0.0/24".parse().unwrap(),
+            &own
+        ));
         let own: Vec<IpNetwork> = vec!["10.0.2.2/32".parse().unwrap()];
-        assert!(!is_kernel_prefix_route(&"10.0.1.1/32".parse().unwrap(), &own));
+        assert!(!is_kernel_prefix_route(
+            &"10.0.1.1/32".parse().unwrap(),
+            &own
+        ));
     }
 
     #[test]
@@ -762,9 +871,143 @@ mod tests {
             mtu: None,
             mac: None,
         };
-        assert_eq!(v.to_string(), "create veth ve-web-lan (host) ↔ lan (netns web)");
+        assert_eq!(
+            v.to_string(),
+            "create veth ve-web-lan (host) ↔ lan (netns web)"
+        );
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["op"], "add_address");
         assert_eq!(j["addr"], "10.0.0.2/31");
+    }
+
+    fn desired(ifaces: Vec<Interface>) -> Desired {
+        use crate::model::*;
+        Desired {
+            id: ContainerId::new("web").unwrap(),
+            netns: NetnsSpec::Owned {
+                path: "/run/netns/web".into(),
+            },
+            interfaces: ifaces,
+            routes: vec![Route {
+                dest: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("10.0.0.1".parse().unwrap()),
+                dev: None,
+                metric: None,
+            }],
+            sysctls: vec![Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                path: "net/ipv4/ip_forward".into(),
+                value: "1".into(),
+            }],
+            nft: None,
+            host_rules: HostRules::default(),
+        }
+    }
+
+    #[test]
+    fn fresh_container_plan_is_ordered_by_phase_with_ovs_move_after_its_slot() {
+        use crate::model::*;
+        let ovs = Interface {
+            name: IfName::new("lan").unwrap(),
+            kind: InterfaceKind::Ovs(OvsPort {
+                bridge: IfName::new("br0").unwrap(),
+                vlan: VlanTag::new(356).unwrap(),
+                trunks: vec![],
+                vlan_mode: None,
+                style: OvsStyle::Internal,
+                external_ids: Default::default(),
+            }),
+            addrs: vec!["10.0.0.2/24".parse().unwrap()],
+            mtu: None,
+            mac: None,
+            macvlan: Some(Macvlan {
+                name: IfName::new("mv-lan-12").unwrap(),
+                addrs: vec!["10.0.0.10/24".parse().unwrap()],
+                vrid: Some(12),
+                mac: Some(MacAddr([0, 0, 0x5e, 0, 1, 12])),
+            }),
+        };
+        let veth = Interface {
+            name: IfName::new("wan").unwrap(),
+            kind: InterfaceKind::Veth(VethHost {
+                name: IfName::new("ve-web-wan").unwrap(),
+                addrs: vec!["70.0.0.1/31".parse().unwrap()],
+                bridge: None,
+            }),
+            addrs: vec!["70.0.0.2/31".parse().unwrap()],
+            mtu: None,
+            mac: None,
+            macvlan: None,
+        };
+        let p = diff(&desired(vec![ovs, veth]), &Observed::default()).unwrap();
+        let phases: Vec<Phase> = p.steps.iter().map(|s| s.phase()).collect();
+        let mut sorted = phases.clone();
+        sorted.sort();
+        assert_eq!(phases, sorted);
+        let text = p.to_string();
+        assert!(
+            text.contains("create netns web at /run/netns/web"),
+            "{text}"
+        );
+        assert!(
+            text.contains("move OVS internal port lan into netns web"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "create macvlan mv-lan-12 (bridge mode) on lan in netns web mac 00:00:5e:00:01:0c"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace route 70.0.0.1/32 dev wan in netns web"),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace route 70.0.0.2/32 dev ve-web-wan in host netns"),
+            "{text}"
+        );
+        assert!(
+            text.contains("set sysctl net.ipv4.ip_forward=1 in netns web"),
+            "{text}"
+        );
+        let mv = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::MoveLinkIn { .. }))
+            .unwrap();
+        let mac = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::CreateMacvlan { .. }))
+            .unwrap();
+        assert!(mv < mac);
+        assert!(p.steps[mv].phase() > Phase::OvsPorts);
+        // Serialises for --json.
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["steps"][0]["op"], "create_netns");
+    }
+
+    #[test]
+    fn drift_reads_as_object_and_problem() {
+        let s = Step::ReplaceRoute {
+            at: At::Netns("web".into()),
+            route: RouteSpec {
+                dest: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("70.0.0.1".parse().unwrap()),
+                dev: None,
+                metric: 0,
+            },
+            was: Some(RouteSpec {
+                dest: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("10.1.0.1".parse().unwrap()),
+                dev: Some("lan".into()),
+                metric: 0,
+            }),
+        };
+        assert_eq!(
+            s.as_drift().to_string(),
+            "route default via 10.1.0.1 dev lan in netns web: changed, want default via 70.0.0.1"
+        );
     }
 }

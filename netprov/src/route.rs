@@ -11,8 +11,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::Serialize;
@@ -47,9 +46,7 @@ impl RouteSpec {
     }
     /// Equal as far as the desired side cares (no `dev` in the desire = any dev).
     pub fn satisfied_by(&self, o: &RouteSpec) -> bool {
-        self.same_key(o)
-            && self.gateway == o.gateway
-            && (self.dev.is_none() || self.dev == o.dev)
+        self.same_key(o) && self.gateway == o.gateway && (self.dev.is_none() || self.dev == o.dev)
     }
 }
 
@@ -141,7 +138,12 @@ pub fn dump(v6: bool, oif: Option<u32>) -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetRoute(m)
 }
 
-fn message(dest: &IpNetwork, gateway: Option<IpAddr>, oif: Option<u32>, metric: u32) -> RouteMessage {
+fn message(
+    dest: &IpNetwork,
+    gateway: Option<IpAddr>,
+    oif: Option<u32>,
+    metric: u32,
+) -> RouteMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = if dest.is_ipv4() {
         AddressFamily::Inet

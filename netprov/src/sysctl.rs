@@ -45,7 +45,10 @@ pub fn ensure(key: &str, path: &str, value: &str, netns: &str) -> Result<bool, O
 mod tests {
     #[test]
     fn multi_value_sysctls_compare_by_words() {
-        assert!(super::same_value("4096\t87380\t6291456\n", "4096 87380 6291456"));
+        assert!(super::same_value(
+            "4096\t87380\t6291456\n",
+            "4096 87380 6291456"
+        ));
         assert!(!super::same_value("1\n", "0"));
     }
 }

@@ -5,8 +5,8 @@ mod common;
 #[path = "common/engine.rs"]
 mod engine_common;
 
-use engine_common::*;
 use common::HostNetns;
+use engine_common::*;
 use netprov::engine::DestroyTarget;
 use netprov::model::*;
 
@@ -25,16 +25,28 @@ fn veth_ping_v4_v6_idempotent_then_destroy_leaves_nothing() {
 
     let plan = e.plan(&d).unwrap();
     let text = plan.to_string();
-    assert!(text.contains(&format!("create veth {he} (host) ↔ lan (netns {})", d.id)), "{text}");
+    assert!(
+        text.contains(&format!("create veth {he} (host) ↔ lan (netns {})", d.id)),
+        "{text}"
+    );
     let rep = e.apply(&d).unwrap();
     assert!(rep.messages > 0);
+    // The handle is a real named netns for iproute2 too.
+    assert!(common::ok("ip", &["netns", "list"]).contains(d.id.as_str()));
+    common::ok("ip", &["-n", d.id.as_str(), "link", "show", "lan"]);
 
     host.ok("ping", &["-c1", "-W3", "10.0.0.1"]);
     host.ok("ping", &["-c1", "-W3", "fd00::1"]);
     in_ct_ok(&d, "ping", &["-c1", "-W3", "fd00::"]);
-    assert_eq!(in_ct_ok(&d, "cat", &["/proc/sys/net/ipv4/ip_forward"]).trim(), "1");
+    assert_eq!(
+        in_ct_ok(&d, "cat", &["/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
     let alias = host.ok("ip", &["-d", "link", "show", &he]);
-    assert!(alias.contains(&format!("alias netprov:{}:lan", d.id)), "{alias}");
+    assert!(
+        alias.contains(&format!("alias netprov:{}:lan", d.id)),
+        "{alias}"
+    );
 
     // Second apply: nothing to do, nothing sent.
     let again = e.apply(&d).unwrap();
@@ -58,10 +70,12 @@ fn containers_reach_each_other_through_the_host_with_prefixless_addresses() {
     host.ok("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
     let e = engine(&host, None);
     let mut a = container(&mut host);
-    a.interfaces.push(veth("eth0", &["10.0.2.2"], &["10.0.1.1"]));
+    a.interfaces
+        .push(veth("eth0", &["10.0.2.2"], &["10.0.1.1"]));
     a.routes.push(route("0.0.0.0/0", Some("10.0.1.1"), None));
     let mut b = container(&mut host);
-    b.interfaces.push(veth("eth0", &["10.0.3.2/32"], &["10.0.1.1/32"]));
+    b.interfaces
+        .push(veth("eth0", &["10.0.3.2/32"], &["10.0.1.1/32"]));
     b.routes.push(route("0.0.0.0/0", Some("10.0.1.1"), None));
     let reps = e.apply_many(&[a.clone(), b.clone()]);
     for r in reps {
@@ -124,7 +138,11 @@ fn drift_is_detected_and_exactly_repaired() {
     let mut host = HostNetns::new();
     let e = engine(&host, None);
     let mut d = container(&mut host);
-    d.interfaces.push(veth("wan", &["70.0.0.2/31", "2001:db8::a/127"], &["70.0.0.1/31"]));
+    d.interfaces.push(veth(
+        "wan",
+        &["70.0.0.2/31", "2001:db8::a/127"],
+        &["70.0.0.1/31"],
+    ));
     d.interfaces.push(veth("lan", &["10.1.0.2/24"], &[]));
     d.routes.push(route("0.0.0.0/0", Some("70.0.0.1"), None));
     e.apply(&d).unwrap();
@@ -134,13 +152,23 @@ fn drift_is_detected_and_exactly_repaired() {
     in_ct_ok(&d, "ip", &["addr", "del", "10.1.0.2/24", "dev", "lan"]);
     let drift = e.check(&d).unwrap();
     assert_eq!(drift.len(), 1, "{drift:?}");
-    assert!(drift[0].to_string().contains("address 10.1.0.2/24 on lan"), "{}", drift[0]);
+    assert!(
+        drift[0].to_string().contains("address 10.1.0.2/24 on lan"),
+        "{}",
+        drift[0]
+    );
     let rep = e.apply(&d).unwrap();
     assert_eq!(rep.plan.steps.len(), 1, "{}", rep.plan);
     assert!(e.check(&d).unwrap().is_empty());
 
     // A changed route (still netprov's protocol, other gateway).
-    in_ct_ok(&d, "ip", &["route", "replace", "default", "via", "10.1.0.1", "proto", "77"]);
+    in_ct_ok(
+        &d,
+        "ip",
+        &[
+            "route", "replace", "default", "via", "10.1.0.1", "proto", "77",
+        ],
+    );
     let drift = e.check(&d).unwrap();
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert!(drift[0].to_string().contains("changed"), "{}", drift[0]);
@@ -151,7 +179,10 @@ fn drift_is_detected_and_exactly_repaired() {
     // A deleted interface.
     in_ct_ok(&d, "ip", &["link", "del", "lan"]);
     let drift = e.check(&d).unwrap();
-    assert!(drift.iter().any(|x| x.to_string().contains("missing")), "{drift:?}");
+    assert!(
+        drift.iter().any(|x| x.to_string().contains("missing")),
+        "{drift:?}"
+    );
     e.apply(&d).unwrap();
     assert!(e.check(&d).unwrap().is_empty(), "{:?}", e.check(&d));
     assert!(in_ct_ok(&d, "ip", &["addr", "show", "lan"]).contains("10.1.0.2/24"));
@@ -164,9 +195,15 @@ fn foreign_links_are_never_taken_over_and_foreign_routes_survive() {
     let mut host = HostNetns::new();
     let e = engine(&host, None);
     let mut d = container(&mut host);
-    d.interfaces.push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
+    d.interfaces
+        .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
     let he = host_end(&d.interfaces[0]);
-    host.ok("ip", &["link", "add", &he, "type", "veth", "peer", "name", "foreignp"]);
+    host.ok(
+        "ip",
+        &[
+            "link", "add", &he, "type", "veth", "peer", "name", "foreignp",
+        ],
+    );
     let err = e.apply(&d).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("not netprov's") && msg.contains(&he), "{msg}");
@@ -177,7 +214,11 @@ fn foreign_links_are_never_taken_over_and_foreign_routes_survive() {
     host.ok("ip", &["link", "del", &he]);
 
     e.apply(&d).unwrap();
-    in_ct_ok(&d, "ip", &["route", "add", "10.9.9.0/24", "via", "10.0.0.0"]);
+    in_ct_ok(
+        &d,
+        "ip",
+        &["route", "add", "10.9.9.0/24", "via", "10.0.0.0"],
+    );
     let r = e.apply(&d).unwrap();
     assert!(r.plan.is_empty(), "{}", r.plan);
     assert!(in_ct_ok(&d, "ip", &["route"]).contains("10.9.9.0/24"));
@@ -196,7 +237,8 @@ fn adopted_netns_survives_destroy_and_existing_links_move_back() {
     d.netns = NetnsSpec::Adopted {
         path: std::path::PathBuf::from("/run/netns").join(&ns),
     };
-    d.interfaces.push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
+    d.interfaces
+        .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
     e.apply(&d).unwrap();
     host.ok("ping", &["-c1", "-W3", "10.0.0.1"]);
     e.destroy(&DestroyTarget::Props(d.clone())).unwrap();
@@ -207,8 +249,23 @@ fn adopted_netns_survives_destroy_and_existing_links_move_back() {
     // Existing link moved in (owned netns), configured, moved back on destroy.
     let mut c = container(&mut host);
     let ex = common::unique("ex");
-    host.ok("ip", &["link", "add", &ex, "type", "veth", "peer", "name", &format!("{ex}p")]);
-    host.ok("ip", &["addr", "add", "10.5.0.1/24", "dev", &format!("{ex}p")]);
+    host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &ex,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{ex}p"),
+        ],
+    );
+    host.ok(
+        "ip",
+        &["addr", "add", "10.5.0.1/24", "dev", &format!("{ex}p")],
+    );
     host.ok("ip", &["link", "set", &format!("{ex}p"), "up"]);
     c.interfaces.push(Interface {
         name: n(&ex),
@@ -234,7 +291,11 @@ fn every_interrupted_apply_converges_and_destroys_cleanly() {
     host.ok("ip", &["link", "add", &br, "type", "bridge"]);
     let full = |host: &mut HostNetns| {
         let mut d = container(host);
-        let mut i = veth("lan", &["10.0.0.1/31", "fd00::1/127"], &["10.0.0.0/31", "fd00::/127"]);
+        let mut i = veth(
+            "lan",
+            &["10.0.0.1/31", "fd00::1/127"],
+            &["10.0.0.0/31", "fd00::/127"],
+        );
         i.macvlan = Some(Macvlan {
             name: n("mv-lan"),
             addrs: nets(&["192.168.7.2/24"]),
@@ -262,9 +323,19 @@ fn every_interrupted_apply_converges_and_destroys_cleanly() {
             assert!(err.is_err(), "fail_after={k}");
         }
         let e = engine(&host, None);
-        let r = e.apply(&d).unwrap_or_else(|e| panic!("converge after {k}: {e}"));
-        assert!(r.plan.steps.len() <= len - k.min(len) + 3, "{k}: {}", r.plan);
-        assert!(e.check(&d).unwrap().is_empty(), "after {k}: {:?}", e.check(&d));
+        let r = e
+            .apply(&d)
+            .unwrap_or_else(|e| panic!("converge after {k}: {e}"));
+        assert!(
+            r.plan.steps.len() <= len - k.min(len) + 3,
+            "{k}: {}",
+            r.plan
+        );
+        assert!(
+            e.check(&d).unwrap().is_empty(),
+            "after {k}: {:?}",
+            e.check(&d)
+        );
         // Interrupt again and destroy by id only.
         let d2 = full(&mut host);
         let _ = engine(&host, Some(k)).apply(&d2);
