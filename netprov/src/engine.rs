@@ -128,6 +128,11 @@ impl Engine {
         Ok(self.plan(d)?.steps.iter().map(|s| s.as_drift()).collect())
     }
 
+    /// Netlink requests (reads and writes) sent in the host netns so far.
+    pub fn host_requests(&self) -> usize {
+        self.host.requests()
+    }
+
     /// Removes everything netprov owns for the target.
     pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
         self.rt.block_on(crate::destroy::destroy(

@@ -37,6 +37,9 @@ impl MutationCount {
 #[derive(Clone)]
 pub struct Netlink {
     handle: rtnetlink::Handle,
+    /// Every request sent on this socket (reads too): lets tests prove that the work
+    /// for one container does not grow with the number of containers.
+    requests: std::sync::Arc<AtomicUsize>,
     /// "host" or "netns <id>", for messages.
     pub label: String,
 }
@@ -65,7 +68,16 @@ impl Netlink {
         };
         let (conn, handle, _) = made.map_err(|e| OpError::io(what, &e))?;
         rt.spawn(conn);
-        Ok(Self { handle, label })
+        Ok(Self {
+            handle,
+            requests: Default::default(),
+            label,
+        })
+    }
+
+    /// Requests sent so far on this socket.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// A dump request (`NLM_F_DUMP`); the kernel filters by what `msg` carries.
@@ -103,6 +115,7 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Errno> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = flags;
         let mut handle = self.handle.clone();

@@ -346,3 +346,62 @@ fn every_interrupted_apply_converges_and_destroys_cleanly() {
         assert!(!netns_exists(&d) && !netns_exists(&d2));
     }
 }
+
+#[test]
+fn host_work_per_container_does_not_grow_with_other_containers() {
+    let mut host = HostNetns::new();
+    let e = engine(&host, None);
+    let mut a = container(&mut host);
+    a.interfaces
+        .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
+    e.apply(&a).unwrap();
+    let cost = |e: &netprov::engine::Engine| {
+        let before = e.host_requests();
+        assert!(e.plan(&a).unwrap().is_empty());
+        e.host_requests() - before
+    };
+    let alone = cost(&e);
+    let others: Vec<_> = (0..8)
+        .map(|k| {
+            let mut d = container(&mut host);
+            let ip = format!("10.2.{k}.1/31");
+            let hip = format!("10.2.{k}.0/31");
+            d.interfaces.push(veth("lan", &[&ip], &[&hip]));
+            d
+        })
+        .collect();
+    for r in e.apply_many(&others) {
+        r.unwrap();
+    }
+    assert_eq!(host_links(&host).len(), 9);
+    assert_eq!(cost(&e), alone);
+    for d in others.iter().chain([&a]) {
+        e.destroy(&DestroyTarget::Id(d.id.clone())).unwrap();
+    }
+    assert!(host_links(&host).is_empty());
+}
+
+#[test]
+fn a_failing_step_names_operation_object_netns_and_errno_and_apply_converges_after() {
+    let mut host = HostNetns::new();
+    let e = engine(&host, None);
+    let mut d = container(&mut host);
+    d.interfaces
+        .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
+    d.routes.push(route("0.0.0.0/0", Some("192.0.2.1"), None));
+    let err = e.apply(&d).unwrap_err();
+    assert_eq!(err.errno, Some(libc::ENETUNREACH), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "replace route default via 192.0.2.1 in netns {}: Network is unreachable",
+            d.id
+        )
+    );
+    // Fix the input: the next apply converges from where the failed one stopped.
+    d.routes[0] = route("0.0.0.0/0", Some("10.0.0.0"), None);
+    let r = e.apply(&d).unwrap();
+    assert_eq!(r.plan.steps.len(), 1, "{}", r.plan);
+    assert!(e.check(&d).unwrap().is_empty());
+    e.destroy(&DestroyTarget::Props(d)).unwrap();
+}
