@@ -82,7 +82,8 @@ impl LinkState {
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => s.name = n.clone(),
-                LinkAttribute::IfAlias(n) => s.alias = Some(n.clone()),
+                // An alias set to "" is the kernel's "no alias".
+                LinkAttribute::IfAlias(n) if !n.is_empty() => s.alias = Some(n.clone()),
                 LinkAttribute::Group(g) => s.group = *g,
                 LinkAttribute::Mtu(v) => s.mtu = Some(*v),
                 LinkAttribute::Address(a) if a.len() == 6 => {

@@ -145,8 +145,24 @@ fn drift_is_detected_and_exactly_repaired() {
     ));
     d.interfaces.push(veth("lan", &["10.1.0.2/24"], &[]));
     d.routes.push(route("0.0.0.0/0", Some("70.0.0.1"), None));
+    d.sysctls.push(sysctl("net.ipv4.ip_forward", "1"));
     e.apply(&d).unwrap();
     assert!(e.check(&d).unwrap().is_empty());
+
+    // A sysctl changed behind netprov's back.
+    in_ct_ok(&d, "sysctl", &["-qw", "net.ipv4.ip_forward=0"]);
+    let drift = e.check(&d).unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(
+        drift[0].to_string().contains("sysctl net.ipv4.ip_forward"),
+        "{}",
+        drift[0]
+    );
+    assert_eq!(e.apply(&d).unwrap().plan.steps.len(), 1);
+    assert_eq!(
+        in_ct_ok(&d, "cat", &["/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
 
     // A deleted address.
     in_ct_ok(&d, "ip", &["addr", "del", "10.1.0.2/24", "dev", "lan"]);
@@ -404,4 +420,54 @@ fn a_failing_step_names_operation_object_netns_and_errno_and_apply_converges_aft
     assert_eq!(r.plan.steps.len(), 1, "{}", r.plan);
     assert!(e.check(&d).unwrap().is_empty());
     e.destroy(&DestroyTarget::Props(d)).unwrap();
+}
+
+#[test]
+fn links_born_in_the_netprov_group_but_not_yet_aliased_are_adopted_and_destroyed() {
+    // The state a SIGKILL between "create veth" and "set alias" leaves behind.
+    let mut host = HostNetns::new();
+    let mut d = container(&mut host);
+    d.interfaces
+        .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
+    let he = host_end(&d.interfaces[0]);
+    let _ = engine(&host, Some(1)).apply(&d);
+    assert!(netns_exists(&d));
+    host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &he,
+            "group",
+            "0x4e50",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan",
+            "group",
+            "0x4e50",
+            "netns",
+            &netns_path(&d),
+        ],
+    );
+    let e = engine(&host, None);
+    let p = e.plan(&d).unwrap();
+    let text = p.to_string();
+    assert!(
+        text.contains(&format!(
+            "set alias netprov:{}:lan on {he} in host netns",
+            d.id
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("create veth"), "{text}");
+    e.apply(&d).unwrap();
+    assert!(e.check(&d).unwrap().is_empty());
+    host.ok("ping", &["-c1", "-W3", "10.0.0.1"]);
+
+    // Unaliased again, then destroy by id only.
+    host.ok("ip", &["link", "set", &he, "alias", ""]);
+    e.destroy(&DestroyTarget::Id(d.id.clone())).unwrap();
+    assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
 }
