@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -273,9 +273,4 @@ pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> R
         ex.step(s).await?;
     }
     Ok(())
-}
-
-/// Whether `path` can be used as a netns now.
-pub fn netns_usable(path: &Path) -> bool {
-    netns::is_handle(path)
 }

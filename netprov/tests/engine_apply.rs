@@ -471,3 +471,57 @@ fn links_born_in_the_netprov_group_but_not_yet_aliased_are_adopted_and_destroyed
     e.destroy(&DestroyTarget::Id(d.id.clone())).unwrap();
     assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
 }
+
+#[test]
+fn ovs_internal_port_device_is_moved_in_marked_and_removed() {
+    // Stand-in for the device OVS creates for an internal port (the OVSDB step is
+    // another layer's): a link named like the interface, in the host netns.
+    let mut host = HostNetns::new();
+    let e = engine(&host, None);
+    let mut d = container(&mut host);
+    let port = common::unique("op");
+    host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{port}p"),
+        ],
+    );
+    host.ok(
+        "ip",
+        &["addr", "add", "10.6.0.1/24", "dev", &format!("{port}p")],
+    );
+    host.ok("ip", &["link", "set", &format!("{port}p"), "up"]);
+    d.interfaces.push(Interface {
+        name: n(&port),
+        kind: InterfaceKind::Ovs(OvsPort {
+            bridge: n("br-int"),
+            vlan: VlanTag::new(0).unwrap(),
+            trunks: vec![],
+            vlan_mode: None,
+            style: OvsStyle::Internal,
+            external_ids: Default::default(),
+        }),
+        addrs: nets(&["10.6.0.2/24"]),
+        mtu: None,
+        mac: None,
+        macvlan: None,
+    });
+    let r = e.apply(&d).unwrap();
+    assert!(r.plan.to_string().contains(&format!(
+        "move OVS internal port {port} into netns {}",
+        d.id
+    )));
+    let show = in_ct_ok(&d, "ip", &["-d", "link", "show", &port]);
+    assert!(show.contains(&format!("alias netprov:{}", d.id)), "{show}");
+    host.ok("ping", &["-c1", "-W3", "10.6.0.2"]);
+    assert_eq!(e.apply(&d).unwrap().messages, 0);
+    e.destroy(&DestroyTarget::Id(d.id.clone())).unwrap();
+    assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
+}
