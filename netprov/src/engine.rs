@@ -16,7 +16,7 @@ use crate::model::Desired;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
 use crate::observe::{self, Observed};
-use crate::plan::{self, Drift, Plan};
+use crate::plan::{Drift, Plan};
 
 pub use crate::destroy::{DestroyReport, DestroyTarget};
 
@@ -87,14 +87,14 @@ impl Engine {
         let c = self.container_conn(d)?;
         self.rt.block_on(async {
             let o = self.observe(d, c.as_ref()).await?;
-            plan::diff(d, &o)
+            crate::diff::diff(d, &o)
         })
     }
 
     async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
         let c = self.container_conn(d)?;
         let o = self.observe(d, c.as_ref()).await?;
-        let p = plan::diff(d, &o)?;
+        let p = crate::diff::diff(d, &o)?;
         let count = MutationCount::default();
         let mut ex = Exec {
             host: &self.host,

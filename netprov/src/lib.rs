@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod destroy;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod execute;
