@@ -9,3 +9,5 @@
 pub mod error;
 pub mod model;
 pub mod netns;
+pub mod cli;
+pub mod props;
