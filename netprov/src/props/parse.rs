@@ -23,12 +23,9 @@ pub fn parse(text: &str) -> Result<Props, Invalid> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let props: Props = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Segments serde could not name (inside a syntax error) print as "?".
         let path = e.path().to_string();
-        let path = if path == "." || path == "?" {
-            String::new()
-        } else {
-            path
-        };
+        let path = path.trim_end_matches(".?").trim_end_matches(['?', '.']).to_owned();
         from_serde(path, e.into_inner())
     })?;
     de.end().map_err(|e| from_serde(String::new(), e))?;
