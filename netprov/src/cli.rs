@@ -71,7 +71,9 @@ pub enum Command {
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
     match s.strip_prefix("unix:") {
         Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => Err(format!("{s:?}: expected unix:PATH (only unix sockets are supported)")),
+        _ => Err(format!(
+            "{s:?}: expected unix:PATH (only unix sockets are supported)"
+        )),
     }
 }
 
@@ -159,7 +161,9 @@ pub fn destroy_targets(args: &[String]) -> Result<Vec<Target>, Vec<Invalid>> {
                     file: None,
                     path: String::new(),
                     location: None,
-                    message: format!("{a:?} is neither a properties file nor a container id: the id {m}"),
+                    message: format!(
+                        "{a:?} is neither a properties file nor a container id: the id {m}"
+                    ),
                 }),
             }
         }
@@ -237,7 +241,10 @@ mod tests {
 
     #[test]
     fn ovsdb_needs_unix_prefix() {
-        assert_eq!(ovsdb_socket("unix:/tmp/db.sock").unwrap(), PathBuf::from("/tmp/db.sock"));
+        assert_eq!(
+            ovsdb_socket("unix:/tmp/db.sock").unwrap(),
+            PathBuf::from("/tmp/db.sock")
+        );
         assert!(ovsdb_socket("tcp:1.2.3.4:6640").is_err());
     }
 

@@ -6,8 +6,8 @@
 //!
 //! See docs/architecture.md.
 
+pub mod cli;
 pub mod error;
 pub mod model;
 pub mod netns;
-pub mod cli;
 pub mod props;

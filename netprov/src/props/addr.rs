@@ -134,14 +134,23 @@ mod tests {
     #[test]
     fn prefixes_default_to_host() {
         assert_eq!(interface_addr("10.0.2.2", Family::V4).unwrap().prefix(), 32);
-        assert_eq!(interface_addr("2001:db8::1", Family::V6).unwrap().prefix(), 128);
-        assert_eq!(interface_addr("10.0.0.2/31", Family::V4).unwrap().prefix(), 31);
+        assert_eq!(
+            interface_addr("2001:db8::1", Family::V6).unwrap().prefix(),
+            128
+        );
+        assert_eq!(
+            interface_addr("10.0.0.2/31", Family::V4).unwrap().prefix(),
+            31
+        );
     }
 
     #[test]
     fn wrong_family_and_unusable() {
         let e = interface_addr("2001:db8::1/64", Family::V4).unwrap_err();
-        assert!(e.contains("is an IPv6 address; this field takes IPv4"), "{e}");
+        assert!(
+            e.contains("is an IPv6 address; this field takes IPv4"),
+            "{e}"
+        );
         for bad in ["0.0.0.0", "127.0.0.1/8", "224.0.0.1", "10.0.0.1/33", "x"] {
             assert!(interface_addr(bad, Family::V4).is_err(), "{bad}");
         }
@@ -158,7 +167,10 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(mac("02:00:5E:00:01:0c").unwrap().to_string(), "02:00:5e:00:01:0c");
+        assert_eq!(
+            mac("02:00:5E:00:01:0c").unwrap().to_string(),
+            "02:00:5e:00:01:0c"
+        );
         assert!(mac("00:00:00:00:00:00").is_err());
         assert!(mac("01:00:5e:00:00:01").is_err());
         assert!(mac("02:00:00:00:01").is_err());

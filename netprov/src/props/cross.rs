@@ -15,8 +15,8 @@ use crate::model::{Desired, InterfaceKind, NetnsSpec};
 pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
     let mut errs = Vec::new();
     let name = |i: usize| match files.get(i) {
-        Some(f) => f.display().to_string(),
-        None => format!("container {}", ds[i].id),
+        Some(f) => format!(" ({})", f.display()),
+        None => String::new(),
     };
     let mut ids = Claims::default();
     let mut netns = Claims::default();
@@ -25,7 +25,10 @@ pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
     let mut ports = Claims::default();
     for (n, d) in ds.iter().enumerate() {
         let mut report = |path: String, what: String, first: usize| {
-            let mut e = problem(path, format!("{what} is also claimed by {} ({})", ds[first].id, name(first)));
+            let mut e = problem(
+                path,
+                format!("{what} is also claimed by {}{}", ds[first].id, name(first)),
+            );
             e.file = files.get(n).cloned();
             errs.push(e);
         };
@@ -34,7 +37,11 @@ pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
         }
         let path = d.netns.path().clone();
         if let Some(f) = netns.claim(path.clone(), n) {
-            report("network.netns_path".into(), format!("netns {}", path.display()), f);
+            report(
+                "network.netns_path".into(),
+                format!("netns {}", path.display()),
+                f,
+            );
         }
         for i in &d.interfaces {
             let at = key_path("network.interfaces", i.name.as_str());
@@ -49,11 +56,18 @@ pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
                 }
             }
             let fields = i.addrs.iter().map(|a| (a, ""));
-            let mv = i.macvlan.iter().flat_map(|m| m.addrs.iter().map(|a| (a, ".macvlan")));
+            let mv = i
+                .macvlan
+                .iter()
+                .flat_map(|m| m.addrs.iter().map(|a| (a, ".macvlan")));
             for (a, sub) in fields.chain(mv) {
                 let field = if a.is_ipv4() { "ip4" } else { "ip6" };
                 if let Some(f) = addrs.claim(a.ip(), n) {
-                    report(format!("{at}{sub}.{field}"), format!("address {}", a.ip()), f);
+                    report(
+                        format!("{at}{sub}.{field}"),
+                        format!("address {}", a.ip()),
+                        f,
+                    );
                 }
             }
         }
@@ -63,7 +77,11 @@ pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
                 *f != n && (fw.host_addr.is_none() || addr.is_none() || *addr == fw.host_addr)
             });
             if let Some(&(_, f)) = clash {
-                report(format!("network.forwards[{k}]"), format!("{:?} host port {}", fw.proto, fw.host_port).to_lowercase(), f);
+                report(
+                    format!("network.forwards[{k}]"),
+                    format!("{:?} host port {}", fw.proto, fw.host_port).to_lowercase(),
+                    f,
+                );
             }
             ports.add(key, (fw.host_addr, n));
         }

@@ -8,8 +8,8 @@ use super::raw;
 use super::validate::{given, Errors};
 use super::{key_path, names};
 use crate::model::{
-    ContainerId, IfName, Interface, InterfaceKind, MacAddr, Macvlan, OvsPort, OvsStyle,
-    VethHost, VlanMode, VlanTag,
+    ContainerId, IfName, Interface, InterfaceKind, MacAddr, Macvlan, OvsPort, OvsStyle, VethHost,
+    VlanMode, VlanTag,
 };
 
 /// External id netprov writes itself to mark the rows it owns.
@@ -23,7 +23,10 @@ pub fn interface(
 ) -> Option<Interface> {
     let at = key_path("network.interfaces", name);
     let f = |field: &str| format!("{at}.{field}");
-    let name = e.check(&at, IfName::new(name).map_err(|m| format!("interface name {name:?} {m}")));
+    let name = e.check(
+        &at,
+        IfName::new(name).map_err(|m| format!("interface name {name:?} {m}")),
+    );
 
     let ip4 = given(&raw.ip4).and_then(|s| e.check(f("ip4"), addr::interface_addr(s, Family::V4)));
     let ip6 = given(&raw.ip6).and_then(|s| e.check(f("ip6"), addr::interface_addr(s, Family::V6)));
@@ -41,10 +44,18 @@ pub fn interface(
             }
         }
     }
-    let host_name = given(&raw.host_name)
-        .and_then(|s| e.check(f("hostName"), IfName::new(s).map_err(|m| format!("{s:?} {m}"))));
-    let host_bridge = given(&raw.host_bridge)
-        .and_then(|s| e.check(f("hostBridge"), IfName::new(s).map_err(|m| format!("{s:?} {m}"))));
+    let host_name = given(&raw.host_name).and_then(|s| {
+        e.check(
+            f("hostName"),
+            IfName::new(s).map_err(|m| format!("{s:?} {m}")),
+        )
+    });
+    let host_bridge = given(&raw.host_bridge).and_then(|s| {
+        e.check(
+            f("hostBridge"),
+            IfName::new(s).map_err(|m| format!("{s:?} {m}")),
+        )
+    });
 
     let ovs = raw.ovs.clone().unwrap_or_default();
     let bridge = given(&ovs.bridge);
@@ -61,8 +72,16 @@ pub fn interface(
                 );
             }
         }
-        ovs_port(e, &f("ovs"), bridge, &ovs, host_name.clone(), id, name.as_ref())
-            .map(InterfaceKind::Ovs)
+        ovs_port(
+            e,
+            &f("ovs"),
+            bridge,
+            &ovs,
+            host_name.clone(),
+            id,
+            name.as_ref(),
+        )
+        .map(InterfaceKind::Ovs)
     } else {
         ovs_unset(e, &f("ovs"), &ovs);
         if host4.is_some() || host6.is_some() || host_name.is_some() || host_bridge.is_some() {
@@ -112,7 +131,10 @@ fn ovs_unset(e: &mut Errors, at: &str, ovs: &raw::Ovs) {
         ("trunks", ovs.trunks.as_ref().is_some_and(|t| !t.is_empty())),
         ("vlan_mode", given(&ovs.vlan_mode).is_some()),
         ("style", given(&ovs.style).is_some_and(|s| s != "internal")),
-        ("external_ids", ovs.external_ids.as_ref().is_some_and(|x| !x.is_empty())),
+        (
+            "external_ids",
+            ovs.external_ids.as_ref().is_some_and(|x| !x.is_empty()),
+        ),
     ];
     for (field, is_set) in set {
         if is_set {
@@ -134,7 +156,10 @@ fn ovs_port(
     iface: Option<&IfName>,
 ) -> Option<OvsPort> {
     let f = |field: &str| format!("{at}.{field}");
-    let bridge = e.check(f("bridge"), IfName::new(bridge).map_err(|m| format!("bridge name {bridge:?} {m}")));
+    let bridge = e.check(
+        f("bridge"),
+        IfName::new(bridge).map_err(|m| format!("bridge name {bridge:?} {m}")),
+    );
     let vlan = e.check(f("vlan"), VlanTag::new(ovs.vlan.unwrap_or(0)));
     let mut trunks = Vec::new();
     for (i, t) in ovs.trunks.iter().flatten().enumerate() {
@@ -148,7 +173,9 @@ fn ovs_port(
             "trunk" => Ok(VlanMode::Trunk),
             "native-tagged" => Ok(VlanMode::NativeTagged),
             "native-untagged" => Ok(VlanMode::NativeUntagged),
-            _ => Err(format!("{m:?} is not a VLAN mode: use access, trunk, native-tagged or native-untagged")),
+            _ => Err(format!(
+                "{m:?} is not a VLAN mode: use access, trunk, native-tagged or native-untagged"
+            )),
         };
         e.check(f("vlan_mode"), mode)
     });
@@ -181,7 +208,10 @@ fn ovs_port(
             .or_else(|| iface.map(|n| names::veth_host(id, n)))
             .map(|host| OvsStyle::Veth { host }),
         other => {
-            e.err(f("style"), format!("{other:?} is not an OVS style: use \"internal\" or \"veth\""));
+            e.err(
+                f("style"),
+                format!("{other:?} is not an OVS style: use \"internal\" or \"veth\""),
+            );
             None
         }
     };
@@ -221,7 +251,9 @@ fn macvlan(
         Some(raw::Vrid::Text(s)) if s.is_empty() => Ok(None),
         Some(raw::Vrid::Text(s)) => match s.parse::<i64>() {
             Ok(n) if n.to_string() == *s => vrid(n),
-            _ => Err(format!("{s:?} is not a VRRP id: write a decimal number 1–255, e.g. \"12\"")),
+            _ => Err(format!(
+                "{s:?} is not a VRRP id: write a decimal number 1–255, e.g. \"12\""
+            )),
         },
         Some(raw::Vrid::Number(n)) => vrid(*n),
     };

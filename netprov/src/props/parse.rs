@@ -4,8 +4,8 @@
 
 use serde_json::error::Category;
 
-use super::raw::Props;
 use super::problem;
+use super::raw::Props;
 use crate::error::Invalid;
 
 /// Largest properties file accepted (the `nft` text alone may be 1 MiB).
@@ -25,7 +25,10 @@ pub fn parse(text: &str) -> Result<Props, Invalid> {
     let props: Props = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // Segments serde could not name (inside a syntax error) print as "?".
         let path = e.path().to_string();
-        let path = path.trim_end_matches(".?").trim_end_matches(['?', '.']).to_owned();
+        let path = path
+            .trim_end_matches(".?")
+            .trim_end_matches(['?', '.'])
+            .to_owned();
         from_serde(path, e.into_inner())
     })?;
     de.end().map_err(|e| from_serde(String::new(), e))?;
@@ -74,8 +77,8 @@ mod tests {
 
     #[test]
     fn unknown_field_has_path() {
-        let e = parse(r#"{"id":"a","network":{"interfaces":{"lan":{"ovs":{"vlna":3}}}}}"#)
-            .unwrap_err();
+        let e =
+            parse(r#"{"id":"a","network":{"interfaces":{"lan":{"ovs":{"vlna":3}}}}}"#).unwrap_err();
         assert_eq!(e.path, "network.interfaces.lan.ovs.vlna");
         assert!(e.message.contains("unknown field `vlna`"), "{}", e.message);
     }

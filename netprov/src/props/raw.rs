@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 pub struct Props {
     /// Container id: 1–64 bytes of letters, digits, `_`, `.`, `-`, starting with a
     /// letter or digit, without `..`. It names `/run/netns/<id>`.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    )]
     pub id: String,
     /// The container's network; absent or null: a netns with only `lo`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +115,11 @@ pub struct Interface {
     #[schemars(length(max = 15))]
     pub host_name: Option<String>,
     /// Extension: enslave the veth host end to this existing Linux bridge.
-    #[serde(default, rename = "hostBridge", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "hostBridge",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(length(max = 15))]
     pub host_bridge: Option<String>,
     /// Extension: MTU, 68–65535.

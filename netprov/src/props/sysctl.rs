@@ -24,16 +24,15 @@ const VALUE_MAX: usize = 4096;
 pub fn validate(raw: &Sysctls) -> Result<Vec<Sysctl>, Vec<Invalid>> {
     let mut out: BTreeMap<String, Sysctl> = BTreeMap::new();
     let mut errs = Vec::new();
-    let mut add = |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| {
-        match entry(key, value) {
+    let mut add =
+        |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| match entry(key, value) {
             Ok(s) => {
                 if out.insert(s.key.clone(), s).is_some() {
                     errs.push(problem(path, format!("{key:?} is set twice")));
                 }
             }
             Err(m) => errs.push(problem(path, m)),
-        }
-    };
+        };
     match raw {
         Sysctls::Text(text) => {
             for (n, line) in text.lines().enumerate() {
@@ -141,8 +140,8 @@ mod tests {
 
     #[test]
     fn text_form_like_sysctl_p() {
-        let v = text("# c\n; c\n\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding=1\n")
-            .unwrap();
+        let v =
+            text("# c\n; c\n\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding=1\n").unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].path, "net/ipv4/ip_forward");
         assert_eq!(v[0].value, "1");
@@ -163,7 +162,9 @@ mod tests {
         let e = text("kernel.panic=1\nnet.core.rmem_max=1\nfoo\nnet.ipv4.ip_forward=1\nnet.ipv4.ip_forward=0")
             .unwrap_err();
         assert_eq!(e.len(), 4, "{e:?}");
-        assert!(e[0].message.starts_with("line 1: \"kernel.panic\" is not a per-network"));
+        assert!(e[0]
+            .message
+            .starts_with("line 1: \"kernel.panic\" is not a per-network"));
         assert!(e[3].message.contains("set twice"));
         assert!(text("net.core.somaxconn=1024\nnet.core.xfrm_acq_expires=3").is_ok());
     }
@@ -172,12 +173,18 @@ mod tests {
     fn object_form_values() {
         let mut m = BTreeMap::new();
         m.insert("net.ipv4.ip_forward".into(), SysctlValue::Bool(true));
-        m.insert("net.ipv4.tcp_fin_timeout".into(), SysctlValue::Number(30.into()));
+        m.insert(
+            "net.ipv4.tcp_fin_timeout".into(),
+            SysctlValue::Number(30.into()),
+        );
         let v = validate(&Sysctls::Map(m)).unwrap();
         assert_eq!(v[0].value, "1");
         assert_eq!(v[1].value, "30");
         let mut m = BTreeMap::new();
-        m.insert("net.ipv4.ip_forward".into(), SysctlValue::Text("1\n2".into()));
+        m.insert(
+            "net.ipv4.ip_forward".into(),
+            SysctlValue::Text("1\n2".into()),
+        );
         let e = validate(&Sysctls::Map(m)).unwrap_err();
         assert_eq!(e[0].path, "sysctl[\"net.ipv4.ip_forward\"]");
     }

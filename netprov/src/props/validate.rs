@@ -10,8 +10,8 @@ use super::addr::{self, Family};
 use super::{iface, problem, raw, sysctl};
 use crate::error::Invalid;
 use crate::model::{
-    ContainerId, Desired, HostRules, IfName, InterfaceKind, L4Proto, NetnsSpec, PortForward,
-    Route, Ruleset,
+    ContainerId, Desired, HostRules, IfName, InterfaceKind, L4Proto, NetnsSpec, PortForward, Route,
+    Ruleset,
 };
 
 /// Largest `nft` ruleset text accepted.
@@ -39,9 +39,14 @@ pub fn given(s: &Option<String>) -> Option<&str> {
 
 pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     let mut e = Errors::default();
-    let id = e.check("id", ContainerId::new(&raw.id).map_err(|m| format!("{:?} {m}", raw.id)));
+    let id = e.check(
+        "id",
+        ContainerId::new(&raw.id).map_err(|m| format!("{:?} {m}", raw.id)),
+    );
     // Derived names need an id; with an invalid one, a stand-in keeps the other checks going.
-    let name_id = id.clone().unwrap_or_else(|| ContainerId::new("invalid").expect("valid id"));
+    let name_id = id
+        .clone()
+        .unwrap_or_else(|| ContainerId::new("invalid").expect("valid id"));
     let net = raw.network.clone().unwrap_or_default();
 
     let netns = match given(&net.netns_path) {
@@ -78,7 +83,10 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
         if let Some(first) = seen.insert(a.ip(), on) {
             e.err(
                 "network.interfaces",
-                format!("address {} is on both {first} and {on}; an address is used once per container", a.ip()),
+                format!(
+                    "address {} is on both {first} and {on}; an address is used once per container",
+                    a.ip()
+                ),
             );
         }
     }
@@ -86,7 +94,10 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     let routes = routes(&mut e, &net, &links);
     let nft = given(&net.nft).and_then(|t| {
         let r = if t.len() > NFT_MAX {
-            Err(format!("ruleset is {} bytes, at most {NFT_MAX} (1 MiB)", t.len()))
+            Err(format!(
+                "ruleset is {} bytes, at most {NFT_MAX} (1 MiB)",
+                t.len()
+            ))
         } else if t.contains('\0') {
             Err("ruleset contains a NUL byte".into())
         } else {
@@ -94,7 +105,9 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
         };
         e.check("network.nft", r)
     });
-    let has_veth = interfaces.iter().any(|i| matches!(i.kind, InterfaceKind::Veth(_)));
+    let has_veth = interfaces
+        .iter()
+        .any(|i| matches!(i.kind, InterfaceKind::Veth(_)));
     let host_rules = HostRules {
         anti_spoof: has_veth && net.anti_spoof != Some(false),
         masquerade: net.masquerade.unwrap_or(false),
@@ -126,7 +139,9 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
 fn netns_path(p: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(p);
     if !path.is_absolute() {
-        return Err(format!("{p:?} is not an absolute path; use \"\" to let netprov create {NETNS_DIR}/<id>"));
+        return Err(format!(
+            "{p:?} is not an absolute path; use \"\" to let netprov create {NETNS_DIR}/<id>"
+        ));
     }
     if p.contains('\0') || path.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(format!("{p:?} must not contain \"..\" or NUL"));
@@ -169,15 +184,28 @@ fn routes(e: &mut Errors, net: &raw::Network, links: &[&IfName]) -> Vec<Route> {
     ];
     for (at, gw, family, dest) in defaults {
         let Some(s) = given(gw) else { continue };
-        let Some((ip, dev)) = e.check(at, addr::gateway(s, family)) else { continue };
+        let Some((ip, dev)) = e.check(at, addr::gateway(s, family)) else {
+            continue;
+        };
         if let Some(dev) = e.check(at, output_dev(s, ip, dev, links)) {
-            out.push(Route { dest: dest.parse().expect("valid default"), gateway: Some(ip), dev, metric: None });
+            out.push(Route {
+                dest: dest.parse().expect("valid default"),
+                gateway: Some(ip),
+                dev,
+                metric: None,
+            });
         }
     }
     for (i, r) in net.routes.iter().flatten().enumerate() {
         let at = format!("network.routes[{i}]");
-        let Some(dest) = e.check(format!("{at}.to"), destination(&r.to)) else { continue };
-        let family = if dest.is_ipv4() { Family::V4 } else { Family::V6 };
+        let Some(dest) = e.check(format!("{at}.to"), destination(&r.to)) else {
+            continue;
+        };
+        let family = if dest.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
         let via = match given(&r.via) {
             Some(s) => match e.check(format!("{at}.via"), addr::gateway(s, family)) {
                 Some(g) => Some(g),
@@ -188,22 +216,48 @@ fn routes(e: &mut Errors, net: &raw::Network, links: &[&IfName]) -> Vec<Route> {
         let dev = given(&r.dev);
         if let Some(d) = dev {
             if !links.iter().any(|l| l.as_str() == d) {
-                e.err(format!("{at}.dev"), format!("{d:?} is not an interface of this container (have: {})", join(links)));
+                e.err(
+                    format!("{at}.dev"),
+                    format!(
+                        "{d:?} is not an interface of this container (have: {})",
+                        join(links)
+                    ),
+                );
                 continue;
             }
         }
         let route = match (via, dev) {
-            (None, None) => Err("a route needs \"via\" (a gateway) or \"dev\" (an interface), or both".to_owned()),
-            (None, Some(d)) => Ok(Route { dest, gateway: None, dev: IfName::new(d).ok(), metric: r.metric }),
+            (None, None) => Err(
+                "a route needs \"via\" (a gateway) or \"dev\" (an interface), or both".to_owned(),
+            ),
+            (None, Some(d)) => Ok(Route {
+                dest,
+                gateway: None,
+                dev: IfName::new(d).ok(),
+                metric: r.metric,
+            }),
             (Some((ip, zone)), _) => {
                 if let (Some(z), Some(d)) = (zone, dev) {
                     if z != d {
-                        e.err(format!("{at}.via"), format!("zone %{z} contradicts dev {d:?}"));
+                        e.err(
+                            format!("{at}.via"),
+                            format!("zone %{z} contradicts dev {d:?}"),
+                        );
                         continue;
                     }
                 }
-                output_dev(r.via.as_deref().unwrap_or_default(), ip, zone.or(dev), links)
-                    .map(|dev| Route { dest, gateway: Some(ip), dev, metric: r.metric })
+                output_dev(
+                    r.via.as_deref().unwrap_or_default(),
+                    ip,
+                    zone.or(dev),
+                    links,
+                )
+                .map(|dev| Route {
+                    dest,
+                    gateway: Some(ip),
+                    dev,
+                    metric: r.metric,
+                })
             }
         };
         out.extend(e.check(at, route));
@@ -211,14 +265,22 @@ fn routes(e: &mut Errors, net: &raw::Network, links: &[&IfName]) -> Vec<Route> {
     let mut seen = BTreeSet::new();
     for r in &out {
         if !seen.insert((r.dest, r.metric)) {
-            e.err("network.routes", format!("two routes to {} with the same metric; give one a different metric", r.dest));
+            e.err(
+                "network.routes",
+                format!(
+                    "two routes to {} with the same metric; give one a different metric",
+                    r.dest
+                ),
+            );
         }
     }
     out
 }
 
 fn destination(s: &str) -> Result<IpNetwork, String> {
-    let n: IpNetwork = s.parse().map_err(|_| format!("{s:?} is not a destination network (e.g. 10.1.0.0/16)"))?;
+    let n: IpNetwork = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a destination network (e.g. 10.1.0.0/16)"))?;
     let canonical = IpNetwork::new(n.network(), n.prefix()).expect("same prefix");
     if canonical.ip() != n.ip() {
         return Err(format!("{s:?} has host bits set; write {canonical}"));
@@ -228,11 +290,19 @@ fn destination(s: &str) -> Result<IpNetwork, String> {
 
 /// The output interface of a gateway: the `%zone`, or for a link-local IPv6 gateway
 /// the container's only link.
-fn output_dev(s: &str, ip: IpAddr, zone: Option<&str>, links: &[&IfName]) -> Result<Option<IfName>, String> {
+fn output_dev(
+    s: &str,
+    ip: IpAddr,
+    zone: Option<&str>,
+    links: &[&IfName],
+) -> Result<Option<IfName>, String> {
     if let Some(z) = zone {
         return match links.iter().find(|l| l.as_str() == z) {
             Some(l) => Ok(Some((*l).clone())),
-            None => Err(format!("{s:?} names interface {z:?}, which this container does not have (have: {})", join(links))),
+            None => Err(format!(
+                "{s:?} names interface {z:?}, which this container does not have (have: {})",
+                join(links)
+            )),
         };
     }
     if !(ip.is_ipv6() && addr::is_link_local(&ip)) {
@@ -250,7 +320,11 @@ fn output_dev(s: &str, ip: IpAddr, zone: Option<&str>, links: &[&IfName]) -> Res
 }
 
 fn join(links: &[&IfName]) -> String {
-    links.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+    links
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -> Vec<PortForward> {
@@ -260,7 +334,13 @@ fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -
     for (i, f) in net.forwards.iter().flatten().enumerate() {
         let at = format!("network.forwards[{i}]");
         let port = |field: &str, p: u32, e: &mut Errors| {
-            e.check(format!("{at}.{field}"), u16::try_from(p).ok().filter(|p| *p != 0).ok_or(format!("{p} is not a port: use 1–65535")))
+            e.check(
+                format!("{at}.{field}"),
+                u16::try_from(p)
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or(format!("{p} is not a port: use 1–65535")),
+            )
         };
         let host_port = port("hostPort", f.host_port, e);
         let to_port = port("port", f.port, e);
@@ -275,23 +355,41 @@ fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -
             None => e.check(format!("{at}.to"), first_v4.ok_or("the container has no IPv4 address to forward to; set \"to\"".to_owned())),
         };
         let host_addr = given(&f.host_ip).and_then(|s| {
-            e.check(format!("{at}.hostIp"), s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an address")).and_then(|ip| match to {
-                Some(t) if t.is_ipv4() != ip.is_ipv4() => Err(format!("{ip} and the target {t} are of different families")),
-                _ => Ok(ip),
-            }))
+            e.check(
+                format!("{at}.hostIp"),
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("{s:?} is not an address"))
+                    .and_then(|ip| match to {
+                        Some(t) if t.is_ipv4() != ip.is_ipv4() => {
+                            Err(format!("{ip} and the target {t} are of different families"))
+                        }
+                        _ => Ok(ip),
+                    }),
+            )
         });
         let proto = match f.proto {
             raw::Proto::Tcp => L4Proto::Tcp,
             raw::Proto::Udp => L4Proto::Udp,
         };
-        let (Some(host_port), Some(to_port), Some(to_addr)) = (host_port, to_port, to) else { continue };
+        let (Some(host_port), Some(to_port), Some(to_addr)) = (host_port, to_port, to) else {
+            continue;
+        };
         if given(&f.host_ip).is_some() && host_addr.is_none() {
             continue;
         }
         if !seen.insert((proto, host_addr, host_port)) {
-            e.err(at.clone(), format!("host port {host_port} is forwarded twice"));
+            e.err(
+                at.clone(),
+                format!("host port {host_port} is forwarded twice"),
+            );
         }
-        out.push(PortForward { proto, host_port, host_addr, to_addr, to_port });
+        out.push(PortForward {
+            proto,
+            host_port,
+            host_addr,
+            to_addr,
+            to_port,
+        });
     }
     out
 }
