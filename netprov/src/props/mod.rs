@@ -7,6 +7,7 @@ mod addr;
 mod cross;
 mod emit;
 mod iface;
+mod locate;
 pub mod names;
 mod parse;
 pub mod raw;
@@ -41,6 +42,9 @@ pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Desired, Vec<Invalid
     let with_file = |mut errs: Vec<Invalid>| {
         for e in &mut errs {
             e.file = file.map(Path::to_path_buf);
+            if e.location.is_none() && !e.path.is_empty() {
+                e.location = locate::locate(text, &e.path);
+            }
         }
         errs
     };

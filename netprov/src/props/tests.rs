@@ -176,7 +176,7 @@ fn adopted_netns_paths() {
 #[test]
 fn errors_carry_the_file() {
     let e = parse_str(r#"{"id":""}"#, Some(Path::new("a.json"))).unwrap_err();
-    assert_eq!(e[0].to_string(), "a.json: id: \"\" must not be empty");
+    assert_eq!(e[0].to_string(), "a.json:1:7: id: \"\" must not be empty");
 }
 
 #[test]
