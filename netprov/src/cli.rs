@@ -92,7 +92,7 @@ pub fn run(cli: Cli) -> i32 {
             out(&format!("{:#}", props::schema()));
             exit::OK
         }
-        Command::Validate { props } => match props::load_all(&props) {
+        Command::Validate { props } => match load(&props, json) {
             Ok(ds) => {
                 if json {
                     let ids: Vec<_> = ds.iter().map(|d| d.id.to_string()).collect();
@@ -104,7 +104,7 @@ pub fn run(cli: Cli) -> i32 {
                 }
                 exit::OK
             }
-            Err(errs) => report(&errs, json),
+            Err(code) => code,
         },
         Command::Apply { props, fail_after } => {
             let _desired = match load(&props, json) {
@@ -139,7 +139,11 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load(props: &[PathBuf], json: bool) -> Result<Vec<Desired>, i32> {
-    props::load_all(props).map_err(|errs| report(&errs, json))
+    let ds = props::load_all(props).map_err(|errs| report(&errs, json))?;
+    for (p, d) in props.iter().zip(&ds) {
+        tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
+    }
+    Ok(ds)
 }
 
 /// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
@@ -219,6 +223,7 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -37,11 +37,17 @@ pub fn check_conflicts(ds: &[Desired], files: &[PathBuf]) -> Vec<Invalid> {
         }
         let path = d.netns.path().clone();
         if let Some(f) = netns.claim(path.clone(), n) {
-            report(
-                "network.netns_path".into(),
-                format!("netns {}", path.display()),
-                f,
-            );
+            // Two owned handles share a path only when the ids are equal: said above.
+            let both_owned = [&d.netns, &ds[f].netns]
+                .iter()
+                .all(|s| matches!(s, NetnsSpec::Owned { .. }));
+            if !both_owned {
+                report(
+                    "network.netns_path".into(),
+                    format!("netns {}", path.display()),
+                    f,
+                );
+            }
         }
         for i in &d.interfaces {
             let at = key_path("network.interfaces", i.name.as_str());

@@ -16,7 +16,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Invalid;
+use crate::error::{Invalid, OpError};
 use crate::model::{Desired, IfName, Interface, InterfaceKind};
 
 pub use cross::check_conflicts;
@@ -31,7 +31,7 @@ pub fn load(path: &Path) -> Result<Desired, Vec<Invalid>> {
             file: Some(path.to_owned()),
             path: String::new(),
             location: None,
-            message: format!("read {}: {e}", path.display()),
+            message: OpError::io(format!("read {}", path.display()), &e).to_string(),
         }]
     })?;
     parse_str(&text, Some(path))
@@ -65,15 +65,25 @@ pub fn to_json(d: &Desired) -> serde_json::Value {
 /// Loads several files and checks them against each other.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
     let mut ok = Vec::new();
+    let mut texts = Vec::new();
     let mut errs = Vec::new();
     for p in paths {
         match load(p) {
             Ok(d) => ok.push(d),
             Err(e) => errs.extend(e),
         }
+        texts.push(std::fs::read_to_string(p).unwrap_or_default());
     }
-    if errs.is_empty() {
-        errs = check_conflicts(&ok, paths);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    errs = check_conflicts(&ok, paths);
+    for e in &mut errs {
+        let text = paths
+            .iter()
+            .zip(&texts)
+            .find(|(p, _)| e.file.as_ref() == Some(*p));
+        e.location = text.and_then(|(_, t)| locate::locate(t, &e.path));
     }
     if errs.is_empty() {
         Ok(ok)

@@ -213,3 +213,17 @@ fn conflicts_across_files() {
     );
     assert!(check_conflicts(&[a], &[]).is_empty());
 }
+
+#[test]
+fn adopted_netns_conflicts_with_owned_handle() {
+    let a = ok(r#"{"id":"a"}"#);
+    let b = ok(r#"{"id":"b","network":{"netns_path":"/run/netns/a"}}"#);
+    let e = check_conflicts(&[a, b], &[]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, "network.netns_path");
+    let e = load(Path::new("/nonexistent/p.json")).unwrap_err();
+    assert_eq!(
+        e[0].message,
+        "read /nonexistent/p.json: No such file or directory"
+    );
+}
