@@ -290,11 +290,16 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     out.push(at);
 }
 
-/// Parsing never panics, and whatever is accepted round-trips through `to_json`.
+/// Parsing never panics, and whatever is accepted round-trips through `to_json`,
+/// whose output the schema accepts.
 fn check(text: &str) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     if let Ok(d) = props::parse_str(text, None) {
-        let back = props::parse_str(&props::to_json(&d).to_string(), None);
+        let emitted = props::to_json(&d);
+        let back = props::parse_str(&emitted.to_string(), None);
         assert_eq!(back.as_ref(), Ok(&d), "{text}");
+        let schema = SCHEMA.get_or_init(|| jsonschema::validator_for(&props::schema()).unwrap());
+        assert!(schema.is_valid(&emitted), "{emitted}");
     }
 }
 
