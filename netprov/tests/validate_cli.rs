@@ -132,11 +132,12 @@ fn engine_commands_validate_first() {
 }
 
 /// Invalid examples the schema can express; the others need cross-field or value
-/// rules only `validate` has (address families and kinds, routes, sysctl keys, VRRP
+/// rules only `validate` has (address values and kinds, routes, sysctl keys, VRRP
 /// ids written as strings, conflicts between files, JSON syntax).
 const SCHEMA_REJECTS: &[&str] = &[
     "bad-id",
     "every-problem",
+    "ip4-holds-ipv6",
     "long-ifname",
     "mtu-too-small",
     "unknown-field",

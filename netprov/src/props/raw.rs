@@ -64,9 +64,11 @@ pub struct Network {
     pub interfaces: Option<BTreeMap<String, Interface>>,
     /// IPv4 default gateway; `addr%if` names the output interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(%[!-~]+)?$"))]
     pub ip4route: Option<String>,
     /// IPv6 default gateway; a link-local one needs `%if` unless there is one interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[!-~]+)?$"))]
     pub ip6route: Option<String>,
     /// nftables ruleset of the container netns (at most 1 MiB), replaced atomically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,15 +96,19 @@ pub struct Network {
 pub struct Interface {
     /// IPv4 address, `a.b.c.d[/prefix]` (no prefix: /32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
     pub ip4: Option<String>,
     /// IPv6 address, `x:y::z[/prefix]` (no prefix: /128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
     pub ip6: Option<String>,
     /// IPv4 address of the veth host end.
     #[serde(default, rename = "hostIp4", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
     pub host_ip4: Option<String>,
     /// IPv6 address of the veth host end.
     #[serde(default, rename = "hostIp6", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
     pub host_ip6: Option<String>,
     /// Open vSwitch port; `bridge: ""` means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,9 +173,11 @@ pub struct Ovs {
 pub struct Macvlan {
     /// IPv4 address of the macvlan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
     pub ip4: Option<String>,
     /// IPv6 address of the macvlan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
     pub ip6: Option<String>,
     /// VRRP virtual router id 1–255 (a string as NixUnits writes it, or a number);
     /// sets the VRRP MAC.
