@@ -61,9 +61,9 @@ pub fn interface(
     let bridge = given(&ovs.bridge);
     let kind = if let Some(bridge) = bridge {
         for (field, set) in [
-            ("hostIp4", host4.is_some()),
-            ("hostIp6", host6.is_some()),
-            ("hostBridge", host_bridge.is_some()),
+            ("hostIp4", given(&raw.host_ip4).is_some()),
+            ("hostIp6", given(&raw.host_ip6).is_some()),
+            ("hostBridge", given(&raw.host_bridge).is_some()),
         ] {
             if set {
                 e.err(
@@ -84,7 +84,14 @@ pub fn interface(
         .map(InterfaceKind::Ovs)
     } else {
         ovs_unset(e, &f("ovs"), &ovs);
-        if host4.is_some() || host6.is_some() || host_name.is_some() || host_bridge.is_some() {
+        // Kind follows from which fields are written, valid or not.
+        let host_fields = [
+            &raw.host_ip4,
+            &raw.host_ip6,
+            &raw.host_name,
+            &raw.host_bridge,
+        ];
+        if host_fields.into_iter().any(|f| given(f).is_some()) {
             let derived = name.as_ref().map(|n| names::veth_host(id, n));
             host_name.or(derived).map(|name| {
                 InterfaceKind::Veth(VethHost {
