@@ -1,0 +1,399 @@
+//! The container's own ruleset (`network.nft`), loaded through libnftables inside the
+//! container netns.
+//!
+//! Ownership and drift: every load is ONE libnftables run — `flush ruleset`, the user's
+//! text, then a marker table `inet netprov_state` whose comment records the SHA-256 of
+//! the user's text — so the kernel commits all of it or nothing (nft's `-f` semantics:
+//! one netlink batch). Right after, a second transaction that touches only the marker
+//! table records the digest of the live listing (JSON, stateless, terse, without
+//! handles, marker excluded). `observe` recomputes that listing digest: if it differs,
+//! someone changed the ruleset behind netprov's back. A crash between the two
+//! transactions leaves `live=pending`, which reads as "does not match", so the next
+//! apply reloads.
+
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::ffi::{self, OUTPUT_JSON, OUTPUT_STATELESS, OUTPUT_TERSE};
+use crate::error::OpError;
+use crate::model::Ruleset;
+use crate::netns::in_netns;
+
+/// Family and name of the marker table netprov adds to every ruleset it loads. A user
+/// ruleset must not define it.
+pub const MARKER_FAMILY: &str = "inet";
+pub const MARKER_TABLE: &str = "netprov_state";
+const PENDING: &str = "pending";
+
+/// libnftables' own error message for a ruleset it rejects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftSyntaxError {
+    /// The message as libnftables printed it (location, "Error: ...", the line, a caret).
+    pub message: String,
+    /// 1-based line of the first error in the user's text, when libnftables gave one.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for NftSyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.trim_end())
+    }
+}
+
+impl std::error::Error for NftSyntaxError {}
+
+/// Why [`check_syntax`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// The ruleset is invalid (exit 2).
+    Syntax(NftSyntaxError),
+    /// The check itself could not run, e.g. no permission to make a scratch netns (exit 1).
+    Op(OpError),
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::Syntax(e) => e.fmt(f),
+            CheckError::Op(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// The ruleset in a container netns as netprov sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetState {
+    /// No netprov marker: netprov has not loaded a ruleset here (there may be tables
+    /// someone else made; netprov leaves them alone until it loads one).
+    Absent,
+    Loaded {
+        /// SHA-256 (hex) of the user text netprov loaded.
+        source_digest: String,
+        /// Digest of the live listing recorded right after the load (None if the load
+        /// was interrupted before it was recorded).
+        recorded_live_digest: Option<String>,
+        /// Digest of the listing now.
+        live_digest: String,
+    },
+}
+
+impl RulesetState {
+    /// Loaded by netprov and unchanged since.
+    pub fn is_intact(&self) -> bool {
+        matches!(self, RulesetState::Loaded { recorded_live_digest: Some(r), live_digest, .. } if r == live_digest)
+    }
+}
+
+/// What an apply has to do with the container ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetChange {
+    /// Replace the whole ruleset atomically; `drifted` when the live one was edited
+    /// behind netprov's back (or its load was interrupted).
+    Load { drifted: bool },
+    /// `nft` left the props: flush the ruleset netprov loaded.
+    Remove,
+}
+
+/// SHA-256 (hex) of the ruleset text, as recorded in the marker.
+pub fn digest(r: &Ruleset) -> String {
+    hex(&Sha256::digest(r.text.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compares the desired ruleset with the observed state; `None` = nothing to do.
+pub fn plan(desired: Option<&Ruleset>, observed: &RulesetState) -> Option<RulesetChange> {
+    match (desired, observed) {
+        (None, RulesetState::Absent) => None,
+        (None, RulesetState::Loaded { .. }) => Some(RulesetChange::Remove),
+        (Some(_), RulesetState::Absent) => Some(RulesetChange::Load { drifted: false }),
+        (Some(r), RulesetState::Loaded { source_digest, .. }) => {
+            if !observed.is_intact() {
+                Some(RulesetChange::Load { drifted: true })
+            } else if *source_digest != digest(r) {
+                Some(RulesetChange::Load { drifted: false })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Checks `text` with a libnftables dry run, exactly as [`load`] would submit it, on a
+/// thread inside a throwaway netns: the dry run parses, evaluates and sends the batch to
+/// the kernel *without* the batch-end message, so the kernel validates and aborts it —
+/// and the throwaway netns makes sure no real ruleset is even read. Needs CAP_SYS_ADMIN
+/// (to unshare the netns).
+pub fn check_syntax(text: &str) -> Result<(), CheckError> {
+    let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
+    let handle = std::thread::Builder::new()
+        .name("nft-check".into())
+        .spawn(move || -> Result<ffi::RunResult, OpError> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                OpError::errno(
+                    "create a scratch netns to check the nftables ruleset",
+                    e as i32,
+                )
+            })?;
+            ffi::with_ctx(|ctx| {
+                ctx.set_dry_run(true);
+                ctx.run(&cmds)
+            })
+            .map_err(|e| ctx_error("check nftables ruleset", e))
+        })
+        .map_err(|e| CheckError::Op(OpError::io("spawn nftables check thread", &e)))?;
+    let res = handle
+        .join()
+        .map_err(|_| CheckError::Op(OpError::new("check nftables ruleset", "thread panicked")))?
+        .map_err(CheckError::Op)?;
+    if res.rc == 0 {
+        Ok(())
+    } else {
+        Err(CheckError::Syntax(syntax_error(&res.error)))
+    }
+}
+
+/// Reads the ruleset state in the netns at `netns`.
+pub fn observe(netns: &Path) -> Result<RulesetState, OpError> {
+    let op = format!("list nftables ruleset in netns {}", netns.display());
+    let res = run_in(
+        netns,
+        &op,
+        OUTPUT_JSON | OUTPUT_STATELESS | OUTPUT_TERSE,
+        "list ruleset",
+    )?;
+    parse_listing(&res.output).map_err(|e| OpError::new(op, e))
+}
+
+/// Replaces the ruleset in the netns at `netns` with `r` in one transaction and records
+/// its digests.
+pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
+    let src = digest(r);
+    let cmds = load_commands(&r.text, &src, PENDING);
+    let path = netns.to_owned();
+    in_netns(netns, move || -> Result<(), OpError> {
+        let op = format!("load nftables ruleset in netns {}", path.display());
+        ffi::with_ctx(|ctx| -> Result<(), OpError> {
+            let res = ctx.run(&cmds);
+            if res.rc != 0 {
+                return Err(OpError::new(&op, syntax_error(&res.error).to_string()));
+            }
+            ctx.set_output_flags(OUTPUT_JSON | OUTPUT_STATELESS | OUTPUT_TERSE);
+            let listed = ctx.run("list ruleset");
+            if listed.rc != 0 {
+                return Err(OpError::new(&op, listed.error.trim().to_owned()));
+            }
+            let live = listing_digest(&listed.output).map_err(|e| OpError::new(&op, e))?;
+            let rec = ctx.run(&format!(
+                "delete table {MARKER_FAMILY} {MARKER_TABLE}\n{}",
+                marker(&src, &live)
+            ));
+            if rec.rc != 0 {
+                return Err(OpError::new(
+                    format!("record nftables ruleset digest in netns {}", path.display()),
+                    rec.error.trim().to_owned(),
+                ));
+            }
+            Ok(())
+        })
+        .map_err(|e| ctx_error(&op, e))?
+    })?
+}
+
+/// Flushes the whole ruleset in the netns at `netns` (it was netprov's: the caller only
+/// calls this when [`observe`] found the marker).
+pub fn remove(netns: &Path) -> Result<(), OpError> {
+    let op = format!("flush nftables ruleset in netns {}", netns.display());
+    let res = run_in(netns, &op, 0, "flush ruleset")?;
+    if res.rc != 0 {
+        return Err(OpError::new(op, res.error.trim().to_owned()));
+    }
+    Ok(())
+}
+
+/// `flush ruleset` on the user's first line (so libnftables' line numbers are the
+/// user's), the text, then the marker table.
+fn load_commands(text: &str, src: &str, live: &str) -> String {
+    format!("flush ruleset; {text}\n{}", marker(src, live))
+}
+
+fn marker(src: &str, live: &str) -> String {
+    format!(
+        "table {MARKER_FAMILY} {MARKER_TABLE} {{ comment \"netprov src={src} live={live}\"; }}\n"
+    )
+}
+
+fn run_in(netns: &Path, op: &str, flags: u32, cmds: &str) -> Result<ffi::RunResult, OpError> {
+    let cmds = cmds.to_owned();
+    let op2 = op.to_owned();
+    in_netns(netns, move || {
+        ffi::with_ctx(|ctx| {
+            ctx.set_output_flags(flags);
+            ctx.run(&cmds)
+        })
+        .map_err(|e| ctx_error(&op2, e))
+    })?
+    .and_then(|r| {
+        if r.rc != 0 && flags != 0 {
+            Err(OpError::new(op, r.error.trim().to_owned()))
+        } else {
+            Ok(r)
+        }
+    })
+}
+
+fn ctx_error(op: &str, e: ffi::CtxError) -> OpError {
+    OpError {
+        op: op.to_owned(),
+        cause: e.cause,
+        errno: e.errno,
+    }
+}
+
+/// Builds the error from libnftables' message, e.g.
+/// `/dev/stdin:3:5-9: Error: syntax error, ...` (buffers are named `<cmdline>`).
+fn syntax_error(msg: &str) -> NftSyntaxError {
+    let line = msg.lines().find_map(|l| {
+        let i = l.find(": Error:")?;
+        let loc = &l[..i];
+        // "<cmdline>:LINE:COL-COL"
+        let mut parts = loc.rsplitn(3, ':');
+        let _cols = parts.next()?;
+        parts.next()?.parse::<usize>().ok()
+    });
+    NftSyntaxError {
+        message: msg.trim_end().to_owned(),
+        line,
+    }
+}
+
+/// Parses a JSON listing into the state.
+fn parse_listing(json: &str) -> Result<RulesetState, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("bad JSON listing: {e}"))?;
+    let items = v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or("JSON listing without \"nftables\" array")?;
+    let comment = items.iter().find_map(|it| {
+        let t = it.get("table")?;
+        (t.get("family")? == MARKER_FAMILY && t.get("name")? == MARKER_TABLE).then(|| {
+            t.get("comment")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+    });
+    let Some(comment) = comment else {
+        return Ok(RulesetState::Absent);
+    };
+    let field = |k: &str| {
+        comment
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k).map(str::to_owned))
+    };
+    let source_digest = field("src=").unwrap_or_default();
+    let recorded_live_digest = field("live=").filter(|l| l != PENDING);
+    Ok(RulesetState::Loaded {
+        source_digest,
+        recorded_live_digest,
+        live_digest: listing_digest(json)?,
+    })
+}
+
+/// Digest of a JSON listing without metainfo, handles and the marker table.
+fn listing_digest(json: &str) -> Result<String, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("bad JSON listing: {e}"))?;
+    let items = v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or("JSON listing without \"nftables\" array")?;
+    let mut kept = Vec::new();
+    for it in items {
+        let Some((kind, body)) = it.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        if kind == "metainfo" {
+            continue;
+        }
+        let mut body = body.clone();
+        if let Some(o) = body.as_object_mut() {
+            let fam = o.get("family").and_then(Value::as_str);
+            let table = if kind == "table" {
+                o.get("name")
+            } else {
+                o.get("table")
+            };
+            if fam == Some(MARKER_FAMILY) && table.and_then(Value::as_str) == Some(MARKER_TABLE) {
+                continue;
+            }
+            o.remove("handle");
+        }
+        kept.push(serde_json::json!({ kind: body }));
+    }
+    let canon = serde_json::to_string(&kept).map_err(|e| e.to_string())?;
+    Ok(hex(&Sha256::digest(canon.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_line() {
+        let e = syntax_error(
+            "<cmdline>:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n",
+        );
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().contains("unexpected junk"));
+    }
+
+    #[test]
+    fn listing_digest_ignores_handles_and_marker() {
+        let a = r#"{"nftables":[{"metainfo":{"version":"1"}},{"table":{"family":"inet","name":"f","handle":1}},{"table":{"family":"inet","name":"netprov_state","handle":2,"comment":"netprov src=ab live=cd"}}]}"#;
+        let b = r#"{"nftables":[{"metainfo":{"version":"2"}},{"table":{"family":"inet","name":"f","handle":7}}]}"#;
+        assert_eq!(listing_digest(a).unwrap(), listing_digest(b).unwrap());
+        let st = parse_listing(a).unwrap();
+        assert!(
+            matches!(&st, RulesetState::Loaded { source_digest, recorded_live_digest: Some(l), .. } if source_digest == "ab" && l == "cd")
+        );
+        assert!(!st.is_intact());
+        assert_eq!(parse_listing(b).unwrap(), RulesetState::Absent);
+    }
+
+    #[test]
+    fn plan_is_empty_when_unchanged() {
+        let r = Ruleset {
+            text: "table inet f {}".into(),
+        };
+        let intact = RulesetState::Loaded {
+            source_digest: digest(&r),
+            recorded_live_digest: Some("x".into()),
+            live_digest: "x".into(),
+        };
+        assert_eq!(plan(Some(&r), &intact), None);
+        assert_eq!(plan(None, &intact), Some(RulesetChange::Remove));
+        assert_eq!(plan(None, &RulesetState::Absent), None);
+        let other = Ruleset {
+            text: "table inet g {}".into(),
+        };
+        assert_eq!(
+            plan(Some(&other), &intact),
+            Some(RulesetChange::Load { drifted: false })
+        );
+        let edited = RulesetState::Loaded {
+            source_digest: digest(&r),
+            recorded_live_digest: Some("x".into()),
+            live_digest: "y".into(),
+        };
+        assert_eq!(
+            plan(Some(&r), &edited),
+            Some(RulesetChange::Load { drifted: true })
+        );
+    }
+}
