@@ -18,6 +18,8 @@
 //! out before the context is freed: nothing is written to our stdout/stderr.
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+use std::io::Write;
+use std::os::fd::FromRawFd;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -37,13 +39,12 @@ extern "C" {
     fn nft_ctx_buffer_error(ctx: *mut NftCtxRaw) -> c_int;
     fn nft_ctx_get_error_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
     fn nft_run_cmd_from_buffer(ctx: *mut NftCtxRaw, buf: *const c_char) -> c_int;
+    fn nft_run_cmd_from_filename(ctx: *mut NftCtxRaw, filename: *const c_char) -> c_int;
 }
 
 /// `NFT_CTX_OUTPUT_STATELESS`: omit counters, quotas and other state that changes by
 /// itself (so a listing is stable while traffic flows).
 pub const OUTPUT_STATELESS: u32 = 1 << 2;
-/// `NFT_CTX_OUTPUT_JSON`.
-pub const OUTPUT_JSON: u32 = 1 << 4;
 /// `NFT_CTX_OUTPUT_TERSE`: omit set elements (dynamic sets fill themselves).
 pub const OUTPUT_TERSE: u32 = 1 << 11;
 
@@ -91,6 +92,43 @@ impl Ctx {
             let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
             RunResult { rc, output, error }
         }
+    }
+
+    /// Like [`Ctx::run`], but hands the text to libnftables as a file (an anonymous
+    /// memfd read through `/proc/self/fd/N`): for buffers libnftables prints errors
+    /// without a location, for files it prints `FILE:LINE:COLS: Error: …`. The file
+    /// name is replaced by `nft` in the returned error text.
+    pub fn run_as_file(&mut self, cmds: &str) -> RunResult {
+        // SAFETY: memfd_create with a static name; the fd is owned right away.
+        let fd = unsafe { libc::memfd_create(c"netprov-nft".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return RunResult {
+                rc: -1,
+                output: String::new(),
+                error: format!("memfd_create: {}", std::io::Error::last_os_error()),
+            };
+        }
+        // SAFETY: fd is fresh and valid.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        if let Err(e) = (&file).write_all(cmds.as_bytes()) {
+            return RunResult {
+                rc: -1,
+                output: String::new(),
+                error: format!("write memfd: {e}"),
+            };
+        }
+        let path = format!("/proc/self/fd/{fd}");
+        let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
+        // SAFETY: raw is live; cpath outlives the call; buffers copied as in run().
+        let mut res = unsafe {
+            let rc = nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr());
+            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
+            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            RunResult { rc, output, error }
+        };
+        drop(file);
+        res.error = res.error.replace(&path, "nft");
+        res
     }
 }
 

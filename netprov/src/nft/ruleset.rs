@@ -5,18 +5,17 @@
 //! text, then a marker table `inet netprov_state` whose comment records the SHA-256 of
 //! the user's text — so the kernel commits all of it or nothing (nft's `-f` semantics:
 //! one netlink batch). Right after, a second transaction that touches only the marker
-//! table records the digest of the live listing (JSON, stateless, terse, without
-//! handles, marker excluded). `observe` recomputes that listing digest: if it differs,
+//! table records the digest of the live listing (text, stateless, terse, marker
+//! table excluded). `observe` recomputes that listing digest: if it differs,
 //! someone changed the ruleset behind netprov's back. A crash between the two
 //! transactions leaves `live=pending`, which reads as "does not match", so the next
 //! apply reloads.
 
 use std::path::Path;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::ffi::{self, OUTPUT_JSON, OUTPUT_STATELESS, OUTPUT_TERSE};
+use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use crate::error::OpError;
 use crate::model::Ruleset;
 use crate::netns::in_netns;
@@ -71,7 +70,7 @@ pub enum RulesetState {
     /// someone else made; netprov leaves them alone until it loads one).
     Absent,
     Loaded {
-        /// SHA-256 (hex) of the user text netprov loaded.
+        /// Digest (SHA-256, first 128 bits, hex) of the user text netprov loaded.
         source_digest: String,
         /// Digest of the live listing recorded right after the load (None if the load
         /// was interrupted before it was recorded).
@@ -98,13 +97,15 @@ pub enum RulesetChange {
     Remove,
 }
 
-/// SHA-256 (hex) of the ruleset text, as recorded in the marker.
+/// SHA-256 (first 128 bits, hex) of the ruleset text, as recorded in the marker.
 pub fn digest(r: &Ruleset) -> String {
     hex(&Sha256::digest(r.text.as_bytes()))
 }
 
+/// Hex of the first 128 bits: nft limits a table comment to 128 characters and the
+/// marker holds two digests.
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
 }
 
 /// Compares the desired ruleset with the observed state; `None` = nothing to do.
@@ -143,7 +144,7 @@ pub fn check_syntax(text: &str) -> Result<(), CheckError> {
             })?;
             ffi::with_ctx(|ctx| {
                 ctx.set_dry_run(true);
-                ctx.run(&cmds)
+                ctx.run_as_file(&cmds)
             })
             .map_err(|e| ctx_error("check nftables ruleset", e))
         })
@@ -162,12 +163,7 @@ pub fn check_syntax(text: &str) -> Result<(), CheckError> {
 /// Reads the ruleset state in the netns at `netns`.
 pub fn observe(netns: &Path) -> Result<RulesetState, OpError> {
     let op = format!("list nftables ruleset in netns {}", netns.display());
-    let res = run_in(
-        netns,
-        &op,
-        OUTPUT_JSON | OUTPUT_STATELESS | OUTPUT_TERSE,
-        "list ruleset",
-    )?;
+    let res = run_in(netns, &op, OUTPUT_STATELESS | OUTPUT_TERSE, "list ruleset")?;
     parse_listing(&res.output).map_err(|e| OpError::new(op, e))
 }
 
@@ -180,11 +176,11 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
     in_netns(netns, move || -> Result<(), OpError> {
         let op = format!("load nftables ruleset in netns {}", path.display());
         ffi::with_ctx(|ctx| -> Result<(), OpError> {
-            let res = ctx.run(&cmds);
+            let res = ctx.run_as_file(&cmds);
             if res.rc != 0 {
                 return Err(OpError::new(&op, syntax_error(&res.error).to_string()));
             }
-            ctx.set_output_flags(OUTPUT_JSON | OUTPUT_STATELESS | OUTPUT_TERSE);
+            ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
             let listed = ctx.run("list ruleset");
             if listed.rc != 0 {
                 return Err(OpError::new(&op, listed.error.trim().to_owned()));
@@ -239,13 +235,6 @@ fn run_in(netns: &Path, op: &str, flags: u32, cmds: &str) -> Result<ffi::RunResu
         })
         .map_err(|e| ctx_error(&op2, e))
     })?
-    .and_then(|r| {
-        if r.rc != 0 && flags != 0 {
-            Err(OpError::new(op, r.error.trim().to_owned()))
-        } else {
-            Ok(r)
-        }
-    })
 }
 
 fn ctx_error(op: &str, e: ffi::CtxError) -> OpError {
@@ -257,12 +246,12 @@ fn ctx_error(op: &str, e: ffi::CtxError) -> OpError {
 }
 
 /// Builds the error from libnftables' message, e.g.
-/// `/dev/stdin:3:5-9: Error: syntax error, ...` (buffers are named `<cmdline>`).
+/// `nft:3:5-9: Error: syntax error, ...` (see `Ctx::run_as_file`).
 fn syntax_error(msg: &str) -> NftSyntaxError {
     let line = msg.lines().find_map(|l| {
         let i = l.find(": Error:")?;
         let loc = &l[..i];
-        // "<cmdline>:LINE:COL-COL"
+        // "nft:LINE:COL-COL"
         let mut parts = loc.rsplitn(3, ':');
         let _cols = parts.next()?;
         parts.next()?.parse::<usize>().ok()
@@ -273,71 +262,58 @@ fn syntax_error(msg: &str) -> NftSyntaxError {
     }
 }
 
-/// Parses a JSON listing into the state.
-fn parse_listing(json: &str) -> Result<RulesetState, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("bad JSON listing: {e}"))?;
-    let items = v
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or("JSON listing without \"nftables\" array")?;
-    let comment = items.iter().find_map(|it| {
-        let t = it.get("table")?;
-        (t.get("family")? == MARKER_FAMILY && t.get("name")? == MARKER_TABLE).then(|| {
-            t.get("comment")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        })
-    });
-    let Some(comment) = comment else {
+/// Splits nft's text listing into its top-level blocks (`table … {` … `}` at column 0).
+fn blocks(listing: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in listing.lines() {
+        cur.push_str(line);
+        cur.push('\n');
+        if line == "}" {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn is_marker(block: &str) -> bool {
+    block.starts_with(&format!("table {MARKER_FAMILY} {MARKER_TABLE} {{"))
+}
+
+/// Parses a text listing (stateless, terse) into the state.
+fn parse_listing(listing: &str) -> Result<RulesetState, String> {
+    let Some(marker) = blocks(listing).into_iter().find(|b| is_marker(b)) else {
         return Ok(RulesetState::Absent);
     };
+    let comment = marker
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("comment \""))
+        .unwrap_or("")
+        .trim_end_matches('"')
+        .to_owned();
     let field = |k: &str| {
         comment
             .split_whitespace()
             .find_map(|w| w.strip_prefix(k).map(str::to_owned))
     };
-    let source_digest = field("src=").unwrap_or_default();
-    let recorded_live_digest = field("live=").filter(|l| l != PENDING);
     Ok(RulesetState::Loaded {
-        source_digest,
-        recorded_live_digest,
-        live_digest: listing_digest(json)?,
+        source_digest: field("src=").unwrap_or_default(),
+        recorded_live_digest: field("live=").filter(|l| l != PENDING),
+        live_digest: listing_digest(listing)?,
     })
 }
 
-/// Digest of a JSON listing without metainfo, handles and the marker table.
-fn listing_digest(json: &str) -> Result<String, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("bad JSON listing: {e}"))?;
-    let items = v
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or("JSON listing without \"nftables\" array")?;
-    let mut kept = Vec::new();
-    for it in items {
-        let Some((kind, body)) = it.as_object().and_then(|o| o.iter().next()) else {
-            continue;
-        };
-        if kind == "metainfo" {
-            continue;
-        }
-        let mut body = body.clone();
-        if let Some(o) = body.as_object_mut() {
-            let fam = o.get("family").and_then(Value::as_str);
-            let table = if kind == "table" {
-                o.get("name")
-            } else {
-                o.get("table")
-            };
-            if fam == Some(MARKER_FAMILY) && table.and_then(Value::as_str) == Some(MARKER_TABLE) {
-                continue;
-            }
-            o.remove("handle");
-        }
-        kept.push(serde_json::json!({ kind: body }));
-    }
-    let canon = serde_json::to_string(&kept).map_err(|e| e.to_string())?;
-    Ok(hex(&Sha256::digest(canon.as_bytes())))
+/// Digest of a text listing without the marker table. The listing is stateless (no
+/// counter values) and terse (no set elements), so traffic does not change it.
+fn listing_digest(listing: &str) -> Result<String, String> {
+    let kept: String = blocks(listing)
+        .into_iter()
+        .filter(|b| !is_marker(b))
+        .collect();
+    Ok(hex(&Sha256::digest(kept.as_bytes())))
 }
 
 #[cfg(test)]
@@ -346,17 +322,16 @@ mod tests {
 
     #[test]
     fn syntax_error_line() {
-        let e = syntax_error(
-            "<cmdline>:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n",
-        );
+        let e =
+            syntax_error("nft:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n");
         assert_eq!(e.line, Some(3));
         assert!(e.to_string().contains("unexpected junk"));
     }
 
     #[test]
-    fn listing_digest_ignores_handles_and_marker() {
-        let a = r#"{"nftables":[{"metainfo":{"version":"1"}},{"table":{"family":"inet","name":"f","handle":1}},{"table":{"family":"inet","name":"netprov_state","handle":2,"comment":"netprov src=ab live=cd"}}]}"#;
-        let b = r#"{"nftables":[{"metainfo":{"version":"2"}},{"table":{"family":"inet","name":"f","handle":7}}]}"#;
+    fn listing_digest_ignores_the_marker() {
+        let a = "table inet f {\n\tchain c {\n\t}\n}\ntable inet netprov_state {\n\tcomment \"netprov src=ab live=cd\"\n}\n";
+        let b = "table inet f {\n\tchain c {\n\t}\n}\n";
         assert_eq!(listing_digest(a).unwrap(), listing_digest(b).unwrap());
         let st = parse_listing(a).unwrap();
         assert!(
