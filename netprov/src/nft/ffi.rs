@@ -1,21 +1,32 @@
 //! The small part of `libnftables.h` netprov uses, and a safe context around it.
 //!
-//! libnftables is not thread-safe in a useful sense: it keeps process-global state
-//! (the parser's scanner tables, `nft_ctx` caches, gmp/jansson allocators set up on first
-//! use) and, in a few netlink failure paths (`netlink_init_error`, allocation failure), it
-//! prints a message and calls `exit()`. So every use goes through [`with_ctx`]:
+//! libnftables is not safe to use from several threads or namespaces at once:
 //!
-//! * one context per call, created **and freed on the calling thread**, which is a fresh
-//!   thread inside the target netns (see `netns::in_netns`); the context's netlink socket
-//!   is therefore opened inside that netns and never outlives the thread;
-//! * a process-wide mutex serializes every call, so two contexts never run concurrently;
-//! * before creating the context we open (and close) a `NETLINK_NETFILTER` socket
-//!   ourselves: the one failure that makes libnftables `exit()` in practice is not being
-//!   able to open that socket (fd exhaustion, netns gone), and we turn it into an error
-//!   instead.
+//! * it keeps process-global state — most importantly the interface cache
+//!   (`iface_cache`, a static list filled from a NETLINK_ROUTE dump of *the calling
+//!   thread's* netns when a rule names an interface, released at the end of every run
+//!   and in `nft_ctx_free`), plus the scanner/parser and symbol tables set up by
+//!   `nft_ctx_new`/freed by `nft_ctx_free`;
+//! * when it cannot open, bind or talk on a netlink socket (`netlink_init_error`, e.g.
+//!   in `nft_ctx_new` and `iface_cache_update`) or cannot allocate memory
+//!   (`memory_allocation_error`), it prints a message and calls `exit()`.
+//!
+//! So every use goes through [`with_ctx`]:
+//!
+//! * a process-wide mutex serializes all libnftables calls: two runs never interleave,
+//!   so one netns's interface cache can never be used for another netns;
+//! * one context per call, created **and freed on the calling thread**, which is a
+//!   fresh thread inside the target netns (`netns::in_netns`, or a thread that unshared
+//!   a scratch netns): the context's netfilter socket and the interface dump are opened
+//!   inside that netns, and nothing outlives the call;
+//! * before creating the context we open and close a `NETLINK_NETFILTER` socket
+//!   ourselves, so the common way to hit `exit()` (no socket: fd exhaustion) becomes an
+//!   error instead. The remaining `exit()` paths (out of memory, a NETLINK_ROUTE socket
+//!   failing between our probe and libnftables' own) cannot be intercepted without
+//!   forking, which netprov does not do.
 //!
 //! Output and errors are buffered in memory (`nft_ctx_buffer_output/error`) and copied
-//! out before the context is freed: nothing is written to our stdout/stderr.
+//! out before the context is freed: libnftables writes nothing to our stdout/stderr.
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::io::Write;
