@@ -407,3 +407,85 @@ fn unchanged_apply_is_a_noop_and_tables_are_per_container() {
         "other containers' operations leave this table alone"
     );
 }
+
+#[test]
+fn ipv6_forward_and_masquerade() {
+    let t = Topo::new();
+    t.host
+        .ok("sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let (ct6, host6, hostout6, out6) = ("fd78::2", "fd78::1", "fd79::1", "fd79::2");
+    nsok(
+        &t.ct,
+        "ip",
+        &["addr", "add", &format!("{ct6}/64"), "dev", "eth0", "nodad"],
+    );
+    nsok(
+        &t.ct,
+        "ip",
+        &["-6", "route", "add", "default", "via", host6],
+    );
+    t.host.ok(
+        "ip",
+        &["addr", "add", &format!("{host6}/64"), "dev", &t.ve, "nodad"],
+    );
+    let vo = t.host.ok("ip", &["-o", "addr", "show", "to", HOST_OUT_IP]);
+    let vo = vo.split_whitespace().nth(1).unwrap().to_owned();
+    t.host.ok(
+        "ip",
+        &[
+            "addr",
+            "add",
+            &format!("{hostout6}/64"),
+            "dev",
+            &vo,
+            "nodad",
+        ],
+    );
+    nsok(
+        &t.out,
+        "ip",
+        &["addr", "add", &format!("{out6}/64"), "dev", "eth0", "nodad"],
+    );
+
+    let _nc = Bg(nscmd(&t.ct, "nc", &["-6", "-lk", "8080"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap());
+    let spec = HostSpec::new(
+        t.id.clone(),
+        &HostRules {
+            anti_spoof: true,
+            masquerade: true,
+            forwards: vec![PortForward {
+                proto: L4Proto::Tcp,
+                host_port: 80,
+                host_addr: None,
+                to_addr: ct6.parse().unwrap(),
+                to_port: 8080,
+            }],
+        },
+        vec![VethLink {
+            host_if: IfName::new(&t.ve).unwrap(),
+            container_addrs: vec![CT_IP.parse().unwrap(), ct6.parse().unwrap()],
+        }],
+    );
+    let ping6 = || {
+        nscmd(&t.ct, "ping", &["-6", "-c", "1", "-W", "1", out6])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!ping6(), "no route back without masquerade");
+    t.converge(&spec);
+    assert!(ping6(), "masqueraded IPv6 egress");
+    assert!(
+        connect(nscmd(
+            &t.out,
+            "nc",
+            &["-6", "-z", "-w", "1", hostout6, "80"]
+        )),
+        "IPv6 forward from outside"
+    );
+    assert!(t.ct_ping(CT_IP, HOST_IP), "IPv4 still passes anti-spoofing");
+}

@@ -283,6 +283,17 @@ fn edit_behind_our_back_is_drift_and_remove_flushes() {
 }
 
 #[test]
+fn check_syntax_with_interface_names() {
+    let text = "table netdev t {\n  chain c {\n    type filter hook ingress device lan priority 0;\n  }\n}\ntable inet f {\n  chain i {\n    type filter hook input priority 0;\n    iif lan accept\n  }\n}\n";
+    match ruleset::check_syntax(text) {
+        Err(CheckError::Syntax(e)) => assert!(e.line.is_some(), "{e}"),
+        other => panic!("unknown interface must fail: {other:?}"),
+    }
+    let lan = netprov::model::IfName::new("lan").unwrap();
+    ruleset::check_syntax_with_interfaces(text, &[lan]).unwrap();
+}
+
+#[test]
 fn check_syntax_touches_no_real_ruleset() {
     let t = Topo::new();
     // A valid check in a scratch netns: the container (and this process's netns) keep

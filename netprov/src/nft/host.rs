@@ -75,15 +75,25 @@ impl HostSpec {
     }
 
     /// The spec for a validated container: its veth links (host end + container
-    /// addresses) and its `HostRules`.
+    /// addresses, including those of a macvlan stacked on the veth, whose traffic
+    /// leaves through it) and its `HostRules`.
+    ///
+    /// Veths whose host end is enslaved to a bridge are left out: on the host their
+    /// packets arrive with the bridge as input interface, so per-port anti-spoofing
+    /// would need a bridge-family table, which netprov does not generate (yet).
     pub fn from_desired(d: &Desired) -> Self {
         let links = d
             .interfaces
             .iter()
             .filter_map(|i| match &i.kind {
-                InterfaceKind::Veth(h) => Some(VethLink {
+                InterfaceKind::Veth(h) if h.bridge.is_none() => Some(VethLink {
                     host_if: h.name.clone(),
-                    container_addrs: i.addrs.iter().map(|a| a.ip()).collect(),
+                    container_addrs: i
+                        .addrs
+                        .iter()
+                        .chain(i.macvlan.iter().flat_map(|m| m.addrs.iter()))
+                        .map(|a| a.ip())
+                        .collect(),
                 }),
                 _ => None,
             })
@@ -597,6 +607,49 @@ mod tests {
         b.extend_from_slice(b"hello\0");
         assert_eq!(udata_comment(&b).as_deref(), Some("hello"));
         assert_eq!(udata_comment(&[1, 1, 9]), None);
+    }
+
+    #[test]
+    fn spec_from_desired_takes_unbridged_veths_with_macvlan_addrs() {
+        use crate::model::{Interface, Macvlan, NetnsSpec, VethHost};
+        let iface = |name: &str, host: &str, bridge: Option<&str>, addr: &str| Interface {
+            name: IfName::new(name).unwrap(),
+            kind: InterfaceKind::Veth(VethHost {
+                name: IfName::new(host).unwrap(),
+                addrs: vec!["10.0.0.1/24".parse().unwrap()],
+                bridge: bridge.map(|b| IfName::new(b).unwrap()),
+            }),
+            addrs: vec![addr.parse().unwrap()],
+            mtu: None,
+            mac: None,
+            macvlan: None,
+        };
+        let mut wan = iface("wan", "ve-c-wan", None, "10.0.0.2/24");
+        wan.macvlan = Some(Macvlan {
+            name: IfName::new("mv-wan").unwrap(),
+            addrs: vec!["10.0.0.10/24".parse().unwrap()],
+            vrid: None,
+            mac: None,
+        });
+        let d = Desired {
+            id: ContainerId::new("c").unwrap(),
+            netns: NetnsSpec::Owned {
+                path: "/run/netns/c".into(),
+            },
+            interfaces: vec![iface("lan", "ve-c-lan", Some("br0"), "10.1.0.2/24"), wan],
+            routes: vec![],
+            sysctls: vec![],
+            nft: None,
+            host_rules: HostRules {
+                anti_spoof: true,
+                ..Default::default()
+            },
+        };
+        let s = HostSpec::from_desired(&d);
+        assert_eq!(s.links.len(), 1);
+        assert_eq!(s.links[0].host_if.as_str(), "ve-c-wan");
+        let want: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "10.0.0.10".parse().unwrap()];
+        assert_eq!(s.links[0].container_addrs, want);
     }
 
     #[test]

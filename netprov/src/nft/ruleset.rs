@@ -11,13 +11,14 @@
 //! transactions leaves `live=pending`, which reads as "does not match", so the next
 //! apply reloads.
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use crate::error::OpError;
-use crate::model::Ruleset;
+use crate::model::{IfName, Ruleset};
 use crate::netns::in_netns;
 
 /// Family and name of the marker table netprov adds to every ruleset it loads. A user
@@ -131,8 +132,19 @@ pub fn plan(desired: Option<&Ruleset>, observed: &RulesetState) -> Option<Rulese
 /// the kernel *without* the batch-end message, so the kernel validates and aborts it —
 /// and the throwaway netns makes sure no real ruleset is even read. Needs CAP_SYS_ADMIN
 /// (to unshare the netns).
+///
+/// A ruleset that names interfaces by index (`iif`, `oif`, netdev hooks) needs them to
+/// exist: use [`check_syntax_with_interfaces`] with the container's interface names.
 pub fn check_syntax(text: &str) -> Result<(), CheckError> {
+    check_syntax_with_interfaces(text, &[])
+}
+
+/// [`check_syntax`] with placeholder interfaces of these names in the throwaway netns
+/// (non-persistent tun devices, gone with the check), so `iif lan` resolves as it will
+/// in the container.
+pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<(), CheckError> {
     let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
+    let names: Vec<IfName> = ifnames.to_vec();
     let handle = std::thread::Builder::new()
         .name("nft-check".into())
         .spawn(move || -> Result<ffi::RunResult, OpError> {
@@ -142,6 +154,10 @@ pub fn check_syntax(text: &str) -> Result<(), CheckError> {
                     e as i32,
                 )
             })?;
+            let _placeholders = names
+                .iter()
+                .map(placeholder_interface)
+                .collect::<Result<Vec<_>, _>>()?;
             ffi::with_ctx(|ctx| {
                 ctx.set_dry_run(true);
                 ctx.run_as_file(&cmds)
@@ -158,6 +174,29 @@ pub fn check_syntax(text: &str) -> Result<(), CheckError> {
     } else {
         Err(CheckError::Syntax(syntax_error(&res.error)))
     }
+}
+
+/// A tun device named `name` in the calling thread's netns, alive while the file is.
+fn placeholder_interface(name: &IfName) -> Result<std::fs::File, OpError> {
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca; // _IOW('T', 202, int)
+    let op = || format!("create placeholder interface {name} to check the nftables ruleset");
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| OpError::io(op(), &e))?;
+    // struct ifreq: char ifr_name[16]; then a union whose first member here is
+    // short ifr_flags.
+    let mut ifr = [0u8; 40];
+    ifr[..name.as_str().len()].copy_from_slice(name.as_str().as_bytes());
+    let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: TUNSETIFF reads/writes an ifreq, which `ifr` is large enough to hold.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(OpError::io(op(), &std::io::Error::last_os_error()));
+    }
+    Ok(tun)
 }
 
 /// Reads the ruleset state in the netns at `netns`.
