@@ -302,3 +302,52 @@ fn check_syntax_touches_no_real_ruleset() {
     assert_eq!(listing(&t).trim(), "");
     assert!(t.ping());
 }
+
+/// Loads from several threads into two netns at once: the global lock keeps
+/// libnftables' process-wide interface cache from leaking between netns. Both netns
+/// have an `eth0` with different ifindexes; `iif eth0` must resolve in each one's own.
+#[test]
+fn concurrent_loads_in_different_netns_stay_separate() {
+    let a = Topo::new();
+    let b = Topo::new();
+    // Give b an eth0 with another ifindex: rename its veth away, a new link takes the name.
+    b.ct_ok("ip", &["link", "set", "eth0", "down"]);
+    b.ct_ok("ip", &["link", "set", "eth0", "name", "ethx"]);
+    b.ct_ok(
+        "ip",
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "padp",
+        ],
+    );
+    let idx = |t: &Topo| {
+        let l = t.ct_ok("ip", &["-o", "link", "show", "eth0"]);
+        l.split(':').next().unwrap().to_owned()
+    };
+    assert_ne!(idx(&a), idx(&b));
+    let text = |n: u32| {
+        format!("table inet f {{\n  chain i {{\n    type filter hook input priority 0;\n    iif eth0 tcp dport {n} drop\n  }}\n}}\n")
+    };
+    let paths = [a.ct_path(), b.ct_path()];
+    let threads: Vec<_> = (0..4u32)
+        .map(|k| {
+            let p = paths[(k % 2) as usize].clone();
+            let r = rs(&text(1000 + k));
+            std::thread::spawn(move || {
+                for _ in 0..15 {
+                    ruleset::load(&p, &r).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for t in [&a, &b] {
+        let l = listing(t);
+        assert!(
+            l.contains("iif \"eth0\""),
+            "iif resolved in the wrong netns: {l}"
+        );
+        assert!(ruleset::observe(&t.ct_path()).unwrap().is_intact());
+    }
+}

@@ -143,6 +143,9 @@ pub fn check_syntax(text: &str) -> Result<(), CheckError> {
 /// (non-persistent tun devices, gone with the check), so `iif lan` resolves as it will
 /// in the container.
 pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<(), CheckError> {
+    if let Some(e) = reserved_name(text) {
+        return Err(CheckError::Syntax(e));
+    }
     let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
     let names: Vec<IfName> = ifnames.to_vec();
     let handle = std::thread::Builder::new()
@@ -174,6 +177,22 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
     } else {
         Err(CheckError::Syntax(syntax_error(&res.error)))
     }
+}
+
+/// The marker table's name is netprov's; a ruleset that uses it would clobber (or be
+/// clobbered by) the marker.
+fn reserved_name(text: &str) -> Option<NftSyntaxError> {
+    let (i, _) = text.lines().enumerate().find(|(_, l)| {
+        l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w == MARKER_TABLE)
+    })?;
+    Some(NftSyntaxError {
+        message: format!(
+            "nft:{}: Error: the table name {MARKER_TABLE} is reserved for netprov's marker",
+            i + 1
+        ),
+        line: Some(i + 1),
+    })
 }
 
 /// A tun device named `name` in the calling thread's netns, alive while the file is.
@@ -209,6 +228,12 @@ pub fn observe(netns: &Path) -> Result<RulesetState, OpError> {
 /// Replaces the ruleset in the netns at `netns` with `r` in one transaction and records
 /// its digests.
 pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
+    if let Some(e) = reserved_name(&r.text) {
+        return Err(OpError::new(
+            format!("load nftables ruleset in netns {}", netns.display()),
+            e.message,
+        ));
+    }
     let src = digest(r);
     let cmds = load_commands(&r.text, &src, PENDING);
     let path = netns.to_owned();
@@ -378,6 +403,13 @@ mod tests {
         );
         assert!(!st.is_intact());
         assert_eq!(parse_listing(b).unwrap(), RulesetState::Absent);
+    }
+
+    #[test]
+    fn marker_name_is_reserved() {
+        let e = reserved_name("table inet f {}\ntable inet netprov_state {}\n").unwrap();
+        assert_eq!(e.line, Some(2));
+        assert!(reserved_name("table inet netprov_statex {}").is_none());
     }
 
     #[test]
