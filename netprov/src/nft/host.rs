@@ -101,6 +101,22 @@ impl HostSpec {
         Self::new(d.id.clone(), &d.host_rules, links)
     }
 
+    /// Rejects what the rules cannot express: a forward whose `host_addr` and `to_addr`
+    /// are of different IP versions (NAT does not translate between them).
+    pub fn check(&self) -> Result<(), String> {
+        for f in &self.rules.forwards {
+            if let Some(h) = f.host_addr {
+                if h.is_ipv4() != f.to_addr.is_ipv4() {
+                    return Err(format!(
+                        "port forward {h} port {} -> {} port {} mixes IPv4 and IPv6",
+                        f.host_port, f.to_addr, f.to_port
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Name of the container's host table.
     pub fn table_name(&self) -> String {
         table_name(&self.id)
@@ -210,6 +226,7 @@ pub fn apply_host(host_netns: &Path, spec: &HostSpec) -> Result<(), OpError> {
         spec.table_name(),
         host_netns.display()
     );
+    spec.check().map_err(|e| OpError::new(&op, e))?;
     let spec2 = spec.clone();
     in_netns(host_netns, move || -> std::io::Result<()> {
         let table = Table::new(cstring(&spec2.table_name()), ProtoFamily::Inet);
@@ -599,6 +616,22 @@ mod tests {
             ),
             Some(HostChange::Apply)
         );
+    }
+
+    #[test]
+    fn mixed_family_forward_is_rejected() {
+        let s = spec(HostRules {
+            forwards: vec![PortForward {
+                proto: L4Proto::Udp,
+                host_port: 53,
+                host_addr: Some("2001:db8::1".parse().unwrap()),
+                to_addr: "10.0.0.2".parse().unwrap(),
+                to_port: 53,
+            }],
+            ..Default::default()
+        });
+        assert!(s.check().unwrap_err().contains("mixes IPv4 and IPv6"));
+        assert!(spec(HostRules::default()).check().is_ok());
     }
 
     #[test]
