@@ -340,6 +340,18 @@ fn port_forward_reaches_the_container() {
         |port: &str, addr: &str| connect(nscmd(&t.out, "nc", &["-z", "-w", "1", addr, port]));
     assert!(!outside("80", HOST_OUT_IP), "nothing listens on the host");
     t.converge(&spec);
+    let l = t
+        .host
+        .ok("nft", &["list", "table", "inet", &host::table_name(&t.id)]);
+    for want in [
+        "fib daddr type local tcp dport 80 dnat ip to 10.78.0.2:8080",
+        "ip daddr 10.78.0.1 fib daddr type local tcp dport 81 dnat ip to 10.78.0.2:8080",
+        "type nat hook output priority -100",
+        "ip saddr 10.78.0.2 accept",
+        "comment \"netprov sha256:",
+    ] {
+        assert!(l.contains(want), "missing {want:?} in:\n{l}");
+    }
     // From a client netns routed via the host.
     assert!(outside("80", HOST_OUT_IP), "forward from outside");
     // host_addr restricts: port 81 only on HOST_IP.
