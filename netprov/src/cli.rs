@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::engine::{DestroyTarget, Engine, Options};
 use crate::error::{exit, Invalid};
 use crate::model::{ContainerId, Desired};
 use crate::props;
+
+mod run;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,13 +80,6 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// What `destroy` acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Props(Box<Desired>),
-    Id(ContainerId),
-}
-
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
@@ -106,34 +102,36 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Apply { props, fail_after } => {
-            let _desired = match load(&props, json) {
-                Ok(d) => d,
-                Err(code) => return code,
-            };
-            tracing::debug!(?fail_after, "apply");
-            engine_not_built("apply")
-        }
-        Command::Plan { props } => {
-            let _desired = match load(&props, json) {
-                Ok(d) => d,
-                Err(code) => return code,
-            };
-            engine_not_built("plan")
-        }
-        Command::Check { props } => {
-            let _desired = match load(&props, json) {
-                Ok(d) => d,
-                Err(code) => return code,
-            };
-            engine_not_built("check")
-        }
-        Command::Destroy { targets } => {
-            let _targets = match destroy_targets(&targets) {
-                Ok(t) => t,
-                Err(errs) => return report(&errs, json),
-            };
-            engine_not_built("destroy")
+        Command::Apply { props, fail_after } => match load(&props, json) {
+            Ok(ds) => with_engine(fail_after, |e| run::apply(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Plan { props } => match load(&props, json) {
+            Ok(ds) => with_engine(None, |e| run::plan(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Check { props } => match load(&props, json) {
+            Ok(ds) => with_engine(None, |e| run::check(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Destroy { targets } => match destroy_targets(&targets) {
+            Ok(t) => with_engine(None, |e| run::destroy(e, t, json)),
+            Err(errs) => report(&errs, json),
+        },
+    }
+}
+
+/// Starts the engine in this process's netns (the host) and runs `f` with it.
+fn with_engine(fail_after: Option<u64>, f: impl FnOnce(&Engine) -> i32) -> i32 {
+    let opts = Options {
+        host_netns: None,
+        fail_after: fail_after.map(|n| n as usize),
+    };
+    match Engine::new(opts) {
+        Ok(e) => f(&e),
+        Err(err) => {
+            eprintln!("netprov: {err}");
+            exit::FAILURE
         }
     }
 }
@@ -148,19 +146,19 @@ fn load(props: &[PathBuf], json: bool) -> Result<Vec<Desired>, i32> {
 
 /// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
 /// file, anything else a container id.
-pub fn destroy_targets(args: &[String]) -> Result<Vec<Target>, Vec<Invalid>> {
+pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invalid>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for a in args {
         let p = Path::new(a);
         if p.is_file() || a.ends_with(".json") {
             match props::load(p) {
-                Ok(d) => out.push(Target::Props(Box::new(d))),
+                Ok(d) => out.push(DestroyTarget::Props(d)),
                 Err(e) => errs.extend(e),
             }
         } else {
             match ContainerId::new(a) {
-                Ok(id) => out.push(Target::Id(id)),
+                Ok(id) => out.push(DestroyTarget::Id(id)),
                 Err(m) => errs.push(Invalid {
                     file: None,
                     path: String::new(),
@@ -205,14 +203,8 @@ fn report(errs: &[Invalid], json: bool) -> i32 {
 }
 
 /// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
-fn out(s: &str) {
+pub(crate) fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
-}
-
-/// Stand-in for the engine (netlink/OVSDB/nftables), which is built separately.
-fn engine_not_built(cmd: &str) -> i32 {
-    eprintln!("netprov {cmd}: the engine is not built yet");
-    exit::FAILURE
 }
 
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
@@ -256,7 +248,10 @@ mod tests {
     #[test]
     fn destroy_accepts_ids() {
         let t = destroy_targets(&["web2".into()]).unwrap();
-        assert_eq!(t, vec![Target::Id(ContainerId::new("web2").unwrap())]);
+        assert_eq!(
+            t,
+            vec![DestroyTarget::Id(ContainerId::new("web2").unwrap())]
+        );
         assert!(destroy_targets(&["../etc".into()]).is_err());
         assert!(destroy_targets(&["/nonexistent/x.json".into()]).is_err());
     }

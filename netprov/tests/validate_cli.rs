@@ -112,23 +112,17 @@ fn json_errors_and_usage() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// Invalid input is refused with exit 2 before the engine starts (the engine-backed
+/// behaviour of these commands is tested in cli_apply.rs, inside a sandbox netns).
 #[test]
 fn engine_commands_validate_first() {
     for cmd in ["apply", "plan", "check", "destroy"] {
         let out = netprov(&[cmd, "examples/invalid/vlan-4356.json"]);
         assert_eq!(out.status.code(), Some(2), "{cmd}");
-        let out = netprov(&[cmd, "examples/veth.json"]);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(&format!("netprov {cmd}: the engine is not built yet")),
-            "{err}"
-        );
+        assert!(err.contains("network.interfaces.lan.ovs.vlan"), "{err}");
     }
-    assert_eq!(netprov(&["destroy", "web2"]).status.code(), Some(1));
     assert_eq!(netprov(&["destroy", "../etc"]).status.code(), Some(2));
-    let out = netprov(&["apply", "--fail-after", "3", "examples/veth.json"]);
-    assert_eq!(out.status.code(), Some(1));
 }
 
 /// Invalid examples the schema can express; the others need cross-field or value
