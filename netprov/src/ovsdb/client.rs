@@ -144,6 +144,7 @@ pub struct Client {
     conn: Connection,
     endpoint: Endpoint,
     mutating: u64,
+    apply_timeout: Duration,
 }
 
 impl Client {
@@ -166,11 +167,21 @@ impl Client {
             conn,
             endpoint: endpoint.clone(),
             mutating: 0,
+            apply_timeout: APPLY_TIMEOUT,
         })
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// How long [`Client::wait_applied`] callers in this crate wait for ovs-vswitchd
+    /// (default [`APPLY_TIMEOUT`]).
+    pub fn apply_timeout(&self) -> Duration {
+        self.apply_timeout
+    }
+    pub fn set_apply_timeout(&mut self, timeout: Duration) {
+        self.apply_timeout = timeout;
     }
 
     /// Number of transactions sent so far that could change the database.
@@ -209,9 +220,16 @@ impl Client {
                 .op_index
                 .and_then(|i| txn.labels[i].clone())
                 .unwrap_or_else(|| what.to_owned());
+            let cause = if e.is_conflict() {
+                // OVSDB's own words ("timed out: \"where\" clause test failed") say
+                // nothing useful to a user: a `wait` found the rows changed.
+                "another OVSDB client changed the same rows meanwhile".to_owned()
+            } else {
+                e.to_string()
+            };
             TransactError {
                 conflict: e.is_conflict(),
-                error: OpError::new(op, e.to_string()),
+                error: OpError::new(op, cause),
             }
         })
     }

@@ -167,6 +167,14 @@ impl Ovs {
         }
     }
 
+    /// Kills ovs-vswitchd: the database still answers, nothing applies it.
+    pub fn stop_vswitchd(&mut self) {
+        if let Some(mut c) = self.vswitchd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// A "container" netns with lo up, deleted on drop.
     pub fn container(&mut self) -> String {
         let name = unique("c");
