@@ -10,8 +10,11 @@ mod ovs;
 
 use std::collections::BTreeMap;
 
-use netprov::model::{ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanTag};
-use netprov::ovsdb::{self, port, Client, Endpoint, OvsChange, PortSpec};
+use netprov::model::{
+    ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanMode, VlanTag,
+};
+use netprov::ovsdb::port::{self, InternalDevice};
+use netprov::ovsdb::{self, Client, Endpoint, OvsChange, PortSpec};
 use ovs::Ovs;
 
 fn client(o: &Ovs) -> Client {
@@ -77,6 +80,14 @@ fn ns_has_link(ns: &str, name: &str) -> bool {
     Ovs::in_ns(ns, "ip", &["link", "show", name])
         .status
         .success()
+}
+
+/// Where `s`'s device is, looked up from the host netns as the engine will.
+fn locate(o: &Ovs, s: &PortSpec, ns: &str) -> InternalDevice {
+    let (s, p) = (s.clone(), Ovs::netns_path(ns));
+    netprov::netns::in_netns(&o.host.path(), move || port::locate_internal_device(&s, &p))
+        .unwrap()
+        .unwrap()
 }
 
 fn port_uuid(o: &Ovs, port: &str) -> String {
@@ -157,6 +168,45 @@ fn vlans_isolate_retag_in_place_and_reapply_is_silent() {
         "re-tagged port does not reach VLAN 10"
     );
     assert_eq!(c.mutating_transactions(), before + 1);
+
+    // Trunks, vlan_mode and passed-through external_ids change in place as well; with
+    // native-untagged the container's untagged frames still land on VLAN 10.
+    let mut xt = x10.clone();
+    xt.trunks = vec![VlanTag::new(10).unwrap(), VlanTag::new(11).unwrap()];
+    xt.vlan_mode = Some(VlanMode::NativeUntagged);
+    xt.external_ids.insert("iface-id".into(), "lsp-web3".into());
+    let done = ovsdb::converge(&mut c, &xt.owner, std::slice::from_ref(&xt)).unwrap();
+    let shown: Vec<String> = done.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown[..2],
+        [
+            "set trunks of OVS port lan3: [] → [10, 11]",
+            "set vlan_mode of OVS port lan3: default → native-untagged"
+        ]
+    );
+    assert!(
+        shown[2].starts_with("set external_ids of OVS interface lan3: "),
+        "{shown:?}"
+    );
+    assert_eq!(
+        port_uuid(&o, "lan3"),
+        uuid,
+        "trunk change replaced the port"
+    );
+    assert_eq!(o.vsctl(&["get", "Port", "lan3", "trunks"]), "[10, 11]");
+    assert_eq!(
+        o.vsctl(&["get", "Interface", "lan3", "external_ids:iface-id"]),
+        "lsp-web3"
+    );
+    assert!(
+        Ovs::pings(&n3, "10.50.0.1"),
+        "native-untagged port does not reach VLAN 10"
+    );
+    assert!(
+        ovsdb::converge(&mut c, &xt.owner, std::slice::from_ref(&xt))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -276,25 +326,13 @@ fn vanished_internal_device_is_repaired() {
         attach(&o, s, ns, addr);
     }
     assert!(Ovs::pings(&n1, "10.52.0.2"));
-    let p1 = netprov::netns::in_netns(&o.host.path(), {
-        let (a, p) = (a.clone(), Ovs::netns_path(&n1));
-        move || port::internal_device_present(&a, &p)
-    })
-    .unwrap()
-    .unwrap();
-    assert!(p1, "device not seen in the container");
+    assert_eq!(locate(&o, &a, &n1), InternalDevice::InContainer);
 
     // The device dies (container netns torn down, someone ran `ip link del`...).
     assert!(Ovs::in_ns(&n1, "ip", &["link", "del", "lan"])
         .status
         .success());
-    let present = netprov::netns::in_netns(&o.host.path(), {
-        let (a, p) = (a.clone(), Ovs::netns_path(&n1));
-        move || port::internal_device_present(&a, &p)
-    })
-    .unwrap()
-    .unwrap();
-    assert!(!present);
+    assert_eq!(locate(&o, &a, &n1), InternalDevice::Missing);
     let mut observed = ovsdb::observe(&mut c, &a.owner, std::slice::from_ref(&a)).unwrap();
     observed.mark_device_missing("lan", "no device lan in the container");
     let changes = ovsdb::plan(&a.owner, std::slice::from_ref(&a), &observed).unwrap();
@@ -466,4 +504,40 @@ fn destroy_removes_only_own_ports_and_foreign_port_is_an_error() {
     let before = c.mutating_transactions();
     assert!(ovsdb::destroy(&mut c, &id("web")).unwrap().is_empty());
     assert_eq!(c.mutating_transactions(), before);
+}
+
+#[test]
+fn vswitchd_restart_leaves_a_dead_device_in_the_container() {
+    let mut o = Ovs::start();
+    o.add_bridge("br0");
+    let mut c = client(&o);
+    let (n1, n2) = (o.container(), o.container());
+    let a = internal("rs1", "lan", 10);
+    let b = internal("rs2", "peer", 10);
+    for (s, ns, addr) in [(&a, &n1, "10.54.0.1/24"), (&b, &n2, "10.54.0.2/24")] {
+        ovsdb::converge(&mut c, &s.owner, std::slice::from_ref(s)).unwrap();
+        attach(&o, s, ns, addr);
+    }
+    assert!(Ovs::pings(&n1, "10.54.0.2"));
+    o.restart_vswitchd();
+    // The userspace datapath's taps are persistent: the old one stays in the container,
+    // cut off, and ovs-vswitchd made a fresh one in the host netns.
+    assert_eq!(locate(&o, &a, &n1), InternalDevice::Both);
+    assert!(!Ovs::pings(&n1, "10.54.0.2"));
+    // OVSDB needs nothing; the engine swaps the devices (scaffolding here).
+    let mut c = client(&o);
+    assert!(ovsdb::converge(&mut c, &a.owner, std::slice::from_ref(&a))
+        .unwrap()
+        .is_empty());
+    for (s, ns, addr) in [(&a, &n1, "10.54.0.1/24"), (&b, &n2, "10.54.0.2/24")] {
+        assert!(Ovs::in_ns(ns, "ip", &["link", "del", s.iface.as_str()])
+            .status
+            .success());
+        attach(&o, s, ns, addr);
+    }
+    assert_eq!(locate(&o, &a, &n1), InternalDevice::InContainer);
+    assert!(
+        Ovs::pings(&n1, "10.54.0.2"),
+        "no traffic after swapping in the new devices"
+    );
 }

@@ -42,29 +42,39 @@ impl Ovs {
         ok("ovsdb-tool", &["create", db.to_str().unwrap(), SCHEMA]);
         ovs.start_ovsdb();
         ovs.vsctl(&["--no-wait", "init"]);
-        let log = ovs.dir.join("ovs-vswitchd.log");
+        ovs.start_vswitchd();
+        ovs
+    }
+
+    fn start_vswitchd(&mut self) {
+        let log = self.dir.join("ovs-vswitchd.log");
         let args = vec![
-            format!("unix:{}", ovs.sock().display()),
-            format!("--pidfile={}", ovs.dir.join("ovs-vswitchd.pid").display()),
-            format!("--unixctl={}", ovs.dir.join("ovs-vswitchd.ctl").display()),
+            format!("unix:{}", self.sock().display()),
+            format!("--pidfile={}", self.dir.join("ovs-vswitchd.pid").display()),
+            format!("--unixctl={}", self.dir.join("ovs-vswitchd.ctl").display()),
             format!("--log-file={}", log.display()),
             "-vconsole:off".into(),
             "--no-chdir".into(),
         ];
-        ovs.vswitchd = Some(ovs.spawn("ovs-vswitchd", &args));
-        // Returns once ovs-vswitchd has applied the config (cur_cfg caught up).
-        ovs.wait_until(Duration::from_secs(20), "ovs-vswitchd to start", |o| {
-            o.vsctl_run(&[
-                "--timeout=2",
-                "set",
-                "Open_vSwitch",
-                ".",
-                "external_ids:test=1",
-            ])
-            .status
-            .success()
+        self.vswitchd = Some(self.spawn("ovs-vswitchd", &args));
+        // Returns once ovs-vswitchd has applied the config (cur_cfg caught up). The
+        // value must change: ovs-vsctl skips the wait for a no-op transaction.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let stamp = format!("external_ids:netprov-test-start={nanos}");
+        self.wait_until(Duration::from_secs(20), "ovs-vswitchd to start", |o| {
+            o.vsctl_run(&["--timeout=2", "set", "Open_vSwitch", ".", &stamp])
+                .status
+                .success()
         });
-        ovs
+    }
+
+    /// Kills ovs-vswitchd and starts it again (a crash or package upgrade).
+    pub fn restart_vswitchd(&mut self) {
+        self.stop_vswitchd();
+        self.start_vswitchd();
     }
 
     fn spawn(&self, prog: &str, args: &[String]) -> Child {

@@ -1,6 +1,5 @@
 //! Making OVSDB match a plan: transactions, retries, teardown.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -270,21 +269,4 @@ pub fn destroy(client: &mut Client, owner: &ContainerId) -> Result<Vec<String>, 
     }
     commit_and_wait(client, &format!("remove OVS ports of {owner}"), txn)?;
     Ok(ports.into_iter().map(|p| p.name).collect())
-}
-
-/// Whether an internal port's device exists: under the port name in the current
-/// (host) netns, where ovs-vswitchd creates it, or under the interface name in the
-/// container netns it was moved to. For engines that do not track links themselves;
-/// feed a `false` to [`Observed::mark_device_missing`].
-pub fn internal_device_present(spec: &PortSpec, container_netns: &Path) -> Result<bool, OpError> {
-    fn exists(name: &str) -> bool {
-        let c = std::ffi::CString::new(name).expect("interface names have no NUL");
-        // SAFETY: if_nametoindex reads a NUL-terminated string and nothing else.
-        unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
-    }
-    if exists(spec.port.as_str()) {
-        return Ok(true);
-    }
-    let iface = spec.iface.to_string();
-    crate::netns::in_netns(container_netns, move || exists(&iface))
 }
