@@ -275,6 +275,7 @@ impl Client {
         let _ = self.conn.set_timeout(RPC_TIMEOUT);
         // Cancelling also drops updates still in flight for this monitor.
         let _ = self.conn.call("monitor_cancel", json!([monitor_id]));
+        self.conn.drop_notifications();
         if cur < next_cfg {
             return Err(OpError::new(
                 what,

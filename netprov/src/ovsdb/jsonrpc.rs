@@ -175,6 +175,11 @@ impl Connection {
         }
     }
 
+    /// Forgets queued notifications (those of a cancelled monitor).
+    pub fn drop_notifications(&mut self) {
+        self.notifications.clear();
+    }
+
     /// The next notification (queued or read from the socket).
     pub fn next_notification(&mut self) -> Result<Notification, RpcError> {
         if let Some(n) = self.notifications.pop_front() {

@@ -61,11 +61,16 @@ impl PortRow {
         let Some(i) = &self.iface else {
             return Some("its Interface row is missing".into());
         };
-        if let Some(e) = &i.error {
+        // Other errors (a bad option, say) are not cured by re-creating the port, and
+        // re-creating on every apply would break "re-apply changes nothing".
+        if let Some(e) = i.error.as_ref().filter(|e| e.contains("No such device")) {
             return Some(format!("OVS reports: {e}"));
         }
         if i.ofport == Some(-1) {
-            return Some("OVS could not open its device (ofport -1)".into());
+            return Some(match &i.error {
+                Some(e) => format!("OVS reports: {e}"),
+                None => "OVS could not open its device (ofport -1)".into(),
+            });
         }
         if i.kind.is_empty() && i.ifindex == Some(0) {
             return Some(format!("device {} is gone (ifindex 0)", i.name));
