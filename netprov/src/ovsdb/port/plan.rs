@@ -376,4 +376,95 @@ mod tests {
         let c = plan(&s.owner, &[], &observed_with(Some(row_for(&s)))).unwrap();
         assert_eq!(c[0].to_string(), "remove OVS port lan");
     }
+
+    #[test]
+    fn style_bridge_and_veth_health_force_recreation() {
+        let s = spec(10);
+        // Style changed internal → veth.
+        let mut veth = s.clone();
+        veth.internal = false;
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row_for(&s))),
+        )
+        .unwrap();
+        assert_eq!(
+            c[0].to_string(),
+            "re-create OVS port lan on bridge br0: its style changed to veth"
+        );
+        // On another bridge.
+        let mut o = observed_with(Some(row_for(&s)));
+        o.bridges.get_mut("br0").unwrap().ports.clear();
+        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+        assert!(
+            c[0].to_string()
+                .ends_with("it is on another bridge than br0"),
+            "{}",
+            c[0]
+        );
+        // A veth host end OVS no longer sees.
+        let mut row = row_for(&veth);
+        row.iface.as_mut().unwrap().kind = String::new();
+        row.iface.as_mut().unwrap().ifindex = Some(5);
+        assert!(plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row.clone()))
+        )
+        .unwrap()
+        .is_empty());
+        row.iface.as_mut().unwrap().ifindex = Some(0);
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row)),
+        )
+        .unwrap();
+        assert_eq!(
+            c[0].to_string(),
+            "re-create OVS port lan on bridge br0: device lan is gone (ifindex 0)"
+        );
+        // An OVS error that re-creation would not cure is left alone.
+        let mut row = row_for(&s);
+        row.iface.as_mut().unwrap().error =
+            Some("could not add network device lan to ofproto (Invalid argument)".into());
+        assert!(plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row))
+        )
+        .unwrap()
+        .is_empty());
+    }
+
+    #[test]
+    fn other_containers_port_is_an_error() {
+        let s = spec(10);
+        let mut row = row_for(&s);
+        row.external_ids.insert(OWNER_KEY.into(), "db".into());
+        let e = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db)");
+    }
+
+    #[test]
+    fn create_display_lists_trunks_and_mode() {
+        let mut s = spec(0);
+        s.trunks = vec![VlanTag::new(10).unwrap(), VlanTag::new(20).unwrap()];
+        s.vlan_mode = Some(crate::model::VlanMode::Trunk);
+        let c = OvsChange::Create { spec: s };
+        assert_eq!(
+            c.to_string(),
+            "add OVS port lan to bridge br0 (internal, untagged, trunks [10, 20], vlan_mode trunk)"
+        );
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["spec"]["trunks"], serde_json::json!([10, 20]));
+        assert_eq!(j["spec"]["vlan_mode"], "trunk");
+        assert_eq!(j["spec"]["owner"], "web");
+    }
 }
