@@ -217,3 +217,40 @@ fn stopped_vswitchd_is_named_and_next_apply_converges() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn echo_probes_are_answered_while_waiting() {
+    let o = Ovs::start();
+    // A second socket whose connections the server probes every 500 ms with `echo`
+    // and drops when no answer comes.
+    let probed = o.dir.join("probed.sock");
+    let target = format!("punix:{}", probed.display());
+    o.vsctl(&["set-manager", &target]);
+    o.vsctl(&["set", "Manager", &target, "inactivity_probe=500"]);
+    let t = Instant::now();
+    while !probed.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "probed socket never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = Client::connect(&Endpoint::unix(&probed)).unwrap();
+    // Wait 3 s for a configuration that never comes: the client reads (and answers
+    // the server's echo requests) the whole time.
+    let e = c
+        .wait_applied(1_000_000, Duration::from_secs(3))
+        .unwrap_err();
+    assert!(e.to_string().contains("not applied after 3s"), "{e}");
+    // Still connected.
+    let mut t = Txn::new();
+    t.push(
+        Op::Select {
+            table: "Open_vSwitch",
+            conds: vec![],
+            columns: vec!["cur_cfg"],
+        },
+        None,
+    );
+    c.transact("read cur_cfg", &t).unwrap();
+}

@@ -171,6 +171,16 @@ impl Client {
         })
     }
 
+    /// Like [`Client::connect`], but `None` when the socket file does not exist: a host
+    /// without Open vSwitch, where `destroy` has no OVS ports to look for. A socket that
+    /// exists but refuses connections is still an error (OVS is installed but down).
+    pub fn connect_if_present(endpoint: &Endpoint) -> Result<Option<Self>, OpError> {
+        if !endpoint.path().exists() {
+            return Ok(None);
+        }
+        Self::connect(endpoint).map(Some)
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -249,14 +259,7 @@ impl Client {
             .map_err(|e| self.rpc_error(what, e))?;
         let mut cur = max_cur_cfg(&initial);
         while cur < next_cfg {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            self.conn
-                .set_timeout(left)
-                .map_err(|e| OpError::io(what, &e))?;
-            match self.conn.next_notification() {
+            match self.conn.next_notification(deadline) {
                 Ok(n) if n.method == "update" && n.params[0] == monitor_id => {
                     cur = cur.max(max_cur_cfg(&n.params[1]));
                 }
@@ -272,7 +275,6 @@ impl Client {
                 Err(e) => return Err(self.rpc_error(what, e)),
             }
         }
-        let _ = self.conn.set_timeout(RPC_TIMEOUT);
         // Cancelling also drops updates still in flight for this monitor.
         let _ = self.conn.call("monitor_cancel", json!([monitor_id]));
         self.conn.drop_notifications();
@@ -325,6 +327,9 @@ mod tests {
     #[test]
     fn absent_server_is_named() {
         let dir = std::env::temp_dir().join(format!("netprov-nosock-{}", std::process::id()));
+        assert!(Client::connect_if_present(&Endpoint::unix(&dir))
+            .unwrap()
+            .is_none());
         let e = Client::connect(&Endpoint::unix(&dir)).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -337,6 +342,7 @@ mod tests {
         let path = dir.with_extension("sock");
         let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
         drop(l);
+        assert!(Client::connect_if_present(&Endpoint::unix(&path)).is_err());
         let e = Client::connect(&Endpoint::unix(&path)).unwrap_err();
         let _ = std::fs::remove_file(&path);
         assert_eq!(

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -94,31 +94,38 @@ pub struct Notification {
 }
 
 /// A blocking JSON-RPC connection over a unix socket.
+///
+/// Every wait has a deadline, not just a per-read timeout: the server's `echo`
+/// requests (answered here) would otherwise restart the read timeout forever.
 #[derive(Debug)]
 pub struct Connection {
     sock: UnixStream,
     framer: Framer,
     next_id: u64,
+    /// How long [`Connection::call`] waits for its answer.
+    timeout: Duration,
     notifications: VecDeque<Notification>,
+}
+
+fn timed_out() -> RpcError {
+    RpcError::Io(io::Error::from(io::ErrorKind::TimedOut))
 }
 
 impl Connection {
     pub fn connect(path: &Path, timeout: Duration) -> io::Result<Self> {
         let sock = UnixStream::connect(path)?;
-        sock.set_read_timeout(Some(timeout))?;
         sock.set_write_timeout(Some(timeout))?;
-        Ok(Self {
+        Ok(Self::from_stream(sock, timeout))
+    }
+
+    fn from_stream(sock: UnixStream, timeout: Duration) -> Self {
+        Self {
             sock,
             framer: Framer::default(),
             next_id: 1,
+            timeout,
             notifications: VecDeque::new(),
-        })
-    }
-
-    /// Changes the time one read or write may block.
-    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.sock.set_read_timeout(Some(timeout))?;
-        self.sock.set_write_timeout(Some(timeout))
+        }
     }
 
     fn send(&mut self, msg: &Value) -> Result<(), RpcError> {
@@ -126,8 +133,8 @@ impl Connection {
         self.sock.write_all(&text).map_err(RpcError::Io)
     }
 
-    /// Reads the next message, answering `echo` requests on the way.
-    fn recv(&mut self) -> Result<Value, RpcError> {
+    /// Reads the next message before `deadline`, answering `echo` requests on the way.
+    fn recv(&mut self, deadline: Instant) -> Result<Value, RpcError> {
         loop {
             if let Some(v) = self.framer.next_value().map_err(RpcError::Protocol)? {
                 if v.get("method").and_then(Value::as_str) == Some("echo") && !v["id"].is_null() {
@@ -138,6 +145,13 @@ impl Connection {
                 }
                 return Ok(v);
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            self.sock
+                .set_read_timeout(Some(left))
+                .map_err(RpcError::Io)?;
             let mut chunk = [0u8; 16 * 1024];
             let n = self.sock.read(&mut chunk).map_err(RpcError::Io)?;
             if n == 0 {
@@ -150,11 +164,12 @@ impl Connection {
     /// Sends a request and waits for the response with its id; notifications that
     /// arrive meanwhile are queued for [`Connection::next_notification`].
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let deadline = Instant::now() + self.timeout;
         let id = self.next_id;
         self.next_id += 1;
         self.send(&json!({"method": method, "params": params, "id": id}))?;
         loop {
-            let msg = self.recv()?;
+            let msg = self.recv(deadline)?;
             if msg.get("method").is_some() {
                 if msg["id"].is_null() {
                     self.notifications.push_back(Notification {
@@ -180,13 +195,13 @@ impl Connection {
         self.notifications.clear();
     }
 
-    /// The next notification (queued or read from the socket).
-    pub fn next_notification(&mut self) -> Result<Notification, RpcError> {
+    /// The next notification (queued or read from the socket) before `deadline`.
+    pub fn next_notification(&mut self, deadline: Instant) -> Result<Notification, RpcError> {
         if let Some(n) = self.notifications.pop_front() {
             return Ok(n);
         }
         loop {
-            let msg = self.recv()?;
+            let msg = self.recv(deadline)?;
             if msg.get("method").is_some() && msg["id"].is_null() {
                 return Ok(Notification {
                     method: msg["method"].as_str().unwrap_or_default().to_owned(),
@@ -231,12 +246,7 @@ mod tests {
     #[test]
     fn connection_answers_echo_and_queues_notifications() {
         let (a, mut b) = UnixStream::pair().unwrap();
-        let mut conn = Connection {
-            sock: a,
-            framer: Framer::default(),
-            next_id: 7,
-            notifications: VecDeque::new(),
-        };
+        let mut conn = Connection::from_stream(a, Duration::from_secs(5));
         let server = std::thread::spawn(move || {
             let mut framer = Framer::default();
             let mut read_one = |b: &mut UnixStream| loop {
@@ -262,8 +272,42 @@ mod tests {
         });
         let r = conn.call("transact", json!(["Open_vSwitch"])).unwrap();
         assert_eq!(r, json!([{}]));
-        let n = conn.next_notification().unwrap();
+        let n = conn
+            .next_notification(Instant::now() + Duration::from_secs(1))
+            .unwrap();
         assert_eq!(n.method, "update");
+        server.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[test]
+    fn echoes_do_not_extend_a_deadline() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut conn = Connection::from_stream(a, Duration::from_millis(300));
+        let server = std::thread::spawn(move || {
+            // Probe every 50 ms, never answer the request.
+            for _ in 0..20 {
+                if b.write_all(br#"{"method":"echo","params":[],"id":"echo"}"#)
+                    .is_err()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let t = Instant::now();
+        let e = conn.call("transact", json!([])).unwrap_err();
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(e.to_string(), "no answer from the server (timed out)");
+        drop(conn);
         server.join().unwrap();
     }
 }

@@ -105,6 +105,8 @@ impl Ovs {
         let args = vec![
             self.dir.join("conf.db").display().to_string(),
             format!("--remote=punix:{}", self.sock().display()),
+            // Manager rows become extra remotes (tests use one with an inactivity probe).
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options".into(),
             format!("--pidfile={}", self.dir.join("ovsdb-server.pid").display()),
             format!("--unixctl={}", self.dir.join("ovsdb-server.ctl").display()),
             format!("--log-file={}", self.dir.join("ovsdb-server.log").display()),
