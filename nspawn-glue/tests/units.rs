@@ -279,3 +279,44 @@ fn print_shows_both_dropins_for_an_id() {
     let usage = Command::new(GENERATOR).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// systemd.generator(7): generators must not spawn processes. Under strace, the only
+/// execve is the generator's own and there is no fork/clone.
+#[test]
+fn generator_spawns_no_process() {
+    let root = tempfile::tempdir().unwrap();
+    let props = tempfile::tempdir().unwrap();
+    fs::write(props.path().join("web.json"), r#"{"id":"web"}"#).unwrap();
+    fs::write(props.path().join("bad.json"), "{").unwrap();
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve,fork,vfork,clone,clone3",
+            GENERATOR,
+        ])
+        .arg(root.path().join("normal"))
+        .arg(root.path().join("early"))
+        .arg(root.path().join("late"))
+        .env("NETPROV_PROPS_DIR", props.path())
+        .env("SYSTEMD_LOG_TARGET", "console")
+        .output()
+        .expect("strace (Debian package strace)");
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{trace}");
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains('('))
+        .filter(|l| !l.starts_with("netprov-systemd-generator:"))
+        .collect();
+    assert_eq!(calls.len(), 1, "{trace}");
+    assert!(
+        calls[0].starts_with("execve(") && calls[0].contains(GENERATOR),
+        "{trace}"
+    );
+    assert!(root
+        .path()
+        .join("normal/systemd-nspawn@web.service.d/50-netprov.conf")
+        .is_file());
+}
