@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 const SUITE: &str = "bookworm";
@@ -18,8 +19,14 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/netprov-tests"))
 }
 
-/// The cached root filesystem, built first if missing.
+/// The cached root filesystem, built first if missing (once per test process: the
+/// tests of one binary run in parallel threads).
 pub fn cached() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(build_if_missing).clone()
+}
+
+fn build_if_missing() -> PathBuf {
     let dir = cache_dir();
     let rootfs = dir.join(format!("rootfs-{SUITE}"));
     if rootfs.join("usr/bin/ping").exists() && rootfs.join("usr/bin/ip").exists() {
