@@ -272,6 +272,56 @@ fn ovs_vlan_containers() {
     drop(ovs);
 }
 
+/// The NixUnits drop-in's ExecStart with NixUnits' own default nspawn arguments
+/// (`--private-users=pick`, `--private-network`, ...): the appended
+/// `--private-users=no` wins, so nspawn can join the prepared netns.
+#[test]
+fn nixunits_command_line_joins_the_netns() {
+    let cached = rootfs::cached();
+    // NixUnits' --private-users-ownership=chown refuses --read-only: a private copy.
+    let copy = tempfile::tempdir().unwrap();
+    let rootfs = copy.path().join("root");
+    let mut cp = std::process::Command::new("cp");
+    cp.arg("-a").arg(&cached).arg(&rootfs);
+    ok(cp);
+    fs::create_dir_all(rootfs.join("opt/system")).unwrap();
+    let init = rootfs.join("opt/system/init");
+    fs::write(&init, "#!/bin/sh\nexec /bin/sleep infinity\n").unwrap();
+    ok({
+        let mut c = std::process::Command::new("chmod");
+        c.arg("755").arg(&init);
+        c
+    });
+
+    let mut host = Host::new();
+    let empty_host = host_state(&host);
+    let id = unique("npn");
+    host.track(&id);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(format!("{id}.json")), props(&id, 4)).unwrap();
+    let unit = UnitCommands::nixunits(&netprov_bin(), dir.path());
+
+    host.run_argv_ok(&unit.start_pre(&id));
+    let c = Container::start(&host, &unit.start_nixunits(&id, &rootfs), &id);
+    let state = container_state(&c);
+    assert_eq!(
+        state.addrs_of("eth0"),
+        ["10.77.4.2/31", "fd77:4::3/127"],
+        "{state:#?}"
+    );
+    ping(&c, "10.77.4.3");
+    // No user namespace: uid 0 maps to 0 over the full range.
+    let uid_map = c.ok("cat", &["/proc/1/uid_map"]);
+    assert_eq!(
+        uid_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+
+    c.exit();
+    host.run_argv_ok(&unit.stop_post(&id));
+    assert_eq!(host_state(&host), empty_host);
+}
+
 /// A failed ExecStartPre stops the start: apply reports the error (in the unit's journal
 /// under systemd) and creates nothing, so nspawn could not join anything; ExecStopPost
 /// still runs and succeeds.

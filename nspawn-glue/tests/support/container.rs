@@ -42,7 +42,7 @@ impl Container {
                 if let Some(mut e) = nspawn.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                panic!("systemd-nspawn for {id} exited with {status}: {err}");
+                panic!("{argv:?} for {id} exited with {status}: {err}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -81,6 +81,12 @@ impl Container {
     /// payload (its --kill-signal without --boot is SIGKILL) and exits.
     pub fn stop(mut self) {
         self.terminate();
+    }
+
+    /// The container's PID 1 exits (a poweroff inside), and nspawn with it.
+    pub fn exit(mut self) {
+        signal(self.pid, libc::SIGKILL);
+        let _ = self.nspawn.wait();
     }
 
     fn terminate(&mut self) {
