@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
@@ -23,7 +23,8 @@ use crate::link::{self, LinkChange};
 use crate::model::{ContainerId, Desired, InterfaceKind, NetnsSpec, OvsStyle};
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
-use crate::observe;
+use crate::nft::{self, RulesetState};
+use crate::observe::{self, blocking};
 use crate::route;
 
 /// What destroy removed.
@@ -36,6 +37,9 @@ pub struct DestroyReport {
     pub links_returned: Vec<String>,
     pub routes_deleted: usize,
     pub netns_removed: bool,
+    /// The ruleset netprov loaded in an adopted netns was flushed.
+    pub ruleset_removed: bool,
+    /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
 }
 
@@ -69,6 +73,7 @@ pub async fn destroy(
     t: &DestroyTarget,
     host: &Netlink,
     host_ns: &File,
+    host_path: &Path,
     rt: &tokio::runtime::Handle,
 ) -> Result<DestroyReport, OpError> {
     let id = t.id().clone();
@@ -82,6 +87,28 @@ pub async fn destroy(
     let owned = matches!(spec, NetnsSpec::Owned { .. });
     let calias = link::container_alias(&id);
     let label = format!("netns {id}");
+    // The host table first: it exists only for this container and deleting an absent
+    // one is fine, so this needs no observation.
+    {
+        let (hp, id) = (host_path.to_owned(), id.clone());
+        count.bump();
+        blocking("delete host nftables table", move || {
+            nft::host::remove_host(&hp, &id)
+        })
+        .await?;
+    }
+    if netns::is_handle(&path) && !owned {
+        // An adopted netns outlives netprov: flush the ruleset only if netprov loaded it
+        // (its marker table is there). An owned netns takes its ruleset with it.
+        let ns = path.clone();
+        let st = blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?;
+        if st != RulesetState::Absent {
+            let ns = path.clone();
+            count.bump();
+            blocking("flush nftables ruleset", move || nft::ruleset::remove(&ns)).await?;
+            rep.ruleset_removed = true;
+        }
+    }
     if netns::is_handle(&path) {
         let nl = Netlink::open(Some(&path), rt, label.clone())?;
         let st = observe::container_ns(&nl).await?;

@@ -5,6 +5,8 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+mod nft;
+
 use ipnetwork::IpNetwork;
 
 use crate::error::OpError;
@@ -451,6 +453,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         }
     }
     let mut steps = df.steps;
+    steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).
     steps.sort_by_key(|s| s.phase());

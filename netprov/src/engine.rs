@@ -45,6 +45,8 @@ pub struct Engine {
     host: Netlink,
     /// The host netns, for moving links back on destroy.
     host_ns: File,
+    /// Its path, for threads that enter it (nftables).
+    host_path: PathBuf,
     opts: Options,
 }
 
@@ -66,6 +68,7 @@ impl Engine {
             rt,
             host,
             host_ns,
+            host_path,
             opts,
         })
     }
@@ -79,7 +82,7 @@ impl Engine {
     }
 
     async fn observe(&self, d: &Desired, c: Option<&Netlink>) -> Result<Observed, OpError> {
-        observe::observe(d, &self.host, c).await
+        observe::observe(d, &self.host, &self.host_path, c).await
     }
 
     /// What apply would change, changing nothing.
@@ -100,6 +103,8 @@ impl Engine {
             host: &self.host,
             container: c,
             netns_path: d.netns.path().clone(),
+            host_netns: self.host_path.clone(),
+            id: d.id.clone(),
             label: format!("netns {}", d.id),
             rt: self.rt.handle().clone(),
             count: &count,
@@ -139,6 +144,7 @@ impl Engine {
             t,
             &self.host,
             &self.host_ns,
+            &self.host_path,
             self.rt.handle(),
         ))
     }

@@ -16,8 +16,11 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::address;
 use crate::error::OpError;
 use crate::link::{self, LinkChange, LinkState};
+use crate::model::ContainerId;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
+use crate::nft;
+use crate::observe::blocking;
 use crate::plan::{At, Plan, Step};
 use crate::route;
 use crate::sysctl;
@@ -28,8 +31,11 @@ pub struct Exec<'a> {
     /// Opened when the container netns exists (possibly by a step of this plan).
     pub container: Option<Netlink>,
     pub netns_path: PathBuf,
+    /// The host netns (for the container's host nftables table).
+    pub host_netns: PathBuf,
     /// "netns <id>".
     pub label: String,
+    pub id: ContainerId,
     pub rt: tokio::runtime::Handle,
     pub count: &'a MutationCount,
 }
@@ -245,6 +251,28 @@ impl Exec<'_> {
                     sysctl::ensure(&key, &path, &value, &label)
                 })
                 .await??;
+            }
+            // nftables: one transaction each, counted as one mutating message.
+            Step::LoadRuleset { ruleset, .. } => {
+                let (ns, r) = (self.netns_path.clone(), ruleset.clone());
+                self.count.bump();
+                blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
+            }
+            Step::RemoveRuleset { .. } => {
+                let ns = self.netns_path.clone();
+                self.count.bump();
+                blocking(op, move || nft::ruleset::remove(&ns)).await?;
+            }
+            Step::InstallHostRules { spec, .. } => {
+                let (hp, spec) = (self.host_netns.clone(), spec.clone());
+                self.count.bump();
+                blocking(op, move || nft::host::apply_host(&hp, &spec)).await?;
+            }
+            Step::RemoveHostRules { .. } => {
+                let hp = self.host_netns.clone();
+                let id = self.id.clone();
+                self.count.bump();
+                blocking(op, move || nft::host::remove_host(&hp, &id)).await?;
             }
         }
         Ok(())

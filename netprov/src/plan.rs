@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
-use crate::model::MacAddr;
+use crate::model::{MacAddr, Ruleset};
+use crate::nft::HostSpec;
 use crate::route::RouteSpec;
 
 pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -77,6 +78,18 @@ pub enum MoveKind {
     OvsInternal,
     /// A link netprov does not own (`InterfaceKind::Existing`); not marked.
     Existing,
+}
+
+/// Why the container ruleset is (re)loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesetReason {
+    /// netprov has not loaded a ruleset in this netns yet.
+    Missing,
+    /// The props carry a different ruleset than the one loaded.
+    Changed,
+    /// The live ruleset was modified behind netprov's back (or a load was interrupted).
+    Drifted,
 }
 
 /// One change.
@@ -168,6 +181,31 @@ pub enum Step {
         value: String,
         current: Option<String>,
     },
+    /// Replace the container netns's whole ruleset with the props' text, atomically.
+    LoadRuleset {
+        netns: String,
+        /// SHA-256 (first 128 bits) of the text, as recorded in netprov's marker table.
+        digest: String,
+        reason: RulesetReason,
+        #[serde(skip)]
+        ruleset: Ruleset,
+    },
+    /// `nft` left the props: flush the ruleset netprov loaded.
+    RemoveRuleset {
+        netns: String,
+    },
+    /// Create or atomically replace the container's host table `inet netprov-<id>`.
+    InstallHostRules {
+        table: String,
+        /// The table exists with other rules (replace, not create).
+        replace: bool,
+        #[serde(skip)]
+        spec: HostSpec,
+    },
+    /// No host rule is wanted any more: delete the container's host table.
+    RemoveHostRules {
+        table: String,
+    },
 }
 
 impl Step {
@@ -183,6 +221,10 @@ impl Step {
             Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
+            Step::LoadRuleset { .. }
+            | Step::RemoveRuleset { .. }
+            | Step::InstallHostRules { .. }
+            | Step::RemoveHostRules { .. } => Phase::Nft,
         }
     }
 
@@ -258,6 +300,30 @@ impl Step {
                     Some(c) => format!("is {c:?}, want {value:?}"),
                     None => format!("is unset, want {value:?}"),
                 },
+            ),
+            Step::LoadRuleset { netns, reason, .. } => (
+                format!("nftables ruleset in netns {netns}"),
+                match reason {
+                    RulesetReason::Missing => "missing".into(),
+                    RulesetReason::Changed => "differs from the props".into(),
+                    RulesetReason::Drifted => "modified behind netprov's back".into(),
+                },
+            ),
+            Step::RemoveRuleset { netns } => (
+                format!("nftables ruleset in netns {netns}"),
+                "is loaded but the props have none".into(),
+            ),
+            Step::InstallHostRules { table, replace, .. } => (
+                format!("host rules table inet {table}"),
+                if *replace {
+                    "differs from the props".into()
+                } else {
+                    "missing".into()
+                },
+            ),
+            Step::RemoveHostRules { table } => (
+                format!("host rules table inet {table}"),
+                "exists but no host rule is wanted".into(),
             ),
         };
         Drift { object, problem }
@@ -341,6 +407,28 @@ impl fmt::Display for Step {
             Step::WriteSysctl {
                 netns, key, value, ..
             } => write!(f, "set sysctl {key}={value} in netns {netns}"),
+            Step::LoadRuleset {
+                netns,
+                digest,
+                reason,
+                ..
+            } => match reason {
+                RulesetReason::Drifted => write!(
+                    f,
+                    "reload nftables ruleset in netns {netns} (sha256 {digest}; modified behind netprov's back)"
+                ),
+                _ => write!(f, "load nftables ruleset in netns {netns} (sha256 {digest})"),
+            },
+            Step::RemoveRuleset { netns } => {
+                write!(f, "remove nftables ruleset netprov loaded in netns {netns}")
+            }
+            Step::InstallHostRules { table, replace, .. } => {
+                let verb = if *replace { "replace" } else { "install" };
+                write!(f, "{verb} host rules table inet {table} in host netns")
+            }
+            Step::RemoveHostRules { table } => {
+                write!(f, "remove host rules table inet {table} in host netns")
+            }
         }
     }
 }
