@@ -84,6 +84,7 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
+    let ovsdb = cli.ovsdb;
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
@@ -104,27 +105,32 @@ pub fn run(cli: Cli) -> i32 {
             Err(code) => code,
         },
         Command::Apply { props, fail_after } => match load(&props, json) {
-            Ok(ds) => with_engine(fail_after, |e| run::apply(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json)),
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json) {
-            Ok(ds) => with_engine(None, |e| run::plan(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::plan(e, &ds, json)),
             Err(code) => code,
         },
         Command::Check { props } => match load(&props, json) {
-            Ok(ds) => with_engine(None, |e| run::check(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
         Command::Destroy { targets } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(None, |e| run::destroy(e, t, json)),
+            Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
     }
 }
 
 /// Starts the engine in this process's netns (the host) and runs `f` with it.
-fn with_engine(fail_after: Option<u64>, f: impl FnOnce(&Engine) -> i32) -> i32 {
+fn with_engine(
+    ovsdb: Option<PathBuf>,
+    fail_after: Option<u64>,
+    f: impl FnOnce(&Engine) -> i32,
+) -> i32 {
     let opts = Options {
+        ovsdb,
         host_netns: None,
         fail_after: fail_after.map(|n| n as usize),
     };

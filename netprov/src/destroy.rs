@@ -25,6 +25,7 @@ use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
 use crate::nft::{self, RulesetState};
 use crate::observe::{self, blocking};
+use crate::ovsdb::{self, Client, Endpoint};
 use crate::route;
 
 /// What destroy removed.
@@ -39,6 +40,8 @@ pub struct DestroyReport {
     pub netns_removed: bool,
     /// The ruleset netprov loaded in an adopted netns was flushed.
     pub ruleset_removed: bool,
+    /// OVS ports (marked as this container's) removed.
+    pub ovs_ports_removed: Vec<String>,
     /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
 }
@@ -74,6 +77,7 @@ pub async fn destroy(
     host: &Netlink,
     host_ns: &File,
     host_path: &Path,
+    ovsdb: &Endpoint,
     rt: &tokio::runtime::Handle,
 ) -> Result<DestroyReport, OpError> {
     let id = t.id().clone();
@@ -87,7 +91,26 @@ pub async fn destroy(
     let owned = matches!(spec, NetnsSpec::Owned { .. });
     let calias = link::container_alias(&id);
     let label = format!("netns {id}");
-    // The host table first: it exists only for this container and deleting an absent
+    // OVS ports first: with them gone ovs-vswitchd closes their devices, wherever they
+    // are. A container with OVS interfaces needs the database; otherwise an absent
+    // socket means no OVS on this host, hence no ports.
+    {
+        let needs = matches!(t, DestroyTarget::Props(d) if d.interfaces.iter().any(|i| matches!(i.kind, InterfaceKind::Ovs(_))));
+        let (ep, id) = (ovsdb.clone(), id.clone());
+        rep.ovs_ports_removed = blocking("remove OVS ports", move || {
+            let client = if needs {
+                Some(Client::connect(&ep)?)
+            } else {
+                Client::connect_if_present(&ep)?
+            };
+            match client {
+                Some(mut c) => ovsdb::destroy(&mut c, &id),
+                None => Ok(Vec::new()),
+            }
+        })
+        .await?;
+    }
+    // The host table next: it exists only for this container and deleting an absent
     // one is fine, so this needs no observation.
     {
         let (hp, id) = (host_path.to_owned(), id.clone());

@@ -6,6 +6,7 @@
 //! other half is gone is deleted and the pair recreated.
 
 mod nft;
+mod ovs;
 
 use ipnetwork::IpNetwork;
 
@@ -453,6 +454,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         }
     }
     let mut steps = df.steps;
+    steps.extend(ovs::steps(d, o)?);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).

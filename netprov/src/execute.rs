@@ -38,6 +38,10 @@ pub struct Exec<'a> {
     pub id: ContainerId,
     pub rt: tokio::runtime::Handle,
     pub count: &'a MutationCount,
+    /// The OVSDB connection, when the container has OVS interfaces.
+    pub ovs: Option<crate::engine::OvsConn>,
+    /// The container's OVS ports (for re-converging after a lost race).
+    pub ovs_specs: Vec<crate::ovsdb::PortSpec>,
 }
 
 impl Exec<'_> {
@@ -252,6 +256,7 @@ impl Exec<'_> {
                 })
                 .await??;
             }
+            Step::OvsPort { change } => self.ovs(vec![change.clone()]).await?,
             // nftables: one transaction each, counted as one mutating message.
             Step::LoadRuleset { ruleset, .. } => {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());
@@ -278,6 +283,31 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// Runs all of a plan's OVS changes: one transaction (removals first, in their own),
+    /// then waits until ovs-vswitchd applied them, so an internal port's device exists
+    /// before the next phase moves it. When another writer changed the rows since they
+    /// were observed (a failed `wait`), it re-observes and converges with retries.
+    async fn ovs(&self, changes: Vec<crate::ovsdb::OvsChange>) -> Result<(), OpError> {
+        let conn = self.ovs.clone().ok_or_else(|| {
+            OpError::new(
+                format!("configure OVS ports of {}", self.id),
+                "not connected",
+            )
+        })?;
+        let (id, specs) = (self.id.clone(), self.ovs_specs.clone());
+        blocking("configure OVS ports", move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| OpError::new("configure OVS ports", "connection poisoned"))?;
+            match crate::ovsdb::apply(&mut c, &id, &changes) {
+                Ok(()) => Ok(()),
+                Err(e) if e.conflict => crate::ovsdb::converge(&mut c, &id, &specs).map(|_| ()),
+                Err(e) => Err(e.error),
+            }
+        })
+        .await
+    }
+
     /// Opens the container connection (after the netns exists).
     pub fn open_container(&mut self) -> Result<(), OpError> {
         if self.container.is_none() {
@@ -291,12 +321,29 @@ impl Exec<'_> {
 /// Runs `plan` in order; stops at the first error. With `fail_after = Some(n)` it
 /// stops dead after `n` steps, as if killed (fault injection for tests).
 pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> Result<(), OpError> {
+    let mut ovs_done = false;
     for (n, s) in plan.steps.iter().enumerate() {
         if fail_after == Some(n) {
             return Err(OpError::new(
                 format!("apply {}", plan.id),
                 format!("stopped after {n} steps (fault injection)"),
             ));
+        }
+        if let Step::OvsPort { .. } = s {
+            // The OVS steps are adjacent (one phase) and go as one transaction.
+            if !ovs_done {
+                ovs_done = true;
+                let all = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::OvsPort { change } => Some(change.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                ex.ovs(all).await?;
+            }
+            continue;
         }
         ex.step(s).await?;
     }

@@ -60,6 +60,8 @@ pub struct Observed {
     pub ruleset: Option<RulesetState>,
     /// The container's host table `inet netprov-<id>` (`None` reads as absent).
     pub host_rules: Option<HostState>,
+    /// The container's OVSDB rows (`None`: it has no OVS interface; OVSDB not asked).
+    pub ovs: Option<crate::ovsdb::Observed>,
 }
 
 fn errno_op(op: String) -> impl Fn(i32) -> OpError {

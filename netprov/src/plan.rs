@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 
 use crate::model::{MacAddr, Ruleset};
 use crate::nft::HostSpec;
+use crate::ovsdb::OvsChange;
 use crate::route::RouteSpec;
 
 pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -181,6 +182,11 @@ pub enum Step {
         value: String,
         current: Option<String>,
     },
+    /// One change to the container's OVS ports (all of a plan's run as one OVSDB
+    /// transaction, then waited for until ovs-vswitchd applied them).
+    OvsPort {
+        change: OvsChange,
+    },
     /// Replace the container netns's whole ruleset with the props' text, atomically.
     LoadRuleset {
         netns: String,
@@ -221,6 +227,7 @@ impl Step {
             Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
+            Step::OvsPort { .. } => Phase::OvsPorts,
             Step::LoadRuleset { .. }
             | Step::RemoveRuleset { .. }
             | Step::InstallHostRules { .. }
@@ -301,6 +308,7 @@ impl Step {
                     None => format!("is unset, want {value:?}"),
                 },
             ),
+            Step::OvsPort { change } => ovs_drift(change),
             Step::LoadRuleset { netns, reason, .. } => (
                 format!("nftables ruleset in netns {netns}"),
                 match reason {
@@ -407,6 +415,7 @@ impl fmt::Display for Step {
             Step::WriteSysctl {
                 netns, key, value, ..
             } => write!(f, "set sysctl {key}={value} in netns {netns}"),
+            Step::OvsPort { change } => write!(f, "{change}"),
             Step::LoadRuleset {
                 netns,
                 digest,
@@ -430,6 +439,48 @@ impl fmt::Display for Step {
                 write!(f, "remove host rules table inet {table} in host netns")
             }
         }
+    }
+}
+
+fn show_tag(t: &Option<u16>) -> String {
+    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
+}
+
+/// An OVS change read as a difference.
+fn ovs_drift(c: &OvsChange) -> (String, String) {
+    match c {
+        OvsChange::Create { spec } => (
+            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
+            "missing".into(),
+        ),
+        OvsChange::Recreate { spec, reason, .. } => (
+            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
+            format!("broken: {reason}"),
+        ),
+        OvsChange::SetVlan { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!("VLAN is {}, want {}", show_tag(from), show_tag(to)),
+        ),
+        OvsChange::SetTrunks { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!("trunks are {from:?}, want {to:?}"),
+        ),
+        OvsChange::SetVlanMode { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!(
+                "vlan_mode is {}, want {}",
+                from.as_deref().unwrap_or("default"),
+                to.as_deref().unwrap_or("default")
+            ),
+        ),
+        OvsChange::SetExternalIds { port, from, to, .. } => (
+            format!("OVS interface {port}"),
+            format!("external_ids are {from:?}, want {to:?}"),
+        ),
+        OvsChange::Remove { port, .. } => (
+            format!("OVS port {port}"),
+            "is netprov's for this container but not in the props".into(),
+        ),
     }
 }
 
