@@ -140,7 +140,7 @@ impl Engine {
         let c = self.container_conn(d)?;
         let (o, ovs) = self.observe(d, c.as_ref()).await?;
         let p = crate::diff::diff(d, &o)?;
-        let ovs_before = ovs.as_ref().map_or(0, |c| mutating(c));
+        let ovs_before = ovs.as_ref().map_or(0, mutating);
         let count = MutationCount::default();
         let mut ex = Exec {
             host: &self.host,
@@ -158,7 +158,7 @@ impl Engine {
         Ok(ApplyReport {
             plan: p,
             messages: count.get(),
-            ovsdb_transactions: ovs.as_ref().map_or(0, |c| mutating(c)) - ovs_before,
+            ovsdb_transactions: ovs.as_ref().map_or(0, mutating) - ovs_before,
         })
     }
 
