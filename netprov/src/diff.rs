@@ -266,7 +266,20 @@ impl Differ<'_> {
             MoveKind::OvsInternal => Some(container_alias(self.cid)),
             MoveKind::Existing => None,
         };
-        match o.container.links.get(i.name.as_str()) {
+        let mut in_container = o.container.links.get(i.name.as_str());
+        // An internal port's device in the container *and* a device of that name in
+        // the host: ovs-vswitchd restarted and made a new tap (userspace datapath; see
+        // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
+        if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
+            if c.owned_as(a) && o.host.links.contains_key(i.name.as_str()) {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                in_container = None;
+            }
+        }
+        match in_container {
             Some(c) => {
                 if let Some(a) = &alias {
                     if !c.owned_as(a) && c.alias.is_some() {

@@ -238,7 +238,9 @@ pub async fn observe(
                 OvsStyle::Veth { host: h } => {
                     host_link(host, h.as_str(), true, &mut o.host, &mut o.host_missing).await?
                 }
-                OvsStyle::Internal if !in_container => {
+                // Also when the device is in the container: a device of the same name
+                // in the host means ovs-vswitchd restarted and the container's is dead.
+                OvsStyle::Internal => {
                     host_link(
                         host,
                         i.name.as_str(),
@@ -248,7 +250,6 @@ pub async fn observe(
                     )
                     .await?
                 }
-                OvsStyle::Internal => {}
             },
             InterfaceKind::Existing if !in_container => {
                 host_link(

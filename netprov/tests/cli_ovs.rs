@@ -206,6 +206,21 @@ fn vlans_isolate_and_retag_in_place_with_both_styles() {
     assert!(Ovs::pings(&c, "10.61.0.1"), "re-tagged to VLAN 10");
     assert!(Ovs::pings(&c, "10.61.0.2"));
 
+    // veth style: the pair vanishes; apply re-creates it and the port on it.
+    t.o.host.ok("ip", &["link", "del", &format!("v{b}")]);
+    let out = t.netprov(&["check", &pb]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = t.ok(&["apply", &pb]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("re-create OVS port v{b}")),
+        "{}",
+        text(&out)
+    );
+    // (From b: a still has the old MAC of b's interface in its neighbour cache.)
+    assert!(Ovs::pings(&b, "10.61.0.1"), "veth-style port repaired");
+    let out = t.netprov(&["check", &pb]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
     for p in [&pa, &pb, &pc10] {
         t.ok(&["destroy", p]);
     }
@@ -348,4 +363,33 @@ fn apply_runs_no_child_process() {
     assert_eq!(execs.len(), 1, "{log}");
     assert!(execs[0].contains("netprov"), "{log}");
     t.ok(&["destroy", &p]);
+}
+
+#[test]
+fn vswitchd_restart_is_drift_and_apply_moves_the_new_device_in() {
+    let mut t = T::new();
+    let (a, b) = (t.id(), t.id());
+    let pa = t.port_props(&a, "ra", "10.65.0.1/24", 10);
+    let pb = t.port_props(&b, "rb", "10.65.0.2/24", 10);
+    t.ok(&["apply", &pa]);
+    t.ok(&["apply", &pb]);
+    assert!(Ovs::pings(&a, "10.65.0.2"));
+    // Userspace datapath: the restarted ovs-vswitchd makes new taps in the host netns;
+    // the containers keep dead ones.
+    t.o.restart_vswitchd();
+    for p in [&pa, &pb] {
+        let out = t.netprov(&["check", p]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let out = t.ok(&["apply", p]);
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(s.contains("delete stale link"), "{s}");
+        assert!(s.contains("move OVS internal port"), "{s}");
+    }
+    assert!(Ovs::pings(&a, "10.65.0.2"), "traffic after the restart");
+    for p in [&pa, &pb] {
+        let out = t.netprov(&["check", p]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        t.ok(&["destroy", p]);
+    }
+    assert_eq!(t.ports(), "");
 }

@@ -31,11 +31,27 @@ pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
                     ),
                 );
             }
-        } else if !in_host {
-            rows.mark_device_missing(
-                s.port.as_str(),
-                format!("its veth host end {} is gone", s.port),
-            );
+        } else {
+            // The veth pair is (re)created by this plan unless it is whole; ovs-vswitchd
+            // keeps its packet socket on a deleted host end, so a new one needs a new port.
+            let whole = match (
+                o.host.links.get(s.port.as_str()),
+                o.container.links.get(s.iface.as_str()),
+            ) {
+                (Some(h), Some(c)) => c.link == Some(h.index),
+                _ => false,
+            };
+            if !whole {
+                let why = if in_host {
+                    "is being re-created"
+                } else {
+                    "is gone"
+                };
+                rows.mark_device_missing(
+                    s.port.as_str(),
+                    format!("its veth host end {} {why}", s.port),
+                );
+            }
         }
     }
     Ok(ovsdb::plan(&d.id, &specs, &rows)?
