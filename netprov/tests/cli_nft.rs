@@ -351,3 +351,33 @@ fn host_rules_through_the_cli() {
     assert!(!t.host_tables().contains(&table), "{}", t.host_tables());
     foreign();
 }
+
+#[test]
+fn adopted_netns_keeps_its_foreign_ruleset_until_netprov_loads_one_and_loses_it_on_destroy() {
+    let t = T::new();
+    // An existing netns (adopted through netns_path), with a ruleset of its own.
+    ok("ip", &["netns", "add", &t.id]);
+    nsok(&t.id, "nft", &["add table inet theirs"]);
+    let path = format!("/run/netns/{}", t.id);
+    let p = t.props(json!({ "netns_path": path }));
+    let o = t.netprov(&["apply", &p]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        t.ruleset().contains("table inet theirs"),
+        "untouched without nft"
+    );
+    t.apply(json!({ "netns_path": path, "nft": DROP_ICMP }));
+    assert!(t.ruleset().contains("icmp drop"));
+    assert!(!t.host_ping());
+    let o = t.netprov(&["destroy", &p]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        PathBuf::from(&path).exists(),
+        "an adopted netns is never removed"
+    );
+    assert!(
+        !t.ruleset().contains("table"),
+        "netprov's ruleset flushed: {}",
+        t.ruleset()
+    );
+}
