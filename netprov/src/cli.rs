@@ -172,7 +172,9 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i
             Err(CheckError::Syntax(e)) => errs.push(Invalid {
                 file: Some(p.clone()),
                 path: "network.nft".into(),
-                location: None,
+                location: std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|t| props::locate::locate(&t, "network.nft")),
                 message: match e.line {
                     Some(l) => format!("nftables ruleset line {l}: {}", e.message.trim_end()),
                     None => format!("nftables ruleset: {}", e.message.trim_end()),
