@@ -272,8 +272,8 @@ impl Differ<'_> {
         // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
         if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
             if c.owned_as(a) && o.host.links.contains_key(i.name.as_str()) {
-                self.steps.push(Step::DeleteLink {
-                    at: self.ns(),
+                self.steps.push(Step::DeleteDeadOvsDevice {
+                    netns: id.clone(),
                     link: i.name.to_string(),
                 });
                 in_container = None;

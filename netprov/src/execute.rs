@@ -123,6 +123,11 @@ impl Exec<'_> {
                 let l = self.link(at, name, op).await?;
                 self.send(at, link::delete(l.index), 0, op).await?;
             }
+            Step::DeleteDeadOvsDevice { netns, link: name } => {
+                let at = At::Netns(netns.clone());
+                let l = self.link(&at, name, op).await?;
+                self.send(&at, link::delete(l.index), 0, op).await?;
+            }
             Step::MarkLink {
                 at,
                 link: name,

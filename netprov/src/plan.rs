@@ -118,6 +118,12 @@ pub enum Step {
         at: At,
         link: String,
     },
+    /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
+    /// drives (it restarted and made a new device in the host netns, moved in next).
+    DeleteDeadOvsDevice {
+        netns: String,
+        link: String,
+    },
     /// Set the ownership alias on a netprov-created link (finishing an interrupted run).
     MarkLink {
         at: At,
@@ -220,6 +226,7 @@ impl Step {
             Step::CreateNetns { .. } => Phase::Netns,
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
+            Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
@@ -250,6 +257,10 @@ impl Step {
             Step::DeleteLink { at, link } => (
                 format!("link {link} in {at}"),
                 "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::DeleteDeadOvsDevice { netns, link } => (
+                format!("OVS internal device {link} in netns {netns}"),
+                "is dead: ovs-vswitchd restarted and made a new one in the host netns".into(),
             ),
             Step::MarkLink { at, link, alias } => (
                 format!("link {link} in {at}"),
@@ -362,6 +373,10 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::DeleteDeadOvsDevice { netns, link } => write!(
+                f,
+                "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
+            ),
             Step::MarkLink { at, link, alias } => {
                 write!(f, "set alias {alias} on {link} in {at}")
             }

@@ -380,9 +380,14 @@ fn vswitchd_restart_is_drift_and_apply_moves_the_new_device_in() {
     for p in [&pa, &pb] {
         let out = t.netprov(&["check", p]);
         assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("is dead: ovs-vswitchd restarted"),
+            "{}",
+            text(&out)
+        );
         let out = t.ok(&["apply", p]);
         let s = String::from_utf8_lossy(&out.stdout);
-        assert!(s.contains("delete stale link"), "{s}");
+        assert!(s.contains("delete dead OVS internal device"), "{s}");
         assert!(s.contains("move OVS internal port"), "{s}");
     }
     assert!(Ovs::pings(&a, "10.65.0.2"), "traffic after the restart");
