@@ -44,6 +44,12 @@ fn props(id: &str, subnet: u8) -> String {
     if subnet == 1 {
         props["sysctl"] = "net.ipv4.ip_forward=1".into();
     }
+    // A ruleset in the container's netns, loaded before it starts: counts pings from
+    // the other container.
+    if subnet == 2 {
+        props["network"]["nft"] = "table inet glue {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    ip saddr 10.77.1.2 icmp type echo-request counter\n  }\n}\n"
+            .into();
+    }
     props.to_string()
 }
 
@@ -160,6 +166,13 @@ fn two_containers_join_the_netns_netprov_prepared() {
     }
     ping_forwarded_v6(&ca, "fd77:2::3");
     ping_forwarded_v6(&cb, "fd77:1::3");
+    // The container's ruleset saw the ping from the other container (host's nft, in the
+    // container's netns: the minimal rootfs has no nft).
+    let mut nft = std::process::Command::new("nsenter");
+    nft.arg(format!("--net=/run/netns/{b}"))
+        .args(["nft", "list", "table", "inet", "glue"]);
+    let ruleset = ok(nft);
+    assert!(ruleset.contains("counter packets 1 "), "{ruleset}");
 
     let host_running = host_state(&host);
     let a_running = container_state(&ca);
@@ -203,9 +216,6 @@ fn ovs_props(id: &str, ifname: &str, addr: &str, vlan: u16) -> String {
 /// datapath): two on VLAN 356 reach each other, the one on VLAN 357 in the same subnet
 /// reaches neither. Restarting one leaves exactly one port per container.
 #[test]
-#[ignore = "FOLLOW-UP: `netprov apply` does not create OVS ports yet (the OVSDB layer is \
-            not wired into the CLI's plan: 'move OVS internal port ... No such device'); \
-            remove this ignore once it is"]
 fn ovs_vlan_containers() {
     let rootfs = rootfs::cached();
     let mut host = Host::new();

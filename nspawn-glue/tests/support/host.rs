@@ -39,7 +39,8 @@ impl Host {
         c.arg(format!("--net={}", self.path().display()))
             .arg("--")
             .arg(cmd)
-            .args(args);
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
