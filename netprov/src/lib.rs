@@ -6,6 +6,21 @@
 //!
 //! See docs/architecture.md.
 
+pub mod address;
+pub mod cli;
+pub mod destroy;
+pub mod diff;
+pub mod engine;
 pub mod error;
+pub mod execute;
+pub mod link;
 pub mod model;
+pub mod netlink;
 pub mod netns;
+pub mod nft;
+pub mod observe;
+pub mod ovsdb;
+pub mod plan;
+pub mod props;
+pub mod route;
+pub mod sysctl;
