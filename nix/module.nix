@@ -37,12 +37,14 @@ let
       };
       nspawnArgs = mkOption {
         type = types.listOf types.str;
-        default = [ "--quiet" "--keep-unit" "--boot" "--link-journal=try-guest" "-U" "--settings=override" ];
+        default = [ "--quiet" "--keep-unit" "--boot" "--link-journal=try-guest" "--settings=override" ];
         description = ''
           Arguments of `systemd-nspawn` in the `systemd-nspawn@` drop-in, after
           `--network-namespace-path=` and `--machine=<name>` which the module adds (so they
           may end with a command to run instead of `--boot`). The default is the upstream
-          template's, without `--network-veth`.
+          template's without `--network-veth` and without `-U` (as the nspawn-glue's
+          drop-in: the container's root must keep its capabilities over the namespace
+          netprov made, which the host's user namespace owns).
         '';
       };
     };
@@ -78,9 +80,9 @@ let
   # apply fails the start with netprov's error in the journal.
   provisionConfig = name: c: {
     ExecStartPre = [ (confined "${netprov} apply /etc/netprov/${name}.json") ];
-    # `-` : a stop must not fail because something is already gone; destroy is
-    # idempotent and exits 0 then, the prefix only guards against a missing binary.
-    ExecStopPost = [ ("-" + confined "${netprov} destroy ${c.id}") ];
+    # Idempotent: exits 0 when everything is already gone, so a failure here is real
+    # (left-over state) and shows as a failed unit.
+    ExecStopPost = [ (confined "${netprov} destroy ${c.id}") ];
   } // lib.optionalAttrs (cfg.ovsdb != null) {
     Environment = [ "NETPROV_OVSDB=${cfg.ovsdb}" ];
   };
@@ -118,7 +120,7 @@ let
       # nspawn-glue's nixunits@ drop-in does.
       ExecStart = [
         ""
-        "${nspawn} --machine=${name} -D /var/lib/nixunits/containers/${name}/root --notify-ready=yes --kill-signal=SIGRTMIN+3 $NSPAWN_ARGS --network-namespace-path=${netnsPath c} \${SYSTEM_PATH}/init"
+        "${nspawn} --machine=${name} -D /var/lib/nixunits/containers/${name}/root --notify-ready=yes --kill-signal=SIGRTMIN+3 $NSPAWN_ARGS --private-users=no --network-namespace-path=${netnsPath c} \${SYSTEM_PATH}/init"
       ];
     };
   };
