@@ -12,6 +12,7 @@ import sys
 import time
 
 from . import proc, report
+from .profile import run_profile
 from .ovs import NetprovOvs, NetprovOvsEach, PrivateOvs, ShellOvs
 from .sandbox import NETNS_DIR, Sandbox
 from .tools import NETAVARK_CACHE, CniPtp, CniPtpDual, Netavark, NetprovBatch, NetprovEach, NotAvailable, Shell
@@ -54,6 +55,10 @@ def parse_args(argv):
                    help=f"netavark binary (default: $NETAVARK, PATH, {NETAVARK_CACHE})")
     p.add_argument("--install-netavark", action="store_true",
                    help=f"cargo install netavark (nice'd) into {os.path.dirname(os.path.dirname(NETAVARK_CACHE))} and exit")
+    p.add_argument("--profile", type=int, metavar="N",
+                   help="instead of benchmarking: profile one netprov cold apply / no-op / "
+                        "destroy of N props (strace -c, tracing output), see docs")
+    p.add_argument("--callgrind", action="store_true", help="with --profile: also valgrind callgrind")
     p.add_argument("--json", help="write the results here (default: bench/results/<time>.json)")
     return p.parse_args(argv)
 
@@ -191,13 +196,22 @@ def main(argv=None):
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    for s in (signal.SIGTERM, signal.SIGHUP):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     info = machine_info()
     sb = Sandbox()
     proc.build_timed(sb.dir)
+    if args.profile:
+        out = os.path.join(RESULTS, f"profile-{started:%Y%m%dT%H%M%SZ}-N{args.profile}")
+        try:
+            run_profile(sb, binary, args.profile, out, args.callgrind, log=print)
+        finally:
+            for err in sb.teardown():
+                log(f"bench: cleanup: {err}")
+        print(f"profile: {os.path.relpath(out, os.getcwd())}")
+        return 0
     bench = Bench(sb, args)
     interrupted = False
     t0 = time.monotonic()

@@ -117,7 +117,8 @@ def targets(summary):
         else:
             res.append((None, f"netprov ({how}) vs shell: not measured"))
     # 2. faster than each peer (peers run one process per container: compare both ways)
-    for peer, name in (("cni_ptp", "CNI ptp"), ("netavark", "netavark")):
+    for peer, name in (("cni_ptp", "CNI ptp (v4)"), ("cni_ptp_dual", "CNI ptp (v4+v6)"),
+                       ("netavark", "netavark")):
         for ref, how in ((REF_EACH, "1 proc/ctr"), (REF, "1 process")):
             ratios = [(n, cold(n, peer) / cold(n, ref)) for n in sizes
                       if cold(n, peer) and cold(n, ref)]
