@@ -6,6 +6,17 @@
 //!
 //! See docs/architecture.md.
 
+pub mod address;
+pub mod destroy;
+pub mod diff;
+pub mod engine;
 pub mod error;
+pub mod execute;
+pub mod link;
 pub mod model;
+pub mod netlink;
 pub mod netns;
+pub mod observe;
+pub mod plan;
+pub mod route;
+pub mod sysctl;

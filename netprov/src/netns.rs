@@ -36,3 +36,120 @@ where
         .join()
         .map_err(|_| OpError::new("netns thread", "panicked"))?
 }
+
+/// Like [`in_netns`] but awaitable: the thread reports back through a channel, so the
+/// async runtime keeps serving other containers meanwhile.
+pub async fn in_netns_async<T, F>(path: &Path, f: F) -> Result<T, OpError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let ns =
+        File::open(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
+    let what = path.display().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            let r = setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| OpError::errno(format!("enter netns {what}"), e as i32))
+                .map(|()| f());
+            let _ = tx.send(r);
+        })
+        .map_err(|e| OpError::io("spawn netns thread", &e))?;
+    rx.await
+        .map_err(|_| OpError::new("netns thread", "panicked"))?
+}
+
+/// `nsfs` magic number: a bind-mounted netns handle lives on this filesystem.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Whether `path` is a live netns handle (an nsfs bind mount), not just a file.
+// `f_type`'s integer type differs between libcs and architectures.
+#[allow(clippy::unnecessary_cast)]
+pub fn is_handle(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Creates the named netns handle `path` (e.g. `/run/netns/web`) the way `ip netns add`
+/// does, without forking: the directory is made a shared mount (bind-mounted on itself
+/// first if it is not a mount point) so the handle propagates to other mount
+/// namespaces; then a dedicated thread `unshare`s a new netns and bind-mounts its
+/// `/proc/thread-self/ns/net` onto an empty file at `path`.
+///
+/// An empty file left by an interrupted earlier run is reused.
+pub fn create_handle(path: &Path) -> Result<(), OpError> {
+    use nix::mount::{mount, MsFlags};
+    let op = format!("create netns {}", path.display());
+    let dir = path
+        .parent()
+        .ok_or_else(|| OpError::new(op.clone(), "handle path has no directory"))?;
+    std::fs::create_dir_all(dir).map_err(|e| OpError::io(op.clone(), &e))?;
+    let none: Option<&str> = None;
+    // Make the directory a shared mount; EINVAL means it is not a mount point yet.
+    if let Err(e) = mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
+        if e != nix::errno::Errno::EINVAL {
+            return Err(OpError::errno(op, e as i32));
+        }
+        mount(
+            Some(dir),
+            dir,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(|e| OpError::errno(op.clone(), e as i32))?;
+        mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
+            .map_err(|e| OpError::errno(op.clone(), e as i32))?;
+    }
+    if is_handle(path) {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| OpError::io(op.clone(), &e))?;
+    let target = path.to_path_buf();
+    let op2 = op.clone();
+    let made = std::thread::Builder::new()
+        .name("netns-create".into())
+        .spawn(move || -> Result<(), OpError> {
+            // This thread's netns changes, and the thread ends right after.
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(|e| OpError::errno(op2.clone(), e as i32))?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                none,
+                MsFlags::MS_BIND,
+                none,
+            )
+            .map_err(|e| OpError::errno(op2, e as i32))
+        })
+        .map_err(|e| OpError::io("spawn netns thread", &e))?
+        .join()
+        .map_err(|_| OpError::new(op.clone(), "thread panicked"))?;
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// Removes a handle made by [`create_handle`]: lazy unmount, then unlink. Already gone
+/// is fine. The netns itself dies when its last user (process, socket, mount) is gone.
+pub fn remove_handle(path: &Path) -> Result<(), OpError> {
+    use nix::mount::{umount2, MntFlags};
+    let op = format!("delete netns {}", path.display());
+    if is_handle(path) {
+        umount2(path, MntFlags::MNT_DETACH).map_err(|e| OpError::errno(op.clone(), e as i32))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OpError::io(op, &e)),
+    }
+}

@@ -55,7 +55,10 @@ impl HostNetns {
         let name = unique("h");
         ok("ip", &["netns", "add", &name]);
         ok("ip", &["-n", &name, "link", "set", "lo", "up"]);
-        Self { name, tracked: Vec::new() }
+        Self {
+            name,
+            tracked: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -72,7 +75,10 @@ impl HostNetns {
     /// also unshare the mount namespace and hide new /run/netns handles).
     pub fn cmd(&self, cmd: &str, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.path().display())).arg("--").arg(cmd).args(args);
+        c.arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(cmd)
+            .args(args);
         c
     }
 

@@ -1,0 +1,178 @@
+//! Destroy: remove everything netprov owns for one container, found by its marks.
+//!
+//! Order: inside the container netns, delete every link netprov created (alias
+//! `netprov:<id>` or the netprov group with no alias); deleting the container end of a
+//! veth deletes its host end, so host ends need no host-side lookup. When the props are
+//! known, veth host ends that still exist (e.g. left by an interrupted run after the
+//! container netns vanished) are looked up by name and deleted if they carry this
+//! container's alias. For an owned netns, links netprov does not own (existing links
+//! moved in) are moved back to the host netns — a netns going away would otherwise
+//! destroy virtual ones — and then the handle is unmounted and unlinked. An adopted
+//! netns is left in place with its foreign links; only netprov's links and routes
+//! leave it. Things already gone are fine: destroy is idempotent.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use netlink_packet_route::RouteNetlinkMessage;
+use serde::Serialize;
+
+use crate::error::OpError;
+use crate::link::{self, LinkChange};
+use crate::model::{ContainerId, Desired, InterfaceKind, NetnsSpec, OvsStyle};
+use crate::netlink::{MutationCount, Netlink};
+use crate::netns;
+use crate::observe;
+use crate::route;
+
+/// What destroy removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DestroyReport {
+    pub id: String,
+    /// Links deleted, as "name (where)".
+    pub links_deleted: Vec<String>,
+    /// Links netprov did not own, moved back to the host netns.
+    pub links_returned: Vec<String>,
+    pub routes_deleted: usize,
+    pub netns_removed: bool,
+    pub messages: usize,
+}
+
+/// What to destroy.
+#[derive(Debug, Clone)]
+pub enum DestroyTarget {
+    /// From a props file: also finds host ends by name, honours an adopted netns.
+    Props(Desired),
+    /// Only the id: the netns `/run/netns/<id>`, everything found by marks.
+    Id(ContainerId),
+}
+
+impl DestroyTarget {
+    pub fn id(&self) -> &ContainerId {
+        match self {
+            DestroyTarget::Props(d) => &d.id,
+            DestroyTarget::Id(id) => id,
+        }
+    }
+    fn netns(&self) -> NetnsSpec {
+        match self {
+            DestroyTarget::Props(d) => d.netns.clone(),
+            DestroyTarget::Id(id) => NetnsSpec::Owned {
+                path: PathBuf::from("/run/netns").join(id.as_str()),
+            },
+        }
+    }
+}
+
+pub async fn destroy(
+    t: &DestroyTarget,
+    host: &Netlink,
+    host_ns: &File,
+    rt: &tokio::runtime::Handle,
+) -> Result<DestroyReport, OpError> {
+    let id = t.id().clone();
+    let mut rep = DestroyReport {
+        id: id.to_string(),
+        ..Default::default()
+    };
+    let count = MutationCount::default();
+    let spec = t.netns();
+    let path = spec.path().clone();
+    let owned = matches!(spec, NetnsSpec::Owned { .. });
+    let calias = link::container_alias(&id);
+    let label = format!("netns {id}");
+    if netns::is_handle(&path) {
+        let nl = Netlink::open(Some(&path), rt, label.clone())?;
+        let st = observe::container_ns(&nl).await?;
+        for r in &st.routes {
+            // Routes through links about to be deleted go with them; the rest (gateway
+            // routes) are deleted here so an adopted netns keeps none of netprov's.
+            let oif = r
+                .dev
+                .as_ref()
+                .and_then(|d| st.links.get(d))
+                .map(|l| l.index);
+            match nl.mutate(route::delete(r, oif), 0, &count).await {
+                Ok(()) => rep.routes_deleted += 1,
+                Err(e) if e == libc::ESRCH || e == libc::ENOENT => {}
+                Err(e) => return Err(OpError::errno(format!("delete route {r} in {label}"), e)),
+            }
+        }
+        // Macvlans first (their parent may be a veth about to go), then the rest.
+        let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
+        links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
+        for l in links {
+            if l.owned_as(&calias) {
+                match nl.mutate(link::delete(l.index), 0, &count).await {
+                    // ENODEV: it went with its parent or peer.
+                    Ok(()) | Err(libc::ENODEV) => {}
+                    // An OVS internal port cannot be deleted through rtnetlink; it dies
+                    // with the netns (the OVSDB layer removes its port).
+                    Err(libc::EOPNOTSUPP) if owned => {}
+                    Err(e) => {
+                        return Err(OpError::errno(
+                            format!("delete link {} in {label}", l.name),
+                            e,
+                        ))
+                    }
+                }
+                rep.links_deleted.push(format!("{} ({label})", l.name));
+            } else if owned {
+                let c = LinkChange {
+                    netns_fd: Some(host_ns.as_raw_fd()),
+                    ..Default::default()
+                };
+                match nl.mutate(link::set(l.index, &c), 0, &count).await {
+                    Ok(()) => rep.links_returned.push(l.name.clone()),
+                    // Netns-local devices cannot move; they go with the netns.
+                    Err(libc::EINVAL) | Err(libc::EOPNOTSUPP) | Err(libc::ENODEV) => {}
+                    Err(e) => {
+                        return Err(OpError::errno(
+                            format!("move {} back to the host netns from {label}", l.name),
+                            e,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    if let DestroyTarget::Props(d) = t {
+        for i in &d.interfaces {
+            let host_end = match &i.kind {
+                InterfaceKind::Veth(h) => &h.name,
+                InterfaceKind::Ovs(p) => match &p.style {
+                    OvsStyle::Veth { host } => host,
+                    OvsStyle::Internal => continue,
+                },
+                InterfaceKind::Existing => continue,
+            };
+            let halias = link::host_alias(&id, i.name.as_str());
+            let got = host
+                .get(link::get_by_name(host_end.as_str()))
+                .await
+                .map_err(|e| OpError::errno(format!("get link {host_end} in host netns"), e))?;
+            if let Some(RouteNetlinkMessage::NewLink(m)) = got {
+                let l = link::LinkState::parse(&m);
+                if l.alias.as_deref() == Some(halias.as_str()) {
+                    match host.mutate(link::delete(l.index), 0, &count).await {
+                        Ok(()) | Err(libc::ENODEV) => {}
+                        Err(e) => {
+                            return Err(OpError::errno(
+                                format!("delete link {host_end} in host netns"),
+                                e,
+                            ))
+                        }
+                    }
+                    rep.links_deleted.push(format!("{host_end} (host netns)"));
+                }
+            }
+        }
+    }
+    if owned {
+        rep.netns_removed = path.exists();
+        netns::remove_handle(&path)?;
+    }
+    rep.messages = count.get();
+    Ok(rep)
+}

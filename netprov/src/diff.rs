@@ -1,0 +1,586 @@
+//! The diff: compare a `Desired` with what was observed and produce the [`Plan`].
+//!
+//! Decisions made here: a link with a wanted name that is not netprov's stops the plan
+//! with an error (never taken over); links netprov owns get undesired addresses and
+//! routes removed; `Existing` links only get things added; a half of a veth pair whose
+//! other half is gone is deleted and the pair recreated.
+
+use ipnetwork::IpNetwork;
+
+use crate::error::OpError;
+use crate::link::{container_alias, host_alias, LinkState};
+use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
+use crate::observe::{NsState, Observed};
+use crate::plan::{At, MoveKind, Plan, Step};
+use crate::route::{default_metric, RouteSpec};
+use crate::sysctl;
+
+fn foreign(what: &str, l: &LinkState, at: &At, id: &str) -> OpError {
+    OpError::new(
+        what.to_owned(),
+        format!(
+            "a link named {} already exists in {at} and is not netprov's for {id} (alias {}); refusing to take it over",
+            l.name,
+            l.alias.as_deref().map(|a| format!("{a:?}")).unwrap_or_else(|| "none".into())
+        ),
+    )
+}
+
+/// The device route of a veth end duplicates the kernel's own prefix route when it is
+/// exactly the network of one of that end's addresses.
+fn is_kernel_prefix_route(r: &IpNetwork, own: &[IpNetwork]) -> bool {
+    own.iter().any(|a| {
+        a.prefix() == r.prefix()
+            && a.network() == r.network()
+            && a.prefix() < if a.is_ipv4() { 32 } else { 128 }
+    })
+}
+
+struct Differ<'a> {
+    id: String,
+    cid: &'a ContainerId,
+    o: &'a Observed,
+    steps: Vec<Step>,
+    /// Desired netprov routes per side.
+    host_routes: Vec<RouteSpec>,
+    container_routes: Vec<RouteSpec>,
+    /// The link being planned is moved in by this plan (not created with its attributes).
+    moving: bool,
+}
+
+impl Differ<'_> {
+    fn ns(&self) -> At {
+        At::Netns(self.id.clone())
+    }
+
+    fn link_state(
+        &mut self,
+        at: At,
+        st: Option<&LinkState>,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+    ) {
+        let (mtu_diff, mac_diff, up) = match st {
+            Some(l) => (
+                mtu.filter(|m| l.mtu != Some(*m)),
+                mac.filter(|m| l.mac != Some(m.0)),
+                l.up,
+            ),
+            // Created by this plan with mtu/mac already set; a link moved in by this
+            // plan keeps what it had, so set them.
+            None if self.moving => (mtu, mac, false),
+            None => (None, None, false),
+        };
+        if mtu_diff.is_some() || mac_diff.is_some() {
+            self.steps.push(Step::SetLink {
+                at: at.clone(),
+                link: name.to_owned(),
+                mtu: mtu_diff,
+                mac: mac_diff,
+            });
+        }
+        if !up {
+            self.steps.push(Step::LinkUp {
+                at,
+                link: name.to_owned(),
+            });
+        }
+    }
+
+    /// Address steps for one link; `owned`: extra permanent addresses are removed.
+    fn addrs(
+        &mut self,
+        at: At,
+        side: &NsState,
+        name: &str,
+        exists: bool,
+        want: &[IpNetwork],
+        owned: bool,
+    ) {
+        let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
+        if owned {
+            for a in have {
+                if !want.contains(a) {
+                    self.steps.push(Step::DelAddress {
+                        at: at.clone(),
+                        link: name.to_owned(),
+                        addr: *a,
+                    });
+                }
+            }
+        }
+        for a in want {
+            if !have.contains(a) {
+                self.steps.push(Step::AddAddress {
+                    at: at.clone(),
+                    link: name.to_owned(),
+                    addr: *a,
+                });
+            }
+        }
+    }
+
+    fn peer_routes(own: &[IpNetwork], routes: Vec<IpNetwork>, dev: &str) -> Vec<RouteSpec> {
+        routes
+            .into_iter()
+            .filter(|r| !is_kernel_prefix_route(r, own))
+            .map(|r| RouteSpec {
+                dest: r,
+                gateway: None,
+                dev: Some(dev.to_owned()),
+                metric: default_metric(&r),
+            })
+            .collect()
+    }
+
+    /// A veth (plain or OVS-veth): host end `host_name`, container side `i.name`.
+    fn veth(
+        &mut self,
+        i: &Interface,
+        host_name: &str,
+        host_addrs: &[IpNetwork],
+        bridge: Option<&str>,
+    ) -> Result<(), OpError> {
+        let id = self.id.clone();
+        let o = self.o;
+        let h_alias = host_alias(self.cid, i.name.as_str());
+        let c_alias = container_alias(self.cid);
+        let host = o.host.links.get(host_name);
+        let cont = o.container.links.get(i.name.as_str());
+        let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
+        if let Some(h) = host {
+            if !h.owned_as(&h_alias) {
+                return Err(foreign(&create_op, h, &At::Host, &id));
+            }
+        }
+        if let Some(c) = cont {
+            if !c.owned_as(&c_alias) {
+                return Err(foreign(&create_op, c, &self.ns(), &id));
+            }
+        }
+        // A pair is whole when the container side's peer is the host end we found.
+        let whole = match (host, cont) {
+            (Some(h), Some(c)) => c.link == Some(h.index),
+            _ => false,
+        };
+        if !whole {
+            if host.is_some() {
+                self.steps.push(Step::DeleteLink {
+                    at: At::Host,
+                    link: host_name.to_owned(),
+                });
+            }
+            if cont.is_some() {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+            }
+            self.steps.push(Step::CreateVeth {
+                host: host_name.to_owned(),
+                peer: i.name.to_string(),
+                netns: id.clone(),
+                host_alias: h_alias,
+                peer_alias: c_alias,
+                mtu: i.mtu,
+                mac: i.mac,
+            });
+        } else {
+            let (h, c) = (host.expect("whole"), cont.expect("whole"));
+            if h.alias.as_deref() != Some(h_alias.as_str()) {
+                self.steps.push(Step::MarkLink {
+                    at: At::Host,
+                    link: host_name.to_owned(),
+                    alias: h_alias,
+                });
+            }
+            if c.alias.as_deref() != Some(c_alias.as_str()) {
+                self.steps.push(Step::MarkLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                    alias: c_alias,
+                });
+            }
+        }
+        let host_st = if whole { host } else { None };
+        if let Some(b) = bridge {
+            let Some(br) = o.host.links.get(b) else {
+                return Err(OpError::new(
+                    format!("attach {host_name} to bridge {b} in host netns"),
+                    "no such bridge in the host netns",
+                ));
+            };
+            if host_st.and_then(|h| h.controller) != Some(br.index) {
+                self.steps.push(Step::Enslave {
+                    link: host_name.to_owned(),
+                    bridge: b.to_owned(),
+                });
+            }
+        }
+        self.link_state(
+            At::Host,
+            host_st,
+            host_name,
+            i.mtu.filter(|_| host_st.is_some()),
+            None,
+        );
+        self.addrs(
+            At::Host,
+            &o.host,
+            host_name,
+            host_st.is_some(),
+            host_addrs,
+            true,
+        );
+        let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name);
+        self.host_routes.extend(routes);
+        let cont_st = if whole { cont } else { None };
+        self.container_side(i, cont_st, true);
+        Ok(())
+    }
+
+    /// Link state, addresses and peer routes of a container-side interface.
+    fn container_side(&mut self, i: &Interface, st: Option<&LinkState>, owned: bool) {
+        let o = self.o;
+        self.link_state(self.ns(), st, i.name.as_str(), i.mtu, i.mac);
+        self.addrs(
+            self.ns(),
+            &o.container,
+            i.name.as_str(),
+            st.is_some(),
+            &i.addrs,
+            owned,
+        );
+        let routes = Self::peer_routes(&i.addrs, i.container_peer_routes(), i.name.as_str());
+        self.container_routes.extend(routes);
+    }
+
+    fn moved(&mut self, i: &Interface, kind: MoveKind) -> Result<(), OpError> {
+        let id = self.id.clone();
+        let o = self.o;
+        let alias = match kind {
+            MoveKind::OvsInternal => Some(container_alias(self.cid)),
+            MoveKind::Existing => None,
+        };
+        match o.container.links.get(i.name.as_str()) {
+            Some(c) => {
+                if let Some(a) = &alias {
+                    if !c.owned_as(a) && c.alias.is_some() {
+                        return Err(foreign(
+                            &format!("move {} into netns {id}", i.name),
+                            c,
+                            &self.ns(),
+                            &id,
+                        ));
+                    }
+                    if c.alias.as_deref() != Some(a.as_str()) {
+                        self.steps.push(Step::MarkLink {
+                            at: self.ns(),
+                            link: i.name.to_string(),
+                            alias: a.clone(),
+                        });
+                    }
+                }
+                self.container_side(i, Some(c), kind == MoveKind::OvsInternal);
+            }
+            None => {
+                if kind == MoveKind::Existing && !o.host.links.contains_key(i.name.as_str()) {
+                    return Err(OpError::new(
+                        format!("move existing link {} into netns {id}", i.name),
+                        "no such link in the host netns or the container netns",
+                    ));
+                }
+                self.steps.push(Step::MoveLinkIn {
+                    link: i.name.to_string(),
+                    netns: id.clone(),
+                    kind,
+                    alias,
+                });
+                self.moving = true;
+                self.container_side(i, None, kind == MoveKind::OvsInternal);
+                self.moving = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn macvlan(&mut self, i: &Interface) -> Result<(), OpError> {
+        let Some(m) = &i.macvlan else { return Ok(()) };
+        let id = self.id.clone();
+        let o = self.o;
+        let alias = container_alias(self.cid);
+        let st = o.container.links.get(m.name.as_str());
+        if let Some(l) = st {
+            if !l.owned_as(&alias) {
+                return Err(foreign(
+                    &format!("create macvlan {} in netns {id}", m.name),
+                    l,
+                    &self.ns(),
+                    &id,
+                ));
+            }
+            if l.alias.is_none() {
+                self.steps.push(Step::MarkLink {
+                    at: self.ns(),
+                    link: m.name.to_string(),
+                    alias: alias.clone(),
+                });
+            }
+        } else {
+            self.steps.push(Step::CreateMacvlan {
+                link: m.name.to_string(),
+                parent: i.name.to_string(),
+                netns: id.clone(),
+                alias,
+                mac: m.mac,
+            });
+        }
+        self.link_state(
+            self.ns(),
+            st,
+            m.name.as_str(),
+            None,
+            m.mac.filter(|_| st.is_some()),
+        );
+        self.addrs(
+            self.ns(),
+            &o.container,
+            m.name.as_str(),
+            st.is_some(),
+            &m.addrs,
+            true,
+        );
+        Ok(())
+    }
+
+    fn routes(&mut self, at: At, have: &[RouteSpec], want: &[RouteSpec]) {
+        for h in have {
+            if !want.iter().any(|w| w.same_key(h)) {
+                self.steps.push(Step::DelRoute {
+                    at: at.clone(),
+                    route: h.clone(),
+                });
+            }
+        }
+        for w in want {
+            if !have.iter().any(|h| w.satisfied_by(h)) {
+                let was = have.iter().find(|h| w.same_key(h)).cloned();
+                self.steps.push(Step::ReplaceRoute {
+                    at: at.clone(),
+                    route: w.clone(),
+                    was,
+                });
+            }
+        }
+    }
+}
+
+/// Computes the plan that makes the kernel (`o`) match `d`.
+pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
+    let id = d.id.to_string();
+    let mut df = Differ {
+        id: id.clone(),
+        cid: &d.id,
+        o,
+        steps: Vec::new(),
+        host_routes: Vec::new(),
+        container_routes: Vec::new(),
+        moving: false,
+    };
+    match &d.netns {
+        NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
+            netns: id.clone(),
+            path: path.clone(),
+        }),
+        NetnsSpec::Adopted { path } if !o.netns_exists => {
+            return Err(OpError::new(
+                format!("open netns {}", path.display()),
+                "the adopted netns (netns_path) does not exist",
+            ))
+        }
+        _ => {}
+    }
+    if !o.container.links.get("lo").is_some_and(|l| l.up) {
+        df.steps.push(Step::LinkUp {
+            at: df.ns(),
+            link: "lo".into(),
+        });
+    }
+    for i in &d.interfaces {
+        match &i.kind {
+            InterfaceKind::Veth(h) => df.veth(
+                i,
+                h.name.as_str(),
+                &h.addrs,
+                h.bridge.as_ref().map(|b| b.as_str()),
+            )?,
+            InterfaceKind::Ovs(p) => match &p.style {
+                OvsStyle::Veth { host } => df.veth(i, host.as_str(), &[], None)?,
+                OvsStyle::Internal => df.moved(i, MoveKind::OvsInternal)?,
+            },
+            InterfaceKind::Existing => df.moved(i, MoveKind::Existing)?,
+        }
+        df.macvlan(i)?;
+    }
+    for r in &d.routes {
+        df.container_routes.push(RouteSpec {
+            dest: r.dest,
+            gateway: r.gateway,
+            dev: r.dev.as_ref().map(|x| x.to_string()),
+            metric: r.metric.unwrap_or_else(|| default_metric(&r.dest)),
+        });
+    }
+    let host_want = std::mem::take(&mut df.host_routes);
+    let cont_want = std::mem::take(&mut df.container_routes);
+    df.routes(At::Host, &o.host.routes, &host_want);
+    df.routes(df.ns(), &o.container.routes, &cont_want);
+    for s in &d.sysctls {
+        let cur = o.sysctls.get(&s.key).cloned().flatten();
+        if !cur
+            .as_deref()
+            .is_some_and(|c| sysctl::same_value(c, &s.value))
+        {
+            df.steps.push(Step::WriteSysctl {
+                netns: id.clone(),
+                key: s.key.clone(),
+                path: s.path.clone(),
+                value: s.value.clone(),
+                current: cur,
+            });
+        }
+    }
+    let mut steps = df.steps;
+    // Stable: within a phase, steps keep the order they were found in (deletions of
+    // addresses before additions, links before the macvlans on top of them).
+    steps.sort_by_key(|s| s.phase());
+    Ok(Plan { id, steps })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+
+    #[test]
+    fn kernel_prefix_route_is_skipped_only_for_real_prefixes() {
+        let own: Vec<IpNetwork> = vec!["10.0.0.2/24".parse().unwrap()];
+        assert!(is_kernel_prefix_route(
+            &"10.0.0.0/24".parse().unwrap(),
+            &own
+        ));
+        let own: Vec<IpNetwork> = vec!["10.0.2.2/32".parse().unwrap()];
+        assert!(!is_kernel_prefix_route(
+            &"10.0.1.1/32".parse().unwrap(),
+            &own
+        ));
+    }
+
+    fn desired(ifaces: Vec<Interface>) -> Desired {
+        use crate::model::*;
+        Desired {
+            id: ContainerId::new("web").unwrap(),
+            netns: NetnsSpec::Owned {
+                path: "/run/netns/web".into(),
+            },
+            interfaces: ifaces,
+            routes: vec![Route {
+                dest: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("10.0.0.1".parse().unwrap()),
+                dev: None,
+                metric: None,
+            }],
+            sysctls: vec![Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                path: "net/ipv4/ip_forward".into(),
+                value: "1".into(),
+            }],
+            nft: None,
+            host_rules: HostRules::default(),
+        }
+    }
+
+    #[test]
+    fn fresh_container_plan_is_ordered_by_phase_with_ovs_move_after_its_slot() {
+        use crate::model::*;
+        let ovs = Interface {
+            name: IfName::new("lan").unwrap(),
+            kind: InterfaceKind::Ovs(OvsPort {
+                bridge: IfName::new("br0").unwrap(),
+                vlan: VlanTag::new(356).unwrap(),
+                trunks: vec![],
+                vlan_mode: None,
+                style: OvsStyle::Internal,
+                external_ids: Default::default(),
+            }),
+            addrs: vec!["10.0.0.2/24".parse().unwrap()],
+            mtu: None,
+            mac: None,
+            macvlan: Some(Macvlan {
+                name: IfName::new("mv-lan-12").unwrap(),
+                addrs: vec!["10.0.0.10/24".parse().unwrap()],
+                vrid: Some(12),
+                mac: Some(MacAddr([0, 0, 0x5e, 0, 1, 12])),
+            }),
+        };
+        let veth = Interface {
+            name: IfName::new("wan").unwrap(),
+            kind: InterfaceKind::Veth(VethHost {
+                name: IfName::new("ve-web-wan").unwrap(),
+                addrs: vec!["70.0.0.1/31".parse().unwrap()],
+                bridge: None,
+            }),
+            addrs: vec!["70.0.0.2/31".parse().unwrap()],
+            mtu: None,
+            mac: None,
+            macvlan: None,
+        };
+        let p = diff(&desired(vec![ovs, veth]), &Observed::default()).unwrap();
+        let phases: Vec<Phase> = p.steps.iter().map(|s| s.phase()).collect();
+        let mut sorted = phases.clone();
+        sorted.sort();
+        assert_eq!(phases, sorted);
+        let text = p.to_string();
+        assert!(
+            text.contains("create netns web at /run/netns/web"),
+            "{text}"
+        );
+        assert!(
+            text.contains("move OVS internal port lan into netns web"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "create macvlan mv-lan-12 (bridge mode) on lan in netns web mac 00:00:5e:00:01:0c"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace route 70.0.0.1/32 dev wan in netns web"),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace route 70.0.0.2/32 dev ve-web-wan in host netns"),
+            "{text}"
+        );
+        assert!(
+            text.contains("set sysctl net.ipv4.ip_forward=1 in netns web"),
+            "{text}"
+        );
+        let mv = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::MoveLinkIn { .. }))
+            .unwrap();
+        let mac = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::CreateMacvlan { .. }))
+            .unwrap();
+        assert!(mv < mac);
+        assert!(p.steps[mv].phase() > Phase::OvsPorts);
+        // Serialises for --json.
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["steps"][0]["op"], "create_netns");
+    }
+}

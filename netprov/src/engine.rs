@@ -1,0 +1,145 @@
+//! The engine facade: plan, apply, check and destroy containers' networks.
+//!
+//! Sync API over a private single-threaded tokio runtime. One host-netns netlink
+//! connection is shared by all containers; each container gets its own connection,
+//! opened on a thread inside its netns. `apply_many` runs containers concurrently on
+//! that runtime.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::OpError;
+use crate::execute::{self, Exec};
+use crate::model::Desired;
+use crate::netlink::{MutationCount, Netlink};
+use crate::netns;
+use crate::observe::{self, Observed};
+use crate::plan::{Drift, Plan};
+
+pub use crate::destroy::{DestroyReport, DestroyTarget};
+
+/// Engine options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The netns treated as "the host" (veth host ends, bridges); `None` = this
+    /// process's own netns.
+    pub host_netns: Option<PathBuf>,
+    /// Fault injection: stop dead after this many executed steps, without rollback,
+    /// like a SIGKILL.
+    pub fail_after: Option<usize>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// The plan that was executed (empty: already in sync).
+    pub plan: Plan,
+    /// Mutating netlink messages sent (0 when nothing changed).
+    pub messages: usize,
+}
+
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    host: Netlink,
+    /// The host netns, for moving links back on destroy.
+    host_ns: File,
+    opts: Options,
+}
+
+impl Engine {
+    pub fn new(opts: Options) -> Result<Self, OpError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| OpError::io("start async runtime", &e))?;
+        let host = Netlink::open(opts.host_netns.as_deref(), rt.handle(), "host netns".into())?;
+        // /proc/self is the main thread: its netns is the process's.
+        let host_path = opts
+            .host_netns
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
+        let host_ns = File::open(&host_path)
+            .map_err(|e| OpError::io(format!("open host netns {}", host_path.display()), &e))?;
+        Ok(Self {
+            rt,
+            host,
+            host_ns,
+            opts,
+        })
+    }
+
+    fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
+        let path = d.netns.path();
+        if !netns::is_handle(path) {
+            return Ok(None);
+        }
+        Netlink::open(Some(path), self.rt.handle(), format!("netns {}", d.id)).map(Some)
+    }
+
+    async fn observe(&self, d: &Desired, c: Option<&Netlink>) -> Result<Observed, OpError> {
+        observe::observe(d, &self.host, c).await
+    }
+
+    /// What apply would change, changing nothing.
+    pub fn plan(&self, d: &Desired) -> Result<Plan, OpError> {
+        let c = self.container_conn(d)?;
+        self.rt.block_on(async {
+            let o = self.observe(d, c.as_ref()).await?;
+            crate::diff::diff(d, &o)
+        })
+    }
+
+    async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+        let c = self.container_conn(d)?;
+        let o = self.observe(d, c.as_ref()).await?;
+        let p = crate::diff::diff(d, &o)?;
+        let count = MutationCount::default();
+        let mut ex = Exec {
+            host: &self.host,
+            container: c,
+            netns_path: d.netns.path().clone(),
+            label: format!("netns {}", d.id),
+            rt: self.rt.handle().clone(),
+            count: &count,
+        };
+        execute::run(&mut ex, &p, self.opts.fail_after).await?;
+        Ok(ApplyReport {
+            plan: p,
+            messages: count.get(),
+        })
+    }
+
+    /// Makes the kernel match `d`.
+    pub fn apply(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+        self.rt.block_on(self.apply_one(d))
+    }
+
+    /// Applies several containers concurrently in this process.
+    pub fn apply_many(&self, ds: &[Desired]) -> Vec<Result<ApplyReport, OpError>> {
+        self.rt.block_on(futures::future::join_all(
+            ds.iter().map(|d| self.apply_one(d)),
+        ))
+    }
+
+    /// The differences between the kernel and `d`; empty when in sync.
+    pub fn check(&self, d: &Desired) -> Result<Vec<Drift>, OpError> {
+        Ok(self.plan(d)?.steps.iter().map(|s| s.as_drift()).collect())
+    }
+
+    /// Netlink requests (reads and writes) sent in the host netns so far.
+    pub fn host_requests(&self) -> usize {
+        self.host.requests()
+    }
+
+    /// Removes everything netprov owns for the target.
+    pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
+        self.rt.block_on(crate::destroy::destroy(
+            t,
+            &self.host,
+            &self.host_ns,
+            self.rt.handle(),
+        ))
+    }
+}

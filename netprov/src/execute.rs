@@ -1,0 +1,276 @@
+//! Execute: run a [`Plan`]'s steps in order against the kernel.
+//!
+//! No rollback. Every step is idempotent in effect and every link is marked at birth
+//! (see [`crate::link`]), so a run that stops part-way — an error, a SIGKILL, or the
+//! `fail_after` fault-injection hook — leaves state from which the next apply
+//! converges (it re-observes and plans only what is still missing) and from which
+//! destroy removes everything by its marks.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::address;
+use crate::error::OpError;
+use crate::link::{self, LinkChange, LinkState};
+use crate::netlink::{MutationCount, Netlink};
+use crate::netns;
+use crate::plan::{At, Plan, Step};
+use crate::route;
+use crate::sysctl;
+
+/// Everything a step needs.
+pub struct Exec<'a> {
+    pub host: &'a Netlink,
+    /// Opened when the container netns exists (possibly by a step of this plan).
+    pub container: Option<Netlink>,
+    pub netns_path: PathBuf,
+    /// "netns <id>".
+    pub label: String,
+    pub rt: tokio::runtime::Handle,
+    pub count: &'a MutationCount,
+}
+
+impl Exec<'_> {
+    fn nl(&self, at: &At) -> Result<&Netlink, OpError> {
+        match at {
+            At::Host => Ok(self.host),
+            At::Netns(id) => self
+                .container
+                .as_ref()
+                .ok_or_else(|| OpError::new(format!("open netns {id}"), "netns does not exist")),
+        }
+    }
+
+    async fn link(&self, at: &At, name: &str, op: &str) -> Result<LinkState, OpError> {
+        let nl = self.nl(at)?;
+        match nl.get(link::get_by_name(name)).await {
+            Ok(Some(RouteNetlinkMessage::NewLink(m))) => Ok(LinkState::parse(&m)),
+            Ok(_) => Err(OpError::errno(op.to_owned(), libc::ENODEV)),
+            Err(e) => Err(OpError::errno(op.to_owned(), e)),
+        }
+    }
+
+    async fn send(
+        &self,
+        at: &At,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &str,
+    ) -> Result<(), OpError> {
+        self.nl(at)?
+            .mutate(msg, flags, self.count)
+            .await
+            .map_err(|e| OpError::errno(op.to_owned(), e))
+    }
+
+    fn open_ns(&self, op: &str) -> Result<File, OpError> {
+        File::open(&self.netns_path).map_err(|e| OpError::io(op.to_owned(), &e))
+    }
+
+    async fn set_alias(&self, at: &At, name: &str, alias: &str, op: &str) -> Result<(), OpError> {
+        let l = self.link(at, name, op).await?;
+        let c = LinkChange {
+            alias: Some(alias.to_owned()),
+            ..Default::default()
+        };
+        self.send(at, link::set(l.index, &c), 0, op).await
+    }
+
+    /// Runs one step; its Display is the operation named in any error.
+    pub async fn step(&mut self, s: &Step) -> Result<(), OpError> {
+        let op = s.to_string();
+        let op = op.as_str();
+        match s {
+            Step::CreateNetns { path, .. } => {
+                netns::create_handle(path)?;
+                self.open_container()?;
+            }
+            Step::CreateVeth {
+                host,
+                peer,
+                netns,
+                host_alias,
+                peer_alias,
+                mtu,
+                mac,
+            } => {
+                let ns = self.open_ns(op)?;
+                let msg = link::new_veth(host, peer, ns.as_raw_fd(), *mtu, *mac);
+                self.send(&At::Host, msg, NLM_F_CREATE | NLM_F_EXCL, op)
+                    .await?;
+                drop(ns);
+                // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
+                // then the netprov group marks them (see link.rs).
+                self.set_alias(&At::Host, host, host_alias, op).await?;
+                self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
+                    .await?;
+            }
+            Step::DeleteLink { at, link: name } => {
+                let l = self.link(at, name, op).await?;
+                self.send(at, link::delete(l.index), 0, op).await?;
+            }
+            Step::MarkLink {
+                at,
+                link: name,
+                alias,
+            } => {
+                self.set_alias(at, name, alias, op).await?;
+            }
+            Step::MoveLinkIn {
+                link: name, alias, ..
+            } => {
+                let l = self.link(&At::Host, name, op).await?;
+                let ns = self.open_ns(op)?;
+                // One message: the kernel moves the link first, then applies the alias
+                // in its new netns, so a moved OVS port is never unmarked.
+                let c = LinkChange {
+                    netns_fd: Some(ns.as_raw_fd()),
+                    alias: alias.clone(),
+                    ..Default::default()
+                };
+                self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::CreateMacvlan {
+                link: name,
+                parent,
+                netns,
+                alias,
+                mac,
+            } => {
+                let at = At::Netns(netns.clone());
+                let p = self.link(&at, parent, op).await?;
+                self.send(
+                    &at,
+                    link::new_macvlan(name, p.index, *mac),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    op,
+                )
+                .await?;
+                // addrgenmode and alias are rejected/ignored at creation; set both before
+                // the link goes up, so it never gets an EUI-64 link-local address.
+                let l = self.link(&at, name, op).await?;
+                let c = LinkChange {
+                    alias: Some(alias.clone()),
+                    addrgen_random: true,
+                    ..Default::default()
+                };
+                self.send(&at, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::SetLink {
+                at,
+                link: name,
+                mtu,
+                mac,
+            } => {
+                let l = self.link(at, name, op).await?;
+                let c = LinkChange {
+                    mtu: *mtu,
+                    mac: *mac,
+                    ..Default::default()
+                };
+                self.send(at, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::Enslave { link: name, bridge } => {
+                let br = self.link(&At::Host, bridge, op).await?;
+                let l = self.link(&At::Host, name, op).await?;
+                let c = LinkChange {
+                    controller: Some(br.index),
+                    ..Default::default()
+                };
+                self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::LinkUp { at, link: name } => {
+                let l = self.link(at, name, op).await?;
+                let c = LinkChange {
+                    up: true,
+                    ..Default::default()
+                };
+                self.send(at, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::AddAddress {
+                at,
+                link: name,
+                addr,
+            } => {
+                let l = self.link(at, name, op).await?;
+                self.send(
+                    at,
+                    address::add(l.index, addr),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    op,
+                )
+                .await?;
+            }
+            Step::DelAddress {
+                at,
+                link: name,
+                addr,
+            } => {
+                let l = self.link(at, name, op).await?;
+                self.send(at, address::delete(l.index, addr), 0, op).await?;
+            }
+            Step::ReplaceRoute { at, route: r, .. } => {
+                let oif = match &r.dev {
+                    Some(d) => Some(self.link(at, d, op).await?.index),
+                    None => None,
+                };
+                self.send(at, route::replace(r, oif), NLM_F_CREATE | NLM_F_REPLACE, op)
+                    .await?;
+            }
+            Step::DelRoute { at, route: r } => {
+                let oif = match &r.dev {
+                    Some(d) => self.link(at, d, op).await.ok().map(|l| l.index),
+                    None => None,
+                };
+                self.send(at, route::delete(r, oif), 0, op).await?;
+            }
+            Step::WriteSysctl {
+                netns: id,
+                key,
+                path,
+                value,
+                ..
+            } => {
+                let (key, path, value, label) = (
+                    key.clone(),
+                    path.clone(),
+                    value.clone(),
+                    format!("netns {id}"),
+                );
+                netns::in_netns_async(&self.netns_path, move || {
+                    sysctl::ensure(&key, &path, &value, &label)
+                })
+                .await??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the container connection (after the netns exists).
+    pub fn open_container(&mut self) -> Result<(), OpError> {
+        if self.container.is_none() {
+            let nl = Netlink::open(Some(&self.netns_path), &self.rt, self.label.clone())?;
+            self.container = Some(nl);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `plan` in order; stops at the first error. With `fail_after = Some(n)` it
+/// stops dead after `n` steps, as if killed (fault injection for tests).
+pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> Result<(), OpError> {
+    for (n, s) in plan.steps.iter().enumerate() {
+        if fail_after == Some(n) {
+            return Err(OpError::new(
+                format!("apply {}", plan.id),
+                format!("stopped after {n} steps (fault injection)"),
+            ));
+        }
+        ex.step(s).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Links: what netprov reads about one (RTM_GETLINK by name or index) and the
+//! RTM_NEWLINK/SETLINK/DELLINK messages it sends.
+//!
+//! Ownership marks. The kernel ignores `IFLA_IFALIAS` in the RTM_NEWLINK that creates a
+//! link (it is only applied by a later set), so a link cannot be named for its container
+//! atomically at creation. `IFLA_GROUP` *is* applied at creation, for a veth also on the
+//! peer: every link netprov creates is born in group [`NETPROV_GROUP`], and its alias
+//! `netprov:<id>` (container side) / `netprov:<id>:<ifname>` (host end) is set by the
+//! next message of the same step. A crash between the two leaves a link in the netprov
+//! group with no alias, which apply finishes marking and destroy recognises.
+
+use std::os::fd::RawFd;
+
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::model::{ContainerId, MacAddr};
+
+/// `IFLA_GROUP` of every link netprov creates (0x4e50, "NP").
+pub const NETPROV_GROUP: u32 = 0x4e50;
+
+/// Alias of a container-side link netprov created (veth peer, macvlan, moved OVS port).
+pub fn container_alias(id: &ContainerId) -> String {
+    format!("netprov:{id}")
+}
+
+/// Alias of a veth host end: names the container and the container-side interface.
+pub fn host_alias(id: &ContainerId, ifname: &str) -> String {
+    format!("netprov:{id}:{ifname}")
+}
+
+/// Link kinds netprov distinguishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Veth,
+    Macvlan,
+    Bridge,
+    Other(String),
+    Unknown,
+}
+
+/// What netprov reads about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    pub alias: Option<String>,
+    pub group: u32,
+    pub kind: Kind,
+    pub up: bool,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    /// `IFLA_LINK`: for a veth, the peer's ifindex (in the peer's netns); for a macvlan,
+    /// its parent.
+    pub link: Option<u32>,
+    /// `IFLA_MASTER`.
+    pub controller: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: the peer lives in another netns.
+    pub link_netnsid: Option<i32>,
+    pub addrgenmode: Option<In6AddrGenMode>,
+}
+
+impl LinkState {
+    pub fn parse(m: &LinkMessage) -> Self {
+        let mut s = LinkState {
+            index: m.header.index,
+            name: String::new(),
+            alias: None,
+            group: 0,
+            kind: Kind::Unknown,
+            up: m.header.flags.contains(LinkFlags::Up),
+            mtu: None,
+            mac: None,
+            link: None,
+            controller: None,
+            link_netnsid: None,
+            addrgenmode: None,
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => s.name = n.clone(),
+                // An alias set to "" is the kernel's "no alias".
+                LinkAttribute::IfAlias(n) if !n.is_empty() => s.alias = Some(n.clone()),
+                LinkAttribute::Group(g) => s.group = *g,
+                LinkAttribute::Mtu(v) => s.mtu = Some(*v),
+                LinkAttribute::Address(a) if a.len() == 6 => {
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(a);
+                    s.mac = Some(mac);
+                }
+                LinkAttribute::Link(l) => s.link = Some(*l),
+                LinkAttribute::Controller(c) => s.controller = Some(*c),
+                LinkAttribute::LinkNetNsId(n) => s.link_netnsid = Some(*n),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            s.kind = match k {
+                                InfoKind::Veth => Kind::Veth,
+                                InfoKind::MacVlan => Kind::Macvlan,
+                                InfoKind::Bridge => Kind::Bridge,
+                                other => Kind::Other(other.to_string()),
+                            };
+                        }
+                    }
+                }
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    for spec in specs {
+                        if let AfSpecUnspec::Inet6(v) = spec {
+                            for x in v {
+                                if let AfSpecInet6::AddrGenMode(mode) = x {
+                                    s.addrgenmode = Some(*mode);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Created by netprov: in the netprov group (the alias may still be missing after a
+    /// crash, see the module doc) or carrying a netprov alias.
+    pub fn created_by_netprov(&self) -> bool {
+        self.group == NETPROV_GROUP
+            || self
+                .alias
+                .as_deref()
+                .is_some_and(|a| a.starts_with("netprov:"))
+    }
+
+    /// Whether netprov may manage this link as `alias`: it carries exactly that alias,
+    /// or it is a netprov-created link whose alias was never set.
+    pub fn owned_as(&self, alias: &str) -> bool {
+        match self.alias.as_deref() {
+            Some(a) => a == alias,
+            None => self.group == NETPROV_GROUP,
+        }
+    }
+}
+
+/// RTM_GETLINK by name.
+pub fn get_by_name(name: &str) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// RTM_GETLINK by index.
+pub fn get_by_index(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// RTM_GETLINK dump (used only inside a container netns, which is small).
+pub fn dump() -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetLink(LinkMessage::default())
+}
+
+/// A veth pair: `host` here, `peer` created directly in the netns `peer_ns`.
+/// Both ends are born in [`NETPROV_GROUP`].
+pub fn new_veth(
+    host: &str,
+    peer: &str,
+    peer_ns: RawFd,
+    mtu: Option<u32>,
+    peer_mac: Option<MacAddr>,
+) -> RouteNetlinkMessage {
+    let mut p = LinkMessage::default();
+    p.attributes.push(LinkAttribute::IfName(peer.to_owned()));
+    p.attributes.push(LinkAttribute::NetNsFd(peer_ns));
+    p.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    if let Some(mtu) = mtu {
+        p.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = peer_mac {
+        p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(host.to_owned()));
+    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// A macvlan in bridge mode on top of `parent` (ifindex in the same netns).
+pub fn new_macvlan(name: &str, parent: u32, mac: Option<MacAddr>) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    m.attributes.push(LinkAttribute::Link(parent));
+    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    if let Some(mac) = mac {
+        m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::MacVlan),
+        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+            MacVlanMode::Bridge,
+        )])),
+    ]));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+/// What one RTM_SETLINK changes on an existing link.
+#[derive(Debug, Default, Clone)]
+pub struct LinkChange {
+    pub alias: Option<String>,
+    pub mtu: Option<u32>,
+    pub mac: Option<MacAddr>,
+    pub up: bool,
+    pub controller: Option<u32>,
+    /// Move to the netns of this fd (the kernel moves first, then applies the rest).
+    pub netns_fd: Option<RawFd>,
+    pub rename: Option<String>,
+    /// Set IPv6 address generation mode random (macvlan; before the link goes up).
+    pub addrgen_random: bool,
+}
+
+pub fn set(index: u32, c: &LinkChange) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    if let Some(fd) = c.netns_fd {
+        m.attributes.push(LinkAttribute::NetNsFd(fd));
+    }
+    if let Some(n) = &c.rename {
+        m.attributes.push(LinkAttribute::IfName(n.clone()));
+    }
+    if let Some(a) = &c.alias {
+        m.attributes.push(LinkAttribute::IfAlias(a.clone()));
+    }
+    if let Some(v) = c.mtu {
+        m.attributes.push(LinkAttribute::Mtu(v));
+    }
+    if let Some(mac) = c.mac {
+        m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    if let Some(ctl) = c.controller {
+        m.attributes.push(LinkAttribute::Controller(ctl));
+    }
+    if c.addrgen_random {
+        m.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::Random)],
+            )]));
+    }
+    if c.up {
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+    }
+    RouteNetlinkMessage::SetLink(m)
+}
+
+pub fn delete(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    RouteNetlinkMessage::DelLink(m)
+}

@@ -1,0 +1,240 @@
+//! Observe: read the kernel state that one container's `Desired` talks about.
+//!
+//! Cost is O(this container): in the host netns only RTM_GETLINK by name for the
+//! links the container names, and address/route dumps filtered by the kernel to those
+//! links (and to netprov's route protocol). The container netns is small and private,
+//! so it is dumped whole.
+
+use std::collections::BTreeMap;
+
+use ipnetwork::IpNetwork;
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::address;
+use crate::error::OpError;
+use crate::link::{self, LinkState};
+use crate::model::{Desired, InterfaceKind, OvsStyle};
+use crate::netlink::Netlink;
+use crate::route::{self, RouteSpec, RouteState};
+use crate::sysctl;
+
+/// The state of one netns as far as netprov cares.
+#[derive(Debug, Default, Clone)]
+pub struct NsState {
+    /// Links by name.
+    pub links: BTreeMap<String, LinkState>,
+    /// Permanent addresses by ifindex (kernel link-local ones left out).
+    pub addrs: BTreeMap<u32, Vec<IpNetwork>>,
+    /// netprov's routes (protocol 77, main table), `dev` resolved to a name.
+    pub routes: Vec<RouteSpec>,
+}
+
+impl NsState {
+    pub fn addrs_of(&self, link: &str) -> &[IpNetwork] {
+        self.links
+            .get(link)
+            .and_then(|l| self.addrs.get(&l.index))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// Kernel state relevant to one container.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// The container netns handle exists (for an owned netns) / is openable (adopted).
+    pub netns_exists: bool,
+    /// Inside the container netns (empty when it does not exist).
+    pub container: NsState,
+    /// The host-netns links this container names (veth host ends, bridges, OVS
+    /// internal ports and existing links still in the host), their addresses and
+    /// netprov routes through them. Only those: never the whole host.
+    pub host: NsState,
+    /// Names asked for in the host netns that do not exist there.
+    pub host_missing: Vec<String>,
+    /// Current sysctl values by key (`None`: unreadable).
+    pub sysctls: BTreeMap<String, Option<String>>,
+}
+
+fn errno_op(op: String) -> impl Fn(i32) -> OpError {
+    move |e| OpError::errno(op.clone(), e)
+}
+
+fn resolve_dev(s: RouteState, names: &BTreeMap<u32, String>) -> RouteSpec {
+    RouteSpec {
+        dest: s.dest,
+        gateway: s.gateway,
+        dev: s.oif.and_then(|i| names.get(&i).cloned()),
+        metric: s.metric,
+    }
+}
+
+/// Reads the whole (small) container netns.
+pub async fn container_ns(nl: &Netlink) -> Result<NsState, OpError> {
+    let mut st = NsState::default();
+    let links = nl
+        .dump(link::dump())
+        .await
+        .map_err(errno_op(format!("list links in {}", nl.label)))?;
+    let mut names = BTreeMap::new();
+    for m in links {
+        if let RouteNetlinkMessage::NewLink(m) = m {
+            let l = LinkState::parse(&m);
+            names.insert(l.index, l.name.clone());
+            st.links.insert(l.name.clone(), l);
+        }
+    }
+    let addrs = nl
+        .dump(address::dump(None))
+        .await
+        .map_err(errno_op(format!("list addresses in {}", nl.label)))?;
+    for m in addrs {
+        if let RouteNetlinkMessage::NewAddress(m) = m {
+            if let Some((idx, a)) = address::parse(&m) {
+                if !address::is_kernel_link_local(&a) {
+                    st.addrs.entry(idx).or_default().push(a);
+                }
+            }
+        }
+    }
+    for v6 in [false, true] {
+        let routes = nl
+            .dump(route::dump(v6, None))
+            .await
+            .map_err(errno_op(format!("list routes in {}", nl.label)))?;
+        for m in routes {
+            if let RouteNetlinkMessage::NewRoute(m) = m {
+                if let Some(r) = route::parse(&m) {
+                    st.routes.push(resolve_dev(r, &names));
+                }
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// Reads one host link by name, and — when netprov owns it or `with_state` — its
+/// addresses and the netprov routes through it, all kernel-filtered.
+async fn host_link(
+    nl: &Netlink,
+    name: &str,
+    with_state: bool,
+    st: &mut NsState,
+    missing: &mut Vec<String>,
+) -> Result<(), OpError> {
+    let got = nl
+        .get(link::get_by_name(name))
+        .await
+        .map_err(errno_op(format!("get link {name} in host netns")))?;
+    let Some(RouteNetlinkMessage::NewLink(m)) = got else {
+        missing.push(name.to_owned());
+        return Ok(());
+    };
+    let l = LinkState::parse(&m);
+    if with_state && l.created_by_netprov() {
+        let idx = l.index;
+        let addrs = nl
+            .dump(address::dump(Some(idx)))
+            .await
+            .map_err(errno_op(format!("list addresses of {name} in host netns")))?;
+        for m in addrs {
+            if let RouteNetlinkMessage::NewAddress(m) = m {
+                if let Some((i, a)) = address::parse(&m) {
+                    if i == idx && !address::is_kernel_link_local(&a) {
+                        st.addrs.entry(idx).or_default().push(a);
+                    }
+                }
+            }
+        }
+        let names = BTreeMap::from([(idx, name.to_owned())]);
+        for v6 in [false, true] {
+            let routes = nl
+                .dump(route::dump(v6, Some(idx)))
+                .await
+                .map_err(errno_op(format!("list routes via {name} in host netns")))?;
+            for m in routes {
+                if let RouteNetlinkMessage::NewRoute(m) = m {
+                    if let Some(r) = route::parse(&m) {
+                        if r.oif == Some(idx) {
+                            st.routes.push(resolve_dev(r, &names));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    st.links.insert(name.to_owned(), l);
+    Ok(())
+}
+
+/// Observes everything `d` names. `container` is the container netns connection when
+/// the netns exists.
+pub async fn observe(
+    d: &Desired,
+    host: &Netlink,
+    container: Option<&Netlink>,
+) -> Result<Observed, OpError> {
+    let mut o = Observed {
+        netns_exists: container.is_some(),
+        ..Default::default()
+    };
+    if let Some(nl) = container {
+        o.container = container_ns(nl).await?;
+    }
+    for i in &d.interfaces {
+        let in_container = o.container.links.contains_key(i.name.as_str());
+        match &i.kind {
+            InterfaceKind::Veth(h) => {
+                host_link(
+                    host,
+                    h.name.as_str(),
+                    true,
+                    &mut o.host,
+                    &mut o.host_missing,
+                )
+                .await?;
+                if let Some(b) = &h.bridge {
+                    host_link(host, b.as_str(), false, &mut o.host, &mut o.host_missing).await?;
+                }
+            }
+            InterfaceKind::Ovs(p) => match &p.style {
+                OvsStyle::Veth { host: h } => {
+                    host_link(host, h.as_str(), true, &mut o.host, &mut o.host_missing).await?
+                }
+                OvsStyle::Internal if !in_container => {
+                    host_link(
+                        host,
+                        i.name.as_str(),
+                        false,
+                        &mut o.host,
+                        &mut o.host_missing,
+                    )
+                    .await?
+                }
+                OvsStyle::Internal => {}
+            },
+            InterfaceKind::Existing if !in_container => {
+                host_link(
+                    host,
+                    i.name.as_str(),
+                    false,
+                    &mut o.host,
+                    &mut o.host_missing,
+                )
+                .await?
+            }
+            InterfaceKind::Existing => {}
+        }
+    }
+    if !d.sysctls.is_empty() {
+        let keys: Vec<String> = d.sysctls.iter().map(|s| s.key.clone()).collect();
+        let paths: Vec<String> = d.sysctls.iter().map(|s| s.path.clone()).collect();
+        let values = if o.netns_exists {
+            crate::netns::in_netns_async(d.netns.path(), move || sysctl::read_all(&paths)).await?
+        } else {
+            vec![None; keys.len()]
+        };
+        o.sysctls = keys.into_iter().zip(values).collect();
+    }
+    Ok(o)
+}
