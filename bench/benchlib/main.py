@@ -202,7 +202,12 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc)
     info = machine_info()
     sb = Sandbox()
-    proc.build_timed(sb.dir)
+    try:
+        proc.build_timed(sb.dir)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+        sb.teardown()
+        log(f"bench/run: cannot build bench/timed.c: {e}")
+        return 1
     if args.profile:
         out = os.path.join(RESULTS, f"profile-{started:%Y%m%dT%H%M%SZ}-N{args.profile}")
         try:

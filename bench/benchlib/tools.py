@@ -108,10 +108,10 @@ class Netprov(Tool):
             self.files.append(f)
 
     def argv(self, verb, files):
-        a = [self.bin]
+        a = [self.bin, "--json"]
         if self.ovsdb:
             a += ["--ovsdb", self.ovsdb]
-        return a + [verb, "--json"] + files
+        return a + [verb] + files
 
     def _phase(self, verb, what):
         self.sb.enter(self.host)
