@@ -40,7 +40,7 @@ pub struct DestroyReport {
 }
 
 /// What to destroy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestroyTarget {
     /// From a props file: also finds host ends by name, honours an adopted netns.
     Props(Desired),

@@ -7,6 +7,7 @@
 //! See docs/architecture.md.
 
 pub mod address;
+pub mod cli;
 pub mod destroy;
 pub mod diff;
 pub mod engine;
@@ -16,7 +17,9 @@ pub mod link;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod observe;
 pub mod plan;
+pub mod props;
 pub mod route;
 pub mod sysctl;

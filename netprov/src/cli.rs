@@ -1,0 +1,258 @@
+//! The `netprov` command line: argument parsing, input validation and dispatch.
+//!
+//! Every command that acts on the kernel parses and validates *all* its inputs first;
+//! invalid input exits 2 before anything is touched.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::engine::{DestroyTarget, Engine, Options};
+use crate::error::{exit, Invalid};
+use crate::model::{ContainerId, Desired};
+use crate::props;
+
+mod run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netprov",
+    version,
+    about = "Declarative, netlink-native network provisioner for systemd-nspawn containers"
+)]
+pub struct Cli {
+    /// Machine-readable JSON output (plan, check, validate errors).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// OVSDB socket, e.g. unix:/run/openvswitch/db.sock.
+    #[arg(long, global = true, env = "NETPROV_OVSDB", value_name = "unix:PATH", value_parser = ovsdb_socket)]
+    pub ovsdb: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make the kernel match the properties files (creates /run/netns/<id> unless netns_path).
+    Apply {
+        #[arg(required = true, value_name = "PROPS")]
+        props: Vec<PathBuf>,
+        /// Test only: fail after N mutating operations (fault injection).
+        #[arg(long, hide = true, value_name = "N")]
+        fail_after: Option<u64>,
+    },
+    /// Print what apply would change; change nothing.
+    Plan {
+        #[arg(required = true, value_name = "PROPS")]
+        props: Vec<PathBuf>,
+    },
+    /// Exit 0 if the kernel matches, 3 if it drifted (and print how).
+    Check {
+        #[arg(required = true, value_name = "PROPS")]
+        props: Vec<PathBuf>,
+    },
+    /// Remove everything netprov owns for these containers.
+    Destroy {
+        /// A properties file (an existing file or a name ending in .json) or a container id.
+        #[arg(required = true, value_name = "PROPS|ID")]
+        targets: Vec<String>,
+    },
+    /// Parse and validate only (several files: also conflicts between them).
+    Validate {
+        #[arg(required = true, value_name = "PROPS")]
+        props: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the properties file.
+    Schema,
+}
+
+fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
+    match s.strip_prefix("unix:") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => Err(format!(
+            "{s:?}: expected unix:PATH (only unix sockets are supported)"
+        )),
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let json = cli.json;
+    match cli.command {
+        Command::Schema => {
+            out(&format!("{:#}", props::schema()));
+            exit::OK
+        }
+        Command::Validate { props } => match load(&props, json) {
+            Ok(ds) => {
+                if json {
+                    let ids: Vec<_> = ds.iter().map(|d| d.id.to_string()).collect();
+                    out(&json!({ "valid": true, "containers": ids }).to_string());
+                } else {
+                    for (p, d) in props.iter().zip(&ds) {
+                        out(&format!("{}: ok ({})", p.display(), d.id));
+                    }
+                }
+                exit::OK
+            }
+            Err(code) => code,
+        },
+        Command::Apply { props, fail_after } => match load(&props, json) {
+            Ok(ds) => with_engine(fail_after, |e| run::apply(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Plan { props } => match load(&props, json) {
+            Ok(ds) => with_engine(None, |e| run::plan(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Check { props } => match load(&props, json) {
+            Ok(ds) => with_engine(None, |e| run::check(e, &ds, json)),
+            Err(code) => code,
+        },
+        Command::Destroy { targets } => match destroy_targets(&targets) {
+            Ok(t) => with_engine(None, |e| run::destroy(e, t, json)),
+            Err(errs) => report(&errs, json),
+        },
+    }
+}
+
+/// Starts the engine in this process's netns (the host) and runs `f` with it.
+fn with_engine(fail_after: Option<u64>, f: impl FnOnce(&Engine) -> i32) -> i32 {
+    let opts = Options {
+        host_netns: None,
+        fail_after: fail_after.map(|n| n as usize),
+    };
+    match Engine::new(opts) {
+        Ok(e) => f(&e),
+        Err(err) => {
+            eprintln!("netprov: {err}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn load(props: &[PathBuf], json: bool) -> Result<Vec<Desired>, i32> {
+    let ds = props::load_all(props).map_err(|errs| report(&errs, json))?;
+    for (p, d) in props.iter().zip(&ds) {
+        tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
+    }
+    Ok(ds)
+}
+
+/// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
+/// file, anything else a container id.
+pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invalid>> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for a in args {
+        let p = Path::new(a);
+        if p.is_file() || a.ends_with(".json") {
+            match props::load(p) {
+                Ok(d) => out.push(DestroyTarget::Props(d)),
+                Err(e) => errs.extend(e),
+            }
+        } else {
+            match ContainerId::new(a) {
+                Ok(id) => out.push(DestroyTarget::Id(id)),
+                Err(m) => errs.push(Invalid {
+                    file: None,
+                    path: String::new(),
+                    location: None,
+                    message: format!(
+                        "{a:?} is neither a properties file nor a container id: the id {m}"
+                    ),
+                }),
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Prints every problem (one per line on stderr, or a JSON document on stdout).
+fn report(errs: &[Invalid], json: bool) -> i32 {
+    if json {
+        let list: Vec<_> = errs
+            .iter()
+            .map(|e| {
+                json!({
+                    "file": e.file.as_ref().map(|f| f.display().to_string()),
+                    "path": e.path,
+                    "line": e.location.map(|l| l.0),
+                    "column": e.location.map(|l| l.1),
+                    "message": e.message,
+                })
+            })
+            .collect();
+        out(&json!({ "valid": false, "errors": list }).to_string());
+    } else {
+        let mut err = std::io::stderr().lock();
+        for e in errs {
+            let _ = writeln!(err, "{e}");
+        }
+    }
+    exit::INVALID
+}
+
+/// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
+pub(crate) fn out(s: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+/// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = ["warn", "info", "debug", "trace"][usize::from(verbose.min(3))];
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The `netprov` binary.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    run(cli)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ovsdb_needs_unix_prefix() {
+        assert_eq!(
+            ovsdb_socket("unix:/tmp/db.sock").unwrap(),
+            PathBuf::from("/tmp/db.sock")
+        );
+        assert!(ovsdb_socket("tcp:1.2.3.4:6640").is_err());
+    }
+
+    #[test]
+    fn destroy_accepts_ids() {
+        let t = destroy_targets(&["web2".into()]).unwrap();
+        assert_eq!(
+            t,
+            vec![DestroyTarget::Id(ContainerId::new("web2").unwrap())]
+        );
+        assert!(destroy_targets(&["../etc".into()]).is_err());
+        assert!(destroy_targets(&["/nonexistent/x.json".into()]).is_err());
+    }
+}

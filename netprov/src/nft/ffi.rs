@@ -1,0 +1,214 @@
+//! The small part of `libnftables.h` netprov uses, and a safe context around it.
+//!
+//! libnftables is not safe to use from several threads or namespaces at once:
+//!
+//! * it keeps process-global state — most importantly the interface cache
+//!   (`iface_cache`, a static list filled from a NETLINK_ROUTE dump of *the calling
+//!   thread's* netns when a rule names an interface, released at the end of every run
+//!   and in `nft_ctx_free`), plus the scanner/parser and symbol tables set up by
+//!   `nft_ctx_new`/freed by `nft_ctx_free`;
+//! * when it cannot open, bind or talk on a netlink socket (`netlink_init_error`, e.g.
+//!   in `nft_ctx_new` and `iface_cache_update`) or cannot allocate memory
+//!   (`memory_allocation_error`), it prints a message and calls `exit()`.
+//!
+//! So every use goes through [`with_ctx`]:
+//!
+//! * a process-wide mutex serializes all libnftables calls: two runs never interleave,
+//!   so one netns's interface cache can never be used for another netns;
+//! * one context per call, created **and freed on the calling thread**, which is a
+//!   fresh thread inside the target netns (`netns::in_netns`, or a thread that unshared
+//!   a scratch netns): the context's netfilter socket and the interface dump are opened
+//!   inside that netns, and nothing outlives the call;
+//! * before creating the context we open and close a `NETLINK_NETFILTER` socket
+//!   ourselves, so the common way to hit `exit()` (no socket: fd exhaustion) becomes an
+//!   error instead. The remaining `exit()` paths (out of memory, a NETLINK_ROUTE socket
+//!   failing between our probe and libnftables' own) cannot be intercepted without
+//!   forking, which netprov does not do.
+//!
+//! Output and errors are buffered in memory (`nft_ctx_buffer_output/error`) and copied
+//! out before the context is freed: libnftables writes nothing to our stdout/stderr.
+
+use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+#[repr(C)]
+struct NftCtxRaw {
+    _opaque: [u8; 0],
+}
+
+#[link(name = "nftables")]
+extern "C" {
+    fn nft_ctx_new(flags: u32) -> *mut NftCtxRaw;
+    fn nft_ctx_free(ctx: *mut NftCtxRaw);
+    fn nft_ctx_set_dry_run(ctx: *mut NftCtxRaw, dry: bool);
+    fn nft_ctx_output_set_flags(ctx: *mut NftCtxRaw, flags: c_uint);
+    fn nft_ctx_buffer_output(ctx: *mut NftCtxRaw) -> c_int;
+    fn nft_ctx_get_output_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
+    fn nft_ctx_buffer_error(ctx: *mut NftCtxRaw) -> c_int;
+    fn nft_ctx_get_error_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
+    fn nft_run_cmd_from_buffer(ctx: *mut NftCtxRaw, buf: *const c_char) -> c_int;
+    fn nft_run_cmd_from_filename(ctx: *mut NftCtxRaw, filename: *const c_char) -> c_int;
+}
+
+/// `NFT_CTX_OUTPUT_STATELESS`: omit counters, quotas and other state that changes by
+/// itself (so a listing is stable while traffic flows).
+pub const OUTPUT_STATELESS: u32 = 1 << 2;
+/// `NFT_CTX_OUTPUT_TERSE`: omit set elements (dynamic sets fill themselves).
+pub const OUTPUT_TERSE: u32 = 1 << 11;
+
+static LIBNFTABLES: Mutex<()> = Mutex::new(());
+
+/// What one `nft_run_cmd_from_buffer` call produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    /// 0 on success.
+    pub rc: i32,
+    pub output: String,
+    pub error: String,
+}
+
+/// One libnftables context, alive only inside [`with_ctx`].
+pub struct Ctx {
+    raw: NonNull<NftCtxRaw>,
+}
+
+impl Ctx {
+    pub fn set_dry_run(&mut self, dry: bool) {
+        // SAFETY: raw is a live context owned by this thread.
+        unsafe { nft_ctx_set_dry_run(self.raw.as_ptr(), dry) }
+    }
+
+    pub fn set_output_flags(&mut self, flags: u32) {
+        // SAFETY: as above.
+        unsafe { nft_ctx_output_set_flags(self.raw.as_ptr(), flags) }
+    }
+
+    /// Runs `cmds` (nft syntax, possibly many commands) as one transaction.
+    pub fn run(&mut self, cmds: &str) -> RunResult {
+        let Ok(buf) = CString::new(cmds) else {
+            return RunResult {
+                rc: -1,
+                output: String::new(),
+                error: "the ruleset contains a NUL byte".into(),
+            };
+        };
+        // SAFETY: raw is live; buf is NUL-terminated and outlives the call; the buffers
+        // returned by get_*_buffer are valid until the next run or free, and we copy them.
+        unsafe {
+            let rc = nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr());
+            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
+            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            RunResult { rc, output, error }
+        }
+    }
+
+    /// Like [`Ctx::run`], but hands the text to libnftables as a file (an anonymous
+    /// memfd read through `/proc/self/fd/N`): for buffers libnftables prints errors
+    /// without a location, for files it prints `FILE:LINE:COLS: Error: …`. The file
+    /// name is replaced by `nft` in the returned error text.
+    pub fn run_as_file(&mut self, cmds: &str) -> RunResult {
+        // SAFETY: memfd_create with a static name; the fd is owned right away.
+        let fd = unsafe { libc::memfd_create(c"netprov-nft".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return RunResult {
+                rc: -1,
+                output: String::new(),
+                error: format!("memfd_create: {}", std::io::Error::last_os_error()),
+            };
+        }
+        // SAFETY: fd is fresh and valid.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        if let Err(e) = (&file).write_all(cmds.as_bytes()) {
+            return RunResult {
+                rc: -1,
+                output: String::new(),
+                error: format!("write memfd: {e}"),
+            };
+        }
+        let path = format!("/proc/self/fd/{fd}");
+        let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
+        // SAFETY: raw is live; cpath outlives the call; buffers copied as in run().
+        let mut res = unsafe {
+            let rc = nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr());
+            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
+            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            RunResult { rc, output, error }
+        };
+        drop(file);
+        res.error = res.error.replace(&path, "nft");
+        res
+    }
+}
+
+unsafe fn cstr_lossy(p: *const c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: libnftables returns a NUL-terminated buffer it owns.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // SAFETY: created by nft_ctx_new on this thread, freed exactly once.
+        unsafe { nft_ctx_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Why a context could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtxError {
+    pub cause: String,
+    pub errno: Option<i32>,
+}
+
+/// Runs `f` with a fresh context on the current thread, holding the global libnftables
+/// lock. The caller must be on a thread inside the intended netns.
+pub fn with_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+    // A poisoned lock only means another call panicked; libnftables itself holds no
+    // state across contexts that the panic could have corrupted.
+    let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
+    probe_netfilter_socket()?;
+    // SAFETY: plain constructor; NULL on allocation failure.
+    let raw = NonNull::new(unsafe { nft_ctx_new(0) }).ok_or(CtxError {
+        cause: "nft_ctx_new failed".into(),
+        errno: None,
+    })?;
+    let mut ctx = Ctx { raw };
+    // SAFETY: live context. Both return 0 on success.
+    let ok = unsafe {
+        nft_ctx_buffer_output(ctx.raw.as_ptr()) == 0 && nft_ctx_buffer_error(ctx.raw.as_ptr()) == 0
+    };
+    if !ok {
+        return Err(CtxError {
+            cause: "cannot buffer libnftables output".into(),
+            errno: None,
+        });
+    }
+    Ok(f(&mut ctx))
+}
+
+/// Opens and closes a netfilter netlink socket: libnftables `exit()`s when it cannot.
+fn probe_netfilter_socket() -> Result<(), CtxError> {
+    // SAFETY: plain syscalls on an fd we own.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        );
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(CtxError {
+                cause: format!("cannot open a netfilter netlink socket: {e}"),
+                errno: e.raw_os_error(),
+            });
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! A minimal `NETLINK_NETFILTER` socket for the host rules: send one nftnl batch and
+//! collect its acknowledgements, or run one GET request/dump.
+//!
+//! The socket is opened by the caller's thread, i.e. inside whatever netns that thread
+//! joined, and closed when dropped.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nftnl::FinalizedBatch;
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
+/// One netlink message received: type, flags and the whole message bytes (header
+/// included, for libnftnl's parsers).
+pub struct Msg<'a> {
+    pub kind: u16,
+    pub bytes: &'a [u8],
+}
+
+pub struct NfSocket {
+    fd: OwnedFd,
+}
+
+impl NfSocket {
+    pub fn open() -> io::Result<Self> {
+        // SAFETY: plain socket(2); the fd is owned immediately.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_NETFILTER,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor.
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn send(&self, buf: &[u8]) -> io::Result<()> {
+        // SAFETY: sockaddr_nl zeroed = the kernel (pid 0); buf is valid for its length.
+        let n = unsafe {
+            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+            addr.nl_family = libc::AF_NETLINK as u16;
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                0,
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram; `None` when `nonblocking` and nothing is queued.
+    fn recv(&self, buf: &mut [u8], nonblocking: bool) -> io::Result<Option<usize>> {
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        loop {
+            // SAFETY: buf is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    flags,
+                )
+            };
+            if n >= 0 {
+                return Ok(Some(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) if nonblocking => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Sends a whole batch in one datagram and returns the first error the kernel
+    /// reported for any of its messages (the kernel then aborts the whole batch).
+    pub fn run_batch(&self, batch: &FinalizedBatch) -> io::Result<()> {
+        let buf: Vec<u8> = batch.iter().flatten().copied().collect();
+        self.send(&buf)?;
+        // nfnetlink processes the batch synchronously inside sendmsg: every ack is
+        // queued by now, so drain without blocking.
+        let mut rbuf = vec![0u8; 1 << 16];
+        let mut first_err = None;
+        while let Some(n) = self.recv(&mut rbuf, true)? {
+            for m in messages(&rbuf[..n]) {
+                if m.kind == NLMSG_ERROR {
+                    let code = error_code(m.bytes);
+                    if code != 0 && first_err.is_none() {
+                        first_err = Some(code);
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(io::Error::from_raw_os_error(-e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends one request and hands every reply message to `f` until the kernel ends it
+    /// (NLMSG_DONE for a dump, the ack for a plain GET with NLM_F_ACK).
+    pub fn request(&self, req: &[u8], mut f: impl FnMut(&Msg<'_>)) -> io::Result<()> {
+        self.send(req)?;
+        let mut rbuf = vec![0u8; 1 << 16];
+        loop {
+            let n = self.recv(&mut rbuf, false)?.unwrap_or(0);
+            for m in messages(&rbuf[..n]) {
+                match m.kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let code = error_code(m.bytes);
+                        return if code == 0 {
+                            Ok(())
+                        } else {
+                            Err(io::Error::from_raw_os_error(-code))
+                        };
+                    }
+                    _ => f(&m),
+                }
+            }
+        }
+    }
+}
+
+fn error_code(msg: &[u8]) -> i32 {
+    msg.get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(-libc::EPROTO)
+}
+
+/// Splits a datagram into netlink messages.
+fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
+    std::iter::from_fn(move || {
+        if buf.len() < NLMSG_HDRLEN {
+            return None;
+        }
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return None;
+        }
+        let m = Msg {
+            kind,
+            bytes: &buf[..len],
+        };
+        let next = (len + 3) & !3;
+        buf = &buf[next.min(buf.len())..];
+        Some(m)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_messages() {
+        let mut b = Vec::new();
+        for (kind, extra) in [(NLMSG_ERROR, 4usize), (NLMSG_DONE, 1)] {
+            let len = NLMSG_HDRLEN + extra;
+            b.extend_from_slice(&(len as u32).to_ne_bytes());
+            b.extend_from_slice(&kind.to_ne_bytes());
+            b.extend_from_slice(&[0u8; 10]);
+            b.extend(std::iter::repeat_n(0u8, extra));
+            while b.len() % 4 != 0 {
+                b.push(0);
+            }
+        }
+        let kinds: Vec<u16> = messages(&b).map(|m| m.kind).collect();
+        assert_eq!(kinds, vec![NLMSG_ERROR, NLMSG_DONE]);
+    }
+}

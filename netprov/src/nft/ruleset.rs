@@ -1,0 +1,445 @@
+//! The container's own ruleset (`network.nft`), loaded through libnftables inside the
+//! container netns.
+//!
+//! Ownership and drift: every load is ONE libnftables run — `flush ruleset`, the user's
+//! text, then a marker table `inet netprov_state` whose comment records the SHA-256 of
+//! the user's text — so the kernel commits all of it or nothing (nft's `-f` semantics:
+//! one netlink batch). Right after, a second transaction that touches only the marker
+//! table records the digest of the live listing (text, stateless, terse, marker
+//! table excluded). `observe` recomputes that listing digest: if it differs,
+//! someone changed the ruleset behind netprov's back. A crash between the two
+//! transactions leaves `live=pending`, which reads as "does not match", so the next
+//! apply reloads.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
+use crate::error::OpError;
+use crate::model::{IfName, Ruleset};
+use crate::netns::in_netns;
+
+/// Family and name of the marker table netprov adds to every ruleset it loads. A user
+/// ruleset must not define it.
+pub const MARKER_FAMILY: &str = "inet";
+pub const MARKER_TABLE: &str = "netprov_state";
+const PENDING: &str = "pending";
+
+/// libnftables' own error message for a ruleset it rejects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftSyntaxError {
+    /// The message as libnftables printed it (location, "Error: ...", the line, a caret).
+    pub message: String,
+    /// 1-based line of the first error in the user's text, when libnftables gave one.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for NftSyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.trim_end())
+    }
+}
+
+impl std::error::Error for NftSyntaxError {}
+
+/// Why [`check_syntax`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// The ruleset is invalid (exit 2).
+    Syntax(NftSyntaxError),
+    /// The check itself could not run, e.g. no permission to make a scratch netns (exit 1).
+    Op(OpError),
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::Syntax(e) => e.fmt(f),
+            CheckError::Op(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// The ruleset in a container netns as netprov sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetState {
+    /// No netprov marker: netprov has not loaded a ruleset here (there may be tables
+    /// someone else made; netprov leaves them alone until it loads one).
+    Absent,
+    Loaded {
+        /// Digest (SHA-256, first 128 bits, hex) of the user text netprov loaded.
+        source_digest: String,
+        /// Digest of the live listing recorded right after the load (None if the load
+        /// was interrupted before it was recorded).
+        recorded_live_digest: Option<String>,
+        /// Digest of the listing now.
+        live_digest: String,
+    },
+}
+
+impl RulesetState {
+    /// Loaded by netprov and unchanged since.
+    pub fn is_intact(&self) -> bool {
+        matches!(self, RulesetState::Loaded { recorded_live_digest: Some(r), live_digest, .. } if r == live_digest)
+    }
+}
+
+/// What an apply has to do with the container ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetChange {
+    /// Replace the whole ruleset atomically; `drifted` when the live one was edited
+    /// behind netprov's back (or its load was interrupted).
+    Load { drifted: bool },
+    /// `nft` left the props: flush the ruleset netprov loaded.
+    Remove,
+}
+
+/// SHA-256 (first 128 bits, hex) of the ruleset text, as recorded in the marker.
+pub fn digest(r: &Ruleset) -> String {
+    hex(&Sha256::digest(r.text.as_bytes()))
+}
+
+/// Hex of the first 128 bits: nft limits a table comment to 128 characters and the
+/// marker holds two digests.
+fn hex(b: &[u8]) -> String {
+    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compares the desired ruleset with the observed state; `None` = nothing to do.
+pub fn plan(desired: Option<&Ruleset>, observed: &RulesetState) -> Option<RulesetChange> {
+    match (desired, observed) {
+        (None, RulesetState::Absent) => None,
+        (None, RulesetState::Loaded { .. }) => Some(RulesetChange::Remove),
+        (Some(_), RulesetState::Absent) => Some(RulesetChange::Load { drifted: false }),
+        (Some(r), RulesetState::Loaded { source_digest, .. }) => {
+            if !observed.is_intact() {
+                Some(RulesetChange::Load { drifted: true })
+            } else if *source_digest != digest(r) {
+                Some(RulesetChange::Load { drifted: false })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Checks `text` with a libnftables dry run, exactly as [`load`] would submit it, on a
+/// thread inside a throwaway netns: the dry run parses, evaluates and sends the batch to
+/// the kernel *without* the batch-end message, so the kernel validates and aborts it —
+/// and the throwaway netns makes sure no real ruleset is even read. Needs CAP_SYS_ADMIN
+/// (to unshare the netns).
+///
+/// A ruleset that names interfaces by index (`iif`, `oif`, netdev hooks) needs them to
+/// exist: use [`check_syntax_with_interfaces`] with the container's interface names.
+pub fn check_syntax(text: &str) -> Result<(), CheckError> {
+    check_syntax_with_interfaces(text, &[])
+}
+
+/// [`check_syntax`] with placeholder interfaces of these names in the throwaway netns
+/// (non-persistent tun devices, gone with the check), so `iif lan` resolves as it will
+/// in the container.
+pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<(), CheckError> {
+    if let Some(e) = reserved_name(text) {
+        return Err(CheckError::Syntax(e));
+    }
+    let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
+    let names: Vec<IfName> = ifnames.to_vec();
+    let handle = std::thread::Builder::new()
+        .name("nft-check".into())
+        .spawn(move || -> Result<ffi::RunResult, OpError> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                OpError::errno(
+                    "create a scratch netns to check the nftables ruleset",
+                    e as i32,
+                )
+            })?;
+            let _placeholders = names
+                .iter()
+                .map(placeholder_interface)
+                .collect::<Result<Vec<_>, _>>()?;
+            ffi::with_ctx(|ctx| {
+                ctx.set_dry_run(true);
+                ctx.run_as_file(&cmds)
+            })
+            .map_err(|e| ctx_error("check nftables ruleset", e))
+        })
+        .map_err(|e| CheckError::Op(OpError::io("spawn nftables check thread", &e)))?;
+    let res = handle
+        .join()
+        .map_err(|_| CheckError::Op(OpError::new("check nftables ruleset", "thread panicked")))?
+        .map_err(CheckError::Op)?;
+    if res.rc == 0 {
+        Ok(())
+    } else {
+        Err(CheckError::Syntax(syntax_error(&res.error)))
+    }
+}
+
+/// The marker table's name is netprov's; a ruleset that uses it would clobber (or be
+/// clobbered by) the marker.
+fn reserved_name(text: &str) -> Option<NftSyntaxError> {
+    let (i, _) = text.lines().enumerate().find(|(_, l)| {
+        l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w == MARKER_TABLE)
+    })?;
+    Some(NftSyntaxError {
+        message: format!(
+            "nft:{}: Error: the table name {MARKER_TABLE} is reserved for netprov's marker",
+            i + 1
+        ),
+        line: Some(i + 1),
+    })
+}
+
+/// A tun device named `name` in the calling thread's netns, alive while the file is.
+fn placeholder_interface(name: &IfName) -> Result<std::fs::File, OpError> {
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca; // _IOW('T', 202, int)
+    let op = || format!("create placeholder interface {name} to check the nftables ruleset");
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| OpError::io(op(), &e))?;
+    // struct ifreq: char ifr_name[16]; then a union whose first member here is
+    // short ifr_flags.
+    let mut ifr = [0u8; 40];
+    ifr[..name.as_str().len()].copy_from_slice(name.as_str().as_bytes());
+    let flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: TUNSETIFF reads/writes an ifreq, which `ifr` is large enough to hold.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(OpError::io(op(), &std::io::Error::last_os_error()));
+    }
+    Ok(tun)
+}
+
+/// Reads the ruleset state in the netns at `netns`.
+pub fn observe(netns: &Path) -> Result<RulesetState, OpError> {
+    let op = format!("list nftables ruleset in netns {}", netns.display());
+    let res = run_in(netns, &op, OUTPUT_STATELESS | OUTPUT_TERSE, "list ruleset")?;
+    parse_listing(&res.output).map_err(|e| OpError::new(op, e))
+}
+
+/// Replaces the ruleset in the netns at `netns` with `r` in one transaction and records
+/// its digests.
+pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
+    if let Some(e) = reserved_name(&r.text) {
+        return Err(OpError::new(
+            format!("load nftables ruleset in netns {}", netns.display()),
+            e.message,
+        ));
+    }
+    let src = digest(r);
+    let cmds = load_commands(&r.text, &src, PENDING);
+    let path = netns.to_owned();
+    in_netns(netns, move || -> Result<(), OpError> {
+        let op = format!("load nftables ruleset in netns {}", path.display());
+        ffi::with_ctx(|ctx| -> Result<(), OpError> {
+            let res = ctx.run_as_file(&cmds);
+            if res.rc != 0 {
+                return Err(OpError::new(&op, syntax_error(&res.error).to_string()));
+            }
+            ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
+            let listed = ctx.run("list ruleset");
+            if listed.rc != 0 {
+                return Err(OpError::new(&op, listed.error.trim().to_owned()));
+            }
+            let live = listing_digest(&listed.output).map_err(|e| OpError::new(&op, e))?;
+            let rec = ctx.run(&format!(
+                "delete table {MARKER_FAMILY} {MARKER_TABLE}\n{}",
+                marker(&src, &live)
+            ));
+            if rec.rc != 0 {
+                return Err(OpError::new(
+                    format!("record nftables ruleset digest in netns {}", path.display()),
+                    rec.error.trim().to_owned(),
+                ));
+            }
+            Ok(())
+        })
+        .map_err(|e| ctx_error(&op, e))?
+    })?
+}
+
+/// Flushes the whole ruleset in the netns at `netns` (it was netprov's: the caller only
+/// calls this when [`observe`] found the marker).
+pub fn remove(netns: &Path) -> Result<(), OpError> {
+    let op = format!("flush nftables ruleset in netns {}", netns.display());
+    let res = run_in(netns, &op, 0, "flush ruleset")?;
+    if res.rc != 0 {
+        return Err(OpError::new(op, res.error.trim().to_owned()));
+    }
+    Ok(())
+}
+
+/// `flush ruleset` on the user's first line (so libnftables' line numbers are the
+/// user's), the text, then the marker table.
+fn load_commands(text: &str, src: &str, live: &str) -> String {
+    format!("flush ruleset; {text}\n{}", marker(src, live))
+}
+
+fn marker(src: &str, live: &str) -> String {
+    format!(
+        "table {MARKER_FAMILY} {MARKER_TABLE} {{ comment \"netprov src={src} live={live}\"; }}\n"
+    )
+}
+
+fn run_in(netns: &Path, op: &str, flags: u32, cmds: &str) -> Result<ffi::RunResult, OpError> {
+    let cmds = cmds.to_owned();
+    let op2 = op.to_owned();
+    in_netns(netns, move || {
+        ffi::with_ctx(|ctx| {
+            ctx.set_output_flags(flags);
+            ctx.run(&cmds)
+        })
+        .map_err(|e| ctx_error(&op2, e))
+    })?
+}
+
+fn ctx_error(op: &str, e: ffi::CtxError) -> OpError {
+    OpError {
+        op: op.to_owned(),
+        cause: e.cause,
+        errno: e.errno,
+    }
+}
+
+/// Builds the error from libnftables' message, e.g.
+/// `nft:3:5-9: Error: syntax error, ...` (see `Ctx::run_as_file`).
+fn syntax_error(msg: &str) -> NftSyntaxError {
+    let line = msg.lines().find_map(|l| {
+        let i = l.find(": Error:")?;
+        let loc = &l[..i];
+        // "nft:LINE:COL-COL"
+        let mut parts = loc.rsplitn(3, ':');
+        let _cols = parts.next()?;
+        parts.next()?.parse::<usize>().ok()
+    });
+    NftSyntaxError {
+        message: msg.trim_end().to_owned(),
+        line,
+    }
+}
+
+/// Splits nft's text listing into its top-level blocks (`table … {` … `}` at column 0).
+fn blocks(listing: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in listing.lines() {
+        cur.push_str(line);
+        cur.push('\n');
+        if line == "}" {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn is_marker(block: &str) -> bool {
+    block.starts_with(&format!("table {MARKER_FAMILY} {MARKER_TABLE} {{"))
+}
+
+/// Parses a text listing (stateless, terse) into the state.
+fn parse_listing(listing: &str) -> Result<RulesetState, String> {
+    let Some(marker) = blocks(listing).into_iter().find(|b| is_marker(b)) else {
+        return Ok(RulesetState::Absent);
+    };
+    let comment = marker
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("comment \""))
+        .unwrap_or("")
+        .trim_end_matches('"')
+        .to_owned();
+    let field = |k: &str| {
+        comment
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k).map(str::to_owned))
+    };
+    Ok(RulesetState::Loaded {
+        source_digest: field("src=").unwrap_or_default(),
+        recorded_live_digest: field("live=").filter(|l| l != PENDING),
+        live_digest: listing_digest(listing)?,
+    })
+}
+
+/// Digest of a text listing without the marker table. The listing is stateless (no
+/// counter values) and terse (no set elements), so traffic does not change it.
+fn listing_digest(listing: &str) -> Result<String, String> {
+    let kept: String = blocks(listing)
+        .into_iter()
+        .filter(|b| !is_marker(b))
+        .collect();
+    Ok(hex(&Sha256::digest(kept.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_line() {
+        let e =
+            syntax_error("nft:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n");
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().contains("unexpected junk"));
+    }
+
+    #[test]
+    fn listing_digest_ignores_the_marker() {
+        let a = "table inet f {\n\tchain c {\n\t}\n}\ntable inet netprov_state {\n\tcomment \"netprov src=ab live=cd\"\n}\n";
+        let b = "table inet f {\n\tchain c {\n\t}\n}\n";
+        assert_eq!(listing_digest(a).unwrap(), listing_digest(b).unwrap());
+        let st = parse_listing(a).unwrap();
+        assert!(
+            matches!(&st, RulesetState::Loaded { source_digest, recorded_live_digest: Some(l), .. } if source_digest == "ab" && l == "cd")
+        );
+        assert!(!st.is_intact());
+        assert_eq!(parse_listing(b).unwrap(), RulesetState::Absent);
+    }
+
+    #[test]
+    fn marker_name_is_reserved() {
+        let e = reserved_name("table inet f {}\ntable inet netprov_state {}\n").unwrap();
+        assert_eq!(e.line, Some(2));
+        assert!(reserved_name("table inet netprov_statex {}").is_none());
+    }
+
+    #[test]
+    fn plan_is_empty_when_unchanged() {
+        let r = Ruleset {
+            text: "table inet f {}".into(),
+        };
+        let intact = RulesetState::Loaded {
+            source_digest: digest(&r),
+            recorded_live_digest: Some("x".into()),
+            live_digest: "x".into(),
+        };
+        assert_eq!(plan(Some(&r), &intact), None);
+        assert_eq!(plan(None, &intact), Some(RulesetChange::Remove));
+        assert_eq!(plan(None, &RulesetState::Absent), None);
+        let other = Ruleset {
+            text: "table inet g {}".into(),
+        };
+        assert_eq!(
+            plan(Some(&other), &intact),
+            Some(RulesetChange::Load { drifted: false })
+        );
+        let edited = RulesetState::Loaded {
+            source_digest: digest(&r),
+            recorded_live_digest: Some("x".into()),
+            live_digest: "y".into(),
+        };
+        assert_eq!(
+            plan(Some(&r), &edited),
+            Some(RulesetChange::Load { drifted: true })
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Names netprov derives: the host end of a veth and a macvlan.
+//!
+//! A derived name that would exceed the kernel's 15 bytes is replaced by a
+//! deterministic short hash, so the same file always yields the same names.
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{ContainerId, IfName, IFNAME_MAX};
+
+/// `ve-<id>-<if>`, or `ve-` + 12 hex digits of SHA-256(`<id>/<if>`) when that is longer
+/// than 15 bytes.
+pub fn veth_host(id: &ContainerId, iface: &IfName) -> IfName {
+    let plain = format!("ve-{id}-{iface}");
+    fit(plain, "ve-", &format!("{id}/{iface}"))
+}
+
+/// `mv-<if>` or `mv-<if>-<vrid>`, or `mv-` + 12 hex digits of SHA-256(`<if>/<vrid>`)
+/// (`<vrid>` empty when there is none) when that is longer than 15 bytes.
+pub fn macvlan(iface: &IfName, vrid: Option<u8>) -> IfName {
+    let (plain, seed) = match vrid {
+        Some(v) => (format!("mv-{iface}-{v}"), format!("{iface}/{v}")),
+        None => (format!("mv-{iface}"), format!("{iface}/")),
+    };
+    fit(plain, "mv-", &seed)
+}
+
+fn fit(plain: String, prefix: &str, seed: &str) -> IfName {
+    let name = if plain.len() <= IFNAME_MAX {
+        plain
+    } else {
+        let digest = Sha256::digest(seed.as_bytes());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("{prefix}{hex}")
+    };
+    // Both parts are valid interface-name characters (ids and names are checked first).
+    IfName::new(&name).expect("derived interface name is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ContainerId {
+        ContainerId::new(s).unwrap()
+    }
+    fn ifn(s: &str) -> IfName {
+        IfName::new(s).unwrap()
+    }
+
+    #[test]
+    fn short_names_are_readable() {
+        assert_eq!(veth_host(&id("web2"), &ifn("wan")).as_str(), "ve-web2-wan");
+        assert_eq!(macvlan(&ifn("dmz"), Some(12)).as_str(), "mv-dmz-12");
+        assert_eq!(macvlan(&ifn("dmz"), None).as_str(), "mv-dmz");
+    }
+
+    #[test]
+    fn long_names_are_hashed_deterministically() {
+        let n = veth_host(&id("router1"), &ifn("wan"));
+        assert_eq!(n.as_str(), "ve-router1-wan");
+        let long = veth_host(&id("database-prod"), &ifn("backend"));
+        assert_eq!(long.as_str().len(), 15);
+        assert!(long.as_str().starts_with("ve-"));
+        assert_eq!(long, veth_host(&id("database-prod"), &ifn("backend")));
+        assert_ne!(long, veth_host(&id("database-prod"), &ifn("backend2")));
+        // SHA-256("database-prod/backend"), first 6 bytes: documented in properties.md.
+        let m = macvlan(&ifn("longinterface"), Some(200));
+        assert_eq!(m.as_str().len(), 15);
+    }
+}
