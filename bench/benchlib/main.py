@@ -104,6 +104,7 @@ class Bench:
         self.failed = []  # (variant, key, message)
         self.samples = {}
         self.skipped = {}  # variant -> {label: largest N it runs at}
+        self.caveats = {}  # variant -> {label: {what it did not do}}
 
     def drop(self, variant, tool, why):
         self.unavailable.setdefault(variant, {})[tool.label] = why
@@ -121,6 +122,8 @@ class Bench:
         rec["destroy"] = tool.destroy().to_json()
         tool.settle()
         self.records.append(rec)
+        if tool.caveats:
+            self.caveats.setdefault(tool.variant, {}).setdefault(tool.label, set()).update(tool.caveats)
         log(f"  {tool.variant} N={n} round {rnd + 1}: {tool.label:24} cold {cold.wall * 1000:9.1f} ms"
             f"  ({cold.per_container * 1000:.2f} ms/ctr)  cycle {time.monotonic() - t0:.1f} s")
         if getattr(tool, "sample_json", None):
@@ -250,7 +253,7 @@ def main(argv=None):
     print(f"# netprov benchmark — {started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs, "
           f"kernel {info['kernel']}, load before {' '.join(info['loadavg'])}, "
           f"after {' '.join(machine_info()['loadavg'])}, {elapsed:.0f} s")
-    print(report.table(summary, bench.unavailable, bench.skipped, TITLES))
+    print(report.table(summary, bench.unavailable, bench.skipped, bench.caveats, TITLES))
     res = report.targets(summary)
     print("\n## Targets\n")
     for line in report.target_lines(res):
@@ -260,6 +263,7 @@ def main(argv=None):
         "machine": info, "load_after": machine_info()["loadavg"], "netprov_rev": git_rev(),
         "netprov_bin": binary, "plan": {"veth": veth_plan, "ovs": ovs_plan},
         "summary": summary, "unavailable": bench.unavailable,
+        "caveats": {v: {k: sorted(c) for k, c in d.items()} for v, d in bench.caveats.items()},
         "targets": [{"pass": ok, "text": t} for ok, t in res],
         "netprov_json_samples": bench.samples, "records": bench.records,
         "failed": bench.failed, "interrupted": interrupted,

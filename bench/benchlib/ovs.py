@@ -100,6 +100,7 @@ class OvsTool(Tool):
         # The ports are in different netns on the same bridge and VLAN: ping c0 -> c1.
         if self.n >= 2:
             self.ping(topology.OvsAddr(1).ct4, netns=self.cid(0))
+        self.check_container_extras(0)
         ports = self.ovs.ports()
         if len(ports) != self.n:
             raise RuntimeError(f"{self.label}: expected {self.n} OVS ports, found {len(ports)}")

@@ -46,7 +46,9 @@ class ProcFailed(Exception):
         cmd = " ".join(str(a) for a in run.argv)
         err = (run.stderr or run.stdout).strip().splitlines()
         tail = "\n    ".join(err[-8:])
-        super().__init__(f"{what or cmd}: exit {run.rc}\n    {tail}")
+        # the first line carries the cause too: it is what the table shows
+        cause = f": {err[0].strip()}" if err else ""
+        super().__init__(f"{what or cmd}: exit {run.rc}{cause}\n    {tail}")
 
 
 def measured(argv, **kw):

@@ -58,7 +58,7 @@ def _msgs(s):
     return " ".join(f"{k}={v:g}" for k, v in sorted(c.items()))
 
 
-def table(summary, unavailable, skipped, variant_titles):
+def table(summary, unavailable, skipped, caveats, variant_titles):
     lines = []
     for variant in unavailable:
         if variant not in summary:
@@ -94,6 +94,8 @@ def table(summary, unavailable, skipped, variant_titles):
                     lines.append(f"| {label} | skipped above N = {max_n} (see docs) | | | | | | | |")
             for label, why in unavailable.get(variant, {}).items():
                 lines.append(f"| {label} | not available: {why} | | | | | | | |")
+            for label, what in caveats.get(variant, {}).items():
+                lines.append(f"\n**Not like for like**: {label}: {'; '.join(sorted(what))}.")
     return "\n".join(lines)
 
 
