@@ -48,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
     p.add_argument("--tools", default="netprov,netprov_each,shell,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
+    p.add_argument("--peers-max-n", type=int, default=100, metavar="N",
+                   help="run CNI and netavark only up to this N (default %(default)s: at "
+                        "N = 1000 they alone would take the full run past 10 minutes)")
     p.add_argument("--netprov", default=os.environ.get("NETPROV"),
                    help="netprov binary (default: $NETPROV, else target/release/netprov, "
                         "built with cargo if missing)")
@@ -225,8 +228,10 @@ def main(argv=None):
     t0 = time.monotonic()
     try:
         log(f"bench: run {sb.run_id}, netns prefix {sb.prefix}, load {' '.join(info['loadavg'])}")
-        veth = [t for t in (NetprovBatch(sb, binary), NetprovEach(sb, binary), Shell(sb),
-                            CniPtp(sb), CniPtpDual(sb), Netavark(sb, args.netavark))
+        peers = [CniPtp(sb), CniPtpDual(sb), Netavark(sb, args.netavark)]
+        for t in peers:
+            t.max_n = min(t.max_n or args.peers_max_n, args.peers_max_n)
+        veth = [t for t in [NetprovBatch(sb, binary), NetprovEach(sb, binary), Shell(sb)] + peers
                 if t.key in wanted]
         bench.run_variant("veth", veth, veth_plan)
         if ovs_plan:

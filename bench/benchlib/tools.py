@@ -319,13 +319,13 @@ class CniPtp(Tool):
 
 class CniPtpDual(CniPtp):
     """The same topology as netprov's (v4 + v6). ptp then waits for IPv6 DAD on every
-    container (about 1-2 s each), so it runs only up to N = 10."""
+    container (about 1-2 s each), so it runs only at N = 1."""
 
     key = "cni_ptp_dual"
     label = "CNI ptp+host-local (v4+v6)"
     letter = "d"
     ipv6 = True
-    max_n = 10
+    max_n = 1
 
 
 # --------------------------------------------------------------------------- netavark
