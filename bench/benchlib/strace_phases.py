@@ -73,6 +73,6 @@ def render(cats, calls, wall, n):
     for cat, (k, s) in sorted(cats.items(), key=lambda x: -x[1][1]):
         rows.append(f"| {cat} | {k / n:.1f} | {s * 1000 / n:.3f} | {s / wall * 100:.0f}% |")
     known = sum(s for _, s in cats.values())
-    rows.append(f"| everything else (user space: parse, plan, runtime, threads; other syscalls) "
-                f"| | {(wall - known) * 1000 / n:.3f} | {(wall - known) / wall * 100:.0f}% |")
+    rows.append(f"| everything else (process start, user space: parse, plan, runtime; other syscalls) "
+                f"| | {max(wall - known, 0) * 1000 / n:.3f} | {max(wall - known, 0) / wall * 100:.0f}% |")
     return rows
