@@ -19,6 +19,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod observe;
+pub mod ovsdb;
 pub mod plan;
 pub mod props;
 pub mod route;

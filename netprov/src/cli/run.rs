@@ -1,7 +1,9 @@
 //! The engine-backed commands: what they print and which exit code they return.
 //!
 //! Human output goes to stdout, one line per change or drift, prefixed with the
-//! container id; errors go to stderr. `--json` prints one JSON document on stdout.
+//! container id; errors go to stderr. `--json` prints one JSON array on stdout with an
+//! entry per container: `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error",
+//! "errno"}`.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -11,108 +13,83 @@ use crate::engine::{DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
-/// Per-container result for `--json`: the value, or the error.
-fn entry<T: Serialize>(id: &str, r: &Result<T, OpError>) -> Value {
-    match r {
-        Ok(v) => json!({ "id": id, "ok": true, "result": v }),
-        Err(e) => json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno }),
+/// Reports one result per container (`print` for human output of a success) and
+/// returns whether any failed.
+fn report<T: Serialize>(
+    cmd: &str,
+    json: bool,
+    results: impl IntoIterator<Item = (String, Result<T, OpError>)>,
+    mut print: impl FnMut(&str, &T),
+) -> bool {
+    let mut failed = false;
+    let mut docs = Vec::new();
+    for (id, r) in results {
+        match &r {
+            Ok(v) if json => docs.push(json!({ "id": id, "ok": true, "result": v })),
+            Ok(v) => print(&id, v),
+            Err(e) => {
+                failed = true;
+                eprintln!("netprov {cmd}: {id}: {e}");
+                if json {
+                    docs.push(
+                        json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno }),
+                    );
+                }
+            }
+        }
     }
+    if json {
+        out(&Value::Array(docs).to_string());
+    }
+    failed
 }
 
-fn fail(cmd: &str, id: &str, e: &OpError) {
-    eprintln!("netprov {cmd}: {id}: {e}");
+fn code(failed: bool) -> i32 {
+    if failed {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
 }
 
 pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     let results = engine.apply_many(ds);
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for (d, r) in ds.iter().zip(&results) {
-        let id = d.id.as_str();
-        if json {
-            docs.push(entry(id, r));
+    let named = ds.iter().map(|d| d.id.to_string()).zip(results);
+    code(report("apply", json, named, |id, rep| {
+        if rep.plan.steps.is_empty() {
+            out(&format!("{id}: in sync, nothing to do"));
+        } else {
+            print!("{}", rep.plan);
+            out(&format!(
+                "{id}: applied {} changes ({} netlink messages)",
+                rep.plan.steps.len(),
+                rep.messages
+            ));
         }
-        match r {
-            Ok(rep) if !json => {
-                if rep.plan.steps.is_empty() {
-                    out(&format!("{id}: in sync, nothing to do"));
-                } else {
-                    print!("{}", rep.plan);
-                    out(&format!(
-                        "{id}: applied {} changes ({} netlink messages)",
-                        rep.plan.steps.len(),
-                        rep.messages
-                    ));
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                fail("apply", id, e);
-                code = exit::FAILURE;
-            }
-        }
-    }
-    if json {
-        out(&Value::Array(docs).to_string());
-    }
-    code
+    }))
 }
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for d in ds {
-        let id = d.id.as_str();
-        let r = engine.plan(d);
-        if json {
-            docs.push(entry(id, &r));
-        }
-        match r {
-            Ok(p) if !json => print!("{p}"),
-            Ok(_) => {}
-            Err(e) => {
-                fail("plan", id, &e);
-                code = exit::FAILURE;
-            }
-        }
-    }
-    if json {
-        out(&Value::Array(docs).to_string());
-    }
-    code
+    let results = ds.iter().map(|d| (d.id.to_string(), engine.plan(d)));
+    code(report("plan", json, results, |_, p| print!("{p}")))
 }
 
 pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
-    let mut failed = false;
-    let mut drifted = false;
-    let mut docs = Vec::new();
-    for d in ds {
-        let id = d.id.as_str();
-        let r = engine.check(d);
-        if json {
-            docs.push(entry(id, &r));
+    let results: Vec<_> = ds
+        .iter()
+        .map(|d| (d.id.to_string(), engine.check(d)))
+        .collect();
+    let drifted = results
+        .iter()
+        .any(|(_, r)| r.as_ref().is_ok_and(|drift| !drift.is_empty()));
+    let failed = report("check", json, results, |id, drift| {
+        if drift.is_empty() {
+            out(&format!("{id}: in sync"));
         }
-        match r {
-            Ok(drift) => {
-                drifted |= !drift.is_empty();
-                if !json {
-                    if drift.is_empty() {
-                        out(&format!("{id}: in sync"));
-                    }
-                    for x in &drift {
-                        out(&format!("{id}: {x}"));
-                    }
-                }
-            }
-            Err(e) => {
-                fail("check", id, &e);
-                failed = true;
-            }
+        for x in drift {
+            out(&format!("{id}: {x}"));
         }
-    }
-    if json {
-        out(&Value::Array(docs).to_string());
-    }
+    });
     if failed {
         exit::FAILURE
     } else if drifted {
@@ -123,31 +100,16 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 }
 
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for t in &targets {
-        let id = t.id().to_string();
-        let r = engine.destroy(t);
-        if json {
-            docs.push(entry(&id, &r));
-        }
-        match r {
-            Ok(rep) if !json => out(&format!(
-                "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, netns {})",
-                rep.links_deleted.len(),
-                rep.links_returned.len(),
-                rep.routes_deleted,
-                if rep.netns_removed { "removed" } else { "kept" }
-            )),
-            Ok(_) => {}
-            Err(e) => {
-                fail("destroy", &id, &e);
-                code = exit::FAILURE;
-            }
-        }
-    }
-    if json {
-        out(&Value::Array(docs).to_string());
-    }
-    code
+    let results = targets
+        .iter()
+        .map(|t| (t.id().to_string(), engine.destroy(t)));
+    code(report("destroy", json, results, |id, rep| {
+        out(&format!(
+            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, netns {})",
+            rep.links_deleted.len(),
+            rep.links_returned.len(),
+            rep.routes_deleted,
+            if rep.netns_removed { "removed" } else { "kept" }
+        ))
+    }))
 }

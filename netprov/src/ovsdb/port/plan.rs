@@ -1,0 +1,470 @@
+//! The difference between what a container wants and what OVSDB holds.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{Observed, PortSpec, OWNER_KEY};
+use crate::error::OpError;
+use crate::model::ContainerId;
+
+/// One change to OVSDB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OvsChange {
+    /// Insert Interface + Port and add the port to the bridge, in one transaction.
+    Create { spec: PortSpec },
+    /// Remove the port, let ovs-vswitchd drop it, then create it again (the only way to
+    /// make ovs-vswitchd open a device anew: a delete and re-insert in one transaction
+    /// is a no-op to it, since the name and type are unchanged).
+    Recreate {
+        spec: PortSpec,
+        port_uuid: String,
+        reason: String,
+    },
+    SetVlan {
+        port: String,
+        port_uuid: String,
+        from: Option<u16>,
+        to: Option<u16>,
+    },
+    SetTrunks {
+        port: String,
+        port_uuid: String,
+        from: Vec<u16>,
+        to: Vec<u16>,
+    },
+    SetVlanMode {
+        port: String,
+        port_uuid: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    SetExternalIds {
+        port: String,
+        iface_uuid: String,
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
+    /// A port this container owns that its props no longer name.
+    Remove { port: String, port_uuid: String },
+}
+
+fn show_tag(t: &Option<u16>) -> String {
+    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
+}
+
+impl fmt::Display for OvsChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OvsChange::Create { spec } => {
+                write!(f, "add OVS port {} to bridge {} (", spec.port, spec.bridge)?;
+                f.write_str(if spec.internal {
+                    "internal"
+                } else {
+                    "veth host end"
+                })?;
+                match spec.tag_column() {
+                    Some(t) => write!(f, ", VLAN {t}")?,
+                    None => f.write_str(", untagged")?,
+                }
+                if !spec.trunks.is_empty() {
+                    write!(f, ", trunks {:?}", spec.trunk_column())?;
+                }
+                if let Some(m) = spec.vlan_mode {
+                    write!(f, ", vlan_mode {}", m.as_ovsdb())?;
+                }
+                f.write_str(")")
+            }
+            OvsChange::Recreate { spec, reason, .. } => {
+                write!(
+                    f,
+                    "re-create OVS port {} on bridge {}: {reason}",
+                    spec.port, spec.bridge
+                )
+            }
+            OvsChange::SetVlan { port, from, to, .. } => {
+                write!(
+                    f,
+                    "set VLAN of OVS port {port}: {} → {}",
+                    show_tag(from),
+                    show_tag(to)
+                )
+            }
+            OvsChange::SetTrunks { port, from, to, .. } => {
+                write!(f, "set trunks of OVS port {port}: {from:?} → {to:?}")
+            }
+            OvsChange::SetVlanMode { port, from, to, .. } => write!(
+                f,
+                "set vlan_mode of OVS port {port}: {} → {}",
+                from.as_deref().unwrap_or("default"),
+                to.as_deref().unwrap_or("default")
+            ),
+            OvsChange::SetExternalIds { port, from, to, .. } => {
+                write!(
+                    f,
+                    "set external_ids of OVS interface {port}: {from:?} → {to:?}"
+                )
+            }
+            OvsChange::Remove { port, .. } => write!(f, "remove OVS port {port}"),
+        }
+    }
+}
+
+/// What must change for `owner`'s ports to match `specs`. Pure. Errors: a bridge that
+/// does not exist, a wanted name held by a row that is not this container's.
+pub fn plan(
+    owner: &ContainerId,
+    specs: &[PortSpec],
+    observed: &Observed,
+) -> Result<Vec<OvsChange>, OpError> {
+    let mut changes = Vec::new();
+    for spec in specs {
+        let Some(bridge) = observed.bridges.get(spec.bridge.as_str()) else {
+            return Err(OpError::new(
+                spec.create_label(),
+                format!(
+                    "OVS bridge {} does not exist (netprov does not create bridges)",
+                    spec.bridge
+                ),
+            ));
+        };
+        let Some(row) = observed.port(spec.port.as_str()) else {
+            if observed.stray_interfaces.contains(spec.port.as_str()) {
+                return Err(OpError::new(
+                    spec.create_label(),
+                    format!(
+                        "an OVS interface named {} exists in another port and is not netprov's",
+                        spec.port
+                    ),
+                ));
+            }
+            changes.push(OvsChange::Create { spec: spec.clone() });
+            continue;
+        };
+        match row.owner() {
+            Some(o) if o == owner.as_str() => {}
+            Some(o) => {
+                return Err(OpError::new(
+                    spec.create_label(),
+                    format!("OVS port {} belongs to netprov container {o} (external_ids:{OWNER_KEY}={o})", spec.port),
+                ))
+            }
+            None => {
+                return Err(OpError::new(
+                    spec.create_label(),
+                    format!(
+                        "OVS port {} on {} exists and is not netprov's (no external_ids:{OWNER_KEY}={owner})",
+                        spec.port, spec.bridge
+                    ),
+                ))
+            }
+        }
+        let reason = if !bridge.ports.contains(&row.uuid) {
+            Some(format!("it is on another bridge than {}", spec.bridge))
+        } else if row
+            .iface
+            .as_ref()
+            .is_some_and(|i| i.kind != spec.iface_type())
+        {
+            Some(format!(
+                "its style changed to {}",
+                if spec.internal { "internal" } else { "veth" }
+            ))
+        } else {
+            row.broken()
+        };
+        if let Some(reason) = reason {
+            changes.push(OvsChange::Recreate {
+                spec: spec.clone(),
+                port_uuid: row.uuid.clone(),
+                reason,
+            });
+            continue;
+        }
+        // Same port, same device: VLAN settings change in place, without a flap.
+        if row.tag != spec.tag_column() {
+            changes.push(OvsChange::SetVlan {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+                from: row.tag,
+                to: spec.tag_column(),
+            });
+        }
+        if row.trunks != spec.trunk_column() {
+            changes.push(OvsChange::SetTrunks {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+                from: row.trunks.clone(),
+                to: spec.trunk_column(),
+            });
+        }
+        if row.vlan_mode != spec.mode_column() {
+            changes.push(OvsChange::SetVlanMode {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+                from: row.vlan_mode.clone(),
+                to: spec.mode_column(),
+            });
+        }
+        if let Some(i) = &row.iface {
+            if i.external_ids != spec.iface_ids() {
+                changes.push(OvsChange::SetExternalIds {
+                    port: row.name.clone(),
+                    iface_uuid: i.uuid.clone(),
+                    from: i.external_ids.clone(),
+                    to: spec.iface_ids(),
+                });
+            }
+        }
+    }
+    let wanted: BTreeSet<&str> = specs.iter().map(|s| s.port.as_str()).collect();
+    for row in observed.ports.values() {
+        if row.owner() == Some(owner.as_str()) && !wanted.contains(row.name.as_str()) {
+            changes.push(OvsChange::Remove {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+            });
+        }
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{IfName, VlanTag};
+    use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow};
+
+    fn spec(vlan: i64) -> PortSpec {
+        PortSpec {
+            owner: ContainerId::new("web").unwrap(),
+            iface: IfName::new("lan").unwrap(),
+            port: IfName::new("lan").unwrap(),
+            bridge: IfName::new("br0").unwrap(),
+            internal: true,
+            vlan: VlanTag::new(vlan).unwrap(),
+            trunks: vec![],
+            vlan_mode: None,
+            external_ids: BTreeMap::new(),
+        }
+    }
+
+    fn observed_with(port: Option<PortRow>) -> Observed {
+        let mut o = Observed {
+            owner: ContainerId::new("web").unwrap(),
+            bridges: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            stray_interfaces: BTreeSet::new(),
+        };
+        let mut b = BridgeRow {
+            uuid: "b".into(),
+            name: "br0".into(),
+            ports: BTreeSet::new(),
+        };
+        if let Some(p) = port {
+            b.ports.insert(p.uuid.clone());
+            o.ports.insert(p.name.clone(), p);
+        }
+        o.bridges.insert("br0".into(), b);
+        o
+    }
+
+    fn row_for(s: &PortSpec) -> PortRow {
+        PortRow {
+            uuid: "p".into(),
+            name: s.port.to_string(),
+            tag: s.tag_column(),
+            trunks: vec![],
+            vlan_mode: None,
+            external_ids: s.port_ids(),
+            interfaces: vec!["i".into()],
+            iface: Some(IfaceRow {
+                uuid: "i".into(),
+                name: s.port.to_string(),
+                kind: "internal".into(),
+                ofport: Some(1),
+                error: None,
+                ifindex: Some(0),
+                external_ids: s.iface_ids(),
+            }),
+            device_missing: None,
+        }
+    }
+
+    #[test]
+    fn absent_port_is_created() {
+        let s = spec(10);
+        let c = plan(&s.owner, std::slice::from_ref(&s), &observed_with(None)).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0].to_string(),
+            "add OVS port lan to bridge br0 (internal, VLAN 10)"
+        );
+        let j = serde_json::to_value(&c[0]).unwrap();
+        assert_eq!(j["action"], "create");
+        assert_eq!(j["spec"]["vlan"], 10);
+    }
+
+    #[test]
+    fn matching_port_needs_nothing_and_retag_is_in_place() {
+        let s = spec(10);
+        let o = observed_with(Some(row_for(&s)));
+        assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
+            .unwrap()
+            .is_empty());
+        let mut row = row_for(&s);
+        row.tag = Some(20);
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 20 → 10");
+        let c = plan(&s.owner, &[spec(0)], &o).unwrap();
+        assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 10 → untagged");
+    }
+
+    #[test]
+    fn foreign_port_and_missing_bridge_are_errors() {
+        let s = spec(10);
+        let mut row = row_for(&s);
+        row.external_ids.clear();
+        let e = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "add OVS port lan to bridge br0: OVS port lan on br0 exists and is not netprov's (no external_ids:netprov-id=web)"
+        );
+        let mut o = observed_with(None);
+        o.bridges.clear();
+        let e = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap_err();
+        assert!(
+            e.to_string().contains("OVS bridge br0 does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn broken_device_is_recreated_and_stale_port_removed() {
+        let s = spec(10);
+        let mut row = row_for(&s);
+        row.iface.as_mut().unwrap().error =
+            Some("could not open network device lan (No such device)".into());
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap();
+        assert!(matches!(c[0], OvsChange::Recreate { .. }), "{c:?}");
+        let mut o = observed_with(Some(row_for(&s)));
+        o.mark_device_missing("lan", "no device lan in netns web");
+        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+        assert_eq!(
+            c[0].to_string(),
+            "re-create OVS port lan on bridge br0: no device lan in netns web"
+        );
+        let c = plan(&s.owner, &[], &observed_with(Some(row_for(&s)))).unwrap();
+        assert_eq!(c[0].to_string(), "remove OVS port lan");
+    }
+
+    #[test]
+    fn style_bridge_and_veth_health_force_recreation() {
+        let s = spec(10);
+        // Style changed internal → veth.
+        let mut veth = s.clone();
+        veth.internal = false;
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row_for(&s))),
+        )
+        .unwrap();
+        assert_eq!(
+            c[0].to_string(),
+            "re-create OVS port lan on bridge br0: its style changed to veth"
+        );
+        // On another bridge.
+        let mut o = observed_with(Some(row_for(&s)));
+        o.bridges.get_mut("br0").unwrap().ports.clear();
+        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+        assert!(
+            c[0].to_string()
+                .ends_with("it is on another bridge than br0"),
+            "{}",
+            c[0]
+        );
+        // A veth host end OVS no longer sees.
+        let mut row = row_for(&veth);
+        row.iface.as_mut().unwrap().kind = String::new();
+        row.iface.as_mut().unwrap().ifindex = Some(5);
+        assert!(plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row.clone()))
+        )
+        .unwrap()
+        .is_empty());
+        row.iface.as_mut().unwrap().ifindex = Some(0);
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&veth),
+            &observed_with(Some(row)),
+        )
+        .unwrap();
+        assert_eq!(
+            c[0].to_string(),
+            "re-create OVS port lan on bridge br0: device lan is gone (ifindex 0)"
+        );
+        // An OVS error that re-creation would not cure is left alone.
+        let mut row = row_for(&s);
+        row.iface.as_mut().unwrap().error =
+            Some("could not add network device lan to ofproto (Invalid argument)".into());
+        assert!(plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row))
+        )
+        .unwrap()
+        .is_empty());
+    }
+
+    #[test]
+    fn other_containers_port_is_an_error() {
+        let s = spec(10);
+        let mut row = row_for(&s);
+        row.external_ids.insert(OWNER_KEY.into(), "db".into());
+        let e = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db)");
+    }
+
+    #[test]
+    fn create_display_lists_trunks_and_mode() {
+        let mut s = spec(0);
+        s.trunks = vec![VlanTag::new(10).unwrap(), VlanTag::new(20).unwrap()];
+        s.vlan_mode = Some(crate::model::VlanMode::Trunk);
+        let c = OvsChange::Create { spec: s };
+        assert_eq!(
+            c.to_string(),
+            "add OVS port lan to bridge br0 (internal, untagged, trunks [10, 20], vlan_mode trunk)"
+        );
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["spec"]["trunks"], serde_json::json!([10, 20]));
+        assert_eq!(j["spec"]["vlan_mode"], "trunk");
+        assert_eq!(j["spec"]["owner"], "web");
+    }
+}
