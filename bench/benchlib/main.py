@@ -153,7 +153,7 @@ class Bench:
                     except (proc.ProcFailed, RuntimeError, OSError, ValueError) as e:
                         log(f"bench: {variant} {t.label} failed at N={n}: {e}")
                         self.recover(t)
-                        self.drop(variant, t, f"failed at N={n}: {first_line(e)}")
+                        self.drop(variant, t, f"failed at N={n}: {getattr(e, 'cause', None) or first_line(e)}")
                         self.failed.append((variant, t.key, str(e)))
                         alive.remove(t)
 

@@ -47,8 +47,8 @@ class ProcFailed(Exception):
         err = (run.stderr or run.stdout).strip().splitlines()
         tail = "\n    ".join(err[-8:])
         # the first line carries the cause too: it is what the table shows
-        cause = f": {err[0].strip()}" if err else ""
-        super().__init__(f"{what or cmd}: exit {run.rc}{cause}\n    {tail}")
+        self.cause = err[0].strip() if err else f"exit {run.rc}"
+        super().__init__(f"{what or cmd}: exit {run.rc}: {self.cause}\n    {tail}")
 
 
 def measured(argv, **kw):

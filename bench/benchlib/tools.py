@@ -156,6 +156,10 @@ class Netprov(Tool):
             steps = (res.get("plan") or {}).get("steps") if isinstance(res.get("plan"), dict) else None
             if isinstance(steps, list):
                 ph.count("plan_steps", len(steps))
+                # netprov counts netlink messages only; OVSDB work shows as plan steps
+                ovs = [x for x in steps if isinstance(x, dict) and "ovs" in str(x.get("op", ""))]
+                if ovs or self.variant == "ovs":
+                    ph.count("ovs_steps", len(ovs))
             for k, v in res.items():
                 if "ovsdb" in k and isinstance(v, int) and not isinstance(v, bool):
                     ph.count(k, v)
