@@ -65,6 +65,8 @@ def run_profile(sb, binary, n, out_dir, callgrind=False, log=print):
     if shutil.which("strace"):
         traced("apply", "apply", tool.files, n)
         traced("noop", "apply", tool.files, n)
+        untraced["one-more"] = proc.measured(tool.argv("apply", extra)).check("profile").wall
+        step("one-more-undo", "destroy", files=extra)
         traced("one-more", "apply", extra, 1)  # alone, next to N existing containers
         traced("destroy", "destroy", tool.files + extra, n + 1)
         ex = os.path.join(out_dir, "execve.txt")
