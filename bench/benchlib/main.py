@@ -5,7 +5,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import sys
