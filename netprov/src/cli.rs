@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::engine::{DestroyTarget, Engine, Options};
 use crate::error::{exit, Invalid};
-use crate::model::{ContainerId, Desired};
+use crate::model::{ContainerId, Desired, IfName};
+use crate::nft::CheckError;
 use crate::props;
 
 mod run;
@@ -83,6 +84,7 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
+    let ovsdb = cli.ovsdb;
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
@@ -103,27 +105,32 @@ pub fn run(cli: Cli) -> i32 {
             Err(code) => code,
         },
         Command::Apply { props, fail_after } => match load(&props, json) {
-            Ok(ds) => with_engine(fail_after, |e| run::apply(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json)),
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json) {
-            Ok(ds) => with_engine(None, |e| run::plan(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::plan(e, &ds, json)),
             Err(code) => code,
         },
         Command::Check { props } => match load(&props, json) {
-            Ok(ds) => with_engine(None, |e| run::check(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
         Command::Destroy { targets } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(None, |e| run::destroy(e, t, json)),
+            Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
     }
 }
 
 /// Starts the engine in this process's netns (the host) and runs `f` with it.
-fn with_engine(fail_after: Option<u64>, f: impl FnOnce(&Engine) -> i32) -> i32 {
+fn with_engine(
+    ovsdb: Option<PathBuf>,
+    fail_after: Option<u64>,
+    f: impl FnOnce(&Engine) -> i32,
+) -> i32 {
     let opts = Options {
+        ovsdb,
         host_netns: None,
         fail_after: fail_after.map(|n| n as usize),
     };
@@ -138,10 +145,52 @@ fn with_engine(fail_after: Option<u64>, f: impl FnOnce(&Engine) -> i32) -> i32 {
 
 fn load(props: &[PathBuf], json: bool) -> Result<Vec<Desired>, i32> {
     let ds = props::load_all(props).map_err(|errs| report(&errs, json))?;
+    check_rulesets(props, &ds, json)?;
     for (p, d) in props.iter().zip(&ds) {
         tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
     }
     Ok(ds)
+}
+
+/// Checks every `network.nft` ruleset with a libnftables dry run (in a throwaway netns
+/// holding placeholders of the container's interfaces), so a syntax error is invalid
+/// input, reported before anything is touched. A check that cannot run at all (e.g. no
+/// privilege to make the scratch netns) is an operational failure: exit 1.
+fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i32> {
+    let mut errs = Vec::new();
+    for (p, d) in files.iter().zip(ds) {
+        let Some(r) = &d.nft else { continue };
+        let names: Vec<IfName> = d
+            .interfaces
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone()))
+            })
+            .collect();
+        match crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names) {
+            Ok(()) => {}
+            Err(CheckError::Syntax(e)) => errs.push(Invalid {
+                file: Some(p.clone()),
+                path: "network.nft".into(),
+                location: std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|t| props::locate::locate(&t, "network.nft")),
+                message: match e.line {
+                    Some(l) => format!("nftables ruleset line {l}: {}", e.message.trim_end()),
+                    None => format!("nftables ruleset: {}", e.message.trim_end()),
+                },
+            }),
+            Err(CheckError::Op(e)) => {
+                eprintln!("netprov: {}: {e}", p.display());
+                return Err(exit::FAILURE);
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(report(&errs, json))
+    }
 }
 
 /// Resolves `destroy` arguments: an existing file or a `.json` name is a properties

@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
@@ -23,7 +23,9 @@ use crate::link::{self, LinkChange};
 use crate::model::{ContainerId, Desired, InterfaceKind, NetnsSpec, OvsStyle};
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
-use crate::observe;
+use crate::nft::{self, RulesetState};
+use crate::observe::{self, blocking};
+use crate::ovsdb::{self, Client, Endpoint};
 use crate::route;
 
 /// What destroy removed.
@@ -36,6 +38,11 @@ pub struct DestroyReport {
     pub links_returned: Vec<String>,
     pub routes_deleted: usize,
     pub netns_removed: bool,
+    /// The ruleset netprov loaded in an adopted netns was flushed.
+    pub ruleset_removed: bool,
+    /// OVS ports (marked as this container's) removed.
+    pub ovs_ports_removed: Vec<String>,
+    /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
 }
 
@@ -69,6 +76,8 @@ pub async fn destroy(
     t: &DestroyTarget,
     host: &Netlink,
     host_ns: &File,
+    host_path: &Path,
+    ovsdb: &Endpoint,
     rt: &tokio::runtime::Handle,
 ) -> Result<DestroyReport, OpError> {
     let id = t.id().clone();
@@ -82,6 +91,47 @@ pub async fn destroy(
     let owned = matches!(spec, NetnsSpec::Owned { .. });
     let calias = link::container_alias(&id);
     let label = format!("netns {id}");
+    // OVS ports first: with them gone ovs-vswitchd closes their devices, wherever they
+    // are. A container with OVS interfaces needs the database; otherwise an absent
+    // socket means no OVS on this host, hence no ports.
+    {
+        let needs = matches!(t, DestroyTarget::Props(d) if d.interfaces.iter().any(|i| matches!(i.kind, InterfaceKind::Ovs(_))));
+        let (ep, id) = (ovsdb.clone(), id.clone());
+        rep.ovs_ports_removed = blocking("remove OVS ports", move || {
+            let client = if needs {
+                Some(Client::connect(&ep)?)
+            } else {
+                Client::connect_if_present(&ep)?
+            };
+            match client {
+                Some(mut c) => ovsdb::destroy(&mut c, &id),
+                None => Ok(Vec::new()),
+            }
+        })
+        .await?;
+    }
+    // The host table next: it exists only for this container and deleting an absent
+    // one is fine, so this needs no observation.
+    {
+        let (hp, id) = (host_path.to_owned(), id.clone());
+        count.bump();
+        blocking("delete host nftables table", move || {
+            nft::host::remove_host(&hp, &id)
+        })
+        .await?;
+    }
+    if netns::is_handle(&path) && !owned {
+        // An adopted netns outlives netprov: flush the ruleset only if netprov loaded it
+        // (its marker table is there). An owned netns takes its ruleset with it.
+        let ns = path.clone();
+        let st = blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?;
+        if st != RulesetState::Absent {
+            let ns = path.clone();
+            count.bump();
+            blocking("flush nftables ruleset", move || nft::ruleset::remove(&ns)).await?;
+            rep.ruleset_removed = true;
+        }
+    }
     if netns::is_handle(&path) {
         let nl = Netlink::open(Some(&path), rt, label.clone())?;
         let st = observe::container_ns(&nl).await?;

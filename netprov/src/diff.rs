@@ -5,6 +5,9 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+mod nft;
+mod ovs;
+
 use ipnetwork::IpNetwork;
 
 use crate::error::OpError;
@@ -263,7 +266,20 @@ impl Differ<'_> {
             MoveKind::OvsInternal => Some(container_alias(self.cid)),
             MoveKind::Existing => None,
         };
-        match o.container.links.get(i.name.as_str()) {
+        let mut in_container = o.container.links.get(i.name.as_str());
+        // An internal port's device in the container *and* a device of that name in
+        // the host: ovs-vswitchd restarted and made a new tap (userspace datapath; see
+        // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
+        if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
+            if c.owned_as(a) && o.host.links.contains_key(i.name.as_str()) {
+                self.steps.push(Step::DeleteDeadOvsDevice {
+                    netns: id.clone(),
+                    link: i.name.to_string(),
+                });
+                in_container = None;
+            }
+        }
+        match in_container {
             Some(c) => {
                 if let Some(a) = &alias {
                     if !c.owned_as(a) && c.alias.is_some() {
@@ -451,6 +467,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         }
     }
     let mut steps = df.steps;
+    steps.extend(ovs::steps(d, o)?);
+    steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).
     steps.sort_by_key(|s| s.phase());

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -15,7 +16,8 @@ use crate::execute::{self, Exec};
 use crate::model::Desired;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
-use crate::observe::{self, Observed};
+use crate::observe::{self, blocking, Observed};
+use crate::ovsdb::{self, Client, Endpoint, PortSpec};
 use crate::plan::{Drift, Plan};
 
 pub use crate::destroy::{DestroyReport, DestroyTarget};
@@ -29,15 +31,25 @@ pub struct Options {
     /// Fault injection: stop dead after this many executed steps, without rollback,
     /// like a SIGKILL.
     pub fail_after: Option<usize>,
+    /// The OVSDB socket; `None` = the system's (`/run/openvswitch/db.sock`). Only
+    /// connected to when a container has OVS interfaces (or on destroy, if it exists).
+    pub ovsdb: Option<PathBuf>,
 }
+
+/// An OVSDB connection shared between the observe and execute phases of one container
+/// (the client is blocking: it is only used from blocking-pool threads).
+pub type OvsConn = Arc<Mutex<Client>>;
 
 /// What an apply did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
     /// The plan that was executed (empty: already in sync).
     pub plan: Plan,
-    /// Mutating netlink messages sent (0 when nothing changed).
+    /// Mutating netlink messages (and nftables transactions) sent (0 when nothing
+    /// changed).
     pub messages: usize,
+    /// Mutating OVSDB transactions sent (0 when nothing changed).
+    pub ovsdb_transactions: u64,
 }
 
 pub struct Engine {
@@ -45,6 +57,8 @@ pub struct Engine {
     host: Netlink,
     /// The host netns, for moving links back on destroy.
     host_ns: File,
+    /// Its path, for threads that enter it (nftables).
+    host_path: PathBuf,
     opts: Options,
 }
 
@@ -66,6 +80,7 @@ impl Engine {
             rt,
             host,
             host_ns,
+            host_path,
             opts,
         })
     }
@@ -78,36 +93,72 @@ impl Engine {
         Netlink::open(Some(path), self.rt.handle(), format!("netns {}", d.id)).map(Some)
     }
 
-    async fn observe(&self, d: &Desired, c: Option<&Netlink>) -> Result<Observed, OpError> {
-        observe::observe(d, &self.host, c).await
+    fn endpoint(&self) -> Endpoint {
+        match &self.opts.ovsdb {
+            Some(p) => Endpoint::unix(p),
+            None => Endpoint::system(),
+        }
+    }
+
+    /// Observes everything; OVSDB first, so an unreachable ovsdb-server fails the run
+    /// before anything is read or changed. Returns the OVSDB connection (if any was
+    /// needed) for the execute phase.
+    async fn observe(
+        &self,
+        d: &Desired,
+        c: Option<&Netlink>,
+    ) -> Result<(Observed, Option<OvsConn>), OpError> {
+        let specs = PortSpec::all(&d.id, &d.interfaces);
+        let mut ovs = None;
+        let mut rows = None;
+        if !specs.is_empty() {
+            let (ep, id) = (self.endpoint(), d.id.clone());
+            let (client, r) = blocking("observe OVS ports", move || {
+                let mut client = Client::connect(&ep)?;
+                let r = ovsdb::observe(&mut client, &id, &specs)?;
+                Ok((client, r))
+            })
+            .await?;
+            ovs = Some(Arc::new(Mutex::new(client)));
+            rows = Some(r);
+        }
+        let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
+        o.ovs = rows;
+        Ok((o, ovs))
     }
 
     /// What apply would change, changing nothing.
     pub fn plan(&self, d: &Desired) -> Result<Plan, OpError> {
         let c = self.container_conn(d)?;
         self.rt.block_on(async {
-            let o = self.observe(d, c.as_ref()).await?;
+            let (o, _) = self.observe(d, c.as_ref()).await?;
             crate::diff::diff(d, &o)
         })
     }
 
     async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
         let c = self.container_conn(d)?;
-        let o = self.observe(d, c.as_ref()).await?;
+        let (o, ovs) = self.observe(d, c.as_ref()).await?;
         let p = crate::diff::diff(d, &o)?;
+        let ovs_before = ovs.as_ref().map_or(0, mutating);
         let count = MutationCount::default();
         let mut ex = Exec {
             host: &self.host,
             container: c,
             netns_path: d.netns.path().clone(),
+            host_netns: self.host_path.clone(),
+            id: d.id.clone(),
             label: format!("netns {}", d.id),
             rt: self.rt.handle().clone(),
             count: &count,
+            ovs: ovs.clone(),
+            ovs_specs: PortSpec::all(&d.id, &d.interfaces),
         };
         execute::run(&mut ex, &p, self.opts.fail_after).await?;
         Ok(ApplyReport {
             plan: p,
             messages: count.get(),
+            ovsdb_transactions: ovs.as_ref().map_or(0, mutating) - ovs_before,
         })
     }
 
@@ -139,7 +190,15 @@ impl Engine {
             t,
             &self.host,
             &self.host_ns,
+            &self.host_path,
+            &self.endpoint(),
             self.rt.handle(),
         ))
     }
+}
+
+fn mutating(c: &OvsConn) -> u64 {
+    c.lock()
+        .map(|c| c.mutating_transactions())
+        .unwrap_or_default()
 }

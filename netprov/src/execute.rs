@@ -16,8 +16,11 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::address;
 use crate::error::OpError;
 use crate::link::{self, LinkChange, LinkState};
+use crate::model::ContainerId;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
+use crate::nft;
+use crate::observe::blocking;
 use crate::plan::{At, Plan, Step};
 use crate::route;
 use crate::sysctl;
@@ -28,10 +31,17 @@ pub struct Exec<'a> {
     /// Opened when the container netns exists (possibly by a step of this plan).
     pub container: Option<Netlink>,
     pub netns_path: PathBuf,
+    /// The host netns (for the container's host nftables table).
+    pub host_netns: PathBuf,
     /// "netns <id>".
     pub label: String,
+    pub id: ContainerId,
     pub rt: tokio::runtime::Handle,
     pub count: &'a MutationCount,
+    /// The OVSDB connection, when the container has OVS interfaces.
+    pub ovs: Option<crate::engine::OvsConn>,
+    /// The container's OVS ports (for re-converging after a lost race).
+    pub ovs_specs: Vec<crate::ovsdb::PortSpec>,
 }
 
 impl Exec<'_> {
@@ -112,6 +122,11 @@ impl Exec<'_> {
             Step::DeleteLink { at, link: name } => {
                 let l = self.link(at, name, op).await?;
                 self.send(at, link::delete(l.index), 0, op).await?;
+            }
+            Step::DeleteDeadOvsDevice { netns, link: name } => {
+                let at = At::Netns(netns.clone());
+                let l = self.link(&at, name, op).await?;
+                self.send(&at, link::delete(l.index), 0, op).await?;
             }
             Step::MarkLink {
                 at,
@@ -246,8 +261,56 @@ impl Exec<'_> {
                 })
                 .await??;
             }
+            Step::OvsPort { change } => self.ovs(vec![change.clone()]).await?,
+            // nftables: one transaction each, counted as one mutating message.
+            Step::LoadRuleset { ruleset, .. } => {
+                let (ns, r) = (self.netns_path.clone(), ruleset.clone());
+                self.count.bump();
+                blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
+            }
+            Step::RemoveRuleset { .. } => {
+                let ns = self.netns_path.clone();
+                self.count.bump();
+                blocking(op, move || nft::ruleset::remove(&ns)).await?;
+            }
+            Step::InstallHostRules { spec, .. } => {
+                let (hp, spec) = (self.host_netns.clone(), spec.clone());
+                self.count.bump();
+                blocking(op, move || nft::host::apply_host(&hp, &spec)).await?;
+            }
+            Step::RemoveHostRules { .. } => {
+                let hp = self.host_netns.clone();
+                let id = self.id.clone();
+                self.count.bump();
+                blocking(op, move || nft::host::remove_host(&hp, &id)).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Runs all of a plan's OVS changes: one transaction (removals first, in their own),
+    /// then waits until ovs-vswitchd applied them, so an internal port's device exists
+    /// before the next phase moves it. When another writer changed the rows since they
+    /// were observed (a failed `wait`), it re-observes and converges with retries.
+    async fn ovs(&self, changes: Vec<crate::ovsdb::OvsChange>) -> Result<(), OpError> {
+        let conn = self.ovs.clone().ok_or_else(|| {
+            OpError::new(
+                format!("configure OVS ports of {}", self.id),
+                "not connected",
+            )
+        })?;
+        let (id, specs) = (self.id.clone(), self.ovs_specs.clone());
+        blocking("configure OVS ports", move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| OpError::new("configure OVS ports", "connection poisoned"))?;
+            match crate::ovsdb::apply(&mut c, &id, &changes) {
+                Ok(()) => Ok(()),
+                Err(e) if e.conflict => crate::ovsdb::converge(&mut c, &id, &specs).map(|_| ()),
+                Err(e) => Err(e.error),
+            }
+        })
+        .await
     }
 
     /// Opens the container connection (after the netns exists).
@@ -263,12 +326,29 @@ impl Exec<'_> {
 /// Runs `plan` in order; stops at the first error. With `fail_after = Some(n)` it
 /// stops dead after `n` steps, as if killed (fault injection for tests).
 pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> Result<(), OpError> {
+    let mut ovs_done = false;
     for (n, s) in plan.steps.iter().enumerate() {
         if fail_after == Some(n) {
             return Err(OpError::new(
                 format!("apply {}", plan.id),
                 format!("stopped after {n} steps (fault injection)"),
             ));
+        }
+        if let Step::OvsPort { .. } = s {
+            // The OVS steps are adjacent (one phase) and go as one transaction.
+            if !ovs_done {
+                ovs_done = true;
+                let all = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::OvsPort { change } => Some(change.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                ex.ovs(all).await?;
+            }
+            continue;
         }
         ex.step(s).await?;
     }

@@ -28,7 +28,8 @@ impl MutationCount {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
-    fn bump(&self) {
+    /// One more mutating message (also used for an nftables transaction).
+    pub(crate) fn bump(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -6,6 +6,7 @@
 //! so it is dumped whole.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
@@ -15,6 +16,7 @@ use crate::error::OpError;
 use crate::link::{self, LinkState};
 use crate::model::{Desired, InterfaceKind, OvsStyle};
 use crate::netlink::Netlink;
+use crate::nft::{self, HostState, RulesetState};
 use crate::route::{self, RouteSpec, RouteState};
 use crate::sysctl;
 
@@ -54,6 +56,12 @@ pub struct Observed {
     pub host_missing: Vec<String>,
     /// Current sysctl values by key (`None`: unreadable).
     pub sysctls: BTreeMap<String, Option<String>>,
+    /// The container netns's nftables ruleset (`None`: the netns does not exist).
+    pub ruleset: Option<RulesetState>,
+    /// The container's host table `inet netprov-<id>` (`None` reads as absent).
+    pub host_rules: Option<HostState>,
+    /// The container's OVSDB rows (`None`: it has no OVS interface; OVSDB not asked).
+    pub ovs: Option<crate::ovsdb::Observed>,
 }
 
 fn errno_op(op: String) -> impl Fn(i32) -> OpError {
@@ -167,11 +175,40 @@ async fn host_link(
     Ok(())
 }
 
+/// Runs a blocking call (libnftables, nfnetlink: each enters its netns on a thread of
+/// its own and joins it) off the async runtime's thread.
+pub async fn blocking<T: Send + 'static>(
+    op: &str,
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| OpError::new(op, "worker thread panicked"))?
+}
+
+/// The container ruleset (when its netns exists) and the container's host table.
+async fn nftables(d: &Desired, host_path: &Path, o: &mut Observed) -> Result<(), OpError> {
+    if o.netns_exists {
+        let ns = d.netns.path().clone();
+        o.ruleset =
+            Some(blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?);
+    }
+    let (hp, id) = (host_path.to_owned(), d.id.clone());
+    o.host_rules = Some(
+        blocking("read host nftables table", move || {
+            nft::host::observe_host(&hp, &id)
+        })
+        .await?,
+    );
+    Ok(())
+}
+
 /// Observes everything `d` names. `container` is the container netns connection when
-/// the netns exists.
+/// the netns exists; `host_path` is the host netns (for its nftables table).
 pub async fn observe(
     d: &Desired,
     host: &Netlink,
+    host_path: &Path,
     container: Option<&Netlink>,
 ) -> Result<Observed, OpError> {
     let mut o = Observed {
@@ -201,7 +238,9 @@ pub async fn observe(
                 OvsStyle::Veth { host: h } => {
                     host_link(host, h.as_str(), true, &mut o.host, &mut o.host_missing).await?
                 }
-                OvsStyle::Internal if !in_container => {
+                // Also when the device is in the container: a device of the same name
+                // in the host means ovs-vswitchd restarted and the container's is dead.
+                OvsStyle::Internal => {
                     host_link(
                         host,
                         i.name.as_str(),
@@ -211,7 +250,6 @@ pub async fn observe(
                     )
                     .await?
                 }
-                OvsStyle::Internal => {}
             },
             InterfaceKind::Existing if !in_container => {
                 host_link(
@@ -236,5 +274,6 @@ pub async fn observe(
         };
         o.sysctls = keys.into_iter().zip(values).collect();
     }
+    nftables(d, host_path, &mut o).await?;
     Ok(o)
 }

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
-use crate::model::MacAddr;
+use crate::model::{MacAddr, Ruleset};
+use crate::nft::HostSpec;
+use crate::ovsdb::OvsChange;
 use crate::route::RouteSpec;
 
 pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -79,6 +81,18 @@ pub enum MoveKind {
     Existing,
 }
 
+/// Why the container ruleset is (re)loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesetReason {
+    /// netprov has not loaded a ruleset in this netns yet.
+    Missing,
+    /// The props carry a different ruleset than the one loaded.
+    Changed,
+    /// The live ruleset was modified behind netprov's back (or a load was interrupted).
+    Drifted,
+}
+
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -102,6 +116,12 @@ pub enum Step {
     /// Delete the surviving half of a netprov-owned link whose other half is gone.
     DeleteLink {
         at: At,
+        link: String,
+    },
+    /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
+    /// drives (it restarted and made a new device in the host netns, moved in next).
+    DeleteDeadOvsDevice {
+        netns: String,
         link: String,
     },
     /// Set the ownership alias on a netprov-created link (finishing an interrupted run).
@@ -168,6 +188,36 @@ pub enum Step {
         value: String,
         current: Option<String>,
     },
+    /// One change to the container's OVS ports (all of a plan's run as one OVSDB
+    /// transaction, then waited for until ovs-vswitchd applied them).
+    OvsPort {
+        change: OvsChange,
+    },
+    /// Replace the container netns's whole ruleset with the props' text, atomically.
+    LoadRuleset {
+        netns: String,
+        /// SHA-256 (first 128 bits) of the text, as recorded in netprov's marker table.
+        digest: String,
+        reason: RulesetReason,
+        #[serde(skip)]
+        ruleset: Ruleset,
+    },
+    /// `nft` left the props: flush the ruleset netprov loaded.
+    RemoveRuleset {
+        netns: String,
+    },
+    /// Create or atomically replace the container's host table `inet netprov-<id>`.
+    InstallHostRules {
+        table: String,
+        /// The table exists with other rules (replace, not create).
+        replace: bool,
+        #[serde(skip)]
+        spec: HostSpec,
+    },
+    /// No host rule is wanted any more: delete the container's host table.
+    RemoveHostRules {
+        table: String,
+    },
 }
 
 impl Step {
@@ -176,6 +226,7 @@ impl Step {
             Step::CreateNetns { .. } => Phase::Netns,
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
+            Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
@@ -183,6 +234,11 @@ impl Step {
             Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
+            Step::OvsPort { .. } => Phase::OvsPorts,
+            Step::LoadRuleset { .. }
+            | Step::RemoveRuleset { .. }
+            | Step::InstallHostRules { .. }
+            | Step::RemoveHostRules { .. } => Phase::Nft,
         }
     }
 
@@ -201,6 +257,10 @@ impl Step {
             Step::DeleteLink { at, link } => (
                 format!("link {link} in {at}"),
                 "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::DeleteDeadOvsDevice { netns, link } => (
+                format!("OVS internal device {link} in netns {netns}"),
+                "is dead: ovs-vswitchd restarted and made a new one in the host netns".into(),
             ),
             Step::MarkLink { at, link, alias } => (
                 format!("link {link} in {at}"),
@@ -259,6 +319,31 @@ impl Step {
                     None => format!("is unset, want {value:?}"),
                 },
             ),
+            Step::OvsPort { change } => ovs_drift(change),
+            Step::LoadRuleset { netns, reason, .. } => (
+                format!("nftables ruleset in netns {netns}"),
+                match reason {
+                    RulesetReason::Missing => "missing".into(),
+                    RulesetReason::Changed => "differs from the props".into(),
+                    RulesetReason::Drifted => "modified behind netprov's back".into(),
+                },
+            ),
+            Step::RemoveRuleset { netns } => (
+                format!("nftables ruleset in netns {netns}"),
+                "is loaded but the props have none".into(),
+            ),
+            Step::InstallHostRules { table, replace, .. } => (
+                format!("host rules table inet {table}"),
+                if *replace {
+                    "differs from the props".into()
+                } else {
+                    "missing".into()
+                },
+            ),
+            Step::RemoveHostRules { table } => (
+                format!("host rules table inet {table}"),
+                "exists but no host rule is wanted".into(),
+            ),
         };
         Drift { object, problem }
     }
@@ -288,6 +373,10 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::DeleteDeadOvsDevice { netns, link } => write!(
+                f,
+                "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
+            ),
             Step::MarkLink { at, link, alias } => {
                 write!(f, "set alias {alias} on {link} in {at}")
             }
@@ -341,7 +430,72 @@ impl fmt::Display for Step {
             Step::WriteSysctl {
                 netns, key, value, ..
             } => write!(f, "set sysctl {key}={value} in netns {netns}"),
+            Step::OvsPort { change } => write!(f, "{change}"),
+            Step::LoadRuleset {
+                netns,
+                digest,
+                reason,
+                ..
+            } => match reason {
+                RulesetReason::Drifted => write!(
+                    f,
+                    "reload nftables ruleset in netns {netns} (sha256 {digest}; modified behind netprov's back)"
+                ),
+                _ => write!(f, "load nftables ruleset in netns {netns} (sha256 {digest})"),
+            },
+            Step::RemoveRuleset { netns } => {
+                write!(f, "remove nftables ruleset netprov loaded in netns {netns}")
+            }
+            Step::InstallHostRules { table, replace, .. } => {
+                let verb = if *replace { "replace" } else { "install" };
+                write!(f, "{verb} host rules table inet {table} in host netns")
+            }
+            Step::RemoveHostRules { table } => {
+                write!(f, "remove host rules table inet {table} in host netns")
+            }
         }
+    }
+}
+
+fn show_tag(t: &Option<u16>) -> String {
+    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
+}
+
+/// An OVS change read as a difference.
+fn ovs_drift(c: &OvsChange) -> (String, String) {
+    match c {
+        OvsChange::Create { spec } => (
+            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
+            "missing".into(),
+        ),
+        OvsChange::Recreate { spec, reason, .. } => (
+            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
+            format!("broken: {reason}"),
+        ),
+        OvsChange::SetVlan { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!("VLAN is {}, want {}", show_tag(from), show_tag(to)),
+        ),
+        OvsChange::SetTrunks { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!("trunks are {from:?}, want {to:?}"),
+        ),
+        OvsChange::SetVlanMode { port, from, to, .. } => (
+            format!("OVS port {port}"),
+            format!(
+                "vlan_mode is {}, want {}",
+                from.as_deref().unwrap_or("default"),
+                to.as_deref().unwrap_or("default")
+            ),
+        ),
+        OvsChange::SetExternalIds { port, from, to, .. } => (
+            format!("OVS interface {port}"),
+            format!("external_ids are {from:?}, want {to:?}"),
+        ),
+        OvsChange::Remove { port, .. } => (
+            format!("OVS port {port}"),
+            "is netprov's for this container but not in the props".into(),
+        ),
     }
 }
 

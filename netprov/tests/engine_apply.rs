@@ -4,6 +4,8 @@
 mod common;
 #[path = "common/engine.rs"]
 mod engine_common;
+#[path = "common/ovs.rs"]
+mod ovs;
 
 use common::HostNetns;
 use engine_common::*;
@@ -474,30 +476,31 @@ fn links_born_in_the_netprov_group_but_not_yet_aliased_are_adopted_and_destroyed
 
 #[test]
 fn ovs_internal_port_device_is_moved_in_marked_and_removed() {
-    // Stand-in for the device OVS creates for an internal port (the OVSDB step is
-    // another layer's): a link named like the interface, in the host netns.
-    let mut host = HostNetns::new();
-    let e = engine(&host, None);
-    let mut d = container(&mut host);
+    // A real (private, userspace-datapath) OVS in the simulated host netns.
+    let mut o = ovs::Ovs::start();
+    o.add_bridge("br-int");
+    let e = netprov::engine::Engine::new(netprov::engine::Options {
+        host_netns: Some(o.host.path()),
+        fail_after: None,
+        ovsdb: Some(o.sock()),
+    })
+    .unwrap();
+    let mut d = container(&mut o.host);
     let port = common::unique("op");
-    host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{port}p"),
-        ],
-    );
-    host.ok(
-        "ip",
-        &["addr", "add", "10.6.0.1/24", "dev", &format!("{port}p")],
-    );
-    host.ok("ip", &["link", "set", &format!("{port}p"), "up"]);
+    // The host's side of the switch: another internal port, left in the host netns.
+    let hp = common::unique("hp");
+    o.vsctl(&[
+        "add-port",
+        "br-int",
+        &hp,
+        "--",
+        "set",
+        "Interface",
+        &hp,
+        "type=internal",
+    ]);
+    o.host.ok("ip", &["addr", "add", "10.6.0.1/24", "dev", &hp]);
+    o.host.ok("ip", &["link", "set", &hp, "up"]);
     d.interfaces.push(Interface {
         name: n(&port),
         kind: InterfaceKind::Ovs(OvsPort {
@@ -514,14 +517,26 @@ fn ovs_internal_port_device_is_moved_in_marked_and_removed() {
         macvlan: None,
     });
     let r = e.apply(&d).unwrap();
-    assert!(r.plan.to_string().contains(&format!(
-        "move OVS internal port {port} into netns {}",
-        d.id
-    )));
+    let text = r.plan.to_string();
+    assert!(
+        text.contains(&format!("add OVS port {port} to bridge br-int (internal")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "move OVS internal port {port} into netns {}",
+            d.id
+        )),
+        "{text}"
+    );
+    assert!(r.ovsdb_transactions >= 1);
     let show = in_ct_ok(&d, "ip", &["-d", "link", "show", &port]);
     assert!(show.contains(&format!("alias netprov:{}", d.id)), "{show}");
-    host.ok("ping", &["-c1", "-W3", "10.6.0.2"]);
-    assert_eq!(e.apply(&d).unwrap().messages, 0);
-    e.destroy(&DestroyTarget::Id(d.id.clone())).unwrap();
-    assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
+    o.host.ok("ping", &["-c1", "-W3", "10.6.0.2"]);
+    let again = e.apply(&d).unwrap();
+    assert_eq!((again.messages, again.ovsdb_transactions), (0, 0));
+    let rep = e.destroy(&DestroyTarget::Props(d.clone())).unwrap();
+    assert_eq!(rep.ovs_ports_removed, vec![port.clone()]);
+    assert_eq!(o.vsctl(&["list-ports", "br-int"]), hp);
+    assert!(!host_links(&o.host).contains(&port));
 }

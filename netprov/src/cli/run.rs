@@ -61,9 +61,10 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
         } else {
             print!("{}", rep.plan);
             out(&format!(
-                "{id}: applied {} changes ({} netlink messages)",
+                "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
                 rep.plan.steps.len(),
-                rep.messages
+                rep.messages,
+                rep.ovsdb_transactions
             ));
         }
     }))
@@ -105,10 +106,11 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
         .map(|t| (t.id().to_string(), engine.destroy(t)));
     code(report("destroy", json, results, |id, rep| {
         out(&format!(
-            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, netns {})",
+            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
             rep.links_deleted.len(),
             rep.links_returned.len(),
             rep.routes_deleted,
+            rep.ovs_ports_removed.len(),
             if rep.netns_removed { "removed" } else { "kept" }
         ))
     }))

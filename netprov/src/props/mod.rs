@@ -7,7 +7,7 @@ mod addr;
 mod cross;
 mod emit;
 mod iface;
-mod locate;
+pub(crate) mod locate;
 pub mod names;
 mod parse;
 pub mod raw;

@@ -13,6 +13,7 @@ pub fn engine(host: &HostNetns, fail_after: Option<usize>) -> Engine {
     Engine::new(Options {
         host_netns: Some(host.path()),
         fail_after,
+        ovsdb: None,
     })
     .expect("engine")
 }

@@ -1,0 +1,166 @@
+//! The nftables part of the diff: the container ruleset and the container's host table.
+//!
+//! Both are compared by digest (recorded by the nft module when it loads them), so an
+//! unchanged ruleset or table yields no step and sends nothing.
+
+use crate::model::Desired;
+use crate::nft::host::{self, HostChange, HostSpec, HostState};
+use crate::nft::ruleset::{self, RulesetChange, RulesetState};
+use crate::observe::Observed;
+use crate::plan::{RulesetReason, Step};
+
+pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
+    let mut out = Vec::new();
+    let id = d.id.to_string();
+    // A netns this plan creates has no ruleset yet.
+    let rs = o.ruleset.clone().unwrap_or(RulesetState::Absent);
+    match ruleset::plan(d.nft.as_ref(), &rs) {
+        None => {}
+        Some(RulesetChange::Remove) => out.push(Step::RemoveRuleset { netns: id }),
+        Some(RulesetChange::Load { drifted }) => {
+            let r = d
+                .nft
+                .clone()
+                .expect("a load is planned only for a desired ruleset");
+            let reason = match (&rs, drifted) {
+                (_, true) => RulesetReason::Drifted,
+                (RulesetState::Absent, false) => RulesetReason::Missing,
+                (RulesetState::Loaded { .. }, false) => RulesetReason::Changed,
+            };
+            out.push(Step::LoadRuleset {
+                netns: id,
+                digest: ruleset::digest(&r),
+                reason,
+                ruleset: r,
+            });
+        }
+    }
+    let spec = HostSpec::from_desired(d);
+    let hs = o.host_rules.clone().unwrap_or(HostState::Absent);
+    match host::plan_host(&spec, &hs) {
+        None => {}
+        Some(HostChange::Remove) => out.push(Step::RemoveHostRules {
+            table: spec.table_name(),
+        }),
+        Some(HostChange::Apply) => out.push(Step::InstallHostRules {
+            table: spec.table_name(),
+            replace: matches!(hs, HostState::Present { .. }),
+            spec,
+        }),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use crate::plan::Phase;
+
+    fn desired(nft: Option<&str>, masquerade: bool) -> Desired {
+        Desired {
+            id: ContainerId::new("web").unwrap(),
+            netns: NetnsSpec::Owned {
+                path: "/run/netns/web".into(),
+            },
+            interfaces: vec![Interface {
+                name: IfName::new("wan").unwrap(),
+                kind: InterfaceKind::Veth(VethHost {
+                    name: IfName::new("ve-web-wan").unwrap(),
+                    addrs: vec!["70.0.0.1/31".parse().unwrap()],
+                    bridge: None,
+                }),
+                addrs: vec!["70.0.0.2/31".parse().unwrap()],
+                mtu: None,
+                mac: None,
+                macvlan: None,
+            }],
+            routes: vec![],
+            sysctls: vec![],
+            nft: nft.map(|t| Ruleset { text: t.into() }),
+            host_rules: HostRules {
+                masquerade,
+                ..Default::default()
+            },
+        }
+    }
+
+    const RS: &str = "table inet filter { }";
+
+    #[test]
+    fn fresh_container_loads_its_ruleset_and_installs_host_rules() {
+        let d = desired(Some(RS), true);
+        let s = steps(&d, &Observed::default());
+        let text: Vec<String> = s.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                format!(
+                    "load nftables ruleset in netns web (sha256 {})",
+                    ruleset::digest(d.nft.as_ref().unwrap())
+                ),
+                "install host rules table inet netprov-web in host netns".to_owned(),
+            ]
+        );
+        assert!(s.iter().all(|s| s.phase() == Phase::Nft));
+        assert_eq!(
+            s[0].as_drift().to_string(),
+            "nftables ruleset in netns web: missing"
+        );
+    }
+
+    #[test]
+    fn unchanged_is_no_step_and_drift_reloads() {
+        let d = desired(Some(RS), true);
+        let dg = ruleset::digest(d.nft.as_ref().unwrap());
+        let mut o = Observed {
+            ruleset: Some(RulesetState::Loaded {
+                source_digest: dg.clone(),
+                recorded_live_digest: Some("x".into()),
+                live_digest: "x".into(),
+            }),
+            host_rules: Some(HostState::Present {
+                digest: Some(HostSpec::from_desired(&d).digest()),
+            }),
+            ..Default::default()
+        };
+        assert!(steps(&d, &o).is_empty());
+        o.ruleset = Some(RulesetState::Loaded {
+            source_digest: dg,
+            recorded_live_digest: Some("x".into()),
+            live_digest: "y".into(),
+        });
+        let s = steps(&d, &o);
+        assert_eq!(s.len(), 1);
+        assert!(s[0]
+            .to_string()
+            .starts_with("reload nftables ruleset in netns web"));
+        assert_eq!(
+            s[0].as_drift().to_string(),
+            "nftables ruleset in netns web: modified behind netprov's back"
+        );
+    }
+
+    #[test]
+    fn dropped_from_the_props_is_removed() {
+        let d = desired(None, false);
+        let o = Observed {
+            ruleset: Some(RulesetState::Loaded {
+                source_digest: "a".into(),
+                recorded_live_digest: Some("x".into()),
+                live_digest: "x".into(),
+            }),
+            host_rules: Some(HostState::Present { digest: None }),
+            ..Default::default()
+        };
+        let text: Vec<String> = steps(&d, &o).iter().map(ToString::to_string).collect();
+        // Anti-spoofing is off in this Desired, masquerade too: no host rule wanted.
+        assert_eq!(
+            text,
+            [
+                "remove nftables ruleset netprov loaded in netns web",
+                "remove host rules table inet netprov-web in host netns",
+            ]
+        );
+    }
+}

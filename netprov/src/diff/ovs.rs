@@ -1,0 +1,216 @@
+//! The OVS part of the diff: the container's OVS ports (OVSDB rows), with what the
+//! netlink observation knows about their devices.
+//!
+//! OVSDB cannot tell that an internal port's device vanished once it was moved into a
+//! container (ovs-vswitchd no longer sees it), so the engine decides from the links it
+//! observed: a port whose device is neither in the container nor in the host netns is
+//! re-created; so is a veth-style port whose host end is gone.
+
+use crate::error::OpError;
+use crate::model::Desired;
+use crate::observe::Observed;
+use crate::ovsdb::{self, PortSpec};
+use crate::plan::Step;
+
+pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
+    let Some(rows) = &o.ovs else {
+        return Ok(Vec::new());
+    };
+    let specs = PortSpec::all(&d.id, &d.interfaces);
+    let mut rows = rows.clone();
+    for s in &specs {
+        let in_host = o.host.links.contains_key(s.port.as_str());
+        if s.internal {
+            let in_container = o.container.links.contains_key(s.iface.as_str());
+            if !in_host && !in_container {
+                rows.mark_device_missing(
+                    s.port.as_str(),
+                    format!(
+                        "its device {} is in neither the container nor the host",
+                        s.iface
+                    ),
+                );
+            }
+        } else {
+            // The veth pair is (re)created by this plan unless it is whole; ovs-vswitchd
+            // keeps its packet socket on a deleted host end, so a new one needs a new port.
+            let whole = match (
+                o.host.links.get(s.port.as_str()),
+                o.container.links.get(s.iface.as_str()),
+            ) {
+                (Some(h), Some(c)) => c.link == Some(h.index),
+                _ => false,
+            };
+            if !whole {
+                let why = if in_host {
+                    "is being re-created"
+                } else {
+                    "is gone"
+                };
+                rows.mark_device_missing(
+                    s.port.as_str(),
+                    format!("its veth host end {} {why}", s.port),
+                );
+            }
+        }
+    }
+    Ok(ovsdb::plan(&d.id, &specs, &rows)?
+        .into_iter()
+        .map(|change| Step::OvsPort { change })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::link::{Kind, LinkState};
+    use crate::model::*;
+    use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow, IFACE_KEY, OWNER_KEY};
+    use crate::ovsdb::OvsChange;
+
+    fn desired() -> Desired {
+        Desired {
+            id: ContainerId::new("web").unwrap(),
+            netns: NetnsSpec::Owned {
+                path: "/run/netns/web".into(),
+            },
+            interfaces: vec![Interface {
+                name: IfName::new("lan").unwrap(),
+                kind: InterfaceKind::Ovs(OvsPort {
+                    bridge: IfName::new("br0").unwrap(),
+                    vlan: VlanTag::new(10).unwrap(),
+                    trunks: vec![],
+                    vlan_mode: None,
+                    style: OvsStyle::Internal,
+                    external_ids: Default::default(),
+                }),
+                addrs: vec![],
+                mtu: None,
+                mac: None,
+                macvlan: None,
+            }],
+            routes: vec![],
+            sysctls: vec![],
+            nft: None,
+            host_rules: HostRules::default(),
+        }
+    }
+
+    /// OVSDB holds a healthy-looking owned port `lan` with VLAN 10.
+    fn rows() -> crate::ovsdb::Observed {
+        let ids = BTreeMap::from([
+            (OWNER_KEY.to_owned(), "web".to_owned()),
+            (IFACE_KEY.to_owned(), "lan".to_owned()),
+        ]);
+        let port = PortRow {
+            uuid: "p".into(),
+            name: "lan".into(),
+            tag: Some(10),
+            trunks: vec![],
+            vlan_mode: None,
+            external_ids: ids.clone(),
+            interfaces: vec!["i".into()],
+            iface: Some(IfaceRow {
+                uuid: "i".into(),
+                name: "lan".into(),
+                kind: "internal".into(),
+                ofport: Some(1),
+                error: None,
+                ifindex: Some(0),
+                external_ids: ids,
+            }),
+            device_missing: None,
+        };
+        crate::ovsdb::Observed {
+            owner: ContainerId::new("web").unwrap(),
+            bridges: BTreeMap::from([(
+                "br0".to_owned(),
+                BridgeRow {
+                    uuid: "b".into(),
+                    name: "br0".into(),
+                    ports: BTreeSet::from(["p".to_owned()]),
+                },
+            )]),
+            ports: BTreeMap::from([("lan".to_owned(), port)]),
+            stray_interfaces: BTreeSet::new(),
+        }
+    }
+
+    fn link(name: &str) -> LinkState {
+        LinkState {
+            index: 7,
+            name: name.into(),
+            alias: Some("netprov:web".into()),
+            group: 0,
+            kind: Kind::Other("tun".into()),
+            up: true,
+            mtu: None,
+            mac: None,
+            link: None,
+            controller: None,
+            link_netnsid: None,
+            addrgenmode: None,
+        }
+    }
+
+    #[test]
+    fn no_ovs_interfaces_no_ovsdb_no_steps() {
+        let o = Observed::default();
+        assert!(steps(&desired(), &o).unwrap().is_empty());
+    }
+
+    #[test]
+    fn device_in_the_container_is_in_sync() {
+        let mut o = Observed {
+            ovs: Some(rows()),
+            ..Default::default()
+        };
+        o.container.links.insert("lan".into(), link("lan"));
+        assert!(steps(&desired(), &o).unwrap().is_empty());
+    }
+
+    #[test]
+    fn vanished_device_recreates_the_port() {
+        let o = Observed {
+            ovs: Some(rows()),
+            ..Default::default()
+        };
+        let s = steps(&desired(), &o).unwrap();
+        assert!(
+            matches!(
+                &s[..],
+                [Step::OvsPort {
+                    change: OvsChange::Recreate { .. }
+                }]
+            ),
+            "{s:?}"
+        );
+        assert_eq!(
+            s[0].to_string(),
+            "re-create OVS port lan on bridge br0: its device lan is in neither the container nor the host"
+        );
+        assert_eq!(s[0].phase(), crate::plan::Phase::OvsPorts);
+    }
+
+    #[test]
+    fn retag_is_an_in_place_update_and_reads_as_drift() {
+        let mut r = rows();
+        r.ports.get_mut("lan").unwrap().tag = Some(20);
+        let mut o = Observed {
+            ovs: Some(r),
+            ..Default::default()
+        };
+        o.container.links.insert("lan".into(), link("lan"));
+        let s = steps(&desired(), &o).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(
+            s[0].as_drift().to_string(),
+            "OVS port lan: VLAN is 20, want 10"
+        );
+        let j = serde_json::to_value(&s[0]).unwrap();
+        assert_eq!(j["op"], "ovs_port");
+        assert_eq!(j["change"]["action"], "set_vlan");
+    }
+}
