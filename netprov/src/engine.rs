@@ -111,8 +111,8 @@ impl Engine {
         let specs = PortSpec::all(&d.id, &d.interfaces);
         let mut ovs = None;
         let mut rows = None;
+        let (ep, id) = (self.endpoint(), d.id.clone());
         if !specs.is_empty() {
-            let (ep, id) = (self.endpoint(), d.id.clone());
             let (client, r) = blocking("observe OVS ports", move || {
                 let mut client = Client::connect(&ep)?;
                 let r = ovsdb::observe(&mut client, &id, &specs)?;
@@ -121,6 +121,22 @@ impl Engine {
             .await?;
             ovs = Some(Arc::new(Mutex::new(client)));
             rows = Some(r);
+        } else {
+            // No OVS interface wanted: ports this container still owns (its props
+            // dropped them all) must go. Only look when OVS runs here; a host without
+            // OVS, or with a stale socket, has no such ports to find.
+            let found = blocking("observe OVS ports", move || {
+                let Ok(Some(mut client)) = Client::connect_if_present(&ep) else {
+                    return Ok(None);
+                };
+                let r = ovsdb::observe(&mut client, &id, &[])?;
+                Ok((!r.ports.is_empty()).then_some((client, r)))
+            })
+            .await?;
+            if let Some((client, r)) = found {
+                ovs = Some(Arc::new(Mutex::new(client)));
+                rows = Some(r);
+            }
         }
         let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
         o.ovs = rows;

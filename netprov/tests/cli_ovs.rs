@@ -398,3 +398,36 @@ fn vswitchd_restart_is_drift_and_apply_moves_the_new_device_in() {
     }
     assert_eq!(t.ports(), "");
 }
+
+/// Props that drop every OVS interface: the next apply removes the container's ports
+/// (and their devices); the remaining veth keeps working.
+#[test]
+fn dropping_all_ovs_interfaces_removes_their_ports() {
+    let mut t = T::new();
+    let r = t.id();
+    let rp = router(&t, &r);
+    t.ok(&["apply", &rp]);
+    assert_eq!(t.ports(), "lan");
+
+    let vp = t.write(
+        &r,
+        json!({
+            "interfaces": {
+                "wan": { "ip4": "70.0.0.2/31", "hostIp4": "70.0.0.1/31", "hostName": format!("w{r}") },
+            },
+            "ip4route": "70.0.0.1",
+        }),
+    );
+    assert_eq!(vp, rp);
+    let out = t.netprov(&["check", &vp]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    t.ok(&["apply", &vp]);
+    assert_eq!(t.ports(), "");
+    assert_eq!(t.interface_rows(), "br0");
+    let links = common::ok("ip", &["-n", &r, "-o", "link"]);
+    assert!(!links.contains("lan"), "{links}");
+    assert!(Ovs::pings(&r, "70.0.0.1"), "wan to the host");
+    let out = t.netprov(&["check", &vp]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    t.ok(&["destroy", &r]);
+}
