@@ -1,0 +1,406 @@
+"""The measured tools. Each owns a simulated host netns of its own and runs its
+containers' namespaces next to it; `cold`, `noop` and `destroy` are the timed phases,
+everything else (writing configs, pre-creating namespaces for the peers, verifying
+traffic, waiting for the kernel's asynchronous netns cleanup) is not timed."""
+
+import json
+import os
+import shutil
+
+from . import proc, topology
+from .measure import Phase
+from .sandbox import NETNS_DIR, wait_links
+
+
+class NotAvailable(Exception):
+    """The tool cannot run here; the message says why (shown in the table)."""
+
+
+class Tool:
+    key = ""  # short id in JSON
+    label = ""  # row label in the table
+    letter = ""  # one character in namespace names
+    variant = "veth"
+    idempotent = False
+    max_n = None  # larger sizes are skipped (and said so in the table)
+
+    def __init__(self, sb):
+        self.sb = sb
+        self.host = None
+        self.n = 0
+        self.base_links = 1  # lo
+
+    def available(self):
+        """Raises NotAvailable(reason) if the tool cannot run here."""
+
+    def start(self):
+        self.host = self.sb.new_host(self.letter)
+
+    def cid(self, i):
+        return f"{self.sb.prefix}{self.letter}{i}"
+
+    def prepare(self, n):
+        """Writes this tool's per-container inputs for N containers (untimed)."""
+        self.n = n
+
+    def cold(self):
+        raise NotImplementedError
+
+    def noop(self):
+        return None
+
+    def destroy(self):
+        raise NotImplementedError
+
+    def verify(self):
+        """Checks state and traffic after a cold apply (untimed); raises on failure."""
+
+    caveats = None  # set of strings: work the tool was meant to do but did not (shown in the table)
+
+    def check_container_extras(self, i):
+        """The sysctl and the ruleset in container i. A tool that skipped them still gets
+        measured, but the table says so: the comparison is then not like for like."""
+        ns = f"--net={NETNS_DIR}/{self.cid(i)}"
+        if self.caveats is None:
+            self.caveats = set()
+        v = proc.run(["nsenter", ns, "--", "cat", "/proc/sys/" + topology.SYSCTL[0].replace(".", "/")])
+        if v.stdout.strip() != topology.SYSCTL[1]:
+            self.caveats.add(f"sysctl {topology.SYSCTL[0]} not set in the container")
+        t = proc.run(["nsenter", ns, "--", "nft", "list", "tables"])
+        if "table inet filter" not in t.stdout:
+            self.caveats.add("nft ruleset not loaded in the container")
+
+    def settle(self):
+        """After destroy: waits for the kernel to finish deleting the namespaces' links,
+        and checks nothing of this tool's containers is left."""
+        left = [n for n in os.listdir(NETNS_DIR) if n.startswith(self.sb.prefix + self.letter)]
+        if left:
+            raise RuntimeError(f"{self.label}: destroy left {len(left)} netns, e.g. {left[0]}")
+        links = wait_links(self.base_links)
+        if links > self.base_links:
+            raise RuntimeError(f"{self.label}: {links - self.base_links} links left in the host netns")
+
+    def ping(self, addr, netns=None):
+        argv = ["ping", "-n", "-q", "-c", "1", "-W", "2", str(addr)]
+        if netns:
+            argv = ["nsenter", f"--net={NETNS_DIR}/{netns}", "--"] + argv
+        r = proc.run(argv)
+        if r.rc != 0:
+            raise RuntimeError(f"{self.label}: no traffic: ping {addr}"
+                               f"{' from ' + netns if netns else ''} failed")
+
+
+# ---------------------------------------------------------------------------- netprov
+
+class Netprov(Tool):
+    idempotent = True
+    per_container = False  # True: one `netprov apply` per container (ExecStartPre style)
+
+    def __init__(self, sb, binary, ovsdb=None):
+        super().__init__(sb)
+        self.bin = binary
+        self.ovsdb = ovsdb
+        self.files = []
+        self.sample_json = {}
+
+    def available(self):
+        if not (self.bin and os.access(self.bin, os.X_OK)):
+            raise NotAvailable(f"no netprov binary at {self.bin}")
+
+    def props(self, i):
+        return topology.netprov_veth_props(self.cid(i), i)
+
+    def prepare(self, n):
+        super().prepare(n)
+        d = self.sb.path(self.variant, self.key, "props")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        self.files = []
+        for i in range(n):
+            f = os.path.join(d, f"{self.cid(i)}.json")
+            with open(f, "w") as fh:
+                json.dump(self.props(i), fh)
+            self.files.append(f)
+
+    def argv(self, verb, files):
+        a = [self.bin, "--json"]
+        if self.ovsdb:
+            a += ["--ovsdb", self.ovsdb]
+        return a + [verb] + files
+
+    def _phase(self, verb, what):
+        self.sb.enter(self.host)
+        ph = Phase(self.n)
+        batches = [[f] for f in self.files] if self.per_container else [self.files]
+        for files in batches:
+            r = proc.measured(self.argv(verb, files))
+            r.check(f"{self.label}: netprov {verb} ({len(files)} props)")
+            ph.add(r)
+            self._count(ph, r.stdout, what)
+        return ph
+
+    def _count(self, ph, stdout, what):
+        """netprov's own counters from `--json`: a list of {id, ok, result} per container;
+        `result.messages` is the number of mutating netlink messages it sent."""
+        try:
+            doc = json.loads(stdout)
+        except json.JSONDecodeError:
+            return
+        self.sample_json.setdefault(what, doc[:1] if isinstance(doc, list) else doc)
+        for entry in doc if isinstance(doc, list) else [doc]:
+            res = entry.get("result") if isinstance(entry, dict) else None
+            if not isinstance(res, dict):
+                continue
+            if isinstance(res.get("messages"), int):
+                ph.count("netlink_mutating", res["messages"])
+            steps = (res.get("plan") or {}).get("steps") if isinstance(res.get("plan"), dict) else None
+            if isinstance(steps, list):
+                ph.count("plan_steps", len(steps))
+                # netprov counts netlink messages only; OVSDB work shows as plan steps
+                ovs = [x for x in steps if isinstance(x, dict) and "ovs" in str(x.get("op", ""))]
+                if ovs or self.variant == "ovs":
+                    ph.count("ovs_steps", len(ovs))
+            for k, v in res.items():
+                if "ovsdb" in k and isinstance(v, int) and not isinstance(v, bool):
+                    ph.count(k, v)
+
+    def cold(self):
+        return self._phase("apply", "cold")
+
+    def noop(self):
+        return self._phase("apply", "noop")
+
+    def destroy(self):
+        return self._phase("destroy", "destroy")
+
+    def verify(self):
+        for i in sorted({0, self.n - 1}):
+            self.ping(topology.Veth(i).ct4)
+        self.check_container_extras(0)
+
+
+class NetprovBatch(Netprov):
+    key = "netprov"
+    label = "netprov, 1 process"
+    letter = "p"
+
+
+class NetprovEach(Netprov):
+    key = "netprov_each"
+    label = "netprov, 1 proc/ctr"
+    letter = "q"
+    per_container = True
+
+
+# ------------------------------------------------------------------------------ shell
+
+class Shell(Tool):
+    key = "shell"
+    label = "shell (ip/nft/sysctl)"
+    letter = "s"
+
+    def available(self):
+        for b in ("bash", "ip", "nft", "sysctl"):
+            if not shutil.which(b):
+                raise NotAvailable(f"{b} not installed")
+
+    def prepare(self, n):
+        super().prepare(n)
+        d = self.sb.path(self.variant, self.key, "scripts")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        self.nft = os.path.join(d, "ruleset.nft")
+        with open(self.nft, "w") as f:
+            f.write(topology.NFT_RULESET)
+        self.up, self.down = [], []
+        for i in range(n):
+            for lst, text, tag in ((self.up, self.up_script(i), "up"),
+                                   (self.down, self.down_script(i), "down")):
+                p = os.path.join(d, f"{tag}{i}.sh")
+                with open(p, "w") as f:
+                    f.write(text)
+                lst.append(p)
+
+    def up_script(self, i):
+        return topology.shell_veth_up(self.cid(i), f"vh{i}", i, self.nft)
+
+    def down_script(self, i):
+        return topology.shell_veth_down(self.cid(i))
+
+    def _run_all(self, scripts, what):
+        self.sb.enter(self.host)
+        ph = Phase(self.n)
+        for s in scripts:
+            r = proc.measured(["bash", s]).check(f"{self.label}: {what} {os.path.basename(s)}")
+            ph.add(r)
+        return ph
+
+    def cold(self):
+        return self._run_all(self.up, "up")
+
+    def destroy(self):
+        return self._run_all(self.down, "down")
+
+    def verify(self):
+        for i in sorted({0, self.n - 1}):
+            self.ping(topology.Veth(i).ct4)
+        self.check_container_extras(0)
+
+
+# -------------------------------------------------------------------------------- CNI
+
+CNI_PATH = "/usr/lib/cni"
+
+
+def _precreate_netns(names):
+    """The container runtime's part for the peers (untimed): one `ip -batch`."""
+    proc.quiet(["ip", "-batch", "-"], stdin_data="".join(f"netns add {n}\n" for n in names))
+
+
+def _delete_netns(names):
+    if names:
+        proc.run(["ip", "-force", "-batch", "-"],
+                 stdin_data="".join(f"netns del {n}\n" for n in names))
+
+
+class CniPtp(Tool):
+    """IPv4 only: with IPv6, ptp waits out DAD on each container (see CniPtpDual)."""
+
+    key = "cni_ptp"
+    label = "CNI ptp+host-local (v4)"
+    letter = "c"
+    ipv6 = False
+
+    def available(self):
+        for p in ("ptp", "host-local"):
+            if not os.access(os.path.join(CNI_PATH, p), os.X_OK):
+                raise NotAvailable(f"{CNI_PATH}/{p} missing (Debian containernetworking-plugins)")
+
+    def prepare(self, n):
+        super().prepare(n)
+        data = self.sb.path(self.variant, self.key, "ipam")
+        shutil.rmtree(data, ignore_errors=True)
+        os.makedirs(data)
+        self.config = topology.cni_ptp_config(data, self.ipv6)
+        self.addrs = {}
+
+    def env(self, cmd, i):
+        return {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "CNI_COMMAND": cmd,
+            "CNI_CONTAINERID": self.cid(i),
+            "CNI_NETNS": f"{NETNS_DIR}/{self.cid(i)}",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": CNI_PATH,
+        }
+
+    def _invoke(self, cmd):
+        ph = Phase(self.n)
+        for i in range(self.n):
+            r = proc.measured([os.path.join(CNI_PATH, "ptp")], stdin_data=self.config,
+                         env=self.env(cmd, i)).check(f"{self.label}: {cmd} {self.cid(i)}")
+            ph.add(r)
+            if cmd == "ADD" and i in (0, self.n - 1):
+                res = json.loads(r.stdout)
+                self.addrs[i] = [ip["address"].split("/")[0] for ip in res.get("ips", [])]
+        return ph
+
+    def cold(self):
+        self.sb.enter(self.host)
+        _precreate_netns([self.cid(i) for i in range(self.n)])
+        return self._invoke("ADD")
+
+    def destroy(self):
+        self.sb.enter(self.host)
+        ph = self._invoke("DEL")
+        _delete_netns([self.cid(i) for i in range(self.n)])
+        return ph
+
+    def verify(self):
+        for i, addrs in self.addrs.items():
+            self.ping(addrs[0])
+
+
+class CniPtpDual(CniPtp):
+    """The same topology as netprov's (v4 + v6). ptp then waits for IPv6 DAD on every
+    container (about 1-2 s each), so it runs only at N = 1."""
+
+    key = "cni_ptp_dual"
+    label = "CNI ptp+host-local (v4+v6)"
+    letter = "d"
+    ipv6 = True
+    max_n = 1
+
+
+# --------------------------------------------------------------------------- netavark
+
+NETAVARK_CACHE = "/var/cache/netprov-bench/netavark/bin/netavark"
+
+
+class Netavark(Tool):
+    key = "netavark"
+    label = "netavark bridge"
+    letter = "a"
+
+    def __init__(self, sb, binary):
+        super().__init__(sb)
+        self.bin = binary or shutil.which("netavark") or NETAVARK_CACHE
+
+    def available(self):
+        if not os.access(self.bin, os.X_OK):
+            raise NotAvailable(
+                f"no netavark binary (looked for $NETAVARK, PATH, {NETAVARK_CACHE}; "
+                "build it with `bench/run --install-netavark`)")
+        if not shutil.which("nft"):
+            raise NotAvailable("its nftables firewall driver runs `nft`, not installed")
+
+    def prepare(self, n):
+        super().prepare(n)
+        d = self.sb.path(self.variant, self.key, "configs")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        self.confdir = os.path.join(self.sb.dir, self.variant, self.key, "state")
+        os.makedirs(self.confdir, exist_ok=True)
+        self.files, self.ct4 = [], {}
+        for i in range(n):
+            text, ct4 = topology.netavark_config(self.cid(i), i, f"{self.sb.prefix}br")
+            f = os.path.join(d, f"{i}.json")
+            with open(f, "w") as fh:
+                fh.write(text)
+            self.files.append(f)
+            self.ct4[i] = ct4
+
+    def env(self):
+        return {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "NETAVARK_FW": "nftables",
+            # no firewalld over D-Bus: it would act on the machine's own netns
+            "DBUS_SYSTEM_BUS_ADDRESS": "",
+        }
+
+    def _invoke(self, verb):
+        ph = Phase(self.n)
+        for i, f in enumerate(self.files):
+            argv = [self.bin, "--config", self.confdir, "--rootless", "false", "--file", f,
+                    verb, f"{NETNS_DIR}/{self.cid(i)}"]
+            ph.add(proc.measured(argv, env=self.env()).check(f"{self.label}: {verb} {self.cid(i)}"))
+        return ph
+
+    def cold(self):
+        self.sb.enter(self.host)
+        _precreate_netns([self.cid(i) for i in range(self.n)])
+        return self._invoke("setup")
+
+    def destroy(self):
+        self.sb.enter(self.host)
+        ph = self._invoke("teardown")
+        _delete_netns([self.cid(i) for i in range(self.n)])
+        return ph
+
+    def verify(self):
+        for i in sorted({0, self.n - 1}):
+            self.ping(self.ct4[i])
+
+    def settle(self):
+        # netavark leaves its (empty) nftables table in the host netns; links must go.
+        super().settle()
