@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> i32 {
             out(&format!("{:#}", props::schema()));
             exit::OK
         }
-        Command::Validate { props } => match load(&props, json) {
+        Command::Validate { props } => match load(&props, json, Dry::Always) {
             Ok(ds) => {
                 if json {
                     let ids: Vec<_> = ds.iter().map(|d| d.id.to_string()).collect();
@@ -104,15 +104,15 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Apply { props, fail_after } => match load(&props, json) {
+        Command::Apply { props, fail_after } => match load(&props, json, Dry::UnlessLoaded) {
             Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json)),
             Err(code) => code,
         },
-        Command::Plan { props } => match load(&props, json) {
+        Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {
             Ok(ds) => with_engine(ovsdb, None, |e| run::plan(e, &ds, json)),
             Err(code) => code,
         },
-        Command::Check { props } => match load(&props, json) {
+        Command::Check { props } => match load(&props, json, Dry::UnlessLoaded) {
             Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
@@ -143,29 +143,48 @@ fn with_engine(
     }
 }
 
-fn load(props: &[PathBuf], json: bool) -> Result<Vec<Desired>, i32> {
+fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
     let ds = props::load_all(props).map_err(|errs| report(&errs, json))?;
-    check_rulesets(props, &ds, json)?;
+    check_rulesets(props, &ds, json, dry)?;
     for (p, d) in props.iter().zip(&ds) {
         tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
     }
     Ok(ds)
 }
 
+/// When to dry-run a container's ruleset before anything is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dry {
+    /// `validate`: every ruleset.
+    Always,
+    /// `apply`/`plan`/`check`: not the ruleset the container already runs (the kernel
+    /// accepted exactly that text when netprov loaded it). A dry run costs a scratch
+    /// netns and a kernel round trip — tens of milliseconds — which would otherwise
+    /// dominate a no-op re-apply.
+    UnlessLoaded,
+}
+
 /// Checks every `network.nft` ruleset with a libnftables dry run (in a throwaway netns
-/// holding placeholders of the container's interfaces), so a syntax error is invalid
-/// input, reported before anything is touched. A check that cannot run at all (e.g. no
-/// privilege to make the scratch netns) is an operational failure: exit 1.
-fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i32> {
+/// holding placeholders of the container's interfaces that the ruleset names), so a
+/// syntax error is invalid input, reported before anything is touched. A check that
+/// cannot run at all (e.g. no privilege to make the scratch netns) is an operational
+/// failure: exit 1.
+fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Result<(), i32> {
     let mut errs = Vec::new();
     for (p, d) in files.iter().zip(ds) {
         let Some(r) = &d.nft else { continue };
+        if dry == Dry::UnlessLoaded && already_loaded(d, r) {
+            continue;
+        }
+        // Placeholders cost a device each (and its teardown waits for the kernel): only
+        // for names the ruleset mentions, as `iif lan` needs `lan` to exist.
         let names: Vec<IfName> = d
             .interfaces
             .iter()
             .flat_map(|i| {
                 std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone()))
             })
+            .filter(|n| mentions(&r.text, n.as_str()))
             .collect();
         match crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names) {
             Ok(()) => {}
@@ -191,6 +210,24 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i
     } else {
         Err(report(&errs, json))
     }
+}
+
+/// The container's netns exists and runs a ruleset netprov loaded from this very text.
+fn already_loaded(d: &Desired, r: &crate::model::Ruleset) -> bool {
+    use crate::nft::ruleset::{digest, observe, RulesetState};
+    let path = d.netns.path();
+    crate::netns::is_handle(path)
+        && matches!(observe(path), Ok(RulesetState::Loaded { source_digest, .. }) if source_digest == digest(r))
+}
+
+/// `name` occurs in `text` as a whole word (interface-name characters on neither side).
+fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }
 
 /// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
@@ -279,6 +316,15 @@ pub fn main() -> i32 {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn mentions_whole_words_only() {
+        assert!(mentions("iif lan accept", "lan"));
+        assert!(mentions("iifname \"lan\" accept", "lan"));
+        assert!(!mentions("iif lan0 accept", "lan"));
+        assert!(!mentions("iif wlan accept", "lan"));
+        assert!(!mentions("table inet filter {}", "lan"));
+    }
 
     #[test]
     fn cli_is_consistent() {

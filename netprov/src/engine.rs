@@ -52,6 +52,12 @@ pub struct ApplyReport {
     pub ovsdb_transactions: u64,
 }
 
+/// Containers applied at once by [`Engine::apply_many`]. Each in-flight container holds
+/// a netlink socket (with its receive buffers) and its observed state; a bound keeps
+/// the memory of `netprov apply` over a thousand files flat, while still overlapping
+/// the kernel round trips of many containers.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     host: Netlink,
@@ -183,11 +189,15 @@ impl Engine {
         self.rt.block_on(self.apply_one(d))
     }
 
-    /// Applies several containers concurrently in this process.
+    /// Applies several containers concurrently in this process, at most
+    /// [`MAX_IN_FLIGHT`] at a time; results come back in the order of `ds`.
     pub fn apply_many(&self, ds: &[Desired]) -> Vec<Result<ApplyReport, OpError>> {
-        self.rt.block_on(futures::future::join_all(
-            ds.iter().map(|d| self.apply_one(d)),
-        ))
+        use futures::stream::{self, StreamExt};
+        self.rt.block_on(
+            stream::iter(ds.iter().map(|d| self.apply_one(d)))
+                .buffered(MAX_IN_FLIGHT)
+                .collect(),
+        )
     }
 
     /// The differences between the kernel and `d`; empty when in sync.
