@@ -144,8 +144,10 @@ fn with_engine(
 }
 
 fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
-    let ds = props::load_all(props).map_err(|errs| report(&errs, json))?;
-    check_rulesets(props, &ds, json, dry)?;
+    let ds = tracing::info_span!("parse", files = props.len())
+        .in_scope(|| props::load_all(props))
+        .map_err(|errs| report(&errs, json))?;
+    tracing::info_span!("nft_check").in_scope(|| check_rulesets(props, &ds, json, dry))?;
     for (p, d) in props.iter().zip(&ds) {
         tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
     }
@@ -300,6 +302,9 @@ pub fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A span's closing line carries its duration (time.busy/time.idle): with -v,
+        // parse, observe, plan and every apply phase are timed per container.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::error::OpError;
 use crate::execute::{self, Exec};
@@ -159,9 +160,18 @@ impl Engine {
     }
 
     async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+        self.apply_traced(d)
+            .instrument(tracing::info_span!("apply", id = %d.id))
+            .await
+    }
+
+    async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, OpError> {
         let c = self.container_conn(d)?;
-        let (o, ovs) = self.observe(d, c.as_ref()).await?;
-        let p = crate::diff::diff(d, &o)?;
+        let (o, ovs) = self
+            .observe(d, c.as_ref())
+            .instrument(tracing::info_span!("observe", id = %d.id))
+            .await?;
+        let p = tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
         let ovs_before = ovs.as_ref().map_or(0, mutating);
         let count = MutationCount::default();
         let mut ex = Exec {

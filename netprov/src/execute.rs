@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::RouteNetlinkMessage;
 
+use tracing::Instrument;
+
 use crate::address;
 use crate::error::OpError;
 use crate::link::{self, LinkChange, LinkState};
@@ -326,20 +328,39 @@ impl Exec<'_> {
 /// Runs `plan` in order; stops at the first error. With `fail_after = Some(n)` it
 /// stops dead after `n` steps, as if killed (fault injection for tests).
 pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> Result<(), OpError> {
+    let mut n = 0;
+    // One tracing span per phase (`-v` prints each with its duration), so a run's time
+    // can be read per phase: netns, host links, OVS ports, addresses, routes, nft...
+    for steps in plan.steps.chunk_by(|a, b| a.phase() == b.phase()) {
+        let span = tracing::info_span!("phase", id = %plan.id, phase = ?steps[0].phase());
+        run_phase(ex, plan, steps, &mut n, fail_after)
+            .instrument(span)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn run_phase(
+    ex: &mut Exec<'_>,
+    plan: &Plan,
+    steps: &[Step],
+    n: &mut usize,
+    fail_after: Option<usize>,
+) -> Result<(), OpError> {
     let mut ovs_done = false;
-    for (n, s) in plan.steps.iter().enumerate() {
-        if fail_after == Some(n) {
+    for s in steps {
+        if fail_after == Some(*n) {
             return Err(OpError::new(
                 format!("apply {}", plan.id),
                 format!("stopped after {n} steps (fault injection)"),
             ));
         }
+        *n += 1;
         if let Step::OvsPort { .. } = s {
             // The OVS steps are adjacent (one phase) and go as one transaction.
             if !ovs_done {
                 ovs_done = true;
-                let all = plan
-                    .steps
+                let all = steps
                     .iter()
                     .filter_map(|s| match s {
                         Step::OvsPort { change } => Some(change.clone()),
