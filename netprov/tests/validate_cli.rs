@@ -334,3 +334,24 @@ proptest! {
         check(&format!("{}{junk}{}", &text[..at], &text[end..]));
     }
 }
+
+/// The properties example in the README is valid, ruleset included (libnftables dry run,
+/// so this needs root like the other end-to-end tests).
+#[test]
+fn readme_example_validates() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("```json\n")
+        .expect("a json block in the README")
+        + 8;
+    let len = readme[start..].find("```").unwrap();
+    let file = std::env::temp_dir().join(format!("netprov-readme-{}.json", std::process::id()));
+    std::fs::write(&file, &readme[start..start + len]).unwrap();
+    let out = netprov(&["validate", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -146,6 +146,7 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
     if let Some(e) = reserved_name(text) {
         return Err(CheckError::Syntax(e));
     }
+    let user_lines = text.lines().count().max(1);
     let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
     let names: Vec<IfName> = ifnames.to_vec();
     let handle = std::thread::Builder::new()
@@ -175,7 +176,7 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
     if res.rc == 0 {
         Ok(())
     } else {
-        Err(CheckError::Syntax(syntax_error(&res.error)))
+        Err(CheckError::Syntax(syntax_error(&res.error, user_lines)))
     }
 }
 
@@ -235,6 +236,7 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
         ));
     }
     let src = digest(r);
+    let user_lines = r.text.lines().count().max(1);
     let cmds = load_commands(&r.text, &src, PENDING);
     let path = netns.to_owned();
     in_netns(netns, move || -> Result<(), OpError> {
@@ -242,7 +244,10 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
         ffi::with_ctx(|ctx| -> Result<(), OpError> {
             let res = ctx.run_as_file(&cmds);
             if res.rc != 0 {
-                return Err(OpError::new(&op, syntax_error(&res.error).to_string()));
+                return Err(OpError::new(
+                    &op,
+                    syntax_error(&res.error, user_lines).to_string(),
+                ));
             }
             ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
             let listed = ctx.run("list ruleset");
@@ -280,7 +285,7 @@ pub fn remove(netns: &Path) -> Result<(), OpError> {
 /// `flush ruleset` on the user's first line (so libnftables' line numbers are the
 /// user's), the text, then the marker table.
 fn load_commands(text: &str, src: &str, live: &str) -> String {
-    format!("flush ruleset; {text}\n{}", marker(src, live))
+    format!("{PREFIX}{text}\n{}", marker(src, live))
 }
 
 fn marker(src: &str, live: &str) -> String {
@@ -309,21 +314,72 @@ fn ctx_error(op: &str, e: ffi::CtxError) -> OpError {
     }
 }
 
+/// What [`load_commands`] puts before the user's first line.
+const PREFIX: &str = "flush ruleset; ";
+
 /// Builds the error from libnftables' message, e.g.
-/// `nft:3:5-9: Error: syntax error, ...` (see `Ctx::run_as_file`).
-fn syntax_error(msg: &str) -> NftSyntaxError {
-    let line = msg.lines().find_map(|l| {
-        let i = l.find(": Error:")?;
-        let loc = &l[..i];
-        // "nft:LINE:COL-COL"
-        let mut parts = loc.rsplitn(3, ':');
-        let _cols = parts.next()?;
-        parts.next()?.parse::<usize>().ok()
-    });
+/// `nft:3:5-9: Error: syntax error, ...` (see `Ctx::run_as_file`), in terms of the
+/// user's text (`user_lines` long): errors libnftables reports in netprov's own additions
+/// — the marker table after the text, which only fails as a consequence of an earlier
+/// error — are dropped, and on line 1 the `flush ruleset; ` prefix is taken out of the
+/// columns, the quoted line and the caret.
+fn syntax_error(msg: &str, user_lines: usize) -> NftSyntaxError {
+    let mut out: Vec<String> = Vec::new();
+    let mut keep = true;
+    let mut first_line_block = false;
+    let mut line = None;
+    for l in msg.lines() {
+        if let Some((n, cols, rest)) = location(l) {
+            keep = n <= user_lines;
+            first_line_block = n == 1;
+            if keep {
+                line.get_or_insert(n);
+                let cols = if first_line_block {
+                    shift_cols(cols)
+                } else {
+                    cols.to_owned()
+                };
+                out.push(format!("nft:{n}:{cols}{rest}"));
+            }
+        } else if keep {
+            let l = match (first_line_block, l.strip_prefix(PREFIX)) {
+                (true, Some(src)) => src.to_owned(),
+                // The caret line under the quoted line 1: the same shift.
+                (true, None) if l.trim_start().starts_with('^') && l.len() >= PREFIX.len() => {
+                    l[PREFIX.len()..].to_owned()
+                }
+                _ => l.to_owned(),
+            };
+            out.push(l);
+        }
+    }
+    if out.is_empty() {
+        out.push(msg.trim_end().to_owned());
+    }
     NftSyntaxError {
-        message: msg.trim_end().to_owned(),
+        message: out.join("\n"),
         line,
     }
+}
+
+/// Splits `nft:LINE:COLS: rest` into (LINE, "COLS", ": rest").
+fn location(l: &str) -> Option<(usize, &str, &str)> {
+    let r = l.strip_prefix("nft:")?;
+    let (n, r) = r.split_once(':')?;
+    let n = n.parse().ok()?;
+    let end = r.find(':')?;
+    Some((n, &r[..end], &r[end..]))
+}
+
+/// `95-95` → `80-80`: columns of line 1 without the prefix.
+fn shift_cols(cols: &str) -> String {
+    cols.split('-')
+        .map(|c| match c.parse::<usize>() {
+            Ok(v) if v > PREFIX.len() => (v - PREFIX.len()).to_string(),
+            _ => c.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// Splits nft's text listing into its top-level blocks (`table … {` … `}` at column 0).
@@ -386,10 +442,34 @@ mod tests {
 
     #[test]
     fn syntax_error_line() {
-        let e =
-            syntax_error("nft:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n");
+        let e = syntax_error(
+            "nft:3:5-9: Error: syntax error, unexpected junk\n  junk\n    ^^^^^\n",
+            3,
+        );
         assert_eq!(e.line, Some(3));
         assert!(e.to_string().contains("unexpected junk"));
+    }
+
+    #[test]
+    fn syntax_error_hides_netprovs_additions() {
+        let msg = "nft:1:20-20: Error: syntax error, unexpected '}'\n\
+                   flush ruleset; table inet f { }}\n\
+                   \x20                  ^\n\
+                   nft:2:1-5: Error: syntax error, unexpected table\n\
+                   table inet netprov_state { comment \"x\"; }\n\
+                   ^^^^^\n";
+        let e = syntax_error(msg, 1);
+        assert_eq!(e.line, Some(1));
+        let m = e.to_string();
+        assert!(
+            m.starts_with("nft:1:5-5: Error: syntax error, unexpected '}'"),
+            "{m}"
+        );
+        assert!(m.contains("\ntable inet f { }}\n"), "{m}");
+        assert!(
+            !m.contains("flush ruleset") && !m.contains("netprov_state"),
+            "{m}"
+        );
     }
 
     #[test]
