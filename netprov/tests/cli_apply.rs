@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ok, run, unique, HostNetns};
+use common::{ok, run, text, unique, HostNetns};
 use serde_json::Value;
 
 /// A scratch directory for props files, removed on drop.
@@ -51,14 +51,6 @@ fn veth_props(id: &str, n: u8) -> Value {
 
 fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn json_of(o: &std::process::Output) -> Value {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok, unique, HostNetns};
+use common::{ok, text, unique, HostNetns};
 use serde_json::{json, Value};
 
 const CT_IP: &str = "10.78.0.2";
@@ -63,15 +63,6 @@ fn eventually(mut cmd: Command) -> bool {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 struct T {

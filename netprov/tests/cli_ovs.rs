@@ -9,18 +9,9 @@ mod ovs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::unique;
+use common::{text, unique};
 use ovs::Ovs;
 use serde_json::{json, Value};
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A private OVS with bridge br0 and a temp dir for props files.
 struct T {

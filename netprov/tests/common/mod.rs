@@ -23,6 +23,17 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// A command's exit status, stdout and stderr, for assertion messages (and for
+/// `contains` checks on what netprov printed, wherever it printed it).
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Runs a command, returning its output; panics if it cannot be started.
 pub fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
