@@ -147,11 +147,29 @@ fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
     let ds = tracing::info_span!("parse", files = props.len())
         .in_scope(|| props::load_all(props))
         .map_err(|errs| report(&errs, json))?;
+    host_netns_check(props, &ds, json)?;
     tracing::info_span!("nft_check").in_scope(|| check_rulesets(props, &ds, json, dry))?;
     for (p, d) in props.iter().zip(&ds) {
         tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
     }
     Ok(ds)
+}
+
+/// No `netns_path` may be the host netns (this process's, which the CLI's engine treats
+/// as host, or PID 1's): invalid input at `network.netns_path`, before anything is read.
+fn host_netns_check(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i32> {
+    let mut errs = props::check_adopted_netns(ds, files, Path::new("/proc/self/ns/net"));
+    if errs.is_empty() {
+        return Ok(());
+    }
+    for e in &mut errs {
+        e.location = e
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| props::locate::locate(&t, &e.path));
+    }
+    Err(report(&errs, json))
 }
 
 /// When to dry-run a container's ruleset before anything is touched.
@@ -241,7 +259,14 @@ pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invali
         let p = Path::new(a);
         if p.is_file() || a.ends_with(".json") {
             match props::load(p) {
-                Ok(d) => out.push(DestroyTarget::Props(d)),
+                Ok(d) => {
+                    let host = Path::new("/proc/self/ns/net");
+                    let bad = props::check_adopted_netns(std::slice::from_ref(&d), &[p.into()], host);
+                    if bad.is_empty() {
+                        out.push(DestroyTarget::Props(d));
+                    }
+                    errs.extend(bad);
+                }
                 Err(e) => errs.extend(e),
             }
         } else {

@@ -42,6 +42,10 @@ pub struct DestroyReport {
     pub ruleset_removed: bool,
     /// OVS ports (marked as this container's) removed.
     pub ovs_ports_removed: Vec<String>,
+    /// Why `/run/netns/<id>` was left alone: it is not netprov's (no owner mark, a
+    /// symlink, …). Nothing inside it was touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_not_ours: Option<String>,
     /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
 }
@@ -91,6 +95,10 @@ pub async fn destroy(
     let owned = matches!(spec, NetnsSpec::Owned { .. });
     let calias = link::container_alias(&id);
     let label = format!("netns {id}");
+    if !owned {
+        // Never the host netns (validation checks it too, against this process's).
+        crate::netns_owner::refuse_host(&id, &path, host_path)?;
+    }
     // OVS ports first: with them gone ovs-vswitchd closes their devices, wherever they
     // are. A container with OVS interfaces needs the database; otherwise an absent
     // socket means no OVS on this host, hence no ports.
@@ -120,22 +128,52 @@ pub async fn destroy(
         })
         .await?;
     }
-    if netns::is_handle(&path) && !owned {
-        // An adopted netns outlives netprov: flush the ruleset only if netprov loaded it
-        // (its marker table is there). An owned netns takes its ruleset with it.
+    // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
+    // it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
+    let mut inside = None;
+    let handle_ok = if owned {
+        match crate::netns_owner::handle(&path) {
+            Ok(h) => h == crate::netns_owner::Handle::Netns,
+            Err(e) => {
+                rep.netns_not_ours = Some(e.to_string());
+                false
+            }
+        }
+    } else {
+        netns::is_handle(&path)
+    };
+    if handle_ok {
+        let nl = Netlink::open(Some(&path), rt, label.clone())?;
+        let st = observe::container_ns(&nl).await?;
+        let who = crate::netns_owner::owner(&id, &st.links);
+        if owned && !who.is_ours() {
+            rep.netns_not_ours = Some(crate::netns_owner::not_ours(&id, &path, &who).to_string());
+        } else {
+            inside = Some((nl, st));
+        }
+    }
+    if inside.is_some() && !owned {
+        // An adopted netns outlives netprov: remove exactly the tables netprov loaded
+        // (recorded in its marker), never the others. An owned netns takes its ruleset
+        // with it.
         let ns = path.clone();
         let st = blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?;
         if st != RulesetState::Absent {
             let ns = path.clone();
             count.bump();
-            blocking("flush nftables ruleset", move || nft::ruleset::remove(&ns)).await?;
+            blocking("remove nftables tables", move || {
+                nft::ruleset::remove_adopted(&ns)
+            })
+            .await?;
             rep.ruleset_removed = true;
         }
     }
-    if netns::is_handle(&path) {
-        let nl = Netlink::open(Some(&path), rt, label.clone())?;
-        let st = observe::container_ns(&nl).await?;
-        for r in &st.routes {
+    if let Some((nl, st)) = inside {
+        let routes: Vec<_> = match t {
+            DestroyTarget::Props(d) if !owned => adopted_own_routes(d, &st),
+            _ => st.routes.clone(),
+        };
+        for r in &routes {
             // Routes through links about to be deleted go with them; the rest (gateway
             // routes) are deleted here so an adopted netns keeps none of netprov's.
             let oif = r
@@ -219,10 +257,34 @@ pub async fn destroy(
             }
         }
     }
-    if owned {
+    if owned && rep.netns_not_ours.is_none() {
         rep.netns_removed = path.exists();
         netns::remove_handle(&path)?;
     }
     rep.messages = count.get();
     Ok(rep)
+}
+
+/// The protocol-77 routes in an adopted netns that are this container's: through a link
+/// it created or names, or one of its desired routes. Others (another container's, a
+/// tool's) stay.
+fn adopted_own_routes(d: &Desired, st: &observe::NsState) -> Vec<route::RouteSpec> {
+    let alias = link::container_alias(&d.id);
+    let named = |dev: &str| {
+        d.interfaces.iter().any(|i| {
+            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
+        })
+    };
+    st.routes
+        .iter()
+        .filter(|r| {
+            r.dev.as_deref().is_some_and(|dev| {
+                named(dev) || st.links.get(dev).is_some_and(|l| l.owned_as(&alias))
+            }) || d
+                .routes
+                .iter()
+                .any(|w| w.dest == r.dest && w.gateway == r.gateway)
+        })
+        .cloned()
+        .collect()
 }

@@ -392,6 +392,64 @@ impl Differ<'_> {
     }
 }
 
+/// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
+/// older netprov, with this container's links: then it gets the mark now).
+fn owned_netns(
+    d: &Desired,
+    path: &std::path::Path,
+    o: &Observed,
+) -> Result<Option<Step>, OpError> {
+    use crate::netns_owner::{self, Owner};
+    match netns_owner::owner(&d.id, &o.container.links) {
+        Owner::Ours => Ok(None),
+        Owner::Unmarked => Ok(Some(Step::MarkLink {
+            at: At::Netns(d.id.to_string()),
+            link: "lo".into(),
+            alias: netns_owner::mark(&d.id),
+        })),
+        other => Err(netns_owner::not_ours(&d.id, path, &other)),
+    }
+}
+
+/// An adopted netns may be anything but another container's own netns.
+fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
+    use crate::netns_owner::{self, Owner};
+    match netns_owner::owner(&d.id, &o.container.links) {
+        Owner::Other(other) => Err(OpError::new(
+            format!("adopt netns {} for {}", path.display(), d.id),
+            format!("it is netprov's own netns of container {other}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// In an adopted netns, netprov's protocol-77 routes may also be another container's
+/// (or another tool's): the ones this container may delete go through a link it
+/// created or names, or are one of its desired routes.
+fn adopted_own_routes(d: &Desired, o: &Observed, want: &[RouteSpec]) -> Vec<RouteSpec> {
+    let alias = container_alias(&d.id);
+    let named = |dev: &str| {
+        d.interfaces.iter().any(|i| {
+            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
+        })
+    };
+    o.container
+        .routes
+        .iter()
+        .filter(|r| {
+            let via_ours = r.dev.as_deref().is_some_and(|dev| {
+                named(dev)
+                    || o.container
+                        .links
+                        .get(dev)
+                        .is_some_and(|l| l.owned_as(&alias))
+            });
+            via_ours || want.iter().any(|w| w.same_key(r))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Computes the plan that makes the kernel (`o`) match `d`.
 pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     let id = d.id.to_string();
@@ -415,7 +473,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
                 "the adopted netns (netns_path) does not exist",
             ))
         }
-        _ => {}
+        NetnsSpec::Owned { path } => df.steps.extend(owned_netns(d, path, o)?),
+        NetnsSpec::Adopted { path } => adopted_netns(d, path, o)?,
     }
     if !o.container.links.get("lo").is_some_and(|l| l.up) {
         df.steps.push(Step::LinkUp {
@@ -450,7 +509,11 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     let host_want = std::mem::take(&mut df.host_routes);
     let cont_want = std::mem::take(&mut df.container_routes);
     df.routes(At::Host, &o.host.routes, &host_want);
-    df.routes(df.ns(), &o.container.routes, &cont_want);
+    let cont_have = match d.netns {
+        NetnsSpec::Owned { .. } => o.container.routes.clone(),
+        NetnsSpec::Adopted { .. } => adopted_own_routes(d, o, &cont_want),
+    };
+    df.routes(df.ns(), &cont_have, &cont_want);
     for s in &d.sysctls {
         let cur = o.sysctls.get(&s.key).cloned().flatten();
         if !cur

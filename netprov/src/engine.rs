@@ -94,6 +94,15 @@ impl Engine {
 
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
         let path = d.netns.path();
+        // Never the host netns (also checked at validation, against this process's).
+        crate::netns_owner::refuse_host(&d.id, path, &self.host_path)?;
+        if let crate::model::NetnsSpec::Owned { .. } = d.netns {
+            // /run/netns/<id> is checked without following a symlink; whether a netns
+            // there is netprov's (its owner mark) is decided by the diff.
+            if crate::netns_owner::handle(path)? != crate::netns_owner::Handle::Netns {
+                return Ok(None);
+            }
+        }
         if !netns::is_handle(path) {
             return Ok(None);
         }
@@ -178,6 +187,7 @@ impl Engine {
             host: &self.host,
             container: c,
             netns_path: d.netns.path().clone(),
+            adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
             host_netns: self.host_path.clone(),
             id: d.id.clone(),
             label: format!("netns {}", d.id),

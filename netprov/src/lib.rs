@@ -17,6 +17,7 @@ pub mod link;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod netns_owner;
 pub mod nft;
 pub mod observe;
 pub mod ovsdb;

@@ -13,6 +13,7 @@ use std::path::Path;
 use nix::sched::{setns, CloneFlags};
 
 use crate::error::OpError;
+use crate::model::ContainerId;
 
 /// Runs `f` on a fresh OS thread that has joined the network namespace at `path`
 /// (a `/run/netns/<id>` handle or any `/proc/<pid>/ns/net`), and returns its result.
@@ -79,8 +80,12 @@ pub fn is_handle(path: &Path) -> bool {
 /// namespaces; then a dedicated thread `unshare`s a new netns and bind-mounts its
 /// `/proc/thread-self/ns/net` onto an empty file at `path`.
 ///
-/// An empty file left by an interrupted earlier run is reused.
-pub fn create_handle(path: &Path) -> Result<(), OpError> {
+/// The new netns gets container `id`'s owner mark on `lo` from the creating thread
+/// *before* the bind mount (see [`crate::netns_owner`]), so the handle is never visible
+/// unmarked. An empty file left by an interrupted earlier run is reused; a symlink or
+/// any other file at `path` is refused (never followed), and a netns already mounted
+/// there is not ours to reuse unless it carries the mark (the caller checks that).
+pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     use nix::mount::{mount, MsFlags};
     let op = format!("create netns {}", path.display());
     let dir = path
@@ -104,23 +109,33 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
         mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
             .map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
-    if is_handle(path) {
-        return Ok(());
+    match crate::netns_owner::handle(path)? {
+        crate::netns_owner::Handle::Netns => return Ok(()),
+        crate::netns_owner::Handle::Absent | crate::netns_owner::Handle::EmptyFile => {}
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| OpError::io(op.clone(), &e))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: a symlink planted since the check above is not followed.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| OpError::io(op.clone(), &e))?;
+    }
     let target = path.to_path_buf();
     let op2 = op.clone();
+    let id = id.clone();
     let made = std::thread::Builder::new()
         .name("netns-create".into())
         .spawn(move || -> Result<(), OpError> {
             // This thread's netns changes, and the thread ends right after.
             nix::sched::unshare(CloneFlags::CLONE_NEWNET)
                 .map_err(|e| OpError::errno(op2.clone(), e as i32))?;
+            // Mark before the handle exists: a crash from here on leaves no handle
+            // (the netns dies with this thread) or a marked one.
+            crate::netns_owner::set_mark_here(&id)?;
             mount(
                 Some("/proc/thread-self/ns/net"),
                 &target,

@@ -112,6 +112,9 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
             rep.routes_deleted,
             rep.ovs_ports_removed.len(),
             if rep.netns_removed { "removed" } else { "kept" }
-        ))
+        ));
+        if let Some(why) = &rep.netns_not_ours {
+            out(&format!("{id}: left the netns alone: {why}"));
+        }
     }))
 }

@@ -4,6 +4,7 @@
 //! back. Nothing here does I/O except [`load`] reading the file.
 
 mod addr;
+mod adopt;
 mod cross;
 mod emit;
 mod iface;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Invalid, OpError};
 use crate::model::{Desired, IfName, Interface, InterfaceKind};
 
+pub use adopt::check_adopted_netns;
 pub use cross::check_conflicts;
 pub use iface::OWNER_KEY;
 pub use sysctl::proc_path;
