@@ -147,18 +147,30 @@ fn ns_id(path: &Path) -> Option<(u64, u64)> {
 /// netns netprov treats as host) or as PID 1's netns. A path that cannot be read is not
 /// judged here (apply reports it as missing).
 pub fn host_netns(path: &Path, host: &Path) -> Option<String> {
+    let why = |what: &str, h: &Path| {
+        format!(
+            "{} is {what} ({}); adopting it would let netprov replace the host's nftables tables and routes. Use a container netns (or \"\" to let netprov create {}/<id>)",
+            path.display(),
+            h.display(),
+            crate::props::NETNS_DIR
+        )
+    };
+    // By name too: PID 1's netns may be unreadable (ptrace rules), and /proc/self is
+    // whatever process reads the props.
+    let named = |p: &str| path.components().eq(Path::new(p).components());
+    if ["/proc/1/ns/net", "/proc/1/task/1/ns/net"].iter().any(|p| named(p)) {
+        return Some(why("PID 1's netns", Path::new("/proc/1/ns/net")));
+    }
+    if ["/proc/self/ns/net", "/proc/thread-self/ns/net"].iter().any(|p| named(p)) {
+        return Some(why("netprov's own netns, the host", path));
+    }
     let ns = ns_id(path)?;
     for (h, what) in [
         (host, "the host netns netprov runs against"),
         (Path::new("/proc/1/ns/net"), "PID 1's netns"),
     ] {
         if ns_id(h) == Some(ns) {
-            return Some(format!(
-                "{} is {what} ({}); adopting it would let netprov replace the host's nftables tables and routes. Use a container netns (or \"\" to let netprov create {}/<id>)",
-                path.display(),
-                h.display(),
-                crate::props::NETNS_DIR
-            ));
+            return Some(why(what, h));
         }
     }
     None
@@ -298,9 +310,13 @@ mod tests {
 
     #[test]
     fn a_netns_path_is_the_host_when_it_is_the_same_inode() {
-        let me = Path::new("/proc/self/ns/net");
         let host = Path::new("/proc/thread-self/ns/net");
-        assert!(host_netns(me, host).is_some());
+        let me = format!("/proc/{}/ns/net", std::process::id());
+        assert!(host_netns(Path::new(&me), host).is_some());
         assert!(host_netns(Path::new("/nonexistent/ns"), host).is_none());
+        // By name, even where PID 1's netns cannot be read.
+        for p in ["/proc/1/ns/net", "/proc/1/ns//net", "/proc/self/ns/net"] {
+            assert!(host_netns(Path::new(p), Path::new("/nonexistent")).is_some(), "{p}");
+        }
     }
 }
