@@ -261,7 +261,8 @@ pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invali
             match props::load(p) {
                 Ok(d) => {
                     let host = Path::new("/proc/self/ns/net");
-                    let bad = props::check_adopted_netns(std::slice::from_ref(&d), &[p.into()], host);
+                    let bad =
+                        props::check_adopted_netns(std::slice::from_ref(&d), &[p.into()], host);
                     if bad.is_empty() {
                         out.push(DestroyTarget::Props(d));
                     }

@@ -394,11 +394,7 @@ impl Differ<'_> {
 
 /// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
 /// older netprov, with this container's links: then it gets the mark now).
-fn owned_netns(
-    d: &Desired,
-    path: &std::path::Path,
-    o: &Observed,
-) -> Result<Option<Step>, OpError> {
+fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
     use crate::netns_owner::{self, Owner};
     match netns_owner::owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),

@@ -84,7 +84,7 @@ pub fn is_handle(path: &Path) -> bool {
 /// *before* the bind mount (see [`crate::netns_owner`]), so the handle is never visible
 /// unmarked. An empty file left by an interrupted earlier run is reused; a symlink or
 /// any other file at `path` is refused (never followed), and a netns already mounted
-/// there is not ours to reuse unless it carries the mark (the caller checks that).
+/// there is reused only when it carries this container's mark.
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     use nix::mount::{mount, MsFlags};
     let op = format!("create netns {}", path.display());
@@ -110,21 +110,38 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
             .map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
     match crate::netns_owner::handle(path)? {
-        crate::netns_owner::Handle::Netns => return Ok(()),
+        // Made since it was observed (a concurrent run): usable only with our mark.
+        crate::netns_owner::Handle::Netns => {
+            let lo = in_netns(path, crate::netns_owner::mark_here)??;
+            if lo.as_deref() == Some(crate::netns_owner::mark(id).as_str()) {
+                return Ok(());
+            }
+            let who = match lo
+                .as_deref()
+                .and_then(|a| a.strip_prefix(crate::netns_owner::MARK_PREFIX))
+            {
+                Some(other) => crate::netns_owner::Owner::Other(other.to_owned()),
+                None => crate::netns_owner::Owner::Foreign,
+            };
+            return Err(crate::netns_owner::not_ours(id, path, &who));
+        }
         crate::netns_owner::Handle::Absent | crate::netns_owner::Handle::EmptyFile => {}
     }
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NOFOLLOW: a symlink planted since the check above is not followed.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| OpError::io(op.clone(), &e))?;
-    }
-    let target = path.to_path_buf();
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW, and the bind mount goes onto this open file (through its
+    // /proc/self/fd magic link), not onto the path: a symlink planted since the check
+    // above is never followed.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| OpError::io(op.clone(), &e))?;
+    let target = std::path::PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ));
     let op2 = op.clone();
     let id = id.clone();
     let made = std::thread::Builder::new()
@@ -148,6 +165,7 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         .map_err(|e| OpError::io("spawn netns thread", &e))?
         .join()
         .map_err(|_| OpError::new(op.clone(), "thread panicked"))?;
+    drop(file);
     if made.is_err() {
         let _ = std::fs::remove_file(path);
     }

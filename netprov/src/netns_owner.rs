@@ -158,10 +158,16 @@ pub fn host_netns(path: &Path, host: &Path) -> Option<String> {
     // By name too: PID 1's netns may be unreadable (ptrace rules), and /proc/self is
     // whatever process reads the props.
     let named = |p: &str| path.components().eq(Path::new(p).components());
-    if ["/proc/1/ns/net", "/proc/1/task/1/ns/net"].iter().any(|p| named(p)) {
+    if ["/proc/1/ns/net", "/proc/1/task/1/ns/net"]
+        .iter()
+        .any(|p| named(p))
+    {
         return Some(why("PID 1's netns", Path::new("/proc/1/ns/net")));
     }
-    if ["/proc/self/ns/net", "/proc/thread-self/ns/net"].iter().any(|p| named(p)) {
+    if ["/proc/self/ns/net", "/proc/thread-self/ns/net"]
+        .iter()
+        .any(|p| named(p))
+    {
         return Some(why("netprov's own netns, the host", path));
     }
     let ns = ns_id(path)?;
@@ -191,36 +197,66 @@ pub fn refuse_host(id: &ContainerId, path: &Path, host: &Path) -> Result<(), OpE
 /// Sets the owner mark on `lo` of the calling thread's netns, over a netlink socket
 /// opened (and closed) on this thread. Used by the thread that just created the netns.
 pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
-    use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
-    use netlink_packet_route::RouteNetlinkMessage;
-    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-
+    use netlink_packet_core::NetlinkPayload;
+    use netlink_packet_core::NLM_F_ACK;
     let op = format!("mark new netns of {id} (alias {} on lo)", mark(id));
-    let io = |e: std::io::Error| OpError::io(op.clone(), &e);
-    let mut sock = Socket::new(NETLINK_ROUTE).map_err(io)?;
-    sock.bind_auto().map_err(io)?;
-    sock.connect(&SocketAddr::new(0, 0)).map_err(io)?;
     let change = crate::link::LinkChange {
         alias: Some(mark(id)),
         ..Default::default()
     };
-    let mut req = NetlinkMessage::from(crate::link::set(LO_INDEX, &change));
-    req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.header.sequence_number = 1;
-    req.finalize();
-    let mut buf = vec![0u8; req.buffer_len()];
-    req.serialize(&mut buf);
-    sock.send(&buf, 0).map_err(io)?;
-    let (reply, _) = sock.recv_from_full().map_err(io)?;
-    let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
-        .map_err(|e| OpError::new(op.clone(), format!("bad netlink reply: {e}")))?;
-    match msg.payload {
+    match request_here(crate::link::set(LO_INDEX, &change), NLM_F_ACK, &op)? {
         NetlinkPayload::Error(e) => match e.code {
             None => Ok(()),
             Some(code) => Err(OpError::errno(op, -code.get())),
         },
         _ => Err(OpError::new(op, "no acknowledgement from the kernel")),
     }
+}
+
+/// The alias of `lo` in the calling thread's netns (the owner mark, if any).
+pub fn mark_here() -> Result<Option<String>, OpError> {
+    use netlink_packet_core::NetlinkPayload;
+    use netlink_packet_route::RouteNetlinkMessage;
+    let op = "read the owner mark (alias of lo) of a netns";
+    match request_here(crate::link::get_by_index(LO_INDEX), 0, op)? {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+            Ok(LinkState::parse(&m).alias)
+        }
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(OpError::errno(
+            op,
+            -e.code.map(|c| c.get()).unwrap_or(-libc::EIO),
+        )),
+        _ => Err(OpError::new(op, "unexpected netlink reply")),
+    }
+}
+
+/// One rtnetlink request on a blocking socket opened on (and bound to the netns of)
+/// the calling thread; returns the first reply.
+fn request_here(
+    msg: netlink_packet_route::RouteNetlinkMessage,
+    flags: u16,
+    op: &str,
+) -> Result<netlink_packet_core::NetlinkPayload<netlink_packet_route::RouteNetlinkMessage>, OpError>
+{
+    use netlink_packet_core::{NetlinkMessage, NLM_F_REQUEST};
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+    let io = |e: std::io::Error| OpError::io(op.to_owned(), &e);
+    let mut sock = Socket::new(NETLINK_ROUTE).map_err(io)?;
+    sock.bind_auto().map_err(io)?;
+    sock.connect(&SocketAddr::new(0, 0)).map_err(io)?;
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = NLM_F_REQUEST | flags;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    sock.send(&buf, 0).map_err(io)?;
+    let (reply, _) = sock.recv_from_full().map_err(io)?;
+    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map(|m| m.payload)
+        .map_err(|e| OpError::new(op, format!("bad netlink reply: {e}")))
 }
 
 #[cfg(test)]
@@ -316,7 +352,10 @@ mod tests {
         assert!(host_netns(Path::new("/nonexistent/ns"), host).is_none());
         // By name, even where PID 1's netns cannot be read.
         for p in ["/proc/1/ns/net", "/proc/1/ns//net", "/proc/self/ns/net"] {
-            assert!(host_netns(Path::new(p), Path::new("/nonexistent")).is_some(), "{p}");
+            assert!(
+                host_netns(Path::new(p), Path::new("/nonexistent")).is_some(),
+                "{p}"
+            );
         }
     }
 }

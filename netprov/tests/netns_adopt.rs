@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::{ok, run, text, unique, HostNetns};
+use common::{ok, text, unique, HostNetns};
 use serde_json::{json, Value};
 
 const RULES_A: &str = "table inet mine {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp accept\n  }\n}\n";
@@ -118,7 +118,12 @@ fn the_host_netns_as_netns_path_is_invalid_and_nothing_changes() {
     let host_path = host.path().display().to_string();
     for path in [host_path.as_str(), "/proc/self/ns/net"] {
         let id = unique("h");
-        let p = props(&id, &unique("v"), 1, json!({ "netns_path": path, "nft": RULES_A }));
+        let p = props(
+            &id,
+            &unique("v"),
+            1,
+            json!({ "netns_path": path, "nft": RULES_A }),
+        );
         let f = dir.write(&p);
         for cmd in ["validate", "plan", "apply", "check", "destroy"] {
             let o = host.netprov(&[cmd, &f]);
@@ -197,7 +202,11 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
     host.track(&id);
     ok("ip", &["netns", "add", &id]);
     ns(&id, "ip", &["link", "set", "lo", "up"]);
-    ns(&id, "ip", &["link", "add", "fa", "type", "veth", "peer", "name", "fb"]);
+    ns(
+        &id,
+        "ip",
+        &["link", "add", "fa", "type", "veth", "peer", "name", "fb"],
+    );
     ns(&id, "ip", &["addr", "add", "10.66.0.1/24", "dev", "fa"]);
     ns(&id, "ip", &["link", "set", "fa", "up"]);
     ns(&id, "ip", &["link", "set", "fb", "up"]);
@@ -230,12 +239,7 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
 
     // Adopting it on purpose works, and destroy then leaves the foreign veth.
     let path = format!("/run/netns/{id}");
-    let f = dir.write(&props(
-        &id,
-        &unique("v"),
-        2,
-        json!({ "netns_path": path }),
-    ));
+    let f = dir.write(&props(&id, &unique("v"), 2, json!({ "netns_path": path })));
     let o = host.netprov(&["apply", &f]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     host.ok("ping", &["-c1", "-W2", "10.79.2.2"]);
@@ -292,7 +296,11 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
     host.track(&name);
     ok("ip", &["netns", "add", &name]);
     ns(&name, "ip", &["link", "set", "lo", "up"]);
-    ns(&name, "ip", &["link", "add", "fa", "type", "veth", "peer", "name", "fb"]);
+    ns(
+        &name,
+        "ip",
+        &["link", "add", "fa", "type", "veth", "peer", "name", "fb"],
+    );
     ns(&name, "ip", &["addr", "add", "10.66.0.1/24", "dev", "fa"]);
     ns(&name, "ip", &["link", "set", "fa", "up"]);
     ns(&name, "ip", &["link", "set", "fb", "up"]);
@@ -330,9 +338,15 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
     let s = snapshot(&name);
     assert!(foreign(&s), "{s}");
     assert!(s.contains("table inet mine"), "{s}");
-    assert!(s.contains("10.80.4.0/24 via 10.79.4.3 dev wan proto 77"), "{s}");
+    assert!(
+        s.contains("10.80.4.0/24 via 10.79.4.3 dev wan proto 77"),
+        "{s}"
+    );
     host.ok("ping", &["-c1", "-W2", "10.79.4.2"]);
-    assert!(!lo_alias(&name).contains("netprov-netns"), "an adopted netns is not marked");
+    assert!(
+        !lo_alias(&name).contains("netprov-netns"),
+        "an adopted netns is not marked"
+    );
 
     // Re-apply: nothing to do. A foreign table changing is not drift.
     let o = host.netprov(&["apply", &f]);
@@ -359,7 +373,10 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     let s = snapshot(&name);
     assert!(foreign(&s), "{s}");
-    assert!(s.contains("table inet mine2") && !s.contains("table inet mine {"), "{s}");
+    assert!(
+        s.contains("table inet mine2") && !s.contains("table inet mine {"),
+        "{s}"
+    );
 
     // A ruleset declaring the foreign table is refused; nothing changes.
     let before = snapshot(&name);
@@ -378,7 +395,10 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
     let o = host.netprov(&["apply", &f]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let s = snapshot(&name);
-    assert!(foreign(&s) && !s.contains("mine2") && !s.contains("netprov_state"), "{s}");
+    assert!(
+        foreign(&s) && !s.contains("mine2") && !s.contains("netprov_state"),
+        "{s}"
+    );
 
     // Destroy: netprov's veth and route go; every foreign object stays.
     let f = mk(Some(RULES_A));
@@ -409,7 +429,10 @@ fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
     let marked = |when: &str| {
         if netprov::netns::is_handle(&handle) {
             let lo = lo_alias(&id);
-            assert!(lo.contains(&format!("alias netprov-netns:{id}")), "{when}: {lo}");
+            assert!(
+                lo.contains(&format!("alias netprov-netns:{id}")),
+                "{when}: {lo}"
+            );
         }
     };
     for k in 1..4 {
@@ -471,5 +494,31 @@ fn an_unmarked_netns_of_an_older_netprov_is_marked_on_apply() {
     assert!(lo_alias(&id).contains(&format!("alias netprov-netns:{id}")));
     assert_eq!(code(&host.netprov(&["destroy", &id])), 0);
     assert!(!Path::new("/run/netns").join(&id).exists());
-    let _ = run("true", &[]);
+}
+
+/// `create_handle` itself: a new netns is marked; a netns mounted at the path since it
+/// was observed (a concurrent run) is reused only with this container's mark.
+#[test]
+fn create_handle_marks_and_reuses_only_a_marked_netns() {
+    use netprov::model::ContainerId;
+    use netprov::netns::{create_handle, remove_handle};
+    let mut host = HostNetns::new();
+    let id = unique("r");
+    host.track(&id);
+    let cid = ContainerId::new(&id).unwrap();
+    let path = Path::new("/run/netns").join(&id);
+    create_handle(&path, &cid).unwrap();
+    assert!(lo_alias(&id).contains(&format!("alias netprov-netns:{id}")));
+    create_handle(&path, &cid).unwrap();
+    let other = ContainerId::new(&unique("r")).unwrap();
+    let e = create_handle(&path, &other).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("netprov's netns of container {id}")),
+        "{e}"
+    );
+    remove_handle(&path).unwrap();
+    ok("ip", &["netns", "add", &id]);
+    let e = create_handle(&path, &cid).unwrap_err().to_string();
+    assert!(e.contains("no owner mark"), "{e}");
+    assert!(!lo_alias(&id).contains("alias"));
 }

@@ -552,7 +552,11 @@ fn own_tables(marker: &str) -> Option<Vec<TableRef>> {
 
 /// The family and name of a listed table block (`table inet filter {`).
 fn block_table(block: &str) -> Option<TableRef> {
-    let head = block.lines().next()?.strip_prefix("table ")?.strip_suffix(" {")?;
+    let head = block
+        .lines()
+        .next()?
+        .strip_prefix("table ")?
+        .strip_suffix(" {")?;
     let (family, name) = head.split_once(' ')?;
     Some(TableRef {
         family: family.into(),
