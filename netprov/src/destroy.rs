@@ -8,8 +8,11 @@
 //! container's alias. For an owned netns, links netprov does not own (existing links
 //! moved in) are moved back to the host netns — a netns going away would otherwise
 //! destroy virtual ones — and then the handle is unmounted and unlinked. An adopted
-//! netns is left in place with its foreign links; only netprov's links and routes
-//! leave it. Things already gone are fine: destroy is idempotent.
+//! netns is left in place with its foreign links; only netprov's links, its routes
+//! (through links it created or the props name, or the props' routes) and the nftables
+//! tables it loaded leave it. A `/run/netns/<id>` that is not netprov's — no owner mark
+//! (see `netns_owner`), or a symlink — is left whole, and the report says why. Things
+//! already gone are fine: destroy is idempotent.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -10,6 +10,10 @@
 //! someone changed the ruleset behind netprov's back. A crash between the two
 //! transactions leaves `live=pending`, which reads as "does not match", so the next
 //! apply reloads.
+//!
+//! That is for a netns netprov owns. In an adopted netns ([`load_adopted`]) there is no
+//! `flush ruleset`: the load deletes exactly the tables the marker lists, and the marker
+//! lists the tables of the new text, in the same transaction (see docs/nftables.md).
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
