@@ -162,13 +162,12 @@ pub async fn destroy(
         let ns = path.clone();
         let st = blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?;
         if st != RulesetState::Absent {
-            let ns = path.clone();
+            let (ns, id) = (path.clone(), id.to_string());
             count.bump();
-            blocking("remove nftables tables", move || {
-                nft::ruleset::remove_adopted(&ns)
+            rep.ruleset_removed = blocking("remove nftables tables", move || {
+                nft::ruleset::remove_adopted(&ns, &id)
             })
             .await?;
-            rep.ruleset_removed = true;
         }
     }
     if let Some((nl, st)) = inside {

@@ -272,7 +272,8 @@ impl Exec<'_> {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());
                 self.count.bump();
                 if self.adopted {
-                    blocking(op, move || nft::ruleset::load_adopted(&ns, &r)).await?;
+                    let id = self.id.to_string();
+                    blocking(op, move || nft::ruleset::load_adopted(&ns, &r, &id)).await?;
                 } else {
                     blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
                 }
@@ -281,7 +282,15 @@ impl Exec<'_> {
                 let ns = self.netns_path.clone();
                 self.count.bump();
                 if self.adopted {
-                    blocking(op, move || nft::ruleset::remove_adopted(&ns)).await?;
+                    let id = self.id.to_string();
+                    let removed =
+                        blocking(op, move || nft::ruleset::remove_adopted(&ns, &id)).await?;
+                    if !removed {
+                        return Err(OpError::new(
+                            op,
+                            "the ruleset netprov manages in this netns is another container's",
+                        ));
+                    }
                 } else {
                     blocking(op, move || nft::ruleset::remove(&ns)).await?;
                 }

@@ -522,3 +522,65 @@ fn create_handle_marks_and_reuses_only_a_marked_netns() {
     assert!(e.contains("no owner mark"), "{e}");
     assert!(!lo_alias(&id).contains("alias"));
 }
+
+/// Two containers adopting one netns (in separate runs — in one run that is a conflict):
+/// the second cannot load a ruleset over the first's, and its destroy leaves the first's
+/// tables, links and protocol-77 routes.
+#[test]
+fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
+    let mut host = HostNetns::new();
+    let dir = Dir::new();
+    let name = unique("a");
+    host.track(&name);
+    ok("ip", &["netns", "add", &name]);
+    let path = format!("/run/netns/{name}");
+    let a = unique("c");
+    let fa = dir.write(&props(
+        &a,
+        &unique("v"),
+        7,
+        json!({ "netns_path": path, "nft": RULES_A }),
+    ));
+    assert_eq!(code(&host.netprov(&["apply", &fa])), 0);
+    let b = unique("c");
+    let mut pb = props(
+        &b,
+        &unique("v"),
+        8,
+        json!({ "netns_path": path, "nft": RULES_B }),
+    );
+    // Its own interface name: the two containers share the netns.
+    let wan = pb["network"]["interfaces"]["wan"].take();
+    pb["network"]["interfaces"] = json!({ "lan": wan });
+    let fb = dir.write(&pb);
+    let o = host.netprov(&["apply", &fb]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("for container {a}")),
+        "{}",
+        text(&o)
+    );
+    pb["network"]["nft"] = json!("");
+    let fb = dir.write(&pb);
+    let o = host.netprov(&["apply", &fb]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let before = snapshot(&name);
+    assert!(
+        before.contains("10.80.7.0/24 via 10.79.7.3 dev wan proto 77"),
+        "{before}"
+    );
+    let o = host.netprov(&["destroy", &fb]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let s = snapshot(&name);
+    assert!(
+        s.contains("table inet mine") && s.contains("10.80.7.0/24 via 10.79.7.3 dev wan proto 77"),
+        "{s}"
+    );
+    host.ok("ping", &["-c1", "-W2", "10.79.7.2"]);
+    assert_eq!(code(&host.netprov(&["destroy", &fa])), 0);
+    let s = snapshot(&name);
+    assert!(
+        !s.contains("table inet") && !s.contains("wan") && !s.contains("proto 77"),
+        "{s}"
+    );
+}

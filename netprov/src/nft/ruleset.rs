@@ -281,8 +281,10 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
 /// tables the text declares, so foreign tables survive and a crash cannot leave
 /// netprov's tables unrecorded. A table the text declares that exists and is not
 /// netprov's is refused (loading would merge into it). The live digest covers only
-/// netprov's tables: a foreign table changing is not drift.
-pub fn load_adopted(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
+/// netprov's tables: a foreign table changing is not drift. The marker names container
+/// `id`: a netns whose marker names another container is refused (one adopted netns,
+/// one netprov ruleset).
+pub fn load_adopted(netns: &Path, r: &Ruleset, id: &str) -> Result<(), OpError> {
     let op = format!("load nftables ruleset in netns {}", netns.display());
     if let Some(e) = reserved_name(&r.text) {
         return Err(OpError::new(op, e.message));
@@ -291,10 +293,17 @@ pub fn load_adopted(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
     let src = digest(r);
     let user_lines = r.text.lines().count().max(1);
     let text = r.text.clone();
+    let id = id.to_owned();
     in_netns(netns, move || -> Result<(), OpError> {
         ffi::with_ctx(|ctx| -> Result<(), OpError> {
             ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
             let listed = list(ctx, &op)?;
+            if let Some(other) = marker_owner(&listed).filter(|o| *o != id) {
+                return Err(OpError::new(
+                    &op,
+                    format!("netprov manages the nftables ruleset of this netns for container {other}; two containers cannot both load one into the same adopted netns"),
+                ));
+            }
             let prev = netprovs_tables(&listed, &op)?;
             if let Some(t) = tables
                 .iter()
@@ -309,7 +318,7 @@ pub fn load_adopted(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
             }
             let prefix = delete_prefix(&prev);
             let cmds = format!("{prefix}{text}
-{}", adopted_marker(&src, PENDING, &tables));
+{}", adopted_marker(&src, PENDING, &tables, &id));
             let res = ctx.run_as_file(&cmds);
             if res.rc != 0 {
                 return Err(OpError::new(
@@ -321,7 +330,7 @@ pub fn load_adopted(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
             let live = tables_digest(&listed, &tables);
             let rec = ctx.run(&format!(
                 "delete table {MARKER_FAMILY} {MARKER_TABLE}\n{}",
-                adopted_marker(&src, &live, &tables)
+                adopted_marker(&src, &live, &tables, &id)
             ));
             if rec.rc != 0 {
                 return Err(OpError::new(
@@ -335,26 +344,30 @@ pub fn load_adopted(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
     })?
 }
 
-/// Removes what netprov loaded in an *adopted* netns: exactly its recorded tables and
-/// the marker, in one transaction. Nothing recorded: nothing to do.
-pub fn remove_adopted(netns: &Path) -> Result<(), OpError> {
+/// Removes what netprov loaded for container `id` in an *adopted* netns: exactly its
+/// recorded tables and the marker, in one transaction. Returns whether there was
+/// anything: nothing recorded, or recorded for another container, is left alone.
+pub fn remove_adopted(netns: &Path, id: &str) -> Result<bool, OpError> {
     let op = format!(
         "remove nftables tables netprov loaded in netns {}",
         netns.display()
     );
-    in_netns(netns, move || -> Result<(), OpError> {
-        ffi::with_ctx(|ctx| -> Result<(), OpError> {
+    let id = id.to_owned();
+    in_netns(netns, move || -> Result<bool, OpError> {
+        ffi::with_ctx(|ctx| -> Result<bool, OpError> {
             ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
             let listed = list(ctx, &op)?;
-            if !blocks(&listed).iter().any(|b| is_marker(b)) {
-                return Ok(());
+            if !blocks(&listed).iter().any(|b| is_marker(b))
+                || marker_owner(&listed).is_some_and(|o| o != id)
+            {
+                return Ok(false);
             }
             let prev = netprovs_tables(&listed, &op)?;
             let res = ctx.run(&delete_prefix(&prev));
             if res.rc != 0 {
                 return Err(OpError::new(&op, res.error.trim().to_owned()));
             }
-            Ok(())
+            Ok(true)
         })
         .map_err(|e| ctx_error(&op, e))?
     })?
@@ -517,18 +530,36 @@ fn top_level_statements(text: &str) -> Vec<Vec<String>> {
 
 /// The marker of an adopted netns: the digests, `own=tables`, and one empty chain per
 /// table netprov loaded, named `t_<family>_<hex of the name>` (a table comment holds at
-/// most 128 characters; chain names are identifiers of up to 256).
-fn adopted_marker(src: &str, live: &str, tables: &[TableRef]) -> String {
+/// most 128 characters; chain names are identifiers of up to 256), and one chain
+/// `c_<hex of the container id>` naming the container it was loaded for.
+fn adopted_marker(src: &str, live: &str, tables: &[TableRef], id: &str) -> String {
+    let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
     let chains: String = tables
         .iter()
-        .map(|t| {
-            let hex: String = t.name.bytes().map(|b| format!("{b:02x}")).collect();
-            format!("  chain t_{}_{hex} {{\n  }}\n", t.family)
-        })
+        .map(|t| format!("  chain t_{}_{} {{\n  }}\n", t.family, hex(&t.name)))
+        .chain(std::iter::once(format!("  chain c_{} {{\n  }}\n", hex(id))))
         .collect();
     format!(
         "table {MARKER_FAMILY} {MARKER_TABLE} {{\n  comment \"netprov src={src} live={live} own=tables\"\n{chains}}}\n"
     )
+}
+
+/// The container an adopted-netns marker in `listing` was written for.
+fn marker_owner(listing: &str) -> Option<String> {
+    let marker = blocks(listing).into_iter().find(|b| is_marker(b))?;
+    let hex = marker
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("chain c_")?.strip_suffix(" {"))?
+        .to_owned();
+    unhex(&hex)
+}
+
+fn unhex(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// The tables an adopted-netns marker records; `None` for a whole-ruleset marker.
@@ -541,13 +572,9 @@ fn own_tables(marker: &str) -> Option<Vec<TableRef>> {
         .filter_map(|l| l.trim().strip_prefix("chain t_")?.strip_suffix(" {"))
         .filter_map(|c| {
             let (family, hex) = c.split_once('_')?;
-            let bytes: Option<Vec<u8>> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                .collect();
             Some(TableRef {
                 family: family.into(),
-                name: String::from_utf8(bytes?).ok()?,
+                name: unhex(hex)?,
             })
         })
         .collect();
@@ -841,10 +868,11 @@ mod tests {
     #[test]
     fn adopted_marker_round_trips_its_tables_and_digests_only_them() {
         let tables = [t("inet", "filter"), t("ip6", "odd name")];
-        let marker = adopted_marker("ab", "cd", &tables)
+        let marker = adopted_marker("ab", "cd", &tables, "web.1")
             .replace("  ", "\t")
             .replace("\t}\n", "\t}\n\n");
         assert_eq!(own_tables(&marker).unwrap(), tables);
+        assert_eq!(marker_owner(&marker).as_deref(), Some("web.1"));
         assert_eq!(own_tables(&marker_text()), None);
         let ours = "table inet filter {\n\tchain c {\n\t}\n}\n";
         let foreign_a = "table inet theirs {\n}\n";
