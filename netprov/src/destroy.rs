@@ -172,7 +172,19 @@ pub async fn destroy(
     }
     if let Some((nl, st)) = inside {
         let routes: Vec<_> = match t {
-            DestroyTarget::Props(d) if !owned => adopted_own_routes(d, &st),
+            DestroyTarget::Props(d) if !owned => {
+                let want: Vec<_> = d
+                    .routes
+                    .iter()
+                    .map(|r| route::RouteSpec {
+                        dest: r.dest,
+                        gateway: r.gateway,
+                        dev: None,
+                        metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
+                    })
+                    .collect();
+                crate::netns_owner::adopted_routes(d, &st, &want)
+            }
             _ => st.routes.clone(),
         };
         for r in &routes {
@@ -265,28 +277,4 @@ pub async fn destroy(
     }
     rep.messages = count.get();
     Ok(rep)
-}
-
-/// The protocol-77 routes in an adopted netns that are this container's: through a link
-/// it created or names, or one of its desired routes. Others (another container's, a
-/// tool's) stay.
-fn adopted_own_routes(d: &Desired, st: &observe::NsState) -> Vec<route::RouteSpec> {
-    let alias = link::container_alias(&d.id);
-    let named = |dev: &str| {
-        d.interfaces.iter().any(|i| {
-            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
-        })
-    };
-    st.routes
-        .iter()
-        .filter(|r| {
-            r.dev.as_deref().is_some_and(|dev| {
-                named(dev) || st.links.get(dev).is_some_and(|l| l.owned_as(&alias))
-            }) || d
-                .routes
-                .iter()
-                .any(|w| w.dest == r.dest && w.gateway == r.gateway)
-        })
-        .cloned()
-        .collect()
 }

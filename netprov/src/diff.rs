@@ -419,33 +419,6 @@ fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<()
     }
 }
 
-/// In an adopted netns, netprov's protocol-77 routes may also be another container's
-/// (or another tool's): the ones this container may delete go through a link it
-/// created or names, or are one of its desired routes.
-fn adopted_own_routes(d: &Desired, o: &Observed, want: &[RouteSpec]) -> Vec<RouteSpec> {
-    let alias = container_alias(&d.id);
-    let named = |dev: &str| {
-        d.interfaces.iter().any(|i| {
-            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
-        })
-    };
-    o.container
-        .routes
-        .iter()
-        .filter(|r| {
-            let via_ours = r.dev.as_deref().is_some_and(|dev| {
-                named(dev)
-                    || o.container
-                        .links
-                        .get(dev)
-                        .is_some_and(|l| l.owned_as(&alias))
-            });
-            via_ours || want.iter().any(|w| w.same_key(r))
-        })
-        .cloned()
-        .collect()
-}
-
 /// Computes the plan that makes the kernel (`o`) match `d`.
 pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     let id = d.id.to_string();
@@ -507,7 +480,10 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     df.routes(At::Host, &o.host.routes, &host_want);
     let cont_have = match d.netns {
         NetnsSpec::Owned { .. } => o.container.routes.clone(),
-        NetnsSpec::Adopted { .. } => adopted_own_routes(d, o, &cont_want),
+        // Another container's protocol-77 routes there are not this one's to delete.
+        NetnsSpec::Adopted { .. } => {
+            crate::netns_owner::adopted_routes(d, &o.container, &cont_want)
+        }
     };
     df.routes(df.ns(), &cont_have, &cont_want);
     for s in &d.sysctls {

@@ -89,6 +89,32 @@ pub fn not_ours(id: &ContainerId, path: &Path, o: &Owner) -> OpError {
     )
 }
 
+/// The protocol-77 routes (`st.routes`) of an adopted netns that container `d` may
+/// delete: through a link it created or names, or with the key of one of `want`.
+/// Another container's (or tool's) protocol-77 routes there are not netprov's for `d`.
+pub fn adopted_routes(
+    d: &crate::model::Desired,
+    st: &crate::observe::NsState,
+    want: &[crate::route::RouteSpec],
+) -> Vec<crate::route::RouteSpec> {
+    let alias = container_alias(&d.id);
+    let named = |dev: &str| {
+        d.interfaces.iter().any(|i| {
+            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
+        })
+    };
+    st.routes
+        .iter()
+        .filter(|r| {
+            let via_ours = r.dev.as_deref().is_some_and(|dev| {
+                named(dev) || st.links.get(dev).is_some_and(|l| l.owned_as(&alias))
+            });
+            via_ours || want.iter().any(|w| w.same_key(r))
+        })
+        .cloned()
+        .collect()
+}
+
 /// What is at an owned handle path (`/run/netns/<id>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handle {
@@ -322,6 +348,58 @@ mod tests {
             ),
             Owner::Other("db".into())
         );
+    }
+
+    /// Every combination of the link a protocol-77 route goes through and whether it is
+    /// one of the container's routes: deletable exactly when either says it is ours.
+    #[test]
+    fn adopted_routes_matrix() {
+        use crate::model::*;
+        use crate::route::RouteSpec;
+        let id = ContainerId::new("web").unwrap();
+        let d = Desired {
+            id: id.clone(),
+            netns: NetnsSpec::Adopted {
+                path: "/run/netns/x".into(),
+            },
+            interfaces: vec![Interface {
+                name: IfName::new("lan").unwrap(),
+                kind: InterfaceKind::Existing,
+                addrs: vec![],
+                mtu: None,
+                mac: None,
+                macvlan: None,
+            }],
+            routes: vec![],
+            sysctls: vec![],
+            nft: None,
+            host_rules: HostRules::default(),
+        };
+        let mut st = crate::observe::NsState::default();
+        for (name, alias, ours) in [
+            ("lan", None, true),                // named by the props
+            ("wan", Some("netprov:web"), true), // created for this container
+            ("db0", Some("netprov:db"), false), // another container's
+            ("eth0", None, false),              // foreign
+        ] {
+            let (n, mut l) = link(name, alias);
+            l.index = st.links.len() as u32 + 2;
+            st.links.insert(n, l);
+            for (k, wanted) in [false, true].into_iter().enumerate() {
+                let dest = format!("10.{}.{k}.0/24", st.links.len()).parse().unwrap();
+                let r = RouteSpec {
+                    dest,
+                    gateway: None,
+                    dev: Some(name.to_owned()),
+                    metric: 0,
+                };
+                st.routes.push(r.clone());
+                let want: Vec<RouteSpec> = if wanted { vec![r.clone()] } else { vec![] };
+                let got = adopted_routes(&d, &st, &want);
+                assert_eq!(got.contains(&r), ours || wanted, "{name} wanted={wanted}");
+                st.routes.pop();
+            }
+        }
     }
 
     #[test]
