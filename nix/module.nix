@@ -109,7 +109,8 @@ let
   # containers fails `nixos-rebuild` with the option path and the file line.
   checkedProps = pkgs.runCommand "netprov-props"
     {
-      nativeBuildInputs = [ cfg.package pkgs.jq ];
+      # util-linux: unshare, for netprov's scratch network namespace (see the script).
+      nativeBuildInputs = [ cfg.package pkgs.jq pkgs.util-linux ];
       preferLocalBuild = true;
     }
     (''

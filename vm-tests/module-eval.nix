@@ -229,6 +229,13 @@ let
   # they are not; the build-time check must name the option and the line.
   conflict = eval {
     services.netprov.containers.a.network.interfaces.wan = { ip4 = "10.0.0.2/31"; hostIp4 = "10.0.0.3/31"; hostName = "shared0"; };
+    # A ruleset naming an interface: its dry run needs a placeholder interface, which
+    # a build sandbox cannot make (no /dev/net/tun).
+    services.netprov.containers.a.network.nft = ''
+      table inet filter {
+        chain input { type filter hook input priority 0; policy accept; iifname "wan" accept; }
+      }
+    '';
     services.netprov.containers.b.network.interfaces.wan = { ip4 = "10.0.0.4/31"; hostIp4 = "10.0.0.5/31"; hostName = "shared0"; };
   };
 
