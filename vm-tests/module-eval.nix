@@ -239,6 +239,15 @@ let
     services.netprov.containers.b.network.interfaces.wan = { ip4 = "10.0.0.4/31"; hostIp4 = "10.0.0.5/31"; hostName = "shared0"; };
   };
 
+  # What the NixOS manual shows: every visible option of the module, as the manual's
+  # generator (optionAttrSetToDocList) lists it.
+  docs = map (o: { inherit (o) name type description; default = o.default or null; })
+    (lib.filter (o: lib.hasPrefix "services.netprov." o.name && o.visible && !o.internal)
+      (lib.optionAttrSetToDocList (lib.evalModules {
+        modules = [ ./lib/nixos-stubs.nix ../nix/module.nix ];
+        specialArgs = { inherit pkgs; };
+      }).options));
+
   disabled = evalNixos [ ../nix/module.nix { services.netprov.containers.x = base; } ];
   check = good.services.netprov.propsCheck;
 in
@@ -269,6 +278,7 @@ else
   conflictProps = conflict.services.netprov.generatedProps;
   conflictFailures = failed conflict;
   edgeFailures = failed edgeValues;
+  inherit docs;
   edgeProps = edgeValues.services.netprov.generatedProps.edge;
   disabledUnits = builtins.attrNames disabled.systemd.services;
   disabledEtc = builtins.attrNames disabled.environment.etc;
