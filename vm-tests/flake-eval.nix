@@ -54,6 +54,10 @@ in
   package = {
     inherit (self.packages.${system}.default.passthru) pname version cargoBuildFlags;
     lockFile = toString self.packages.${system}.default.passthru.cargoLock.lockFile;
+    # The filtered source (its store path is computed, filter included; in this
+    # read-only evaluation it is not copied, so nothing may be read from it — which is
+    # why nix/package.nix reads Cargo.toml and Cargo.lock from the checkout).
+    src = builtins.unsafeDiscardStringContext (baseNameOf (toString self.packages.${system}.default.passthru.src));
   };
   overlayPackage = overlaid.netprov.name;
   devShells = builtins.attrNames self.devShells.${system};

@@ -2,8 +2,9 @@
 # nixpkgs' real `lib` (the archives in ../shared/nix). Nothing here builds.
 #
 # `mkDrv name attrs`: how a stand-in package is made. check-nix's evaluations use plain
-# attribute sets that look like derivations (no store access); its `nix flake check`
-# uses real, never-built `derivation`s, which the flake checker requires.
+# attribute sets that look like derivations; its `nix flake check` uses real,
+# never-built `derivation`s (the flake checker requires them) whose environment is
+# `attrs.drvEnv`, so a package's `src` is evaluated as the real one would be.
 { lib
 , system ? "x86_64-linux"
 , mkDrv ? name: attrs: {
@@ -27,7 +28,10 @@ let
     # Keeps what it was given, so check-nix can look at the build-time checks.
     runCommand = name: env: script: mkDrv name { passthru = { inherit env script; }; };
     writeText = name: text: mkDrv name { passthru = { inherit text; }; };
-    rustPlatform.buildRustPackage = attrs: mkDrv "${attrs.pname}-${attrs.version}" { passthru = attrs; };
+    rustPlatform.buildRustPackage = attrs: mkDrv "${attrs.pname}-${attrs.version}" {
+      passthru = attrs;
+      drvEnv = { inherit (attrs) src; cargoLock = attrs.cargoLock.lockFile; };
+    };
     mkShell = attrs: mkDrv "shell" { };
     testers.runNixOSTest = test: mkDrv "vm-test-${test.name}" { passthru.test = test; };
     pkgsStatic.busybox = fake "busybox-static";

@@ -6,11 +6,13 @@
   outputs = { self }:
     let
       lib = import ./lib;
-      mkDrv = system: name: attrs: derivation {
+      # `drvEnv` becomes the derivation's environment, so what a real package would
+      # force (its `src`) is forced here too.
+      mkDrv = system: name: attrs: derivation ({
         inherit name system;
         builder = "/bin/sh";
         args = [ "-c" "echo stand-in, not buildable >&2; exit 1" ];
-      } // attrs;
+      } // attrs.drvEnv or { }) // attrs;
     in
     {
       inherit lib;
