@@ -54,6 +54,7 @@ in
   package = {
     inherit (self.packages.${system}.default.passthru) pname version cargoBuildFlags;
     lockFile = toString self.packages.${system}.default.passthru.cargoLock.lockFile;
+    lockFileRead = builtins.stringLength self.packages.${system}.default.passthru.cargoLockText > 0;
     # The filtered source (its store path is computed, filter included; in this
     # read-only evaluation it is not copied, so nothing may be read from it — which is
     # why nix/package.nix reads Cargo.toml and Cargo.lock from the checkout).

@@ -28,8 +28,9 @@ let
     # Keeps what it was given, so check-nix can look at the build-time checks.
     runCommand = name: env: script: mkDrv name { passthru = { inherit env script; }; };
     writeText = name: text: mkDrv name { passthru = { inherit text; }; };
+    # Reads the lock file at evaluation time, as nixpkgs' importCargoLock does.
     rustPlatform.buildRustPackage = attrs: mkDrv "${attrs.pname}-${attrs.version}" {
-      passthru = attrs;
+      passthru = attrs // { cargoLockText = builtins.readFile attrs.cargoLock.lockFile; };
       drvEnv = { inherit (attrs) src; cargoLock = attrs.cargoLock.lockFile; };
     };
     mkShell = attrs: mkDrv "shell" { };
