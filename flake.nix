@@ -35,11 +35,12 @@
         default = netprov;
       });
 
-      # The module, with this flake's package as the default of services.netprov.package
-      # (no overlay needed; with the overlay applied, pkgs.netprov is the same package).
+      # The module, with this checkout's netprov built by the system's own nixpkgs as the
+      # default of services.netprov.package (no overlay needed; with the overlay applied,
+      # pkgs.netprov is the same package).
       nixosModules.default = { lib, pkgs, ... }: {
         imports = [ ./nix/module.nix ];
-        services.netprov.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        services.netprov.package = lib.mkDefault (pkgs.callPackage ./nix/package.nix { inherit src; });
       };
       nixosModules.netprov = self.nixosModules.default;
 
