@@ -14,7 +14,7 @@
 # prepared namespace, and runs `netprov destroy` after it stops.
 { config, options, lib, pkgs, utils, ... }:
 let
-  inherit (lib) mkOption mkIf mkDefault mkBefore types mapAttrs' mapAttrsToList
+  inherit (lib) mkOption mkIf mkBefore types mapAttrs' mapAttrsToList
     nameValuePair filterAttrs concatLists optional optionals optionalAttrs any attrValues;
 
   cfg = config.services.netprov;
@@ -365,13 +365,16 @@ in
 
     boot.kernelModules = optionals anyOvs [ "openvswitch" ];
 
-    # Masquerade and port forwards route through the host.
+    # Masquerade and port forwards route through the host. A default the user overrides
+    # with any plain definition; just above mkDefault, because NixOS's networking module
+    # itself sets net.ipv4.conf.all.forwarding with mkDefault (from proxyARP), and two
+    # definitions of a sysctl at the same priority are an error.
     boot.kernel.sysctl = lib.mkMerge [
       (mkIf (any forwarding (attrValues cfg.containers)) {
-        "net.ipv4.conf.all.forwarding" = mkDefault true;
+        "net.ipv4.conf.all.forwarding" = lib.mkOverride 999 true;
       })
       (mkIf (any (c: (c.network.masquerade == true && usesIp6 c) || forwards6 c) (attrValues cfg.containers)) {
-        "net.ipv6.conf.all.forwarding" = mkDefault true;
+        "net.ipv6.conf.all.forwarding" = lib.mkOverride 999 true;
       })
     ];
   };

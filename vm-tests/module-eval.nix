@@ -248,6 +248,11 @@ let
         specialArgs = { inherit pkgs; };
       }).options));
 
+  # The user's own setting wins over the module's forwarding default.
+  noForwarding = (eval (lib.recursiveUpdate goodConfig {
+    boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = false;
+  })).boot.kernel.sysctl."net.ipv4.conf.all.forwarding";
+
   disabled = evalNixos [ ../nix/module.nix { services.netprov.containers.x = base; } ];
   check = good.services.netprov.propsCheck;
 in
@@ -262,6 +267,8 @@ else
   units = builtins.mapAttrs (_: u: { inherit (u) serviceConfig reloadTriggers overrideStrategy restartIfChanged after; }) good.systemd.services;
   nixosContainers = builtins.mapAttrs (_: c: { inherit (c) networkNamespace; }) good.containers;
   sysctl = good.boot.kernel.sysctl;
+  inherit noForwarding;
+  sysctlWithoutForwards = (eval { services.netprov.containers.x = base; }).boot.kernel.sysctl;
   goodFailures = failed good;
   machinesWanted = good.systemd.targets.machines.wantedBy or [ ];
   kernelModules = good.boot.kernelModules;

@@ -53,7 +53,8 @@ in
       default = { };
     };
     boot.kernelModules = strs;
-    boot.kernel.sysctl = mkOption { type = types.attrsOf types.anything; default = { }; };
+    # As NixOS's sysctl option: one definition per key and priority (types.uniq).
+    boot.kernel.sysctl = mkOption { type = types.attrsOf (types.uniq (types.nullOr (types.oneOf [ types.bool types.str types.int ]))); default = { }; };
     boot.enableContainers = mkOption { type = types.bool; default = true; };
     networking.nftables.enable = bool false;
     networking.nftables.flushRuleset = bool false;
@@ -91,6 +92,10 @@ in
       default = { };
     };
   };
+
+  # What NixOS itself defines on options the module sets too
+  # (nixos/modules/tasks/network-interfaces.nix: forwarding follows proxyARP).
+  config.boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = lib.mkDefault false;
 
   config._module.args.utils = {
     # nixos/lib/utils.nix's escapeSystemdExecArgs: every argument a JSON string (systemd
