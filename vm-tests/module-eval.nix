@@ -127,7 +127,24 @@ let
     sysctl-int = [ [ "sysctl" ] 5 ];
     unit-kind = [ [ "unit" ] "docker" ];
     nspawn-args = [ [ "nspawnArgs" ] "--boot" ];
+    auto-start = [ [ "autoStart" ] "yes" ];
+    external-ids = [ [ "network" "interfaces" "lan" "ovs" ] { bridge = "br0"; external_ids.iface-id = 5; } ];
+    sysctl-list = [ [ "sysctl" ] { "net.ipv4.ip_forward" = [ 1 ]; } ];
+    route-no-to = [ [ "network" "routes" ] [{ via = "10.0.0.1"; }] ];
+    forward-no-port = [ [ "network" "forwards" ] [{ proto = "tcp"; hostPort = 80; }] ];
   };
+  # services.netprov's own options.
+  topCases = {
+    enable = [ "enable" "yes" ];
+    ovsdb = [ "ovsdb" 5 ];
+    check-props = [ "checkProps" 1 ];
+    containers = [ "containers" [ ] ];
+  };
+  topTypeErrors = builtins.mapAttrs
+    (_: c:
+      let cfg = evalNixos [ ../nix/module.nix { services.netprov.${builtins.elemAt c 0} = builtins.elemAt c 1; } ];
+      in !(builtins.tryEval (builtins.deepSeq cfg.services.netprov.${builtins.elemAt c 0} true)).success)
+    topCases;
   typeCaseConfig = c:
     let
       path = builtins.elemAt c 0;
@@ -150,7 +167,7 @@ let
       {
         optionRefused = !(reads (lib.getAttrFromPath path x));
         propsRefused = !(reads cfg.services.netprov.generatedProps.x);
-        restFine = reads x.autoStart && (path == [ "id" ] || reads x.id);
+        restFine = reads (if path == [ "id" ] then x.unit else x.id);
       })
     typeCases;
 
@@ -280,7 +297,7 @@ else
     router1OnlyTrigger = builtins.removeAttrs good.systemd.services."systemd-nspawn@router1" [ "reloadTriggers" ]
       == builtins.removeAttrs changed.systemd.services."systemd-nspawn@router1" [ "reloadTriggers" ];
   };
-  inherit typeErrors assertionCases notAsserted;
+  inherit typeErrors topTypeErrors assertionCases notAsserted;
   typeCasePaths = builtins.mapAttrs (_: c: lib.concatStringsSep "." (builtins.elemAt c 0)) typeCases;
   conflictProps = conflict.services.netprov.generatedProps;
   conflictFailures = failed conflict;
