@@ -181,9 +181,7 @@ pub async fn destroy(
             Ok(_) => {
                 let ns = path.clone();
                 count.bump();
-                match blocking("flush nftables ruleset", move || nft::ruleset::remove(&ns))
-                    .await
-                {
+                match blocking("flush nftables ruleset", move || nft::ruleset::remove(&ns)).await {
                     Ok(()) => rep.ruleset_removed = true,
                     Err(e) => fails.push(e),
                 }

@@ -223,7 +223,12 @@ impl Engine {
 
     /// The differences between the kernel and `d`; empty when in sync.
     pub fn check(&self, d: &Desired) -> Result<Vec<Drift>, OpError> {
-        Ok(self.plan_locked(d, lock::Op::Check)?.steps.iter().map(|s| s.as_drift()).collect())
+        Ok(self
+            .plan_locked(d, lock::Op::Check)?
+            .steps
+            .iter()
+            .map(|s| s.as_drift())
+            .collect())
     }
 
     /// Netlink requests (reads and writes) sent in the host netns so far.

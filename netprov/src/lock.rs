@@ -289,7 +289,9 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "apply pid 1\n").unwrap();
         let l = rt().block_on(acquire_at(&p, Op::Check)).unwrap();
-        assert!(std::fs::read_to_string(&p).unwrap().starts_with("check pid"));
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .starts_with("check pid"));
         drop(l);
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
