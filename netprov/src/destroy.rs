@@ -10,6 +10,12 @@
 //! destroy virtual ones — and then the handle is unmounted and unlinked. An adopted
 //! netns is left in place with its foreign links; only netprov's links and routes
 //! leave it. Things already gone are fine: destroy is idempotent.
+//!
+//! Best effort and complete: a failing part (OVSDB unreachable, a link the kernel will
+//! not delete, an nftables error) is recorded and the rest still runs; the failures
+//! come back together ([`DestroyFailed`]) after everything else that could go is gone.
+//! The one thing held back is an owned netns holding a link netprov could not move
+//! back: removing the netns would destroy a link that is not netprov's.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -76,7 +82,8 @@ impl DestroyTarget {
 /// failed (each names its operation and object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestroyFailed {
-    pub report: DestroyReport,
+    /// Boxed: keeps the `Err` of a `Result` small.
+    pub report: Box<DestroyReport>,
     pub failures: Vec<OpError>,
 }
 
@@ -84,10 +91,10 @@ impl DestroyFailed {
     /// A destroy of `id` that failed before removing anything.
     pub fn new(id: &ContainerId, e: OpError) -> Self {
         Self {
-            report: DestroyReport {
+            report: Box::new(DestroyReport {
                 id: id.to_string(),
                 ..Default::default()
-            },
+            }),
             failures: vec![e],
         }
     }
@@ -334,7 +341,7 @@ pub async fn destroy(
         Ok(rep)
     } else {
         Err(DestroyFailed {
-            report: rep,
+            report: Box::new(rep),
             failures: fails,
         })
     }

@@ -109,7 +109,7 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
         let id = t.id().to_string();
         let (rep, fails) = match engine.destroy(t) {
             Ok(rep) => (rep, Vec::new()),
-            Err(DestroyFailed { report, failures }) => (report, failures),
+            Err(DestroyFailed { report, failures }) => (*report, failures),
         };
         failed |= !fails.is_empty();
         if json {
