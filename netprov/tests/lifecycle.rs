@@ -339,3 +339,149 @@ fn same_id_waits_and_says_so_other_ids_do_not() {
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(!Path::new(&format!("/run/netprov/{a}.lock")).exists());
 }
+
+/// A part of destroy that fails mid-way does not stop the rest: an `Existing` link that
+/// cannot go back to the host (a link of its name appeared there) is reported, the
+/// netns that holds it is kept (removing it would destroy that link), and the veth,
+/// routes and host table are removed all the same. Once the name is free, destroy again
+/// returns the link and removes the netns.
+#[test]
+fn destroy_carries_on_past_a_failing_part_and_keeps_a_netns_with_foreign_links() {
+    let mut host = HostNetns::new();
+    let dir = Dir::new();
+    let id = unique("f");
+    host.track(&id);
+    let ex = format!("x{id}");
+    // A veth end stands in for a physical NIC (this kernel has no dummy driver); being
+    // virtual, it would die with the netns instead of going back.
+    host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &ex,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("y{id}"),
+        ],
+    );
+    let p = dir.write(
+        &id,
+        json!({
+            "interfaces": {
+                "wan": { "ip4": "70.5.0.2/31", "hostIp4": "70.5.0.1/31", "hostName": format!("w{id}") },
+                ex.clone(): { "ip4": "10.66.0.1/24" },
+            },
+            "ip4route": "70.5.0.1",
+            "masquerade": true,
+        }),
+    );
+    let out = host.netprov(&["apply", &p]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    host.ok("ping", &["-c1", "-W2", "70.5.0.2"]);
+    // An impostor takes the existing link's name in the host.
+    host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &ex,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("z{id}"),
+        ],
+    );
+
+    let out = host.netprov(&["destroy", &id]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "netprov destroy: {id}: move {ex} back to the host netns from netns {id}: File exists"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "netprov destroy: {id}: delete netns /run/netns/{id}: kept"
+        )),
+        "{err}"
+    );
+    let left = leftovers(&host, &id);
+    assert_eq!(
+        left,
+        vec!["netns handle (1 mounts)".to_string()],
+        "{}",
+        text(&out)
+    );
+    common::ok("ip", &["-n", &id, "link", "show", "dev", &ex]);
+
+    host.ok("ip", &["link", "del", &ex]);
+    let out = host.netprov(&["destroy", &id]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(leftovers(&host, &id), Vec::<String>::new());
+    host.ok("ip", &["link", "show", "dev", &ex]);
+}
+
+/// Two multi-file applies naming the same containers in opposite orders, at once: each
+/// takes a container's lock only while applying that container, so neither can wait
+/// for the other in a cycle; both finish, the containers are in sync.
+#[test]
+fn multi_file_applies_in_opposite_orders_do_not_deadlock() {
+    let mut host = HostNetns::new();
+    let dir = Dir::new();
+    let bin = common::netprov_bin();
+    for round in 0..5u8 {
+        let ids: Vec<String> = (0..3).map(|_| unique("m")).collect();
+        let files: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                host.track(id);
+                dir.write(
+                    id,
+                    json!({ "interfaces": { "wan": {
+                        "ip4": format!("70.6.{n}.2/31"), "hostIp4": format!("70.6.{n}.1/31"),
+                        "hostName": format!("w{id}") } } }),
+                )
+            })
+            .collect();
+        let mut rev = files.clone();
+        rev.reverse();
+        let children: Vec<_> = [&files, &rev, &files, &rev]
+            .iter()
+            .map(|fs| {
+                let mut args = vec!["apply"];
+                args.extend(fs.iter().map(String::as_str));
+                host.cmd(bin.to_str().unwrap(), &args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert_eq!(code(&o), 0, "round {round}: {}", text(&o));
+        }
+        let mut args = vec!["check"];
+        args.extend(files.iter().map(String::as_str));
+        let out = host.netprov(&args);
+        assert_eq!(code(&out), 0, "round {round}: {}", text(&out));
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(handle_mounts(id), 1, "round {round}");
+            host.ok("ping", &["-c1", "-W2", &format!("70.6.{n}.2")]);
+        }
+        let mut args = vec!["destroy"];
+        args.extend(ids.iter().map(String::as_str));
+        let out = host.netprov(&args);
+        assert_eq!(code(&out), 0, "round {round}: {}", text(&out));
+        for id in &ids {
+            assert_eq!(leftovers(&host, id), Vec::<String>::new(), "round {round}");
+        }
+    }
+}
