@@ -154,8 +154,8 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
 /// is fine. The netns itself dies when its last user (process, socket, mount) is gone.
 ///
 /// Every stacked mount goes (left by concurrent creators before netprov took a lock per
-/// container, or by a bind mount made on top of ours by hand): one unmount detaches only the top
-/// one, and unlinking a path that is still a mount point fails with EBUSY.
+/// container, or by a bind mount made on top of ours by hand): one unmount detaches
+/// only the top one, and unlinking a path that is still a mount point fails with EBUSY.
 pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
