@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod execute;
 pub mod link;
+pub mod lock;
 pub mod model;
 pub mod netlink;
 pub mod netns;

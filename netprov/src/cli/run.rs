@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::out;
-use crate::engine::{DestroyTarget, Engine};
+use crate::engine::{DestroyFailed, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
@@ -100,13 +100,38 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     }
 }
 
+/// Destroy is best effort: a container whose destroy failed in part still gets its
+/// summary line (what was removed), then one line per failure on stderr.
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
-    let results = targets
-        .iter()
-        .map(|t| (t.id().to_string(), engine.destroy(t)));
-    code(report("destroy", json, results, |id, rep| {
+    let mut failed = false;
+    let mut docs = Vec::new();
+    for t in &targets {
+        let id = t.id().to_string();
+        let (rep, fails) = match engine.destroy(t) {
+            Ok(rep) => (rep, Vec::new()),
+            Err(DestroyFailed { report, failures }) => (*report, failures),
+        };
+        failed |= !fails.is_empty();
+        if json {
+            let mut doc = json!({ "id": id, "ok": fails.is_empty(), "result": rep });
+            if let Some(first) = fails.first() {
+                let all: Vec<_> = fails.iter().map(|e| e.to_string()).collect();
+                doc["error"] = json!(all.join("; "));
+                doc["errno"] = json!(first.errno);
+                doc["errors"] = fails
+                    .iter()
+                    .map(|e| json!({ "error": e.to_string(), "errno": e.errno }))
+                    .collect();
+            }
+            docs.push(doc);
+            for e in &fails {
+                eprintln!("netprov destroy: {id}: {e}");
+            }
+            continue;
+        }
         out(&format!(
-            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            if fails.is_empty() { "destroyed" } else { "destroyed in part" },
             rep.links_deleted.len(),
             rep.links_returned.len(),
             rep.routes_deleted,
@@ -116,5 +141,12 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
         if let Some(why) = &rep.netns_not_ours {
             out(&format!("{id}: left the netns alone: {why}"));
         }
-    }))
+        for e in &fails {
+            eprintln!("netprov destroy: {id}: {e}");
+        }
+    }
+    if json {
+        out(&Value::Array(docs).to_string());
+    }
+    code(failed)
 }
