@@ -15,6 +15,7 @@ use crate::model::{ContainerId, Desired, IfName};
 use crate::nft::CheckError;
 use crate::props;
 
+mod host;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -70,6 +71,86 @@ pub enum Command {
     },
     /// Print the JSON Schema of the properties file.
     Schema,
+    /// Every container with objects on this host (from netprov's marks) or a props file:
+    /// what it holds, whether it runs, whether it is in sync.
+    List {
+        /// Only these ids.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// One container in detail: links with addresses and counters, OVS ports, nftables
+    /// digests, drift.
+    Status {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// Remove what belongs to containers without a props file, without a running
+    /// machine and without processes in their netns.
+    Gc {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these ids (still only when they are orphaned).
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// Re-apply every props file of the props directory whose container's network
+    /// exists (after a firewall reload or an Open vSwitch restart), concurrently.
+    Reconcile {
+        /// Also apply the props of stopped containers (creating their networks).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+}
+
+/// Where the host-wide commands find props files and running machines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlacesArgs {
+    /// The props directory (what the generator reads).
+    #[arg(long, env = "NETPROV_PROPS_DIR", value_name = "DIR", default_value = crate::inventory::PROPS_DIR)]
+    pub props_dir: PathBuf,
+    /// systemd-machined's state directory (tests).
+    #[arg(long, hide = true, env = "NETPROV_MACHINES_DIR", value_name = "DIR", default_value = crate::inventory::MACHINES_DIR)]
+    pub machines_dir: PathBuf,
+}
+
+impl PlacesArgs {
+    fn places(&self) -> crate::inventory::Places {
+        crate::inventory::Places {
+            props_dir: self.props_dir.clone(),
+            machines_dir: self.machines_dir.clone(),
+        }
+    }
+}
+
+/// Container ids given on the command line; invalid ones are invalid input.
+fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>> {
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for a in args {
+        match ContainerId::new(a) {
+            Ok(id) => ok.push(id),
+            Err(m) => errs.push(Invalid {
+                file: None,
+                path: String::new(),
+                location: None,
+                message: format!("container id {a:?} {m}"),
+            }),
+        }
+    }
+    if errs.is_empty() {
+        Ok(ok)
+    } else {
+        Err(errs)
+    }
 }
 
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
@@ -120,6 +201,29 @@ pub fn run(cli: Cli) -> i32 {
             Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
+        Command::List { ids, places } => match ids_arg(&ids) {
+            Ok(ids) => with_engine(ovsdb, None, |e| host::list(e, &places.places(), &ids, json)),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Status { id, places } => match ids_arg(std::slice::from_ref(&id)) {
+            Ok(ids) => with_engine(ovsdb, None, |e| {
+                host::status(e, &places.places(), &ids[0], json)
+            }),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Gc {
+            dry_run,
+            ids,
+            places,
+        } => match ids_arg(&ids) {
+            Ok(ids) => with_engine(ovsdb, None, |e| {
+                host::gc(e, &places.places(), &ids, dry_run, json)
+            }),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Reconcile { all, places } => with_engine(ovsdb, None, |e| {
+            host::reconcile(e, &places.places(), all, json)
+        }),
     }
 }
 

@@ -231,6 +231,38 @@ impl Engine {
         )
     }
 
+    /// Applies the containers for which `keep` (asked under each container's lock, so
+    /// a concurrent destroy or apply is seen) returns true, concurrently as
+    /// [`Engine::apply_many`]; `None` for a container `keep` skipped. Used by
+    /// `reconcile`, which heals only networks that exist: deciding before the lock
+    /// would let it re-create a network that a container's stop destroyed meanwhile.
+    pub fn apply_many_if(
+        &self,
+        ds: &[Desired],
+        keep: impl Fn(&Desired) -> bool,
+    ) -> Vec<Option<Result<ApplyReport, OpError>>> {
+        use futures::stream::{self, StreamExt};
+        let keep = &keep;
+        self.rt.block_on(
+            stream::iter(ds.iter().map(|d| async move {
+                let _lock = match lock::acquire(&d.id, lock::Op::Apply).await {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(e)),
+                };
+                if !keep(d) {
+                    return None;
+                }
+                Some(
+                    self.apply_traced(d)
+                        .instrument(tracing::info_span!("apply", id = %d.id))
+                        .await,
+                )
+            }))
+            .buffered(MAX_IN_FLIGHT)
+            .collect(),
+        )
+    }
+
     /// The differences between the kernel and `d`; empty when in sync.
     pub fn check(&self, d: &Desired) -> Result<Vec<Drift>, OpError> {
         Ok(self
@@ -244,6 +276,47 @@ impl Engine {
     /// Netlink requests (reads and writes) sent in the host netns so far.
     pub fn host_requests(&self) -> usize {
         self.host.requests()
+    }
+
+    /// Destroys `t` when `still` (asked under its lock) returns true; `Ok(None)` when
+    /// it did not. `gc` uses it so that a container started between its scan and the
+    /// removal (props file installed, machine registered) is left alone.
+    pub fn destroy_if(
+        &self,
+        t: &DestroyTarget,
+        still: impl FnOnce() -> bool,
+    ) -> Result<Option<DestroyReport>, DestroyFailed> {
+        self.rt.block_on(async {
+            let _lock = lock::acquire(t.id(), lock::Op::Destroy)
+                .await
+                .map_err(|e| DestroyFailed::new(t.id(), e))?;
+            if !still() {
+                return Ok(None);
+            }
+            crate::destroy::destroy(
+                t,
+                &self.host,
+                &self.host_ns,
+                &self.host_path,
+                &self.endpoint(),
+                self.rt.handle(),
+            )
+            .await
+            .map(Some)
+        })
+    }
+
+    /// The host netns connection, its path, the runtime and the OVSDB endpoint, for
+    /// the host-wide commands (`inventory.rs`).
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &Netlink,
+        &std::path::Path,
+        &tokio::runtime::Runtime,
+        Endpoint,
+    ) {
+        (&self.host, &self.host_path, &self.rt, self.endpoint())
     }
 
     /// Removes everything netprov owns for the target, under its lock. Best effort:

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod execute;
+pub mod inventory;
 pub mod link;
 pub mod lock;
 pub mod model;

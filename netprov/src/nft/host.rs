@@ -219,6 +219,63 @@ fn observe_here(table: &str) -> std::io::Result<HostState> {
     Ok(HostState::Present { digest })
 }
 
+/// The containers that have a host table (`inet netprov-<id>`, `<id>` a valid id) in
+/// the host netns at `host_netns`: one dump of the inet tables. Host-wide, for the
+/// inventory (`netprov list`, `gc`), never on the per-container path.
+pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> {
+    let op = format!("list nftables tables in netns {}", host_netns.display());
+    let names = in_netns(host_netns, || -> std::io::Result<Vec<String>> {
+        let sock = NfSocket::open()?;
+        let mut names = Vec::new();
+        sock.request(&dump_tables_msg(), |m| {
+            if m.kind & 0xff == libc::NFT_MSG_NEWTABLE as u16 {
+                names.extend(table_msg_name(m.bytes));
+            }
+        })?;
+        Ok(names)
+    })?
+    .map_err(|e| OpError::io(op, &e))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| n.strip_prefix(TABLE_PREFIX))
+        .filter_map(|id| ContainerId::new(id).ok())
+        .collect())
+}
+
+/// NFT_MSG_GETTABLE dump of the inet family.
+fn dump_tables_msg() -> Vec<u8> {
+    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
+    // SAFETY: buf is large enough for a header-only nftables message.
+    unsafe {
+        let nlh = sys::nftnl_nlmsg_build_hdr(
+            buf.as_mut_ptr().cast(),
+            libc::NFT_MSG_GETTABLE as u16,
+            ProtoFamily::Inet as u16,
+            libc::NLM_F_DUMP as u16,
+            3,
+        );
+        buf.truncate((*nlh).nlmsg_len as usize);
+    }
+    buf
+}
+
+/// The table name in a NEWTABLE message.
+fn table_msg_name(msg: &[u8]) -> Option<String> {
+    // SAFETY: msg is one complete netlink message; the table object is freed after the
+    // name (valid until then) is copied.
+    unsafe {
+        let t = sys::nftnl_table_alloc();
+        let name = if sys::nftnl_table_nlmsg_parse(msg.as_ptr().cast(), t) >= 0 {
+            let p = sys::nftnl_table_get_str(t, sys::NFTNL_TABLE_NAME as u16);
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        sys::nftnl_table_free(t);
+        name
+    }
+}
+
 /// Creates or atomically replaces the container's table in the host netns.
 pub fn apply_host(host_netns: &Path, spec: &HostSpec) -> Result<(), OpError> {
     let op = format!(
