@@ -710,6 +710,9 @@ pub struct Status {
     pub host_table_digest: Option<String>,
     pub host_table: bool,
     pub sync: SyncState,
+    /// `/run/netns/<id>` exists but is not netprov's (nothing in it is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_not_ours: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ovsdb_skipped: Option<String>,
 }
@@ -790,27 +793,40 @@ async fn links_with_state(
 pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Status, OpError> {
     let (host, host_path, rt, ep) = engine.parts();
     let props = props_files(&places.props_dir).remove(id.as_str());
-    let netns = match props.as_deref().map(load_props) {
-        Some(Ok(d)) => d.netns.path().clone(),
-        _ => Path::new(crate::props::NETNS_DIR).join(id.as_str()),
+    let (netns, owned) = match props.as_deref().map(load_props) {
+        Some(Ok(d)) => (
+            d.netns.path().clone(),
+            matches!(d.netns, NetnsSpec::Owned { .. }),
+        ),
+        _ => (Path::new(crate::props::NETNS_DIR).join(id.as_str()), true),
     };
     let alias_of = |l: &LinkState| l.alias.as_deref().and_then(alias_owner).as_ref() == Some(id);
     let mut links = rt.block_on(links_with_state(host, "host", alias_of))?;
     let mut processes = Vec::new();
     let mut nft_digest = None;
     let mut nft_intact = None;
-    let ours = netns_owner::handle(&netns).ok() == Some(netns_owner::Handle::Netns)
-        || crate::netns::is_handle(&netns);
-    if ours && crate::netns::is_handle(&netns) {
-        processes = netns_processes(&netns);
+    let mut netns_not_ours = None;
+    // An owned handle is checked without following a symlink, and shown only when it
+    // carries this container's mark: a foreign /run/netns/<id> is not this container's.
+    let usable = if owned {
+        netns_owner::handle(&netns).ok() == Some(netns_owner::Handle::Netns)
+    } else {
+        crate::netns::is_handle(&netns)
+    };
+    if usable {
         let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;
-        links.extend(rt.block_on(links_with_state(&nl, "netns", |_| true))?);
-        let ns = netns.clone();
-        if let Ok(RulesetState::Loaded { source_digest, .. }) = nft::ruleset::observe(&ns).as_ref()
-        {
-            nft_digest = Some(source_digest.clone());
+        let who = netns_owner::owner(id, &rt.block_on(netns_links(&netns, rt.handle()))?);
+        if owned && !who.is_ours() {
+            netns_not_ours = Some(netns_owner::not_ours(id, &netns, &who).to_string());
+        } else {
+            processes = netns_processes(&netns);
+            links.extend(rt.block_on(links_with_state(&nl, "netns", |_| true))?);
+            let state = nft::ruleset::observe(&netns).ok();
+            if let Some(RulesetState::Loaded { source_digest, .. }) = &state {
+                nft_digest = Some(source_digest.clone());
+            }
+            nft_intact = state.map(|r| r.is_intact());
         }
-        nft_intact = nft::ruleset::observe(&ns).ok().map(|r| r.is_intact());
     }
     let host_state = nft::host::observe_host(host_path, id)?;
     let (host_table, host_table_digest) = match host_state {
@@ -836,6 +852,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
         nft_intact,
         host_table_digest,
         host_table,
+        netns_not_ours,
         ovsdb_skipped,
     })
 }

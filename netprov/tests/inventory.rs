@@ -462,6 +462,18 @@ fn status_shows_links_counters_ports_and_drift() {
     assert_eq!(s["links"], json!([]), "{s}");
     assert_eq!(s["sync"]["state"], "no_props");
     assert_eq!(t.netprov(&["status", "../x"]).status.code(), Some(2));
+    // A /run/netns/<id> made by `ip netns add`: its links are not shown as netprov's.
+    let foreign = t.id();
+    common::ok("ip", &["netns", "add", &foreign]);
+    let s = t.json(&["status", &foreign]);
+    assert_eq!(s["links"], json!([]), "{s}");
+    assert!(
+        s["netns_not_ours"]
+            .as_str()
+            .unwrap()
+            .contains("no owner mark"),
+        "{s}"
+    );
     t.ok(&["destroy", &id]);
 }
 

@@ -89,6 +89,9 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId, json: bool) ->
             n => format!("{n} processes in its netns"),
         }
     ));
+    if let Some(why) = &st.netns_not_ours {
+        out(&format!("{id}: netns not shown: {why}"));
+    }
     for l in &st.links {
         out(&format!(
             "{id}: link {} ({}, {}, {}) {} rx {} pkts/{} B tx {} pkts/{} B drop {}/{}",
