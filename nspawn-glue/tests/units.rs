@@ -157,6 +157,50 @@ fn shipped_dropins_verify() {
     }
 }
 
+/// The host-wide units (reconcile on firewall/OVS restarts, the timer and path that
+/// back it up, gc at boot) verify, with and without a container drop-in wanting gc.
+#[test]
+fn host_units_verify() {
+    let root = Root::new();
+    let system = root.path().join("etc/systemd/system");
+    fs::create_dir_all(&system).unwrap();
+    let mut units = Vec::new();
+    for e in fs::read_dir(Path::new(UNITS).join("host")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        fs::copy(e.path(), system.join(&name)).unwrap();
+        units.push(name);
+    }
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            "netprov-gc.service",
+            "netprov-reconcile-hook.service",
+            "netprov-reconcile.path",
+            "netprov-reconcile.service",
+            "netprov-reconcile.timer",
+        ]
+    );
+    for u in &units {
+        root.assert_verifies(u);
+    }
+    root.install(
+        "systemd-nspawn@.service.d/50-netprov.conf",
+        "systemd-nspawn@web.service",
+    );
+    root.assert_verifies("systemd-nspawn@web.service");
+    // The hook really is tied to the services whose restarts it follows.
+    let hook = fs::read_to_string(system.join("netprov-reconcile-hook.service")).unwrap();
+    for dep in [
+        "PartOf=nftables.service firewalld.service openvswitch-switch.service ovs-vswitchd.service",
+        "ReloadPropagatedFrom=nftables.service firewalld.service",
+        "RemainAfterExit=yes",
+    ] {
+        assert!(hook.lines().any(|l| l == dep), "{dep}");
+    }
+}
+
 /// The harness is not vacuous: without setpriv installed, verification fails on it.
 #[test]
 fn verify_catches_a_missing_command() {
