@@ -27,7 +27,7 @@ fn kinds_are_inferred() {
     let names: Vec<_> = d.interfaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c", "d"]);
     match &d.interfaces[0].kind {
-        InterfaceKind::Veth(h) => assert_eq!(h.name.as_str(), "ve-c1-a"),
+        InterfaceKind::Veth(h) => assert_eq!(h.name.as_str(), "np-c1-a"),
         k => panic!("{k:?}"),
     }
     match &d.interfaces[1].kind {
@@ -126,7 +126,7 @@ fn ovs_contradictions_name_both_fields() {
             assert_eq!(
                 p.style,
                 OvsStyle::Veth {
-                    host: IfName::new("ve-c1-a").unwrap()
+                    host: IfName::new("np-c1-a").unwrap()
                 }
             );
         }
