@@ -47,6 +47,11 @@ pub enum Command {
         /// Test only: fail after N mutating operations (fault injection).
         #[arg(long, hide = true, value_name = "N")]
         fail_after: Option<u64>,
+        /// The container will run in a user namespace (systemd-nspawn -U): also set
+        /// net.ipv4.ping_group_range and net.ipv4.ip_unprivileged_port_start in its
+        /// netns, unless the props set them.
+        #[arg(long)]
+        userns: bool,
     },
     /// Print what apply would change; change nothing.
     Plan {
@@ -185,8 +190,17 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Apply { props, fail_after } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json)),
+        Command::Apply {
+            props,
+            fail_after,
+            userns,
+        } => match load(&props, json, Dry::UnlessLoaded) {
+            Ok(mut ds) => {
+                if userns {
+                    ds.iter_mut().for_each(crate::userns::add_sysctls);
+                }
+                with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json))
+            }
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {

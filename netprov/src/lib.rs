@@ -27,3 +27,4 @@ pub mod plan;
 pub mod props;
 pub mod route;
 pub mod sysctl;
+pub mod userns;
