@@ -529,6 +529,17 @@ pub fn gc(
     only: &[ContainerId],
     dry_run: bool,
 ) -> Result<Vec<Collected>, OpError> {
+    // Without a readable props directory every container would look orphaned (a typo
+    // in --props-dir must not collect them all).
+    std::fs::read_dir(&places.props_dir).map_err(|e| {
+        OpError::io(
+            format!(
+                "read props directory {} (refusing to collect: without it every container looks orphaned)",
+                places.props_dir.display()
+            ),
+            &e,
+        )
+    })?;
     let (entries, _) = list(engine, places, only)?;
     let mut out = Vec::new();
     for e in entries.into_iter().filter(|e| e.orphaned) {

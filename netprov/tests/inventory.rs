@@ -119,7 +119,9 @@ impl T {
         let mut all = vec!["--ovsdb", ep.as_str()];
         all.extend_from_slice(args);
         if host_wide {
-            all.push(&props);
+            if !args.iter().any(|a| a.starts_with("--props-dir")) {
+                all.push(&props);
+            }
             all.push(&machines);
         }
         self.o.host.netprov(&all)
@@ -322,6 +324,14 @@ fn list_and_gc_find_orphans_by_marks_and_leave_the_rest() {
         ))),
         "{s}"
     );
+
+    // A props directory that does not exist (a typo): gc refuses, nothing is touched.
+    let mut args = with_ids(&["gc"]);
+    args.push("--props-dir=/nonexistent/netprov".into());
+    let out = t.netprov(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("refusing to collect"), "{}", text(&out));
+    assert!(Path::new("/run/netns").join(&orphan).exists());
 
     // Dry run: names the orphan, touches nothing.
     let args = with_ids(&["gc", "--dry-run"]);
