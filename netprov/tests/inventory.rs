@@ -491,9 +491,9 @@ fn status_shows_links_counters_ports_and_drift() {
 /// restarting anything: the host tables after `nft flush ruleset` (what restarting
 /// nftables.service or reloading firewalld does) — port forward and masquerade work
 /// again — and an OVS port whose row was deleted (a wiped OVSDB) — traffic between two
-/// containers on the VLAN flows again. A stopped container (props, no netns) is
-/// skipped and not created; an invalid props file is reported and does not stop the
-/// others (exit 2); a second run finds everything in sync.
+/// containers on the VLAN flows again — and an ovs-vswitchd restart (new devices). A
+/// stopped container (props, no netns) is skipped and not created; an invalid props file
+/// is reported and does not stop the others (exit 2); a last run finds all in sync.
 #[test]
 fn reconcile_repairs_flushed_host_tables_and_lost_ovs_ports() {
     let mut t = T::new();
@@ -568,6 +568,24 @@ fn reconcile_repairs_flushed_host_tables_and_lost_ovs_ports() {
     // (a still has the old device's MAC cached).
     assert!(pings(&b, "10.79.0.1"), "OVS VLAN traffic after reconcile");
     assert!(pings(&a, "70.6.0.1"));
+
+    // ovs-vswitchd restarts (userspace datapath: it makes new devices in the host, the
+    // containers keep dead ones): one reconcile moves the new ones in.
+    t.o.restart_vswitchd();
+    let out = t.ok(&["reconcile"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    for id in [&a, &b] {
+        assert!(s.contains(&format!("{id}: repaired")), "{}", text(&out));
+    }
+    assert!(
+        s.contains("delete dead OVS internal device"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        pings(&a, "10.79.0.2"),
+        "OVS VLAN traffic after the vswitchd restart"
+    );
 
     // An invalid file: reported (exit 2), the others still reconciled (in sync now).
     std::fs::write(
