@@ -328,7 +328,8 @@ fn untagged_port_drops_tagged_frames_and_old_trunk_ports_migrate() {
 }
 
 /// Every container calls its interface `lan`: with the default (veth) style each gets a
-/// port named after its veth host end, and they talk over the bridge. With
+/// port named after its veth host end, and they talk over the bridge, also after an
+/// ovs-vswitchd restart. With
 /// `style: "internal"` the name is host-wide: `validate` of both files refuses it, and
 /// so does the second apply, naming the container that has it.
 #[test]
@@ -348,6 +349,13 @@ fn two_containers_each_with_lan_on_one_bridge() {
     t.reapply_is_silent(&pa);
     t.reapply_is_silent(&pb);
     t.check(&pa, 0);
+
+    // ovs-vswitchd restarts (crash, upgrade): the veth host ends stay in its netns and
+    // it simply reopens them — no drift, traffic passes, nothing to repair.
+    t.o.restart_vswitchd();
+    assert!(Ovs::pings(&a, "10.71.0.2"), "after an ovs-vswitchd restart");
+    t.check(&pa, 0);
+    t.check(&pb, 0);
 
     // Internal style: the OVS port (and the device, until moved) is called `lan` itself.
     let (x, y) = (t.id(), t.id());
