@@ -413,6 +413,13 @@ fn style_change_internal_to_veth_and_back_converges_in_one_apply() {
         (&internal, &"lan".to_owned(), vp.as_str(), "veth → internal"),
         (&default, &vp, "lan", "internal → veth again"),
     ] {
+        let drift = t.check(props, 3);
+        assert!(
+            drift.contains(&format!(
+                "OVS port {gone}: is netprov's for this container but not in the props"
+            )),
+            "{what}: {drift}"
+        );
         let out = t.ok(&["apply", props]);
         assert!(
             out.contains(&format!("remove OVS port {gone}")),
