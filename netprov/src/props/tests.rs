@@ -33,7 +33,13 @@ fn kinds_are_inferred() {
     match &d.interfaces[1].kind {
         InterfaceKind::Ovs(p) => {
             assert_eq!(p.vlan.get(), 7);
-            assert_eq!(p.style, OvsStyle::Internal);
+            // veth by default: the host end is named like any veth host end.
+            assert_eq!(
+                p.style,
+                OvsStyle::Veth {
+                    host: IfName::new("ve-c1-b").unwrap()
+                }
+            );
         }
         k => panic!("{k:?}"),
     }
@@ -105,9 +111,19 @@ fn ovs_contradictions_name_both_fields() {
         "{e:?}"
     );
     let e = errs(&one(
-        r#"{"a":{"ovs":{"bridge":"","trunks":[3],"style":"veth"}}}"#,
+        r#"{"a":{"ovs":{"bridge":"","trunks":[3],"style":"tap"}}}"#,
     ));
     assert_eq!(e.len(), 2, "{e:?}");
+    // Either style is a default a generator may emit without a bridge.
+    for style in ["internal", "veth", ""] {
+        ok(&one(&format!(
+            r#"{{"a":{{"ovs":{{"bridge":"","vlan":0,"style":"{style}"}}}}}}"#
+        )));
+    }
+    let d = ok(&one(r#"{"a":{"ovs":{"bridge":"br0","style":"internal"}}}"#));
+    assert!(
+        matches!(&d.interfaces[0].kind, InterfaceKind::Ovs(p) if p.style == OvsStyle::Internal)
+    );
     let e = errs(&one(
         r#"{"a":{"ovs":{"bridge":"br0","vlan_mode":"access","trunks":[2]}}}"#,
     ));
