@@ -100,6 +100,8 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
             ))
         } else if t.contains('\0') {
             Err("ruleset contains a NUL byte".into())
+        } else if let Some((line, col)) = crate::nft::include::find(t) {
+            Err(crate::nft::include::message(line, col))
         } else {
             Ok(Ruleset { text: t.to_owned() })
         };
