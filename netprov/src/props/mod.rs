@@ -5,6 +5,7 @@
 
 mod addr;
 mod cross;
+mod dupkeys;
 mod emit;
 mod iface;
 pub(crate) mod locate;
@@ -113,6 +114,12 @@ pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Desired, Vec<Invalid
         }
         errs
     };
+    if text.len() <= parse::FILE_MAX {
+        let dups = dupkeys::check(text);
+        if !dups.is_empty() {
+            return Err(with_file(dups));
+        }
+    }
     let raw = parse::parse(text).map_err(|e| with_file(vec![e]))?;
     validate::validate(&raw).map_err(with_file)
 }
