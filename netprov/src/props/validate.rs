@@ -117,7 +117,14 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     };
     let sysctls = match &raw.sysctl {
         Some(raw::Sysctls::Text(t)) if t.trim().is_empty() => Vec::new(),
-        Some(s) => sysctl::validate(s).unwrap_or_else(|errs| {
+        Some(s) => sysctl::validate(
+            s,
+            &sysctl::Container {
+                ifnames: links.iter().map(|l| l.as_str()).collect(),
+                adopted: given(&net.netns_path).is_some(),
+            },
+        )
+        .unwrap_or_else(|errs| {
             e.0.extend(errs);
             Vec::new()
         }),
