@@ -400,8 +400,20 @@ mod tests {
         assert!(IfName::new("lan").is_ok());
         assert!(IfName::new("ve-router1-wan").is_ok());
         for bad in [
-            "", ".", "..", "a/b", "a:b", "a b", "a%b", "x%d", "lo", "all", "default", "a\tb",
-            "é", "sixteen_chars_xx",
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a%b",
+            "x%d",
+            "lo",
+            "all",
+            "default",
+            "a\tb",
+            "é",
+            "sixteen_chars_xx",
         ] {
             assert!(IfName::new(bad).is_err(), "{bad:?}");
         }

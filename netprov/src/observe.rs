@@ -180,7 +180,9 @@ async fn controller_link(nl: &Netlink, index: u32, st: &mut NsState) -> Result<(
     let got = nl
         .get(link::get_by_index(index))
         .await
-        .map_err(errno_op(format!("get link with ifindex {index} in host netns")))?;
+        .map_err(errno_op(format!(
+            "get link with ifindex {index} in host netns"
+        )))?;
     if let Some(RouteNetlinkMessage::NewLink(m)) = got {
         let l = LinkState::parse(&m);
         st.links.entry(l.name.clone()).or_insert(l);

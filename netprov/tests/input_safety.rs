@@ -68,7 +68,11 @@ fn snapshot(host: &HostNetns, id: &str) -> String {
     // IPv6 duplicate address detection changes address flags (and adds local routes)
     // on its own a moment after a link comes up: wait for it to settle first.
     let settled = Instant::now() + Duration::from_secs(30);
-    while !host.ok("ip", &["-6", "addr", "show", "tentative"]).trim().is_empty() {
+    while !host
+        .ok("ip", &["-6", "addr", "show", "tentative"])
+        .trim()
+        .is_empty()
+    {
         assert!(Instant::now() < settled, "IPv6 DAD does not settle");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -142,7 +146,17 @@ fn key_path(base: &str, key: &str) -> String {
 
 /// Names the kernel refuses or mangles, and names it reserves.
 const BAD_NAMES: &[&str] = &[
-    "a%b", "x%d", "lo", "all", "default", ".", "..", "a/b", "a b", "a:b", "a\tb",
+    "a%b",
+    "x%d",
+    "lo",
+    "all",
+    "default",
+    ".",
+    "..",
+    "a/b",
+    "a b",
+    "a:b",
+    "a\tb",
     "sixteen-bytes-xx",
 ];
 
@@ -179,7 +193,11 @@ fn cases(id: &str) -> Vec<Case> {
         for field in ["hostName", "hostBridge"] {
             let mut v = base.clone();
             v["network"]["interfaces"]["wan"][field] = Value::from(*bad);
-            out.push(case(format!("{field} {bad:?}"), &v, format!("{wan}.{field}")));
+            out.push(case(
+                format!("{field} {bad:?}"),
+                &v,
+                format!("{wan}.{field}"),
+            ));
         }
         let mut v = base.clone();
         v["network"]["interfaces"]["lan"] = json!({ "ovs": { "bridge": bad } });
@@ -190,7 +208,14 @@ fn cases(id: &str) -> Vec<Case> {
         ));
     }
     // Addresses the kernel refuses or that cannot be an interface's.
-    for bad in ["::ffff:224.0.0.1", "::ffff:10.0.0.1/128", "::10.0.0.1", "ff02::1", "::1", "::"] {
+    for bad in [
+        "::ffff:224.0.0.1",
+        "::ffff:10.0.0.1/128",
+        "::10.0.0.1",
+        "ff02::1",
+        "::1",
+        "::",
+    ] {
         for field in ["ip6", "hostIp6"] {
             let mut v = base.clone();
             v["network"]["interfaces"]["wan"][field] = Value::from(bad);
@@ -198,26 +223,42 @@ fn cases(id: &str) -> Vec<Case> {
         }
         let mut v = base.clone();
         v["network"]["interfaces"]["wan"]["macvlan"]["ip6"] = Value::from(bad);
-        out.push(case(format!("macvlan.ip6 {bad}"), &v, format!("{wan}.macvlan.ip6")));
+        out.push(case(
+            format!("macvlan.ip6 {bad}"),
+            &v,
+            format!("{wan}.macvlan.ip6"),
+        ));
     }
     let mut v = base.clone();
     v["network"]["ip6route"] = Value::from("::ffff:10.78.1.3");
     out.push(case("ip6route IPv4-mapped", &v, "network.ip6route"));
     let mut v = base.clone();
     v["network"]["forwards"][0]["hostIp"] = Value::from("224.0.0.1");
-    out.push(case("forward hostIp multicast", &v, "network.forwards[0].hostIp"));
+    out.push(case(
+        "forward hostIp multicast",
+        &v,
+        "network.forwards[0].hostIp",
+    ));
     // sysctls that never converge or do not exist.
     for (k, val, what) in [
         ("net.ipv4.ip_forward", json!("01"), "leading zero"),
         ("net.ipv4.ip_forward", json!("true"), "not an integer"),
         ("net.ipv4.ip_forward", json!(1.0), "not an integer"),
         ("net.ipv4.no_such_sysctl", json!(1), "no such key"),
-        ("net.ipv4.conf.eth9.forwarding", json!(1), "foreign interface"),
+        (
+            "net.ipv4.conf.eth9.forwarding",
+            json!(1),
+            "foreign interface",
+        ),
         ("net.ipv4.route.flush", json!(1), "write-only"),
     ] {
         let mut v = base.clone();
         v["sysctl"] = json!({ k: val });
-        out.push(case(format!("sysctl {k} ({what})"), &v, key_path("sysctl", k)));
+        out.push(case(
+            format!("sysctl {k} ({what})"),
+            &v,
+            key_path("sysctl", k),
+        ));
     }
     // A forward overlap inside one file.
     let mut v = base.clone();
@@ -233,7 +274,12 @@ fn cases(id: &str) -> Vec<Case> {
     // Duplicate keys, at several depths (text, since serde_json cannot write them).
     let pretty = serde_json::to_string_pretty(&base).unwrap();
     for (what, from, to, path) in [
-        ("duplicate id", "\"id\":", "\"id\": \"other\",\n  \"id\":", "id".to_owned()),
+        (
+            "duplicate id",
+            "\"id\":",
+            "\"id\": \"other\",\n  \"id\":",
+            "id".to_owned(),
+        ),
         (
             "duplicate interface",
             "\"interfaces\": {",
@@ -337,7 +383,11 @@ fn include_is_refused_without_reading_the_file() {
                 assert_eq!(code(&out), 2, "{}", text(&out));
                 assert_eq!(error_paths(&out), ["network.nft"], "{}", text(&out));
                 assert!(!text(&out).contains(&secret), "{}", text(&out));
-                assert!(text(&out).contains("`include` is not allowed"), "{}", text(&out));
+                assert!(
+                    text(&out).contains("`include` is not allowed"),
+                    "{}",
+                    text(&out)
+                );
             }
         }
     }
@@ -451,13 +501,28 @@ fn existing_links_must_be_free() {
     host.ok("ip", &["link", "add", &br, "type", "bridge"]);
     // (veth pairs: this kernel may have no dummy module)
     for l in [&port, &free] {
-        host.ok("ip", &["link", "add", l, "type", "veth", "peer", "name", &format!("{l}p")]);
+        host.ok(
+            "ip",
+            &[
+                "link",
+                "add",
+                l,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("{l}p"),
+            ],
+        );
     }
     host.ok("ip", &["link", "set", &port, "master", &br]);
 
     let before = snapshot(&host, &b);
     for (link, owner) in [
-        (ve.as_str(), format!("netprov's veth host end of container {a} (its interface wan)")),
+        (
+            ve.as_str(),
+            format!("netprov's veth host end of container {a} (its interface wan)"),
+        ),
         (port.as_str(), format!("a port of bridge {br}")),
         (br.as_str(), "a Linux bridge".to_owned()),
     ] {

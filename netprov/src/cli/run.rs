@@ -72,7 +72,9 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     let results = ds.iter().map(|d| (d.id.to_string(), engine.plan(d)));
-    code(report("plan", json, results, |_, p| out_raw(&p.to_string())))
+    code(report("plan", json, results, |_, p| {
+        out_raw(&p.to_string())
+    }))
 }
 
 pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {

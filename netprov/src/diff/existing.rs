@@ -50,7 +50,10 @@ fn owner(l: &LinkState, host: &NsState) -> Option<String> {
         let ctl = host.links.values().find(|x| x.index == c);
         return Some(match ctl {
             Some(x) if x.kind == Kind::Other("openvswitch".into()) => {
-                format!("a port of Open vSwitch (its master is the OVS datapath {})", x.name)
+                format!(
+                    "a port of Open vSwitch (its master is the OVS datapath {})",
+                    x.name
+                )
             }
             Some(x) if x.kind == Kind::Bridge => format!("a port of bridge {}", x.name),
             Some(x) => format!("a port of {} (its master)", x.name),

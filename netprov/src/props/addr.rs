@@ -168,7 +168,14 @@ mod tests {
         for bad in ["0.0.0.0", "127.0.0.1/8", "224.0.0.1", "10.0.0.1/33", "x"] {
             assert!(interface_addr(bad, Family::V4).is_err(), "{bad}");
         }
-        for bad in ["::1", "::", "ff02::1", "::ffff:224.0.0.1", "::ffff:10.0.0.1/128", "::10.0.0.1"] {
+        for bad in [
+            "::1",
+            "::",
+            "ff02::1",
+            "::ffff:224.0.0.1",
+            "::ffff:10.0.0.1/128",
+            "::10.0.0.1",
+        ] {
             assert!(interface_addr(bad, Family::V6).is_err(), "{bad}");
         }
         assert!(gateway("::ffff:10.0.0.1", Family::V6).is_err());

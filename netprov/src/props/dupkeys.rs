@@ -104,9 +104,7 @@ impl Scan<'_> {
             let (s, e) = self.string()?;
             let key: String = serde_json::from_str(&self.text[s..e]).ok()?;
             let at = if path.is_empty() {
-                key_path("", &key)
-                    .trim_start_matches('.')
-                    .to_owned()
+                key_path("", &key).trim_start_matches('.').to_owned()
             } else {
                 key_path(path, &key)
             };
@@ -187,7 +185,8 @@ mod tests {
             ]
         );
         assert!(
-            e[0].message.contains("line 2 column 29 and at line 2 column 40"),
+            e[0].message
+                .contains("line 2 column 29 and at line 2 column 40"),
             "{}",
             e[0].message
         );
@@ -209,7 +208,14 @@ mod tests {
 
     #[test]
     fn invalid_json_is_left_to_the_parser() {
-        for bad in ["{\"a\": 1, \"a\": ", "{\"a\" 1}", "[1,", "", "{\"a\":1,\"a\":2", "\"x"] {
+        for bad in [
+            "{\"a\": 1, \"a\": ",
+            "{\"a\" 1}",
+            "[1,",
+            "",
+            "{\"a\":1,\"a\":2",
+            "\"x",
+        ] {
             assert!(check(bad).is_empty(), "{bad:?}");
         }
         let deep = "[".repeat(10_000);

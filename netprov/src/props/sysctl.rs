@@ -38,11 +38,10 @@ pub fn validate(raw: &Sysctls, c: &Container) -> Result<Vec<Sysctl>, Vec<Invalid
 fn validate_with(raw: &Sysctls, c: &Container, probe: &Probe) -> Result<Vec<Sysctl>, Vec<Invalid>> {
     let mut out: BTreeMap<String, Sysctl> = BTreeMap::new();
     let mut errs = Vec::new();
-    let mut add = |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| match entry(
-        key, value,
-    )
-    .and_then(|s| kernel(s, c, probe))
-    {
+    let mut add =
+        |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| match entry(key, value)
+            .and_then(|s| kernel(s, c, probe))
+        {
             Ok(s) => {
                 if out.insert(s.key.clone(), s).is_some() {
                     errs.push(problem(path, format!("{key:?} is set twice")));
@@ -348,13 +347,23 @@ mod tests {
 
     #[test]
     fn integer_values_in_the_kernels_form() {
-        for ok in ["net.ipv4.ip_forward=1", "net.ipv4.tcp_rmem=4096 87380 6291456", "net.ipv4.tcp_rmem=1\t2\t3"] {
+        for ok in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.tcp_rmem=4096 87380 6291456",
+            "net.ipv4.tcp_rmem=1\t2\t3",
+        ] {
             assert!(one(ok).is_ok(), "{ok}");
         }
         let e = one("net.ipv4.ip_forward=01").unwrap_err();
-        assert!(e.contains("reads this back as 1") && e.contains("write 1"), "{e}");
+        assert!(
+            e.contains("reads this back as 1") && e.contains("write 1"),
+            "{e}"
+        );
         let e = one("net.ipv4.ip_forward=true").unwrap_err();
-        assert!(e.contains("takes an integer") && e.contains("\"true\" is not a decimal integer"), "{e}");
+        assert!(
+            e.contains("takes an integer") && e.contains("\"true\" is not a decimal integer"),
+            "{e}"
+        );
         let e = one("net.ipv4.tcp_rmem=4096").unwrap_err();
         assert!(e.contains("takes 3 integers"), "{e}");
         // Strings and empty-valued keys are taken as written.

@@ -370,9 +370,9 @@ fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -
                 s.parse::<IpAddr>()
                     .map_err(|_| format!("{s:?} is not an address"))
                     .and_then(|ip| {
-                        addr::usable(&ip)
-                            .map(|()| ip)
-                            .map_err(|why| format!("{s:?} is {why}, not a host address to forward from"))
+                        addr::usable(&ip).map(|()| ip).map_err(|why| {
+                            format!("{s:?} is {why}, not a host address to forward from")
+                        })
                     })
                     .and_then(|ip| match to {
                         Some(t) if t.is_ipv4() != ip.is_ipv4() => {
