@@ -251,6 +251,7 @@ fn cases(id: &str) -> Vec<Case> {
             "foreign interface",
         ),
         ("net.ipv4.route.flush", json!(1), "write-only"),
+        ("net.ipv4.conf.all", json!(1), "a directory"),
     ] {
         let mut v = base.clone();
         v["sysctl"] = json!({ k: val });

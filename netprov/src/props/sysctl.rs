@@ -136,6 +136,8 @@ pub enum Probed {
     Missing,
     /// EACCES even for root: a write-only key (e.g. `net.ipv4.route.flush`).
     WriteOnly,
+    /// A directory of keys (`net.ipv4.conf.all`), not a key.
+    Directory,
     /// Anything else (e.g. EIO for an unset `stable_secret`); nothing can be concluded.
     Unknown,
     /// `/proc/sys/net` itself is not there (no procfs): the check is skipped.
@@ -149,7 +151,11 @@ fn host_probe(path: &str) -> Probed {
     if !root.join("net").is_dir() {
         return Probed::NoProc;
     }
-    match std::fs::read_to_string(root.join(path)) {
+    let file = root.join(path);
+    if file.is_dir() {
+        return Probed::Directory;
+    }
+    match std::fs::read_to_string(file) {
         Ok(v) => Probed::Value(v),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probed::Missing,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && is_root() => {
@@ -202,6 +208,9 @@ fn kernel(s: Sysctl, c: &Container, probe: &Probe) -> Result<Sysctl, String> {
     match probe(&probe_path) {
         Probed::Missing => Err(format!(
             "{key:?} does not exist: there is no /proc/sys/{probe_path} in this kernel"
+        )),
+        Probed::Directory => Err(format!(
+            "{key:?} is a group of sysctls (/proc/sys/{probe_path} is a directory), not one key"
         )),
         Probed::WriteOnly => Err(format!(
             "{key:?} is write-only (/proc/sys/{probe_path} cannot be read back), so netprov could never tell whether it is set"
@@ -285,6 +294,7 @@ mod tests {
             "net/ipv4/tcp_congestion_control" => "cubic\n",
             "net/ipv4/ip_local_reserved_ports" => "\n",
             "net/ipv4/route/flush" => return Probed::WriteOnly,
+            "net/ipv4/conf/all" | "net/ipv4/route" => return Probed::Directory,
             "net/ipv6/conf/default/stable_secret" => return Probed::Unknown,
             _ => return Probed::Missing,
         };
@@ -318,6 +328,8 @@ mod tests {
         assert!(e.contains("does not exist"), "{e}");
         let e = one("net.ipv4.route.flush=1").unwrap_err();
         assert!(e.contains("write-only"), "{e}");
+        let e = one("net.ipv4.route=1").unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
         assert!(one("net.ipv6.conf.default.stable_secret=::1").is_ok());
     }
 
