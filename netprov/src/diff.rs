@@ -5,7 +5,7 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
-mod existing;
+pub(crate) mod existing;
 mod nft;
 mod ovs;
 
@@ -309,7 +309,7 @@ impl Differ<'_> {
                     ));
                 }
                 if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
-                    existing::check_free(l, &o.host, &id)?;
+                    existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
                 }
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),

@@ -62,6 +62,9 @@ pub struct Observed {
     pub host_rules: Option<HostState>,
     /// The container's OVSDB rows (`None`: it has no OVS interface; OVSDB not asked).
     pub ovs: Option<crate::ovsdb::Observed>,
+    /// OVSDB Interface rows named like an existing-link interface still in the host:
+    /// name → Interface type (see diff/existing.rs).
+    pub ovsdb_interfaces: BTreeMap<String, String>,
 }
 
 fn errno_op(op: String) -> impl Fn(i32) -> OpError {

@@ -5,6 +5,8 @@
 //! exits 2 at once; a closed stdout or a full stderr does not stop the work.
 
 mod common;
+#[path = "common/ovs.rs"]
+mod ovs;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -556,5 +558,68 @@ fn existing_links_must_be_free() {
     for f in [&fb, &fa] {
         let out = host.netprov(&["destroy", f]);
         assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+}
+
+/// Ports of a (userspace-datapath) Open vSwitch — an internal port, which is a tap with
+/// no master, and a system port — are refused as existing links: OVSDB names them.
+#[test]
+fn existing_links_claimed_by_ovs_are_refused() {
+    let mut o = ovs::Ovs::start();
+    o.add_bridge("br0");
+    let dir = Dir::new();
+    let b = unique("c");
+    o.host.track(&b);
+    let internal = unique("oi");
+    o.vsctl(&[
+        "add-port",
+        "br0",
+        &internal,
+        "--",
+        "set",
+        "interface",
+        &internal,
+        "type=internal",
+    ]);
+    let system = unique("os");
+    o.host.ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &system,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{system}p"),
+        ],
+    );
+    o.vsctl(&["add-port", "br0", &system]);
+    let ep = o.endpoint();
+    let before = snapshot(&o.host, &b);
+    for (link, owner) in [
+        (
+            &internal,
+            "a port of Open vSwitch (an OVSDB Interface of type internal)",
+        ),
+        (
+            &system,
+            "a port of Open vSwitch (an Interface row in OVSDB)",
+        ),
+    ] {
+        let fb = dir.write(
+            "b.json",
+            &json!({ "id": b, "network": { "interfaces": { link.as_str(): { "ip4": "10.78.9.2/24" } } } }),
+        );
+        let out = o.host.netprov(&["--ovsdb", &ep, "apply", &fb]);
+        assert_eq!(code(&out), 1, "{link}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("move existing link {link} into netns {b}"))
+                && text(&out).contains(owner),
+            "{link}: {}",
+            text(&out)
+        );
+        assert_eq!(before, snapshot(&o.host, &b), "{link}: something changed");
     }
 }

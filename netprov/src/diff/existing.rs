@@ -8,20 +8,44 @@
 //! * netprov owns (its group or a `netprov:` alias): netprov's for some container;
 //! * has a controller (`IFLA_MASTER`): a port of a bridge, bond, VRF or of the OVS
 //!   datapath (every port of a kernel-datapath OVS bridge has `ovs-system` as master);
-//! * is an OVS device (link kind `openvswitch`: an internal port or the datapath);
+//! * is an OVS device (link kind `openvswitch`: an internal port or the datapath), or
+//!   has an `Interface` row in OVSDB (with the userspace datapath an internal port is a
+//!   tap without master: only OVSDB knows it);
 //! * is a Linux bridge (the kernel refuses to move one anyway: NETIF_F_NETNS_LOCAL).
-//!
-//! Not detected: a port of a userspace-datapath OVS bridge (a `tap` with no master),
-//! which only OVSDB knows about.
+
+use std::collections::BTreeMap;
 
 use crate::error::OpError;
 use crate::link::{Kind, LinkState, NETPROV_GROUP};
-use crate::observe::NsState;
+use crate::model::{Desired, InterfaceKind};
+use crate::observe::{NsState, Observed};
+
+/// The existing-link interfaces of `d` that are still in the host netns (the ones a
+/// plan would move in), by name.
+pub fn in_host(d: &Desired, o: &Observed) -> Vec<String> {
+    d.interfaces
+        .iter()
+        .filter(|i| matches!(i.kind, InterfaceKind::Existing))
+        .map(|i| i.name.to_string())
+        .filter(|n| !o.container.links.contains_key(n) && o.host.links.contains_key(n))
+        .collect()
+}
 
 /// `Ok` when `l` (a host link about to be moved into netns `id`) belongs to nobody
-/// else; `host` holds the observed host links (its controller among them).
-pub fn check_free(l: &LinkState, host: &NsState, id: &str) -> Result<(), OpError> {
-    let owner = owner(l, host);
+/// else; `host` holds the observed host links (its controller among them), `ovsdb` the
+/// OVSDB Interface rows of such names (name → type).
+pub fn check_free(
+    l: &LinkState,
+    host: &NsState,
+    ovsdb: &BTreeMap<String, String>,
+    id: &str,
+) -> Result<(), OpError> {
+    let owner = owner(l, host).or_else(|| {
+        ovsdb.get(&l.name).map(|t| match t.as_str() {
+            "" => "a port of Open vSwitch (an Interface row in OVSDB)".to_owned(),
+            t => format!("a port of Open vSwitch (an OVSDB Interface of type {t})"),
+        })
+    });
     match owner {
         None => Ok(()),
         Some(owner) => Err(OpError::new(
@@ -90,6 +114,10 @@ mod tests {
         }
     }
 
+    fn none() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     fn host(links: &[LinkState]) -> NsState {
         let mut st = NsState::default();
         for l in links {
@@ -102,7 +130,7 @@ mod tests {
     fn free_links_pass() {
         let mut l = link("eth1", 5);
         l.kind = Kind::Other("dummy".into());
-        assert!(check_free(&l, &host(&[l.clone()]), "web").is_ok());
+        assert!(check_free(&l, &host(&[l.clone()]), &BTreeMap::new(), "web").is_ok());
     }
 
     #[test]
@@ -110,7 +138,9 @@ mod tests {
         let mut ve = link("ve-web-wan", 7);
         ve.alias = Some("netprov:web:wan".into());
         ve.group = NETPROV_GROUP;
-        let e = check_free(&ve, &host(&[]), "db").unwrap_err().to_string();
+        let e = check_free(&ve, &host(&[]), &none(), "db")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("move existing link ve-web-wan into netns db")
                 && e.contains("veth host end of container web (its interface wan)"),
@@ -118,21 +148,32 @@ mod tests {
         );
         let mut half = link("x", 8);
         half.group = NETPROV_GROUP;
-        assert!(check_free(&half, &host(&[]), "db").is_err());
+        assert!(check_free(&half, &host(&[]), &none(), "db").is_err());
 
         let mut br = link("br-lan", 3);
         br.kind = Kind::Bridge;
         let mut port = link("eth2", 9);
         port.controller = Some(3);
-        let e = check_free(&port, &host(&[br.clone(), port.clone()]), "db")
+        let e = check_free(&port, &host(&[br.clone(), port.clone()]), &none(), "db")
             .unwrap_err()
             .to_string();
         assert!(e.contains("a port of bridge br-lan"), "{e}");
-        assert!(check_free(&br, &host(&[]), "db").is_err());
+        assert!(check_free(&br, &host(&[]), &none(), "db").is_err());
 
         let mut ovs = link("ovs-int", 10);
         ovs.kind = Kind::Other("openvswitch".into());
-        let e = check_free(&ovs, &host(&[]), "db").unwrap_err().to_string();
+        let e = check_free(&ovs, &host(&[]), &none(), "db")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Open vSwitch device"), "{e}");
+        // A userspace-datapath internal port: a tap only OVSDB knows.
+        let mut tap = link("lan", 11);
+        tap.kind = Kind::Other("tun".into());
+        assert!(check_free(&tap, &host(&[]), &none(), "db").is_ok());
+        let rows = BTreeMap::from([("lan".to_owned(), "internal".to_owned())]);
+        let e = check_free(&tap, &host(&[]), &rows, "db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OVSDB Interface of type internal"), "{e}");
     }
 }

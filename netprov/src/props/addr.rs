@@ -67,7 +67,9 @@ pub fn usable(ip: &IpAddr) -> Result<(), &'static str> {
     if let IpAddr::V6(v6) = ip {
         let s = v6.segments();
         if s[..5] == [0; 5] && s[5] == 0xffff {
-            return Err("an IPv4-mapped IPv6 address (::ffff:a.b.c.d); write the IPv4 address in an IPv4 field");
+            return Err(
+                "an IPv4-mapped IPv6 address (::ffff:a.b.c.d, put IPv4 addresses in IPv4 fields)",
+            );
         }
         if s[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
             return Err("an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291)");
