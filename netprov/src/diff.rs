@@ -5,6 +5,7 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+pub(crate) mod existing;
 mod nft;
 mod ovs;
 
@@ -317,6 +318,9 @@ impl Differ<'_> {
                         format!("move existing link {} into netns {id}", i.name),
                         "no such link in the host netns or the container netns",
                     ));
+                }
+                if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
+                    existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
                 }
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),

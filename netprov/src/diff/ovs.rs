@@ -272,7 +272,13 @@ mod tests {
             ovs: Some(rows()),
             ..Default::default()
         };
-        o.container.links.insert("lo".into(), link("lo"));
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
         o.container.links.insert("lan".into(), link("lan"));
         let p = crate::diff::diff(&d, &o).unwrap();
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
@@ -306,7 +312,13 @@ mod tests {
             ovs: Some(rows()),
             ..Default::default()
         };
-        o.container.links.insert("lo".into(), link("lo"));
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
         o.container.links.insert("lan".into(), link("lan"));
         o.host.links.insert("lan".into(), link("lan"));
         let p = crate::diff::diff(&d, &o).unwrap();
@@ -336,7 +348,13 @@ mod tests {
             ovs: Some(r),
             ..Default::default()
         };
-        o.container.links.insert("lo".into(), link("lo"));
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
         o.container
             .links
             .insert("lan".into(), veth_end("lan", 3, 8));

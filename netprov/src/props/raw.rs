@@ -60,7 +60,7 @@ pub struct Network {
     pub netns_path: Option<String>,
     /// Interfaces inside the container, keyed by their name there (1–15 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 15, "pattern": "^[!-.0-9;-~]+$" }))]
+    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 15, "pattern": "^(?!(lo|all|default|\\.|\\.\\.)$)[!-$&-.0-9;-~]+$" }))]
     pub interfaces: Option<BTreeMap<String, Interface>>,
     /// IPv4 default gateway; `addr%if` names the output interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
