@@ -275,7 +275,6 @@ fn parse_rule(msg: &[u8]) -> Option<(String, String)> {
             for a in [
                 sys::NFTNL_RULE_HANDLE,
                 sys::NFTNL_RULE_POSITION,
-                sys::NFTNL_RULE_USERDATA,
                 sys::NFTNL_RULE_ID,
                 sys::NFTNL_RULE_POSITION_ID,
             ] {
@@ -297,7 +296,13 @@ fn parse_rule(msg: &[u8]) -> Option<(String, String)> {
                 }
                 buf = vec![0u8; n + 1];
             }
-            (chain, String::from_utf8_lossy(&buf).into_owned())
+            // The comment (userdata) is printed last; it is not behaviour. (Unsetting
+            // it in libnftnl frees the data but leaves it marked set.)
+            let mut text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(at) = text.find("\n  userdata = ") {
+                text.truncate(at + 1);
+            }
+            (chain, text)
         });
         sys::nftnl_rule_free(r);
         out
