@@ -508,3 +508,72 @@ fn ipv6_forward_and_masquerade() {
     );
     assert!(t.ct_ping(CT_IP, HOST_IP), "IPv4 still passes anti-spoofing");
 }
+
+/// Far more links than any container has (their host ends need not exist: the sets
+/// match interface names): the batch is larger than the default socket buffer and
+/// still ONE transaction; the content compares equal and an unchanged re-observe plans
+/// nothing. Prints what it cost (no timed assertion).
+#[test]
+fn five_thousand_links_are_one_transaction_and_compare_equal() {
+    let t = Topo::new();
+    let links: Vec<VethLink> = (0..5000u32)
+        .map(|i| VethLink {
+            host_if: IfName::new(&format!("big{i}")).unwrap(),
+            container_addrs: vec![
+                std::net::Ipv4Addr::from(0x0a40_0000 + i).into(),
+                format!("fd40::{i:x}").parse().unwrap(),
+            ],
+        })
+        .collect();
+    let spec = HostSpec::new(
+        t.id.clone(),
+        &HostRules {
+            anti_spoof: true,
+            masquerade: true,
+            ..Default::default()
+        },
+        links,
+    );
+    let started = Instant::now();
+    apply_host(&t.hp(), &spec).unwrap();
+    let applied = started.elapsed();
+    let started = Instant::now();
+    let st = observe_host(&t.hp(), &t.id).unwrap();
+    let observed = started.elapsed();
+    let started = Instant::now();
+    assert_eq!(plan_host(&spec, &st), None);
+    let planned = started.elapsed();
+    eprintln!("5000 links: apply {applied:?}, observe {observed:?}, compare {planned:?}");
+    let l = t.host.ok(
+        "nft",
+        &["list", "set", "inet", &host::table_name(&t.id), "links-v6"],
+    );
+    assert!(
+        l.contains("\"big4999\" . fd40::1387"),
+        "{}",
+        &l[..l.len().min(500)]
+    );
+    // The small container next to it: a no-op observe is a handful of small requests.
+    let small = t.spec(HostRules {
+        anti_spoof: true,
+        ..Default::default()
+    });
+    let other = HostSpec::new(
+        ContainerId::new("small-ct").unwrap(),
+        &small.rules,
+        small.links.clone(),
+    );
+    apply_host(&t.hp(), &other).unwrap();
+    let started = Instant::now();
+    for _ in 0..100 {
+        let st = observe_host(&t.hp(), &other.id).unwrap();
+        assert_eq!(plan_host(&other, &st), None);
+    }
+    eprintln!(
+        "1 link: observe + compare {:?} each",
+        started.elapsed() / 100
+    );
+    remove_host(&t.hp(), &other.id).unwrap();
+    remove_host(&t.hp(), &t.id).unwrap();
+    assert_eq!(observe_host(&t.hp(), &t.id).unwrap(), HostState::Absent);
+}
