@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use common::{ok, unique, HostNetns};
 use netprov::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
 use netprov::nft::host::{
-    self, apply_host, observe_host, plan_host, remove_host, HostChange, HostSpec, HostState,
-    VethLink,
+    self, apply_host, observe_host, observe_host_for, plan_host, remove_host, HostChange, HostSpec,
+    HostState, VethLink,
 };
 
 const CT_IP: &str = "10.78.0.2";
@@ -576,4 +576,67 @@ fn five_thousand_links_are_one_transaction_and_compare_equal() {
     remove_host(&t.hp(), &other.id).unwrap();
     remove_host(&t.hp(), &t.id).unwrap();
     assert_eq!(observe_host(&t.hp(), &t.id).unwrap(), HostState::Absent);
+}
+
+/// A writer replaces the table back and forth between two specs while a reader
+/// observes: no read ever shows a third content that happens to equal a spec (a race
+/// can only show a difference, never hide one), reads that overlap a commit differ only
+/// transiently (counted, see `observe_host_for`), and once the writer stops one read is
+/// exact.
+#[test]
+fn reads_overlapping_a_replace_never_hide_drift() {
+    let t = Topo::new();
+    let a = t.spec(HostRules {
+        anti_spoof: true,
+        ..Default::default()
+    });
+    let b = t.spec(HostRules {
+        anti_spoof: true,
+        masquerade: true,
+        forwards: vec![PortForward {
+            proto: L4Proto::Udp,
+            host_port: 53,
+            host_addr: None,
+            to_addr: CT_IP.parse().unwrap(),
+            to_port: 53,
+        }],
+    });
+    let (want_a, want_b) = (a.expected(), b.expected());
+    apply_host(&t.hp(), &a).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (hp, a, b, stop) = (t.hp(), a.clone(), b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                apply_host(&hp, if n % 2 == 0 { &b } else { &a }).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut seen = [0usize; 3];
+    for _ in 0..300 {
+        match observe_host_for(&t.hp(), &a).unwrap() {
+            HostState::Present(c) if *c == want_a => seen[0] += 1,
+            HostState::Present(c) if *c == want_b => seen[1] += 1,
+            HostState::Present(c) => {
+                assert!(plan_host(&a, &HostState::Present(c.clone())).is_some());
+                assert!(plan_host(&b, &HostState::Present(c)).is_some());
+                seen[2] += 1
+            }
+            HostState::Absent => panic!("a replace is atomic: never absent"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    eprintln!(
+        "{writes} replaces; reads: {} a, {} b, {} transient",
+        seen[0], seen[1], seen[2]
+    );
+    let last = if writes % 2 == 0 { &a } else { &b };
+    assert_eq!(
+        plan_host(last, &observe_host_for(&t.hp(), last).unwrap()),
+        None
+    );
 }

@@ -186,9 +186,76 @@ pub fn observe_host(host_netns: &Path, id: &ContainerId) -> Result<HostState, Op
     in_netns(host_netns, move || observe_here(&t))?.map_err(|e| OpError::io(op, &e))
 }
 
+/// [`observe_host`] for the engine: when the table is there but differs from what
+/// `spec` generates, reads it up to twice more (1 ms apart) and reports the last read.
+///
+/// Kernel quirks make a read that overlaps another process's commit replacing this
+/// table inconsistent even within one generation: the table's use count is not
+/// transactional (the old table already counts 0 while the batch is prepared), and a
+/// rule dump filtered by table name stops at the first table of that name in the
+/// list — during the commit, the old one, whose rules are no longer active — and so
+/// returns no rule. Such a read can only show a difference that is not there, never
+/// hide one, and it does not last; real drift is still there on the re-read. An
+/// unchanged table (the no-op path) is read once.
+pub fn observe_host_for(host_netns: &Path, spec: &HostSpec) -> Result<HostState, OpError> {
+    let table = spec.table_name();
+    let op = format!(
+        "read nftables table inet {table} in netns {}",
+        host_netns.display()
+    );
+    let want = (!spec.is_empty()).then(|| spec.expected());
+    in_netns(host_netns, move || -> std::io::Result<HostState> {
+        let mut st = observe_here(&table)?;
+        for _ in 0..2 {
+            match (&st, &want) {
+                (HostState::Present(have), Some(want)) if **have != *want => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    st = observe_here(&table)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(st)
+    })?
+    .map_err(|e| OpError::io(op, &e))
+}
+
+/// Reads until one consistent snapshot: every reply carries the ruleset generation
+/// (low 16 bits, nfgenmsg `res_id`) it was made from, and a dump the kernel saw change
+/// is flagged NLM_F_DUMP_INTR; a mix means the table (or any nf_tables object in the
+/// netns) changed while being read, so read again.
 fn observe_here(table: &str) -> std::io::Result<HostState> {
     let sock = NfSocket::open()?;
+    for _ in 0..20 {
+        if let Some(st) = read_once(&sock, table)? {
+            return Ok(st);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "the ruleset kept changing while it was read",
+    ))
+}
+
+/// The generation a reply was made from, or `None` when the dump was interrupted.
+fn generation(m: &[u8]) -> Option<u16> {
+    const NLM_F_DUMP_INTR: u16 = 0x10;
+    let flags = u16::from_ne_bytes([*m.get(6)?, *m.get(7)?]);
+    if flags & NLM_F_DUMP_INTR != 0 {
+        return None;
+    }
+    Some(u16::from_be_bytes([*m.get(18)?, *m.get(19)?]))
+}
+
+/// One read of the table; `None` when the replies are not one snapshot.
+fn read_once(sock: &NfSocket, table: &str) -> std::io::Result<Option<HostState>> {
     let ctable = cstring(table);
+    let mut gens = std::collections::BTreeSet::new();
+    let mut content = HostTable::default();
+    let mut feed = |m: &Vec<u8>| {
+        gens.insert(generation(m));
+        content.add(msg_kind(m), m);
+    };
     let mut reqs = vec![get_msg(libc::NFT_MSG_GETTABLE, 1, |nlh| unsafe {
         let t = sys::nftnl_table_alloc();
         sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
@@ -209,11 +276,10 @@ fn observe_here(table: &str) -> std::io::Result<HostState> {
             },
         ));
     }
-    let mut content = HostTable::default();
     for (i, reply) in sock.get_many(&reqs)?.into_iter().enumerate() {
         match reply {
-            Ok(msgs) => msgs.iter().for_each(|m| content.add(msg_kind(m), m)),
-            Err(libc::ENOENT) if i == 0 => return Ok(HostState::Absent),
+            Ok(msgs) => msgs.iter().for_each(&mut feed),
+            Err(libc::ENOENT) if i == 0 => return Ok(Some(HostState::Absent)),
             Err(libc::ENOENT) => {}
             Err(e) => return Err(std::io::Error::from_raw_os_error(e)),
         }
@@ -229,8 +295,12 @@ fn observe_here(table: &str) -> std::io::Result<HostState> {
         sys::nftnl_set_nlmsg_build_payload(nlh, s);
         sys::nftnl_set_free(s);
     }))?;
-    sets.iter().for_each(|m| content.add(msg_kind(m), m));
-    let names: Vec<String> = content.sets.keys().cloned().collect();
+    sets.iter().for_each(&mut feed);
+    let names: Vec<String> = sets
+        .iter()
+        .filter(|m| i32::from(msg_kind(m)) == libc::NFT_MSG_NEWSET)
+        .filter_map(|m| content::set_name(m))
+        .collect();
     for name in names {
         let cname = cstring(&name);
         let elems = dump(dump_msg(libc::NFT_MSG_GETSETELEM, |nlh| unsafe {
@@ -240,7 +310,7 @@ fn observe_here(table: &str) -> std::io::Result<HostState> {
             sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
             sys::nftnl_set_free(s);
         }))?;
-        elems.iter().for_each(|m| content.add(msg_kind(m), m));
+        elems.iter().for_each(&mut feed);
     }
     let rules = dump(dump_msg(libc::NFT_MSG_GETRULE, |nlh| unsafe {
         let r = sys::nftnl_rule_alloc();
@@ -248,8 +318,8 @@ fn observe_here(table: &str) -> std::io::Result<HostState> {
         sys::nftnl_rule_nlmsg_build_payload(nlh, r);
         sys::nftnl_rule_free(r);
     }))?;
-    rules.iter().for_each(|m| content.add(msg_kind(m), m));
-    Ok(HostState::Present(Box::new(content)))
+    rules.iter().for_each(&mut feed);
+    Ok((gens.len() == 1 && !gens.contains(&None)).then(|| HostState::Present(Box::new(content))))
 }
 
 /// Creates or atomically replaces the container's table in the host netns: one batch
