@@ -564,15 +564,17 @@ fn five_thousand_links_are_one_transaction_and_compare_equal() {
         small.links.clone(),
     );
     apply_host(&t.hp(), &other).unwrap();
-    let started = Instant::now();
-    for _ in 0..100 {
+    // The fastest of 200 (the machine is shared: the minimum is the cost).
+    let (mut obs, mut cmp) = (Duration::MAX, Duration::MAX);
+    for _ in 0..200 {
+        let started = Instant::now();
         let st = observe_host(&t.hp(), &other.id).unwrap();
+        obs = obs.min(started.elapsed());
+        let started = Instant::now();
         assert_eq!(plan_host(&other, &st), None);
+        cmp = cmp.min(started.elapsed());
     }
-    eprintln!(
-        "1 link: observe + compare {:?} each",
-        started.elapsed() / 100
-    );
+    eprintln!("1 link: observe {obs:?} (a thread in the netns, 6 requests), compare {cmp:?}");
     remove_host(&t.hp(), &other.id).unwrap();
     remove_host(&t.hp(), &t.id).unwrap();
     assert_eq!(observe_host(&t.hp(), &t.id).unwrap(), HostState::Absent);

@@ -174,8 +174,8 @@ pub fn plan_host(spec: &HostSpec, observed: &HostState) -> Option<HostChange> {
 }
 
 /// Reads the container's table in the host netns at `host_netns`: one round trip for
-/// the table and its chains (by name), one dump each for its sets and rules, and one
-/// per set for its elements — every request restricted by the kernel to this table.
+/// the table and its chains (by name), then one dump each for its sets, the elements of
+/// each set, and its rules — every request restricted by the kernel to this table.
 pub fn observe_host(host_netns: &Path, id: &ContainerId) -> Result<HostState, OpError> {
     let table = table_name(id);
     let op = format!(
@@ -250,23 +250,26 @@ fn generation(m: &[u8]) -> Option<u16> {
 /// One read of the table; `None` when the replies are not one snapshot.
 fn read_once(sock: &NfSocket, table: &str) -> std::io::Result<Option<HostState>> {
     let ctable = cstring(table);
-    let mut gens = std::collections::BTreeSet::new();
-    let mut content = HostTable::default();
-    let mut feed = |m: &Vec<u8>| {
-        gens.insert(generation(m));
-        content.add(msg_kind(m), m);
-    };
-    let mut reqs = vec![get_msg(libc::NFT_MSG_GETTABLE, 1, |nlh| unsafe {
-        let t = sys::nftnl_table_alloc();
-        sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
-        sys::nftnl_table_nlmsg_build_payload(nlh, t);
-        sys::nftnl_table_free(t);
-    })];
-    for (i, chain) in build::CHAINS.iter().enumerate() {
+    // One datagram, one round trip: the table and the chains netprov may generate (by
+    // name: chain dumps are not filtered by table in the kernel).
+    let mut reqs = vec![request_msg(
+        libc::NFT_MSG_GETTABLE,
+        libc::NLM_F_ACK,
+        1,
+        |nlh| unsafe {
+            let t = sys::nftnl_table_alloc();
+            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
+            sys::nftnl_table_nlmsg_build_payload(nlh, t);
+            sys::nftnl_table_free(t);
+        },
+    )];
+    for chain in build::CHAINS {
         let cchain = cstring(chain);
-        reqs.push(get_msg(
+        let seq = reqs.len() as u32 + 1;
+        reqs.push(request_msg(
             libc::NFT_MSG_GETCHAIN,
-            2 + i as u32,
+            libc::NLM_F_ACK,
+            seq,
             |nlh| unsafe {
                 let c = sys::nftnl_chain_alloc();
                 sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, ctable.as_ptr());
@@ -276,49 +279,83 @@ fn read_once(sock: &NfSocket, table: &str) -> std::io::Result<Option<HostState>>
             },
         ));
     }
-    for (i, reply) in sock.get_many(&reqs)?.into_iter().enumerate() {
+    let mut gens = std::collections::BTreeSet::new();
+    let mut content = HostTable::default();
+    let feed = |gens: &mut std::collections::BTreeSet<_>, c: &mut HostTable, msgs: Vec<Vec<u8>>| {
+        for m in &msgs {
+            gens.insert(generation(m));
+            c.add(msg_kind(m), m);
+        }
+    };
+    for (i, reply) in sock.pipeline(&reqs)?.into_iter().enumerate() {
         match reply {
-            Ok(msgs) => msgs.iter().for_each(&mut feed),
+            Ok(msgs) => feed(&mut gens, &mut content, msgs),
             Err(libc::ENOENT) if i == 0 => return Ok(Some(HostState::Absent)),
+            // A chain netprov does not generate here.
             Err(libc::ENOENT) => {}
             Err(e) => return Err(std::io::Error::from_raw_os_error(e)),
         }
     }
-    // A table deleted while we read it reads as empty: the plan then replaces it.
+    // Dumps one at a time: a socket runs one dump at a time, and the kernel keeps it
+    // running until the reader has taken its NLMSG_DONE, so a second dump in the same
+    // datagram is answered EBUSY. A table deleted while we read it reads as empty (the
+    // plan then replaces it).
     let dump = |req: Vec<u8>| match sock.dump(&req) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
         r => r,
     };
-    let sets = dump(dump_msg(libc::NFT_MSG_GETSET, |nlh| unsafe {
-        let s = sys::nftnl_set_alloc();
-        sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
-        sys::nftnl_set_nlmsg_build_payload(nlh, s);
-        sys::nftnl_set_free(s);
-    }))?;
-    sets.iter().for_each(&mut feed);
-    let names: Vec<String> = sets
-        .iter()
-        .filter(|m| i32::from(msg_kind(m)) == libc::NFT_MSG_NEWSET)
-        .filter_map(|m| content::set_name(m))
-        .collect();
-    for name in names {
-        let cname = cstring(&name);
-        let elems = dump(dump_msg(libc::NFT_MSG_GETSETELEM, |nlh| unsafe {
+    let sets = dump(request_msg(
+        libc::NFT_MSG_GETSET,
+        libc::NLM_F_DUMP,
+        1,
+        |nlh| unsafe {
             let s = sys::nftnl_set_alloc();
             sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, cname.as_ptr());
-            sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
+            sys::nftnl_set_nlmsg_build_payload(nlh, s);
             sys::nftnl_set_free(s);
-        }))?;
-        elems.iter().for_each(&mut feed);
+        },
+    ))?;
+    feed(&mut gens, &mut content, sets);
+    // The elements of the sets netprov may generate that exist (another set is drift
+    // by its mere presence).
+    let present: Vec<&str> = build::SETS
+        .into_iter()
+        .filter(|s| content.sets.contains_key(*s))
+        .collect();
+    for set in present {
+        let cname = cstring(set);
+        feed(
+            &mut gens,
+            &mut content,
+            dump(request_msg(
+                libc::NFT_MSG_GETSETELEM,
+                libc::NLM_F_DUMP,
+                1,
+                |nlh| unsafe {
+                    let s = sys::nftnl_set_alloc();
+                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
+                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, cname.as_ptr());
+                    sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
+                    sys::nftnl_set_free(s);
+                },
+            ))?,
+        );
     }
-    let rules = dump(dump_msg(libc::NFT_MSG_GETRULE, |nlh| unsafe {
-        let r = sys::nftnl_rule_alloc();
-        sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, ctable.as_ptr());
-        sys::nftnl_rule_nlmsg_build_payload(nlh, r);
-        sys::nftnl_rule_free(r);
-    }))?;
-    rules.iter().for_each(&mut feed);
+    feed(
+        &mut gens,
+        &mut content,
+        dump(request_msg(
+            libc::NFT_MSG_GETRULE,
+            libc::NLM_F_DUMP,
+            1,
+            |nlh| unsafe {
+                let r = sys::nftnl_rule_alloc();
+                sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, ctable.as_ptr());
+                sys::nftnl_rule_nlmsg_build_payload(nlh, r);
+                sys::nftnl_rule_free(r);
+            },
+        ))?,
+    );
     Ok((gens.len() == 1 && !gens.contains(&None)).then(|| HostState::Present(Box::new(content))))
 }
 
@@ -355,16 +392,6 @@ fn msg_kind(m: &[u8]) -> u16 {
     m.get(4..6)
         .map(|b| u16::from_ne_bytes([b[0], b[1]]) & 0xff)
         .unwrap_or(0)
-}
-
-/// A non-dump GET for the inet family with an ack, sequence `seq`.
-fn get_msg(kind: i32, seq: u32, payload: impl FnOnce(*mut libc::nlmsghdr)) -> Vec<u8> {
-    request_msg(kind, libc::NLM_F_ACK, seq, payload)
-}
-
-/// A dump request for the inet family.
-fn dump_msg(kind: i32, payload: impl FnOnce(*mut libc::nlmsghdr)) -> Vec<u8> {
-    request_msg(kind, libc::NLM_F_DUMP, 1, payload)
 }
 
 fn request_msg(
@@ -506,6 +533,10 @@ mod tests {
         assert_eq!(t.elems["addrs-v6"].len(), 500);
         assert!(t.elems["links-v6"].contains("\"ve-499\" . fd00::1f3"));
         assert_eq!(t.objects as usize, t.chains.len() + t.sets.len());
+        // Observe reads exactly the chains and sets netprov may generate.
+        assert!(t.chains.keys().all(|c| build::CHAINS.contains(&c.as_str())));
+        assert!(t.sets.keys().all(|s| build::SETS.contains(&s.as_str())));
+        assert_eq!(t.sets.len(), build::SETS.len());
         // Far below the default 208 KiB socket buffer, let alone a forced larger one.
         let mut msgs = build::delete_table("netprov-big");
         msgs.extend(build::messages(&s));

@@ -144,11 +144,17 @@ impl NfSocket {
         }
     }
 
-    /// Sends several non-dump GET requests (each with NLM_F_ACK and a distinct
-    /// sequence number `1..=reqs.len()` in order) in ONE datagram — one round trip —
-    /// and returns, per request, its reply messages or the errno the kernel answered.
-    /// Each request ends with exactly one NLMSG_ERROR (0 = ack after the reply).
-    pub fn get_many(&self, reqs: &[Vec<u8>]) -> io::Result<Vec<Result<Vec<Vec<u8>>, i32>>> {
+    /// Sends several requests — GETs with NLM_F_ACK, dumps — in ONE datagram (one
+    /// round trip for a small table) and returns, per request, its reply messages or
+    /// the errno the kernel answered. Request `i` must carry sequence number `i + 1`.
+    /// A GET ends with its NLMSG_ERROR (0 = the ack after the reply), a dump with
+    /// NLMSG_DONE or an NLMSG_ERROR.
+    ///
+    /// The kernel runs the requests in order inside sendmsg; a dump whose first part
+    /// does not hold all of it keeps the socket's one dump slot busy, so a later dump in
+    /// the same datagram is answered EBUSY — the caller then runs that one alone
+    /// ([`Self::dump`]). The rest of a long dump is produced as we receive.
+    pub fn pipeline(&self, reqs: &[Vec<u8>]) -> io::Result<Vec<Result<Vec<Vec<u8>>, i32>>> {
         let buf: Vec<u8> = reqs.concat();
         self.send(&buf)?;
         let mut out: Vec<Result<Vec<Vec<u8>>, i32>> = vec![Ok(Vec::new()); reqs.len()];
@@ -161,14 +167,20 @@ impl NfSocket {
                 let Some(slot) = seq.checked_sub(1).and_then(|i| out.get_mut(i)) else {
                     continue;
                 };
-                if m.kind == NLMSG_ERROR {
-                    let code = error_code(m.bytes);
-                    if code != 0 {
-                        *slot = Err(-code);
+                match m.kind {
+                    NLMSG_ERROR => {
+                        let code = error_code(m.bytes);
+                        if code != 0 {
+                            *slot = Err(-code);
+                        }
+                        pending -= 1;
                     }
-                    pending -= 1;
-                } else if let Ok(v) = slot {
-                    v.push(m.bytes.to_vec());
+                    NLMSG_DONE => pending -= 1,
+                    _ => {
+                        if let Ok(v) = slot {
+                            v.push(m.bytes.to_vec());
+                        }
+                    }
                 }
             }
         }

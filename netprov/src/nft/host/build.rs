@@ -33,6 +33,9 @@ const PRIO_SRCNAT: i32 = 100;
 /// Every chain name netprov may generate (observe asks for exactly these).
 pub const CHAINS: [&str; 4] = ["spoof", "dnat", "dnat-local", "snat"];
 
+/// Every set name netprov may generate (observe reads the elements of exactly these).
+pub const SETS: [&str; 5] = ["links", "links-v4", "links-v6", "addrs-v4", "addrs-v6"];
+
 /// Elements per NEWSETELEM message: the element list is one netlink attribute, whose
 /// length is 16 bits; 256 of the largest elements (ifname . ipv6_addr, ~60 bytes
 /// encoded) stay far below that.

@@ -309,11 +309,6 @@ fn parse_rule(msg: &[u8]) -> Option<(String, String)> {
     }
 }
 
-/// The name of the set a NEWSET message is about.
-pub fn set_name(msg: &[u8]) -> Option<String> {
-    parse_set(msg).map(|(n, _)| n)
-}
-
 fn parse_set(msg: &[u8]) -> Option<(String, String)> {
     // SAFETY: as in parse_chain.
     unsafe {
