@@ -144,6 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn an_edited_host_table_is_drift_that_names_the_edit() {
+        let d = desired(None, true);
+        let mut table = HostSpec::from_desired(&d).expected();
+        table.rules.get_mut("snat").unwrap().clear();
+        let o = Observed {
+            host_rules: Some(HostState::Present(Box::new(table))),
+            ..Default::default()
+        };
+        let s = steps(&d, &o);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].to_string(),
+            "replace host rules table inet netprov-web in host netns"
+        );
+        assert_eq!(
+            s[0].as_drift().to_string(),
+            "host rules table inet netprov-web: differs from the props: chain snat has 0 rules, want 4"
+        );
+    }
+
+    #[test]
     fn dropped_from_the_props_is_removed() {
         let d = desired(None, false);
         let o = Observed {
