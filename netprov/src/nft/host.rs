@@ -371,9 +371,7 @@ pub fn apply_host(host_netns: &Path, spec: &HostSpec) -> Result<(), OpError> {
     spec.check().map_err(|e| OpError::new(&op, e))?;
     let mut msgs = build::delete_table(&spec.table_name());
     msgs.extend(build::messages(spec));
-    let batch = build::batch(msgs);
-    in_netns(host_netns, move || NfSocket::open()?.run_batch(&batch))?
-        .map_err(|e| OpError::io(op, &e))
+    run(host_netns, op, msgs)
 }
 
 /// Deletes the container's table (and with it all its chains and rules) if it exists.
@@ -383,9 +381,22 @@ pub fn remove_host(host_netns: &Path, id: &ContainerId) -> Result<(), OpError> {
         "delete nftables table inet {name} in netns {}",
         host_netns.display()
     );
-    let batch = build::batch(build::delete_table(&name));
-    in_netns(host_netns, move || NfSocket::open()?.run_batch(&batch))?
-        .map_err(|e| OpError::io(op, &e))
+    run(host_netns, op, build::delete_table(&name))
+}
+
+/// Sends `msgs` as one batch from inside `host_netns`; an error names the message
+/// the kernel refused ("…: Invalid argument (set links-v4)").
+fn run(host_netns: &Path, op: String, msgs: Vec<build::NftMsg>) -> Result<(), OpError> {
+    let batch = build::batch(&msgs);
+    let res = in_netns(host_netns, move || NfSocket::open()?.run_batch(&batch))?;
+    res.map_err(|e| {
+        let mut err = OpError::io(op, &e.err);
+        let failed = e.seq.and_then(|s| msgs.get((s as usize).checked_sub(1)?));
+        if let Some(m) = failed {
+            err.cause = format!("{} ({})", err.cause, content::describe(m.kind, &m.bytes));
+        }
+        err
+    })
 }
 
 fn msg_kind(m: &[u8]) -> u16 {
@@ -540,9 +551,33 @@ mod tests {
         // Far below the default 208 KiB socket buffer, let alone a forced larger one.
         let mut msgs = build::delete_table("netprov-big");
         msgs.extend(build::messages(&s));
-        let len = build::batch(msgs).len();
+        let len = build::batch(&msgs).len();
         eprintln!("500 links (v4+v6, anti-spoofing, masquerade): batch {len} bytes");
         assert!(len < 200 * 1024);
+    }
+
+    #[test]
+    fn messages_describe_themselves_for_errors() {
+        let s = spec(HostRules {
+            anti_spoof: true,
+            ..Default::default()
+        });
+        let mut msgs = build::delete_table(&s.table_name());
+        msgs.extend(build::messages(&s));
+        let what: Vec<String> = msgs
+            .iter()
+            .map(|m| content::describe(m.kind, &m.bytes))
+            .collect();
+        assert_eq!(
+            what[..4],
+            ["add table", "delete table", "add table", "set links-v4"]
+        );
+        assert!(
+            what.contains(&"elements of set links".to_owned()),
+            "{what:?}"
+        );
+        assert!(what.contains(&"chain spoof".to_owned()), "{what:?}");
+        assert_eq!(what.last().unwrap(), "a rule of chain spoof");
     }
 
     #[test]

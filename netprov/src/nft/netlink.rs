@@ -18,6 +18,20 @@ pub struct Msg<'a> {
     pub bytes: &'a [u8],
 }
 
+/// A batch the kernel refused (and aborted as a whole): the first error and the
+/// sequence number of the message it is about (`None`: the socket failed).
+#[derive(Debug)]
+pub struct BatchError {
+    pub err: io::Error,
+    pub seq: Option<u32>,
+}
+
+impl From<io::Error> for BatchError {
+    fn from(err: io::Error) -> Self {
+        Self { err, seq: None }
+    }
+}
+
 pub struct NfSocket {
     fd: OwnedFd,
 }
@@ -119,7 +133,7 @@ impl NfSocket {
     ///
     /// The messages should not ask for acks: the kernel reports errors anyway, and one
     /// ack per message would overflow the receive buffer of a large batch (ENOBUFS).
-    pub fn run_batch(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn run_batch(&self, buf: &[u8]) -> Result<(), BatchError> {
         if buf.len() > 1 << 16 {
             self.ensure_sndbuf(buf.len())?;
         }
@@ -133,13 +147,18 @@ impl NfSocket {
                 if m.kind == NLMSG_ERROR {
                     let code = error_code(m.bytes);
                     if code != 0 && first_err.is_none() {
-                        first_err = Some(code);
+                        // The payload is the errno and the failed message's header.
+                        let seq = m.bytes.get(NLMSG_HDRLEN + 4..).map(seq_of);
+                        first_err = Some((code, seq));
                     }
                 }
             }
         }
         match first_err {
-            Some(e) => Err(io::Error::from_raw_os_error(-e)),
+            Some((e, seq)) => Err(BatchError {
+                err: io::Error::from_raw_os_error(-e),
+                seq,
+            }),
             None => Ok(()),
         }
     }

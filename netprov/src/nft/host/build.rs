@@ -171,10 +171,10 @@ pub fn delete_table(name: &str) -> Vec<NftMsg> {
     vec![nlmsg(&table, MsgType::Add), nlmsg(&table, MsgType::Del)]
 }
 
-/// One batch datagram: begin, `msgs`, end.
-pub fn batch(msgs: impl IntoIterator<Item = NftMsg>) -> Vec<u8> {
+/// One batch datagram: begin, `msgs` (sequence numbers 1, 2, …), end.
+pub fn batch(msgs: &[NftMsg]) -> Vec<u8> {
     let mut buf = framing(sys::nftnl_batch_begin);
-    for (i, m) in msgs.into_iter().enumerate() {
+    for (i, m) in msgs.iter().enumerate() {
         let at = buf.len();
         buf.extend_from_slice(&m.bytes);
         // Sequence numbers 1, 2, … so an error names the message it is about.

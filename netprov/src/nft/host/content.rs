@@ -172,6 +172,24 @@ fn compare_named(
     }
 }
 
+/// What a NEW*/DEL* message is about, for an error ("set links-v4").
+pub fn describe(kind: u16, msg: &[u8]) -> String {
+    match i32::from(kind) {
+        libc::NFT_MSG_NEWTABLE => "add table".into(),
+        libc::NFT_MSG_DELTABLE => "delete table".into(),
+        libc::NFT_MSG_NEWCHAIN => format!("chain {}", parse_chain(msg).unwrap_or_default().0),
+        libc::NFT_MSG_NEWSET => format!("set {}", parse_set(msg).unwrap_or_default().0),
+        libc::NFT_MSG_NEWSETELEM => format!(
+            "elements of set {}",
+            parse_elems(msg).map(|(n, _)| n).unwrap_or_default()
+        ),
+        libc::NFT_MSG_NEWRULE => {
+            format!("a rule of chain {}", parse_rule(msg).unwrap_or_default().0)
+        }
+        k => format!("message type {k}"),
+    }
+}
+
 /// Decodes a set key by nft's (possibly concatenated) datatype id.
 fn decode_key(key_type: u32, key: &[u8]) -> String {
     let mut types = Vec::new();
