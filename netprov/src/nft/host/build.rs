@@ -50,6 +50,7 @@ pub const TYPE_BITS: u32 = 6;
 const IFNAMSIZ: usize = 16;
 
 /// One nf_tables message: its NFT_MSG_* type and its bytes (header included).
+#[derive(Clone)]
 pub struct NftMsg {
     pub kind: u16,
     pub bytes: Vec<u8>,
@@ -169,6 +170,17 @@ pub fn delete_table(name: &str) -> Vec<NftMsg> {
     let tname = cstring(name);
     let table = Table::new(&tname, ProtoFamily::Inet);
     vec![nlmsg(&table, MsgType::Add), nlmsg(&table, MsgType::Del)]
+}
+
+/// Makes a creation fail with EEXIST when the object exists (NLM_F_EXCL).
+pub fn set_exclusive(m: &mut NftMsg, on: bool) {
+    let mut flags = u16::from_ne_bytes([m.bytes[6], m.bytes[7]]);
+    if on {
+        flags |= libc::NLM_F_EXCL as u16;
+    } else {
+        flags &= !(libc::NLM_F_EXCL as u16);
+    }
+    m.bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
 }
 
 /// One batch datagram: begin, `msgs` (sequence numbers 1, 2, …), end.
