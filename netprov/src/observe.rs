@@ -211,10 +211,10 @@ async fn nftables(d: &Desired, host_path: &Path, o: &mut Observed) -> Result<(),
         o.ruleset =
             Some(blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?);
     }
-    let (hp, id) = (host_path.to_owned(), d.id.clone());
+    let (hp, spec) = (host_path.to_owned(), nft::HostSpec::from_desired(d));
     o.host_rules = Some(
         blocking("read host nftables table", move || {
-            nft::host::observe_host(&hp, &id)
+            nft::host::observe_host_for(&hp, &spec)
         })
         .await?,
     );

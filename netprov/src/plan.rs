@@ -216,6 +216,9 @@ pub enum Step {
         table: String,
         /// The table exists with other rules (replace, not create).
         replace: bool,
+        /// How the existing table differs from what the props generate.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        differs: Option<String>,
         #[serde(skip)]
         spec: HostSpec,
     },
@@ -340,12 +343,17 @@ impl Step {
                 format!("nftables ruleset in netns {netns}"),
                 "is loaded but the props have none".into(),
             ),
-            Step::InstallHostRules { table, replace, .. } => (
+            Step::InstallHostRules {
+                table,
+                replace,
+                differs,
+                ..
+            } => (
                 format!("host rules table inet {table}"),
-                if *replace {
-                    "differs from the props".into()
-                } else {
-                    "missing".into()
+                match (replace, differs) {
+                    (true, Some(d)) => format!("differs from the props: {d}"),
+                    (true, None) => "differs from the props".into(),
+                    (false, _) => "missing".into(),
                 },
             ),
             Step::RemoveHostRules { table } => (
