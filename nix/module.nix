@@ -134,8 +134,9 @@ let
   interfaces = c: attrValues c.network.interfaces;
   usesOvs = c: any (i: i.ovs != null) (interfaces c);
   anyOvs = any usesOvs (attrValues cfg.containers);
-  isVeth = i: i.hostIp4 != null || i.hostIp6 != null || i.hostName != null || i.hostBridge != null
-    || (i.ovs != null && i.ovs.style == "veth");
+  # Plain veths only: netprov keeps no host rules for an OVS port's veth (any style).
+  isVeth = i: i.ovs == null
+    && (i.hostIp4 != null || i.hostIp6 != null || i.hostName != null || i.hostBridge != null);
   # Containers for which netprov keeps tables in the host's nftables ruleset.
   hostRules = c: c.network.masquerade == true || c.network.forwards != [ ]
     || (c.network.antiSpoof != false && any isVeth (interfaces c));

@@ -94,9 +94,10 @@ let
         type = types.nullOr (types.enum [ "internal" "veth" ]);
         default = null;
         description = ''
-          `internal`: an OVS internal port moved into the container, as NixUnits does;
-          `veth`: a veth pair whose host end is the OVS port. Null (not written to the
-          props file): netprov's default.
+          `veth`: a veth pair whose host end (named like other veth host ends) is the
+          OVS port; `internal`: an OVS internal port moved into the container, as
+          NixUnits does (its name is host-wide). Null (not written to the props file):
+          netprov's default, `veth`.
         '';
       };
       external_ids = mkOption {

@@ -254,8 +254,8 @@ fn with_engine(
     };
     match Engine::new(opts) {
         Ok(e) => f(&e),
-        Err(err) => {
-            eprintln!("netprov: {err}");
+        Err(e) => {
+            err(&format!("netprov: {e}"));
             exit::FAILURE
         }
     }
@@ -329,7 +329,7 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
             Err(CheckError::Syntax(e)) => errs.push(Invalid {
                 file: Some(p.clone()),
                 path: "network.nft".into(),
-                location: std::fs::read_to_string(p)
+                location: props::read(p)
                     .ok()
                     .and_then(|t| props::locate::locate(&t, "network.nft")),
                 message: match e.line {
@@ -338,7 +338,7 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
                 },
             }),
             Err(CheckError::Op(e)) => {
-                eprintln!("netprov: {}: {e}", p.display());
+                err(&format!("netprov: {}: {e}", p.display()));
                 return Err(exit::FAILURE);
             }
         }
@@ -435,8 +435,22 @@ fn report(errs: &[Invalid], json: bool) -> i32 {
 }
 
 /// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
+///
+/// Output never panics (`print!` would, on EPIPE or ENOSPC): a closed or full
+/// stdout/stderr ends the output quietly, the work goes on, and the exit code is the
+/// work's. Rust ignores SIGPIPE, so a closed pipe is an EPIPE error here, not a signal.
 pub(crate) fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints `s` as is (no newline added) on stdout; errors are ignored like [`out`]'s.
+pub(crate) fn out_raw(s: &str) {
+    let _ = write!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints a line on stderr; errors are ignored like [`out`]'s.
+pub(crate) fn err(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
 }
 
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
@@ -450,6 +464,9 @@ pub fn init_logging(verbose: u8) {
         // parse, observe, plan and every apply phase are timed per container.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed or full) is dropped; by
+        // default tracing-subscriber reports it with eprintln!, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -5,6 +5,7 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+pub(crate) mod existing;
 mod nft;
 mod ovs;
 
@@ -267,6 +268,17 @@ impl Differ<'_> {
             MoveKind::Existing => None,
         };
         let mut in_container = o.container.links.get(i.name.as_str());
+        // The container end of a veth-style OVS port (the style changed to internal):
+        // deleting it removes the pair; the new internal device is moved in.
+        if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
+            if c.owned_as(a) && c.kind == crate::link::Kind::Veth {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                in_container = None;
+            }
+        }
         // An internal port's device in the container *and* a device of that name in
         // the host: ovs-vswitchd restarted and made a new tap (userspace datapath; see
         // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
@@ -306,6 +318,9 @@ impl Differ<'_> {
                         format!("move existing link {} into netns {id}", i.name),
                         "no such link in the host netns or the container netns",
                     ));
+                }
+                if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
+                    existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
                 }
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),
@@ -503,6 +518,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     }
     let mut steps = df.steps;
     steps.extend(ovs::steps(d, o)?);
+    ovs::skip_deletes_done_by_port_removal(&mut steps, o);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).

@@ -157,6 +157,15 @@ impl Engine {
         }
         let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
         o.ovs = rows;
+        // Existing links about to be moved in: does Open vSwitch claim them?
+        let names = crate::diff::existing::in_host(d, &o);
+        if !names.is_empty() {
+            let (conn, ep) = (ovs.clone(), self.endpoint());
+            o.ovsdb_interfaces = blocking("look up existing links in OVSDB", move || {
+                ovsdb::claims::interfaces_named(conn.as_deref(), &ep, &names)
+            })
+            .await?;
+        }
         Ok((o, ovs))
     }
 

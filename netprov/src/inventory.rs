@@ -717,8 +717,8 @@ pub struct Status {
     pub nft_digest: Option<String>,
     /// The live ruleset is still what netprov loaded.
     pub nft_intact: Option<bool>,
-    /// Digest recorded in the host table (`None`: no host table).
-    pub host_table_digest: Option<String>,
+    /// The host table `inet netprov-<id>` exists (whether it holds what the props
+    /// generate is part of `sync`).
     pub host_table: bool,
     pub sync: SyncState,
     /// `/run/netns/<id>` exists but is not netprov's (nothing in it is shown).
@@ -839,11 +839,10 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
             nft_intact = state.map(|r| r.is_intact());
         }
     }
-    let host_state = nft::host::observe_host(host_path, id)?;
-    let (host_table, host_table_digest) = match host_state {
-        HostState::Absent => (false, None),
-        HostState::Present { digest } => (true, digest),
-    };
+    let host_table = matches!(
+        nft::host::observe_host(host_path, id)?,
+        HostState::Present(_)
+    );
     let idc = id.clone();
     let (ovs_ports, ovsdb_skipped) =
         match rt.block_on(blocking("list OVS ports", move || port_status(&ep, &idc))) {
@@ -861,7 +860,6 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
         ovs_ports,
         nft_digest,
         nft_intact,
-        host_table_digest,
         host_table,
         netns_not_ours,
         ovsdb_skipped,

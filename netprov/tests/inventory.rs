@@ -199,7 +199,7 @@ fn list_and_gc_find_orphans_by_marks_and_leave_the_rest() {
     let (live, orphan, busy, machine) = (t.id(), t.id(), t.id(), t.id());
     let ovs = |iface: &str, n: u8| {
         json!({ "interfaces": { iface: { "ip4": format!("10.77.{n}.2/24"),
-                                          "ovs": { "bridge": "br0", "vlan": 5 } } } })
+                                          "ovs": { "bridge": "br0", "vlan": 5, "style": "internal" } } } })
     };
     let p_live = T::write(&t.props, &live, veth(&live, 1, ovs(&format!("l{live}"), 1)));
     let mut o = ovs(&format!("l{orphan}"), 2);
@@ -434,7 +434,13 @@ fn status_shows_links_counters_ports_and_drift() {
     );
     assert!(wan["tx_packets"].as_u64().unwrap() >= 2, "{wan}");
     assert!(host["rx_packets"].as_u64().unwrap() >= 2, "{host}");
-    assert_eq!(s["ovs_ports"][0]["name"], format!("l{id}"), "{s}");
+    // The OVS port (veth style, the default) is a host end too: in both lists.
+    let port = s["ovs_ports"][0]["name"].as_str().unwrap().to_owned();
+    assert!(port.starts_with("np-"), "{s}");
+    assert_eq!(link(&port)["side"], "host");
+    assert!(link(&format!("l{id}"))["addresses"]
+        .to_string()
+        .contains("10.78.0.2/24"));
     assert_eq!(s["ovs_ports"][0]["tag"], 42, "{s}");
     assert!(s["ovs_ports"][0]["ofport"].as_i64().unwrap() > 0, "{s}");
     assert_eq!(s["nft_digest"].as_str().unwrap().len(), 32, "{s}");
@@ -458,7 +464,7 @@ fn status_shows_links_counters_ports_and_drift() {
     let out = t.ok(&["status", &id]);
     let h = String::from_utf8_lossy(&out.stdout);
     assert!(
-        h.contains(&format!("{id}: OVS port l{id} ofport ")) && h.contains("vlan 42"),
+        h.contains(&format!("{id}: OVS port {port} ofport ")) && h.contains("vlan 42"),
         "{h}"
     );
     assert!(
@@ -500,7 +506,7 @@ fn reconcile_repairs_flushed_host_tables_and_lost_ovs_ports() {
     let (a, b, stopped) = (t.id(), t.id(), t.id());
     let port = |id: &str, n: u8| {
         json!({ format!("l{id}"): { "ip4": format!("10.79.0.{n}/24"),
-                                    "ovs": { "bridge": "br0", "vlan": 9 } } })
+                                    "ovs": { "bridge": "br0", "vlan": 9, "style": "internal" } } })
     };
     let pa = T::write(
         &t.props,

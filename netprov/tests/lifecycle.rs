@@ -60,8 +60,11 @@ fn props(dir: &Dir, id: &str, n: u8, with_ovs: bool) -> String {
                  "hostName": format!("w{id}") },
     });
     if with_ovs {
-        ifs[format!("l{n}")] =
-            json!({ "ip4": format!("10.61.{n}.2/24"), "ovs": { "bridge": "br0", "vlan": 7 } });
+        ifs[format!("l{n}")] = json!({ "ip4": format!("10.61.{n}.2/24"),
+                    // Internal: its moved-in device shows OVS to a destroy by id. A
+                    // veth-style port on the userspace datapath leaves no kernel trace
+                    // (docs/engine.md, destroy step 0).
+                    "ovs": { "bridge": "br0", "vlan": 7, "style": "internal" } });
     }
     dir.write(
         id,

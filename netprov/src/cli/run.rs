@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::out;
+use super::{err, out, out_raw};
 use crate::engine::{DestroyFailed, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
@@ -29,7 +29,7 @@ fn report<T: Serialize>(
             Ok(v) => print(&id, v),
             Err(e) => {
                 failed = true;
-                eprintln!("netprov {cmd}: {id}: {e}");
+                err(&format!("netprov {cmd}: {id}: {e}"));
                 if json {
                     docs.push(
                         json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno }),
@@ -59,7 +59,7 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
         if rep.plan.steps.is_empty() {
             out(&format!("{id}: in sync, nothing to do"));
         } else {
-            print!("{}", rep.plan);
+            out_raw(&rep.plan.to_string());
             out(&format!(
                 "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
                 rep.plan.steps.len(),
@@ -72,7 +72,9 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     let results = ds.iter().map(|d| (d.id.to_string(), engine.plan(d)));
-    code(report("plan", json, results, |_, p| print!("{p}")))
+    code(report("plan", json, results, |_, p| {
+        out_raw(&p.to_string())
+    }))
 }
 
 pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
@@ -125,7 +127,7 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
             }
             docs.push(doc);
             for e in &fails {
-                eprintln!("netprov destroy: {id}: {e}");
+                err(&format!("netprov destroy: {id}: {e}"));
             }
             continue;
         }
@@ -142,7 +144,7 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
             out(&format!("{id}: left the netns alone: {why}"));
         }
         for e in &fails {
-            eprintln!("netprov destroy: {id}: {e}");
+            err(&format!("netprov destroy: {id}: {e}"));
         }
     }
     if json {
