@@ -4,10 +4,13 @@
 //! netprov that still derived `ve-<id>-<if>`.
 
 mod common;
+#[path = "common/ovs.rs"]
+mod ovs;
 
 use std::path::PathBuf;
 
 use common::{text, unique, HostNetns};
+use ovs::Ovs;
 use serde_json::json;
 
 struct Props(PathBuf);
@@ -92,4 +95,91 @@ fn an_old_ve_host_end_is_recreated_under_the_np_name() {
         .run("ip", &["link", "show", "dev", &new])
         .status
         .success());
+}
+
+/// The same for an OVS port of the veth style (the default): an older netprov's port
+/// `ve-…` (host end and OVS row, both with netprov's marks) is replaced by one apply
+/// with the `np-…` port on the same bridge and VLAN — the old row and device gone — and
+/// traffic on the VLAN flows again once the pair's addresses are back.
+#[test]
+fn an_old_ve_ovs_port_is_replaced_by_the_np_port() {
+    let mut o = Ovs::start();
+    o.add_bridge("br0");
+    let (a, b) = (unique("m"), unique("m"));
+    o.host.track(&a);
+    o.host.track(&b);
+    let dir = o.dir.join("props");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |id: &str, ip: &str| {
+        let p = dir.join(format!("{id}.json"));
+        let props = json!({ "id": id, "network": { "interfaces": {
+            "lan": { "ip4": ip, "ovs": { "bridge": "br0", "vlan": 12 } } } } });
+        std::fs::write(&p, props.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let (pa, pb) = (write(&a, "10.81.0.1/24"), write(&b, "10.81.0.2/24"));
+    let ep = o.endpoint();
+    let netprov = |args: &[&str]| {
+        let mut all = vec!["--ovsdb", ep.as_str()];
+        all.extend_from_slice(args);
+        o.host.netprov(&all)
+    };
+    for p in [&pa, &pb] {
+        let out = netprov(&["apply", p]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let new = format!("np-{a}-lan");
+    assert!(new.len() <= 15, "{new}");
+    let old = format!("ve-{a}-lan");
+    assert!(o.vsctl(&["list-ports", "br0"]).lines().any(|l| l == new));
+
+    // What an older netprov left: port and device called ve-…, with the same marks.
+    o.vsctl(&["del-port", "br0", &new]);
+    o.host.ok("ip", &["link", "set", "dev", &new, "down"]);
+    o.host.ok("ip", &["link", "set", "dev", &new, "name", &old]);
+    o.host.ok("ip", &["link", "set", "dev", &old, "up"]);
+    let ids = format!("external_ids={{netprov-id=\"{a}\",netprov-iface=lan}}");
+    o.vsctl(&[
+        "add-port",
+        "br0",
+        &old,
+        "tag=12",
+        "--",
+        "set",
+        "Port",
+        &old,
+        &ids,
+        "--",
+        "set",
+        "Interface",
+        &old,
+        &ids,
+    ]);
+
+    let out = netprov(&["apply", &pa]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ports = o.vsctl(&["list-ports", "br0"]);
+    assert!(
+        ports.lines().any(|l| l == new) && !ports.contains(&old),
+        "{ports}"
+    );
+    assert_eq!(o.vsctl(&["get", "Port", &new, "tag"]), "12");
+    assert!(!o
+        .host
+        .run("ip", &["link", "show", "dev", &old])
+        .status
+        .success());
+    // As for a plain veth: the addresses come back with the next apply at the latest.
+    let out = netprov(&["apply", &pa]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(netprov(&["check", &pa]).status.code(), Some(0));
+    assert!(
+        Ovs::pings(&a, "10.81.0.2"),
+        "VLAN traffic after the migration"
+    );
+    for p in [&pa, &pb] {
+        let out = netprov(&["destroy", p]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(o.vsctl(&["list-ports", "br0"]), "");
 }
