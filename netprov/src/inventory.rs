@@ -256,10 +256,15 @@ async fn netns_links(
     rt: &tokio::runtime::Handle,
 ) -> Result<BTreeMap<String, LinkState>, OpError> {
     let nl = Netlink::open(Some(path), rt, format!("netns {}", path.display()))?;
+    links_of(&nl).await
+}
+
+/// The links of the netns `nl` is bound to, by name.
+async fn links_of(nl: &Netlink) -> Result<BTreeMap<String, LinkState>, OpError> {
     let msgs = nl
         .dump(link::dump())
         .await
-        .map_err(|e| OpError::errno(format!("list links in netns {}", path.display()), e))?;
+        .map_err(|e| OpError::errno(format!("list links in {}", nl.label), e))?;
     Ok(msgs
         .into_iter()
         .filter_map(|m| match m {
@@ -826,7 +831,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
     };
     if usable {
         let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;
-        let who = netns_owner::owner(id, &rt.block_on(netns_links(&netns, rt.handle()))?);
+        let who = netns_owner::owner(id, &rt.block_on(links_of(&nl))?);
         if owned && !who.is_ours() {
             netns_not_ours = Some(netns_owner::not_ours(id, &netns, &who).to_string());
         } else {
