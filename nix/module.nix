@@ -366,6 +366,16 @@ in
 
     boot.kernelModules = optionals anyOvs [ "openvswitch" ];
 
+    # netprov configures its host-side links (veth host ends and veth-style OVS ports,
+    # named np-<id>-<if>) itself: keep systemd-networkd, NetworkManager and dhcpcd off
+    # them, as nspawn-glue/coexist/ does on other hosts (docs/nspawn.md, Coexistence).
+    systemd.network.networks."10-netprov" = {
+      matchConfig.Name = "np-*";
+      linkConfig.Unmanaged = true;
+    };
+    networking.networkmanager.unmanaged = [ "interface-name:np-*" ];
+    networking.dhcpcd.denyInterfaces = [ "np-*" ];
+
     # Masquerade and port forwards route through the host. A default the user overrides
     # with any plain definition; just above mkDefault, because NixOS's networking module
     # itself sets net.ipv4.conf.all.forwarding with mkDefault (from proxyARP), and two

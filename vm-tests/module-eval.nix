@@ -289,6 +289,11 @@ else
   goodFailures = failed good;
   machinesWanted = good.systemd.targets.machines.wantedBy or [ ];
   kernelModules = good.boot.kernelModules;
+  coexist = {
+    networkd = good.systemd.network.networks."10-netprov" or null;
+    networkmanager = good.networking.networkmanager.unmanaged;
+    dhcpcd = good.networking.dhcpcd.denyInterfaces;
+  };
   propsCheck = { inherit (check) name; inherit (check.passthru) script; nativeBuildInputs = map (p: p.name) check.passthru.env.nativeBuildInputs; };
   liveChange = {
     router1Changed = trigger good "systemd-nspawn@router1" != trigger changed "systemd-nspawn@router1";

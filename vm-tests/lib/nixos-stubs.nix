@@ -60,6 +60,9 @@ in
     networking.nftables.flushRuleset = bool false;
     networking.nftables.ruleset = mkOption { type = types.lines; default = ""; };
     networking.firewall.enable = bool true;
+    networking.networkmanager.unmanaged = strs;
+    networking.dhcpcd.denyInterfaces = mkOption { type = types.nullOr (types.listOf types.str); default = null; };
+    systemd.network.networks = mkOption { type = types.attrsOf types.anything; default = { }; };
     virtualisation.vswitch.enable = bool false;
     virtualisation.memorySize = mkOption { type = types.int; default = 1024; };
     system.stateVersion = mkOption { type = types.str; default = "25.11"; };
