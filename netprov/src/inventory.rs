@@ -443,9 +443,28 @@ fn sync_of(engine: &Engine, props: Option<&PathBuf>) -> SyncState {
     }
 }
 
+/// How many processes are in each network namespace, by nsfs (device, inode): one pass
+/// over `/proc`, however many containers are listed.
+fn netns_users() -> BTreeMap<(u64, u64), usize> {
+    let mut users = BTreeMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return users;
+    };
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            *users.entry((m.dev(), m.ino())).or_default() += 1;
+        }
+    }
+    users
+}
+
 fn entry(
-    engine: &Engine,
+    engine: Option<&Engine>,
     places: &Places,
+    users: &BTreeMap<(u64, u64), usize>,
     id: &str,
     objects: Holdings,
     props: Option<PathBuf>,
@@ -454,8 +473,16 @@ fn entry(
     let processes = objects
         .netns
         .as_deref()
-        .map_or(0, |p| netns_processes(p).len());
-    let sync = sync_of(engine, props.as_ref());
+        .and_then(|p| std::fs::metadata(p).ok())
+        .and_then(|m| users.get(&(m.dev(), m.ino())).copied())
+        .unwrap_or(0);
+    let sync = match engine {
+        Some(e) => sync_of(e, props.as_ref()),
+        None if props.is_some() => SyncState::Error {
+            error: "not checked".into(),
+        },
+        None => SyncState::NoProps,
+    };
     let orphaned = props.is_none() && !running && processes == 0 && !objects.is_empty();
     Entry {
         id: id.to_owned(),
@@ -475,7 +502,19 @@ pub fn list(
     places: &Places,
     only: &[ContainerId],
 ) -> Result<(Vec<Entry>, Scan), OpError> {
+    entries(engine, places, only, true)
+}
+
+/// The entries of `list`; `check` compares each with its props file (`gc` does not
+/// need that).
+fn entries(
+    engine: &Engine,
+    places: &Places,
+    only: &[ContainerId],
+    check: bool,
+) -> Result<(Vec<Entry>, Scan), OpError> {
     let mut scan = scan(engine)?;
+    let users = netns_users();
     let mut props = props_files(&places.props_dir);
     let mut ids: BTreeSet<String> = scan.ids.keys().cloned().collect();
     ids.extend(props.keys().cloned());
@@ -486,7 +525,7 @@ pub fn list(
         .map(|id| {
             let objects = scan.ids.remove(&id).unwrap_or_default();
             let p = props.remove(&id);
-            entry(engine, places, &id, objects, p)
+            entry(check.then_some(engine), places, &users, &id, objects, p)
         })
         .collect();
     Ok((entries, scan))
@@ -545,7 +584,7 @@ pub fn gc(
             &e,
         )
     })?;
-    let (entries, _) = list(engine, places, only)?;
+    let (entries, _) = entries(engine, places, only, false)?;
     let mut out = Vec::new();
     for e in entries.into_iter().filter(|e| e.orphaned) {
         let mut c = Collected {
