@@ -289,11 +289,15 @@ impl Engine {
 
     /// Destroys `t` when `still` (asked under its lock) returns true; `Ok(None)` when
     /// it did not. `gc` uses it so that a container started between its scan and the
-    /// removal (props file installed, machine registered) is left alone.
+    /// removal (props file installed, machine registered) is left alone. `host_links`
+    /// (found by a host-wide scan) are deleted too if they are left and still carry the
+    /// container's alias: destroy by id finds host ends only through the container's
+    /// netns, which may be gone from `/run/netns` while a process keeps it alive.
     pub fn destroy_if(
         &self,
         t: &DestroyTarget,
         still: impl FnOnce() -> bool,
+        host_links: &[String],
     ) -> Result<Option<DestroyReport>, DestroyFailed> {
         self.rt.block_on(async {
             let _lock = lock::acquire(t.id(), lock::Op::Destroy)
@@ -302,7 +306,7 @@ impl Engine {
             if !still() {
                 return Ok(None);
             }
-            crate::destroy::destroy(
+            let r = crate::destroy::destroy(
                 t,
                 &self.host,
                 &self.host_ns,
@@ -310,8 +314,22 @@ impl Engine {
                 &self.endpoint(),
                 self.rt.handle(),
             )
-            .await
-            .map(Some)
+            .await;
+            let (mut rep, mut fails) = match r {
+                Ok(rep) => (rep, Vec::new()),
+                Err(DestroyFailed { report, failures }) => (*report, failures),
+            };
+            fails.extend(
+                crate::inventory::delete_host_links(&self.host, t.id(), host_links, &mut rep).await,
+            );
+            if fails.is_empty() {
+                Ok(Some(rep))
+            } else {
+                Err(DestroyFailed {
+                    report: Box::new(rep),
+                    failures: fails,
+                })
+            }
         })
     }
 

@@ -80,6 +80,12 @@ pub struct Holdings {
     pub host_table: bool,
     /// OVS ports marked `external_ids:netprov-id=<id>`.
     pub ovs_ports: Vec<String>,
+    /// A veth host end's peer lives in another netns although `/run/netns/<id>` is not
+    /// there: something (a process, a bind mount elsewhere) still holds the container's
+    /// netns. Its processes cannot be told from here, so such a container is never
+    /// collected.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held_elsewhere: bool,
 }
 
 impl Holdings {
@@ -96,6 +102,8 @@ impl Holdings {
             } else {
                 "netns".to_owned()
             });
+        } else if self.held_elsewhere {
+            parts.push("netns held elsewhere (no /run/netns handle)".to_owned());
         }
         let n =
             |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
@@ -176,11 +184,9 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
         names.insert(l.index, l.name.clone());
         match l.alias.as_deref().and_then(alias_owner) {
             Some(id) => {
-                s.ids
-                    .entry(id.to_string())
-                    .or_default()
-                    .host_links
-                    .push(l.name.clone());
+                let h = s.ids.entry(id.to_string()).or_default();
+                h.host_links.push(l.name.clone());
+                h.held_elsewhere |= l.kind == link::Kind::Veth && l.link_netnsid.is_some();
                 owner_of.insert(l.index, id.to_string());
             }
             None if l.group == NETPROV_GROUP && l.alias.is_none() => s
@@ -483,7 +489,10 @@ fn entry(
         },
         None => SyncState::NoProps,
     };
-    let orphaned = props.is_none() && !running && processes == 0 && !objects.is_empty();
+    // The handle is the netns the peers live in; without it, a live peer means the
+    // netns is held by something else.
+    let held = objects.netns.is_none() && objects.held_elsewhere;
+    let orphaned = props.is_none() && !running && processes == 0 && !held && !objects.is_empty();
     Entry {
         id: id.to_owned(),
         props,
@@ -598,10 +607,14 @@ pub fn gc(
             let id = ContainerId::new(&e.id).expect("scanned ids are valid");
             let netns = e.objects.netns.clone();
             let mut why = None;
-            let r = engine.destroy_if(&DestroyTarget::Id(id), || {
-                why = alive(places, &e.id, netns.as_deref());
-                why.is_none()
-            });
+            let r = engine.destroy_if(
+                &DestroyTarget::Id(id),
+                || {
+                    why = alive(places, &e.id, netns.as_deref());
+                    why.is_none()
+                },
+                &e.objects.host_links,
+            );
             match r {
                 Ok(Some(rep)) => c.removed = Some(rep),
                 Ok(None) => c.kept = why,
@@ -614,6 +627,41 @@ pub fn gc(
         out.push(c);
     }
     Ok(out)
+}
+
+/// Deletes the host-netns links `names` that are still there and carry container
+/// `id`'s alias (`netprov:<id>` or `netprov:<id>:<if>`); a link renamed or re-marked
+/// meanwhile is left. Adds what it deleted to `rep`; returns the failures.
+pub(crate) async fn delete_host_links(
+    host: &Netlink,
+    id: &ContainerId,
+    names: &[String],
+    rep: &mut DestroyReport,
+) -> Vec<OpError> {
+    let mut fails = Vec::new();
+    let count = crate::netlink::MutationCount::default();
+    for name in names {
+        let got = match host.get(link::get_by_name(name)).await {
+            Ok(Some(RouteNetlinkMessage::NewLink(m))) => LinkState::parse(&m),
+            Ok(_) => continue,
+            Err(e) => {
+                fails.push(OpError::errno(format!("get link {name} in host netns"), e));
+                continue;
+            }
+        };
+        if got.alias.as_deref().and_then(alias_owner).as_ref() != Some(id) {
+            continue;
+        }
+        match host.mutate(link::delete(got.index), 0, &count).await {
+            Ok(()) | Err(libc::ENODEV) => rep.links_deleted.push(format!("{name} (host netns)")),
+            Err(e) => fails.push(OpError::errno(
+                format!("delete link {name} in host netns"),
+                e,
+            )),
+        }
+    }
+    rep.messages += count.get();
+    fails
 }
 
 /// One container's outcome in `reconcile`.

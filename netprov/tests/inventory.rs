@@ -389,6 +389,48 @@ fn list_and_gc_find_orphans_by_marks_and_leave_the_rest() {
     let out = t.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.stdout.is_empty(), "{}", text(&out));
 
+    // A container whose /run/netns handle is gone while a process still holds its
+    // netns (its veth host end's peer is alive elsewhere): not collected, whatever
+    // holds it. Once nothing does, the netns and its veth die with it; what is left
+    // (the host table) is an orphan again.
+    let detached = t.id();
+    let p_detached = T::write(&t.elsewhere, &detached, veth(&detached, 9, json!({})));
+    t.ok(&["apply", &p_detached]);
+    let holder = Bg(in_ns(&detached, "sleep", &["600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap());
+    // The holder must be in before the handle goes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.json(&["list", &detached])["containers"][0]["processes"] == 0 {
+        assert!(Instant::now() < deadline, "sleep never entered the netns");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::ok("ip", &["netns", "del", &detached]);
+    let l = t.json(&["list", &detached]);
+    let e = entry(&l, &detached).unwrap_or_else(|| panic!("{l}"));
+    assert_eq!(e["objects"]["held_elsewhere"], true, "{e}");
+    assert_eq!(e["orphaned"], false, "{e}");
+    let out = t.ok(&["gc", &detached]);
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(t.host_has(&["ip", "link", "show", "dev", &format!("w{detached}")]));
+    drop(holder);
+    // The netns goes with its last process; the kernel then removes the veth pair.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.host_has(&["ip", "link", "show", "dev", &format!("w{detached}")]) {
+        assert!(Instant::now() < deadline, "veth outlived its netns");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let g = t.json(&["gc", &detached]);
+    assert_eq!(g[0]["id"], detached, "{g}");
+    assert!(!t.host_has(&[
+        "nft",
+        "list",
+        "table",
+        "inet",
+        &format!("netprov-{detached}")
+    ]));
+
     drop(_sleeper);
     t.ok(&["destroy", &live, &busy, &machine]);
 }
