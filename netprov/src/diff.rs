@@ -8,10 +8,12 @@
 mod nft;
 mod ovs;
 
+use std::collections::BTreeSet;
+
 use ipnetwork::IpNetwork;
 
 use crate::error::OpError;
-use crate::link::{container_alias, host_alias, LinkState};
+use crate::link::{container_alias, host_alias, Kind, LinkState};
 use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
 use crate::observe::{NsState, Observed};
 use crate::plan::{At, MoveKind, Plan, Step};
@@ -49,11 +51,87 @@ struct Differ<'a> {
     container_routes: Vec<RouteSpec>,
     /// The link being planned is moved in by this plan (not created with its attributes).
     moving: bool,
+    /// Links (host side?, name) this plan deletes, re-creates, moves in or out: every
+    /// route observed through them vanishes with the old link, so routes are planned
+    /// from the state after those steps, not from the observed one.
+    renewed: BTreeSet<(bool, String)>,
+    /// Links whose every IPv4 address this plan deletes: the kernel then flushes all
+    /// IPv4 routes through the link (fib_disable_ip), including ones the plan keeps.
+    v4_flushed: BTreeSet<(bool, String)>,
+    /// The container netns is netprov's own (not adopted).
+    owned_netns: bool,
 }
 
 impl Differ<'_> {
     fn ns(&self) -> At {
         At::Netns(self.id.clone())
+    }
+
+    fn renew(&mut self, at: &At, name: &str) {
+        self.renewed.insert((*at == At::Host, name.to_owned()));
+    }
+
+    /// Whether an observed route survives the link steps of this plan.
+    fn route_survives(&self, at: &At, r: &RouteSpec) -> bool {
+        let Some(dev) = &r.dev else { return true };
+        let key = (*at == At::Host, dev.clone());
+        !(self.renewed.contains(&key) || r.dest.is_ipv4() && self.v4_flushed.contains(&key))
+    }
+
+    /// A container link with a name the props want for a link netprov makes, which
+    /// netprov did not make: in an owned netns it is a link moved in before (an
+    /// `Existing` interface whose kind changed), returned to the host to free the name.
+    /// Returns the link when it stays (netprov's, or someone else's in an adopted netns).
+    fn reclaim<'o>(&mut self, st: Option<&'o LinkState>, name: &str) -> Option<&'o LinkState> {
+        match st {
+            Some(l) if self.owned_netns && !l.created_by_netprov() => {
+                self.steps.push(Step::ReturnLink {
+                    netns: self.id.clone(),
+                    link: name.to_owned(),
+                });
+                self.renew(&self.ns(), name);
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// Container links the props do not name: netprov's are deleted, others (existing
+    /// links moved in before) go back to the host netns when the netns is netprov's.
+    fn unwanted(&mut self, d: &Desired) {
+        let wanted: BTreeSet<&str> = d
+            .interfaces
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(i.name.as_str()).chain(i.macvlan.iter().map(|m| m.name.as_str()))
+            })
+            .collect();
+        let alias = container_alias(self.cid);
+        let mut links: Vec<&LinkState> = self
+            .o
+            .container
+            .links
+            .values()
+            .filter(|l| l.name != "lo" && !wanted.contains(l.name.as_str()))
+            .collect();
+        // Macvlans first: their parent may go too.
+        links.sort_by_key(|l| l.kind != Kind::Macvlan);
+        for l in links {
+            if l.owned_as(&alias) {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: l.name.clone(),
+                });
+            } else if self.owned_netns && !l.created_by_netprov() {
+                self.steps.push(Step::ReturnLink {
+                    netns: self.id.clone(),
+                    link: l.name.clone(),
+                });
+            } else {
+                continue;
+            }
+            self.renew(&self.ns(), &l.name);
+        }
     }
 
     fn link_state(
@@ -102,6 +180,13 @@ impl Differ<'_> {
         owned: bool,
     ) {
         let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
+        let v4 = |a: &&IpNetwork| a.is_ipv4();
+        if owned
+            && have.iter().any(|a| a.is_ipv4())
+            && have.iter().filter(v4).all(|a| !want.contains(a))
+        {
+            self.v4_flushed.insert((at == At::Host, name.to_owned()));
+        }
         if owned {
             for a in have {
                 if !want.contains(a) {
@@ -150,7 +235,7 @@ impl Differ<'_> {
         let h_alias = host_alias(self.cid, i.name.as_str());
         let c_alias = container_alias(self.cid);
         let host = o.host.links.get(host_name);
-        let cont = o.container.links.get(i.name.as_str());
+        let cont = self.reclaim(o.container.links.get(i.name.as_str()), i.name.as_str());
         let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
         if let Some(h) = host {
             if !h.owned_as(&h_alias) {
@@ -164,7 +249,7 @@ impl Differ<'_> {
         }
         // A pair is whole when the container side's peer is the host end we found.
         let whole = match (host, cont) {
-            (Some(h), Some(c)) => c.link == Some(h.index),
+            (Some(h), Some(c)) => c.kind == Kind::Veth && c.link == Some(h.index),
             _ => false,
         };
         if !whole {
@@ -180,6 +265,8 @@ impl Differ<'_> {
                     link: i.name.to_string(),
                 });
             }
+            self.renew(&At::Host, host_name);
+            self.renew(&self.ns(), i.name.as_str());
             self.steps.push(Step::CreateVeth {
                 host: host_name.to_owned(),
                 peer: i.name.to_string(),
@@ -220,6 +307,12 @@ impl Differ<'_> {
                     bridge: b.to_owned(),
                 });
             }
+        } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
+            && matches!(i.kind, InterfaceKind::Veth(_))
+        {
+            self.steps.push(Step::Release {
+                link: host_name.to_owned(),
+            });
         }
         self.link_state(
             At::Host,
@@ -276,6 +369,25 @@ impl Differ<'_> {
                     netns: id.clone(),
                     link: i.name.to_string(),
                 });
+                self.renew(&self.ns(), i.name.as_str());
+                in_container = None;
+            }
+        }
+        // A link netprov made for this container under that name but of another kind
+        // (a veth peer or macvlan; the interface was one before): delete it, then move
+        // the wanted link in.
+        if let Some(c) = in_container {
+            let made_here = c.owned_as(&container_alias(self.cid));
+            let other_kind = match kind {
+                MoveKind::Existing => true,
+                MoveKind::OvsInternal => matches!(c.kind, Kind::Veth | Kind::Macvlan),
+            };
+            if made_here && other_kind {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                self.renew(&self.ns(), i.name.as_str());
                 in_container = None;
             }
         }
@@ -307,6 +419,7 @@ impl Differ<'_> {
                         "no such link in the host netns or the container netns",
                     ));
                 }
+                self.renew(&self.ns(), i.name.as_str());
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),
                     netns: id.clone(),
@@ -326,7 +439,21 @@ impl Differ<'_> {
         let id = self.id.clone();
         let o = self.o;
         let alias = container_alias(self.cid);
-        let st = o.container.links.get(m.name.as_str());
+        let mut st = self.reclaim(o.container.links.get(m.name.as_str()), m.name.as_str());
+        // Kept only on the very parent that stays: a macvlan of another kind, on a
+        // parent this plan re-creates or moves, or on another link is made anew.
+        if let Some(l) = st.filter(|l| l.owned_as(&alias)) {
+            let parent_stays = !self.renewed.contains(&(false, i.name.to_string()));
+            let parent = o.container.links.get(i.name.as_str()).map(|p| p.index);
+            if l.kind != Kind::Macvlan || !parent_stays || l.link != parent || parent.is_none() {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: m.name.to_string(),
+                });
+                self.renew(&self.ns(), m.name.as_str());
+                st = None;
+            }
+        }
         if let Some(l) = st {
             if !l.owned_as(&alias) {
                 return Err(foreign(
@@ -403,6 +530,9 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         host_routes: Vec::new(),
         container_routes: Vec::new(),
         moving: false,
+        renewed: BTreeSet::new(),
+        v4_flushed: BTreeSet::new(),
+        owned_netns: matches!(d.netns, NetnsSpec::Owned { .. }),
     };
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
@@ -423,6 +553,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             link: "lo".into(),
         });
     }
+    df.unwanted(d);
     for i in &d.interfaces {
         match &i.kind {
             InterfaceKind::Veth(h) => df.veth(
@@ -449,8 +580,18 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     }
     let host_want = std::mem::take(&mut df.host_routes);
     let cont_want = std::mem::take(&mut df.container_routes);
-    df.routes(At::Host, &o.host.routes, &host_want);
-    df.routes(df.ns(), &o.container.routes, &cont_want);
+    // Routes through links this plan renews or strips of IPv4 are gone by the routes
+    // phase: plan them from that state (replace, not "already there"; no delete).
+    let surviving = |df: &Differ, at: &At, rs: &[RouteSpec]| -> Vec<RouteSpec> {
+        rs.iter()
+            .filter(|r| df.route_survives(at, r))
+            .cloned()
+            .collect()
+    };
+    let host_have = surviving(&df, &At::Host, &o.host.routes);
+    let cont_have = surviving(&df, &df.ns(), &o.container.routes);
+    df.routes(At::Host, &host_have, &host_want);
+    df.routes(df.ns(), &cont_have, &cont_want);
     for s in &d.sysctls {
         let cur = o.sysctls.get(&s.key).cloned().flatten();
         if !cur

@@ -92,6 +92,18 @@ impl Exec<'_> {
         self.send(at, link::set(l.index, &c), 0, op).await
     }
 
+    /// Deletes a link; one already gone (with its peer or parent) is success.
+    async fn delete_link(&self, at: &At, name: &str, op: &str) -> Result<(), OpError> {
+        let l = match self.link(at, name, op).await {
+            Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
+            l => l?,
+        };
+        match self.send(at, link::delete(l.index), 0, op).await {
+            Err(e) if e.errno == Some(libc::ENODEV) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Runs one step; its Display is the operation named in any error.
     pub async fn step(&mut self, s: &Step) -> Result<(), OpError> {
         let op = s.to_string();
@@ -121,14 +133,31 @@ impl Exec<'_> {
                 self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
                     .await?;
             }
-            Step::DeleteLink { at, link: name } => {
-                let l = self.link(at, name, op).await?;
-                self.send(at, link::delete(l.index), 0, op).await?;
+            Step::DeleteLink { at, link: name } | Step::RemoveLink { at, link: name } => {
+                self.delete_link(at, name, op).await?;
             }
             Step::DeleteDeadOvsDevice { netns, link: name } => {
+                self.delete_link(&At::Netns(netns.clone()), name, op)
+                    .await?;
+            }
+            Step::ReturnLink { netns, link: name } => {
                 let at = At::Netns(netns.clone());
                 let l = self.link(&at, name, op).await?;
-                self.send(&at, link::delete(l.index), 0, op).await?;
+                let host = File::open(&self.host_netns).map_err(|e| OpError::io(op, &e))?;
+                let c = LinkChange {
+                    netns_fd: Some(host.as_raw_fd()),
+                    ..Default::default()
+                };
+                self.send(&at, link::set(l.index, &c), 0, op).await?;
+            }
+            Step::Release { link: name } => {
+                let l = self.link(&At::Host, name, op).await?;
+                // IFLA_MASTER 0: leave whatever bridge it is a port of.
+                let c = LinkChange {
+                    controller: Some(0),
+                    ..Default::default()
+                };
+                self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
             }
             Step::MarkLink {
                 at,
@@ -227,8 +256,16 @@ impl Exec<'_> {
                 link: name,
                 addr,
             } => {
-                let l = self.link(at, name, op).await?;
-                self.send(at, address::delete(l.index, addr), 0, op).await?;
+                // Already gone is success: the link went (ENODEV), or the kernel took
+                // the address with another one (a primary takes its secondaries).
+                let l = match self.link(at, name, op).await {
+                    Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
+                    l => l?,
+                };
+                match self.send(at, address::delete(l.index, addr), 0, op).await {
+                    Err(e) if e.errno == Some(libc::EADDRNOTAVAIL) => {}
+                    r => r?,
+                }
             }
             Step::ReplaceRoute { at, route: r, .. } => {
                 let oif = match &r.dev {
@@ -243,7 +280,12 @@ impl Exec<'_> {
                     Some(d) => self.link(at, d, op).await.ok().map(|l| l.index),
                     None => None,
                 };
-                self.send(at, route::delete(r, oif), 0, op).await?;
+                // ESRCH: already gone — the kernel flushes a link's IPv4 routes with its
+                // last IPv4 address, and all its routes with the link.
+                match self.send(at, route::delete(r, oif), 0, op).await {
+                    Err(e) if e.errno == Some(libc::ESRCH) => {}
+                    r => r?,
+                }
             }
             Step::WriteSysctl {
                 netns: id,

@@ -118,6 +118,25 @@ pub enum Step {
         at: At,
         link: String,
     },
+    /// Delete a link netprov made for this container that the props no longer want as
+    /// it is: not named any more (interface renamed or removed, macvlan dropped) or of
+    /// another kind or parent than wanted. Links on top of it go with it.
+    RemoveLink {
+        at: At,
+        link: String,
+    },
+    /// Move a link netprov did not make (an `Existing` link moved in before) out of an
+    /// owned container netns, back to the host netns: the props no longer name it, or
+    /// want its name for a link netprov makes.
+    ReturnLink {
+        netns: String,
+        link: String,
+    },
+    /// Detach a veth host end from the Linux bridge it is a port of (the props name
+    /// no `hostBridge` any more).
+    Release {
+        link: String,
+    },
     /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
     /// drives (it restarted and made a new device in the host netns, moved in next).
     DeleteDeadOvsDevice {
@@ -227,6 +246,9 @@ impl Step {
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
             Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
+            Step::RemoveLink { .. } | Step::ReturnLink { .. } | Step::Release { .. } => {
+                Phase::HostLinks
+            }
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
@@ -257,6 +279,19 @@ impl Step {
             Step::DeleteLink { at, link } => (
                 format!("link {link} in {at}"),
                 "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::RemoveLink { at, link } => (
+                format!("link {link} in {at}"),
+                "is netprov's but not wanted as it is (not in the props, or of another kind)"
+                    .into(),
+            ),
+            Step::ReturnLink { netns, link } => (
+                format!("link {link} in netns {netns}"),
+                "is not netprov's and not wanted there (it belongs in the host netns)".into(),
+            ),
+            Step::Release { link } => (
+                format!("link {link} in host netns"),
+                "is a bridge port, the props want none".into(),
             ),
             Step::DeleteDeadOvsDevice { netns, link } => (
                 format!("OVS internal device {link} in netns {netns}"),
@@ -373,6 +408,13 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::RemoveLink { at, link } => {
+                write!(f, "delete link {link} in {at} (not wanted as it is)")
+            }
+            Step::ReturnLink { netns, link } => {
+                write!(f, "move link {link} from netns {netns} back to the host netns")
+            }
+            Step::Release { link } => write!(f, "detach {link} from its bridge in host netns"),
             Step::DeleteDeadOvsDevice { netns, link } => write!(
                 f,
                 "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
