@@ -238,7 +238,12 @@ impl Differ<'_> {
         let cont = self.reclaim(o.container.links.get(i.name.as_str()), i.name.as_str());
         let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
         if let Some(h) = host {
-            if !h.owned_as(&h_alias) {
+            // Also this container's host end of another interface (a `hostName` moved
+            // between interfaces): netprov's, re-created below for this one.
+            let this_container = format!("netprov:{}:", self.cid);
+            let ours = h.owned_as(&h_alias)
+                || h.alias.as_deref().is_some_and(|a| a.starts_with(&this_container));
+            if !ours {
                 return Err(foreign(&create_op, h, &At::Host, &id));
             }
         }

@@ -1,0 +1,213 @@
+//! Convergence property: for valid props A and B of one container id, `apply A`,
+//! `check` clean, `apply B`, `check` clean — each apply converging in one plan — and
+//! `destroy` leaves nothing. Real netlink in namespaces this test creates.
+//!
+//! Pairs come from seeded random walks over the props grammar of
+//! `common/props_gen.rs` (each step of a walk is a pair: the previous props → the next),
+//! one fresh id per walk, destroyed at the walk's end. Environment:
+//! `NETPROV_CONVERGE_PAIRS` (default 300), `NETPROV_CONVERGE_WALK` (steps per walk,
+//! default 6), `NETPROV_CONVERGE_SEED` (replay a run; printed at the start and on
+//! failure), `NETPROV_CONVERGE_WALK_SEED` (replay one walk, printed on failure).
+//!
+//! Run as root: `cargo test -p netprov --test converge -- --nocapture`.
+
+mod common;
+#[path = "common/engine.rs"]
+mod engine_common;
+#[path = "common/props_gen.rs"]
+mod props_gen;
+
+use common::{unique, HostNetns};
+use engine_common::*;
+use netprov::engine::{DestroyTarget, Engine};
+use netprov::model::Desired;
+use props_gen::{host_fixtures, valid_props, Facts, Rng};
+use serde_json::Value;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+    })
+}
+
+/// Everything a failure message needs to replay the pair.
+struct Ctx<'a> {
+    run_seed: u64,
+    walk_seed: u64,
+    step: usize,
+    prev: Option<&'a Value>,
+    next: &'a Value,
+}
+
+impl Ctx<'_> {
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{what}\n  pair {} of walk NETPROV_CONVERGE_WALK_SEED={} (run NETPROV_CONVERGE_SEED={})\n  A = {}\n  B = {}",
+            self.step,
+            self.walk_seed,
+            self.run_seed,
+            self.prev.map_or("(nothing)".into(), |v| v.to_string()),
+            self.next
+        )
+    }
+}
+
+/// Apply, then: a second apply sends nothing, check is clean, every veth answers a ping.
+/// Returns the number of passes the apply needed.
+fn apply_and_verify(e: &Engine, d: &Desired, facts: &Facts, cx: &Ctx) -> usize {
+    let rep = e
+        .apply(d)
+        .unwrap_or_else(|err| cx.fail(&format!("apply B failed: {err}")));
+    let drift = e
+        .check(d)
+        .unwrap_or_else(|err| cx.fail(&format!("check failed: {err}")));
+    if !drift.is_empty() {
+        let list: Vec<String> = drift.iter().map(|x| x.to_string()).collect();
+        cx.fail(&format!(
+            "check after apply found drift:\n    {}",
+            list.join("\n    ")
+        ));
+    }
+    let again = e
+        .apply(d)
+        .unwrap_or_else(|err| cx.fail(&format!("re-apply failed: {err}")));
+    if again.messages != 0 {
+        cx.fail(&format!(
+            "re-apply of unchanged props sent {} messages:\n{}",
+            again.messages, again.plan
+        ));
+    }
+    for (ifname, addr) in &facts.pings {
+        let out = in_ct(d, "ping", &["-c1", "-W2", "-I", ifname, addr]);
+        if !out.status.success() {
+            cx.fail(&format!(
+                "ping {addr} over {ifname} from the container failed: {}",
+                common::text(&out)
+            ));
+        }
+    }
+    if rep.passes > 1 {
+        let repairs: Vec<String> = rep.repairs.iter().map(|p| p.to_string()).collect();
+        eprintln!(
+            "needed {} passes (walk seed {}, pair {}): first plan\n{}repairs\n{}",
+            rep.passes,
+            cx.walk_seed,
+            cx.step,
+            rep.plan,
+            repairs.join("")
+        );
+    }
+    rep.passes
+}
+
+/// After destroy: only the fixtures are left in the host netns, with no address,
+/// netprov route or netprov nftables table; the container netns handle is gone.
+fn assert_nothing_left(host: &HostNetns, fixtures: &[String], d: &Desired, cx: &Ctx) {
+    let mut links = host_links(host);
+    links.sort();
+    if links != fixtures {
+        cx.fail(&format!(
+            "after destroy the host has links {links:?}, want only {fixtures:?}"
+        ));
+    }
+    let routes = host_netprov_routes(host);
+    if !routes.is_empty() {
+        cx.fail(&format!("after destroy netprov routes remain:\n{routes}"));
+    }
+    let addrs = host.ok("ip", &["-o", "addr", "show"]);
+    if let Some(l) = addrs
+        .lines()
+        .find(|l| l.contains(" inet 10.") || l.contains(" inet6 fd"))
+    {
+        cx.fail(&format!("after destroy a host address remains: {l}"));
+    }
+    let tables = host.ok("nft", &["list", "tables"]);
+    if tables.contains("netprov") {
+        cx.fail(&format!("after destroy nftables tables remain: {tables}"));
+    }
+    if netns_exists(d) {
+        cx.fail("after destroy the netns handle remains");
+    }
+}
+
+/// Runs one walk; returns (pairs, pairs needing more than one pass).
+fn walk(
+    e: &Engine,
+    host: &mut HostNetns,
+    fixtures: &[String],
+    run_seed: u64,
+    walk_seed: u64,
+    len: usize,
+) -> (usize, usize) {
+    let id = unique("p");
+    host.track(&id);
+    let mut rng = Rng::new(walk_seed);
+    let mut prev: Option<(Value, Desired)> = None;
+    let (mut pairs, mut repaired) = (0, 0);
+    for step in 0..len {
+        let (v, d, facts) = valid_props(&mut rng, &id);
+        let cx = Ctx {
+            run_seed,
+            walk_seed,
+            step,
+            prev: prev.as_ref().map(|p| &p.0),
+            next: &v,
+        };
+        let passes = apply_and_verify(e, &d, &facts, &cx);
+        if prev.is_some() {
+            pairs += 1;
+            if passes > 1 {
+                repaired += 1;
+            }
+        }
+        prev = Some((v, d));
+    }
+    let (v, d) = prev.expect("a walk has steps");
+    let cx = Ctx {
+        run_seed,
+        walk_seed,
+        step: len,
+        prev: Some(&v),
+        next: &Value::Null,
+    };
+    e.destroy(&DestroyTarget::Props(d.clone()))
+        .unwrap_or_else(|err| cx.fail(&format!("destroy failed: {err}")));
+    assert_nothing_left(host, fixtures, &d, &cx);
+    (pairs, repaired)
+}
+
+#[test]
+fn any_valid_props_a_to_b_converges_in_one_apply() {
+    let target = env_u64("NETPROV_CONVERGE_PAIRS").unwrap_or(300) as usize;
+    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    let run_seed = env_u64("NETPROV_CONVERGE_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    eprintln!("convergence property: NETPROV_CONVERGE_SEED={run_seed}");
+    let mut host = HostNetns::new();
+    let fixtures = host_fixtures(&host);
+    let e = engine(&host, None);
+    let (mut pairs, mut repaired, mut walks) = (0, 0, 0);
+    if let Some(ws) = env_u64("NETPROV_CONVERGE_WALK_SEED") {
+        let (p, r) = walk(&e, &mut host, &fixtures, run_seed, ws, len);
+        eprintln!("replayed walk {ws}: {p} pairs, {r} needed a repair pass");
+        assert_eq!(r, 0, "pairs needed more than one pass");
+        return;
+    }
+    let mut seeds = Rng::new(run_seed);
+    while pairs < target {
+        let (p, r) = walk(&e, &mut host, &fixtures, run_seed, seeds.next(), len);
+        pairs += p;
+        repaired += r;
+        walks += 1;
+    }
+    eprintln!(
+        "convergence property: {pairs} pairs in {walks} walks, all converged; {repaired} needed more than one pass"
+    );
+    // The verify loop is the safety net: a correct first plan needs no repair.
+    assert_eq!(repaired, 0, "pairs needed more than one pass (see above)");
+}
