@@ -58,8 +58,6 @@ struct Differ<'a> {
     /// Links whose every IPv4 address this plan deletes: the kernel then flushes all
     /// IPv4 routes through the link (fib_disable_ip), including ones the plan keeps.
     v4_flushed: BTreeSet<(bool, String)>,
-    /// The container netns is netprov's own (not adopted).
-    owned_netns: bool,
 }
 
 impl Differ<'_> {
@@ -78,26 +76,10 @@ impl Differ<'_> {
         !(self.renewed.contains(&key) || r.dest.is_ipv4() && self.v4_flushed.contains(&key))
     }
 
-    /// A container link with a name the props want for a link netprov makes, which
-    /// netprov did not make: in an owned netns it is a link moved in before (an
-    /// `Existing` interface whose kind changed), returned to the host to free the name.
-    /// Returns the link when it stays (netprov's, or someone else's in an adopted netns).
-    fn reclaim<'o>(&mut self, st: Option<&'o LinkState>, name: &str) -> Option<&'o LinkState> {
-        match st {
-            Some(l) if self.owned_netns && !l.created_by_netprov() => {
-                self.steps.push(Step::ReturnLink {
-                    netns: self.id.clone(),
-                    link: name.to_owned(),
-                });
-                self.renew(&self.ns(), name);
-                None
-            }
-            other => other,
-        }
-    }
-
-    /// Container links the props do not name: netprov's are deleted, others (existing
-    /// links moved in before) go back to the host netns when the netns is netprov's.
+    /// Container links the props do not name: netprov's own are deleted. Others stay:
+    /// the container's processes may make links in their netns (docker0, wg0), and an
+    /// unmarked link cannot be told apart from an `Existing` link lent before, so
+    /// none is ever moved to the host netns by apply (destroy returns lent links).
     fn unwanted(&mut self, d: &Desired) {
         let wanted: BTreeSet<&str> = d
             .interfaces
@@ -122,15 +104,8 @@ impl Differ<'_> {
                     at: self.ns(),
                     link: l.name.clone(),
                 });
-            } else if self.owned_netns && !l.created_by_netprov() {
-                self.steps.push(Step::ReturnLink {
-                    netns: self.id.clone(),
-                    link: l.name.clone(),
-                });
-            } else {
-                continue;
+                self.renew(&self.ns(), &l.name);
             }
-            self.renew(&self.ns(), &l.name);
         }
     }
 
@@ -235,7 +210,7 @@ impl Differ<'_> {
         let h_alias = host_alias(self.cid, i.name.as_str());
         let c_alias = container_alias(self.cid);
         let host = o.host.links.get(host_name);
-        let cont = self.reclaim(o.container.links.get(i.name.as_str()), i.name.as_str());
+        let cont = o.container.links.get(i.name.as_str());
         let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
         if let Some(h) = host {
             // Also this container's host end of another interface (a `hostName` moved
@@ -444,7 +419,7 @@ impl Differ<'_> {
         let id = self.id.clone();
         let o = self.o;
         let alias = container_alias(self.cid);
-        let mut st = self.reclaim(o.container.links.get(m.name.as_str()), m.name.as_str());
+        let mut st = o.container.links.get(m.name.as_str());
         // Kept only on the very parent that stays: a macvlan of another kind, on a
         // parent this plan re-creates or moves, or on another link is made anew.
         if let Some(l) = st.filter(|l| l.owned_as(&alias)) {
@@ -537,7 +512,6 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         moving: false,
         renewed: BTreeSet::new(),
         v4_flushed: BTreeSet::new(),
-        owned_netns: matches!(d.netns, NetnsSpec::Owned { .. }),
     };
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {

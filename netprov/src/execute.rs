@@ -140,16 +140,6 @@ impl Exec<'_> {
                 self.delete_link(&At::Netns(netns.clone()), name, op)
                     .await?;
             }
-            Step::ReturnLink { netns, link: name } => {
-                let at = At::Netns(netns.clone());
-                let l = self.link(&at, name, op).await?;
-                let host = File::open(&self.host_netns).map_err(|e| OpError::io(op, &e))?;
-                let c = LinkChange {
-                    netns_fd: Some(host.as_raw_fd()),
-                    ..Default::default()
-                };
-                self.send(&at, link::set(l.index, &c), 0, op).await?;
-            }
             Step::Release { link: name } => {
                 let l = self.link(&At::Host, name, op).await?;
                 // IFLA_MASTER 0: leave whatever bridge it is a port of.

@@ -125,13 +125,6 @@ pub enum Step {
         at: At,
         link: String,
     },
-    /// Move a link netprov did not make (an `Existing` link moved in before) out of an
-    /// owned container netns, back to the host netns: the props no longer name it, or
-    /// want its name for a link netprov makes.
-    ReturnLink {
-        netns: String,
-        link: String,
-    },
     /// Detach a veth host end from the Linux bridge it is a port of (the props name
     /// no `hostBridge` any more).
     Release {
@@ -246,9 +239,7 @@ impl Step {
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
             Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
-            Step::RemoveLink { .. } | Step::ReturnLink { .. } | Step::Release { .. } => {
-                Phase::HostLinks
-            }
+            Step::RemoveLink { .. } | Step::Release { .. } => Phase::HostLinks,
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
@@ -284,10 +275,6 @@ impl Step {
                 format!("link {link} in {at}"),
                 "is netprov's but not wanted as it is (not in the props, or of another kind)"
                     .into(),
-            ),
-            Step::ReturnLink { netns, link } => (
-                format!("link {link} in netns {netns}"),
-                "is not netprov's and not wanted there (it belongs in the host netns)".into(),
             ),
             Step::Release { link } => (
                 format!("link {link} in host netns"),
@@ -410,9 +397,6 @@ impl fmt::Display for Step {
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
             Step::RemoveLink { at, link } => {
                 write!(f, "delete link {link} in {at} (not wanted as it is)")
-            }
-            Step::ReturnLink { netns, link } => {
-                write!(f, "move link {link} from netns {netns} back to the host netns")
             }
             Step::Release { link } => write!(f, "detach {link} from its bridge in host netns"),
             Step::DeleteDeadOvsDevice { netns, link } => write!(

@@ -21,7 +21,7 @@ use common::{unique, HostNetns};
 use engine_common::*;
 use netprov::engine::{DestroyTarget, Engine};
 use netprov::model::Desired;
-use props_gen::{host_fixtures, valid_props, Facts, Rng};
+use props_gen::{existing_names, host_fixtures, reuses_lent_name, valid_props, Facts, Rng};
 use serde_json::Value;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -145,8 +145,10 @@ fn walk(
     let mut rng = Rng::new(walk_seed);
     let mut prev: Option<(Value, Desired)> = None;
     let (mut pairs, mut repaired) = (0, 0);
+    let mut lent: Vec<String> = Vec::new();
     for step in 0..len {
-        let (v, d, facts) = valid_props(&mut rng, &id);
+        let (v, d, facts) = valid_props(&mut rng, &id, |d| !reuses_lent_name(d, &lent));
+        lent.extend(existing_names(&d));
         let cx = Ctx {
             run_seed,
             walk_seed,

@@ -276,13 +276,39 @@ pub fn draw(rng: &mut Rng, id: &str) -> (Value, Facts) {
     (Value::Object(top), facts)
 }
 
-/// Draws until the validator accepts; returns the props, their model and the facts.
-pub fn valid_props(rng: &mut Rng, id: &str) -> (Value, netprov::model::Desired, Facts) {
-    for _ in 0..200 {
+/// Draws until the validator accepts and `keep` agrees; returns the props, their
+/// model and the facts.
+pub fn valid_props(
+    rng: &mut Rng,
+    id: &str,
+    keep: impl Fn(&netprov::model::Desired) -> bool,
+) -> (Value, netprov::model::Desired, Facts) {
+    for _ in 0..500 {
         let (v, f) = draw(rng, id);
         if let Ok(d) = netprov::props::parse_str(&v.to_string(), None) {
-            return (v, d, f);
+            if keep(&d) {
+                return (v, d, f);
+            }
         }
     }
-    panic!("the generator made no valid props in 200 draws");
+    panic!("the generator made no valid props in 500 draws");
+}
+
+/// Names of `Existing` interfaces in `d`.
+pub fn existing_names(d: &netprov::model::Desired) -> Vec<String> {
+    d.interfaces
+        .iter()
+        .filter(|i| matches!(i.kind, netprov::model::InterfaceKind::Existing))
+        .map(|i| i.name.to_string())
+        .collect()
+}
+
+/// Whether `d` wants a link netprov makes under a name in `lent`: an `Existing` link
+/// moved in earlier stays in the container until destroy (apply never moves an
+/// unmarked link out; see docs/engine.md), so that name is taken.
+pub fn reuses_lent_name(d: &netprov::model::Desired, lent: &[String]) -> bool {
+    d.interfaces.iter().any(|i| {
+        !matches!(i.kind, netprov::model::InterfaceKind::Existing)
+            && lent.iter().any(|l| l == i.name.as_str())
+    })
 }
