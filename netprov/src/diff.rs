@@ -554,7 +554,11 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             dest: r.dest,
             gateway: r.gateway,
             dev: r.dev.as_ref().map(|x| x.to_string()),
-            metric: r.metric.unwrap_or_else(|| default_metric(&r.dest)),
+            // IPv6 has no metric 0: the kernel stores 1024 for it, as for none.
+            metric: r
+                .metric
+                .filter(|m| *m != 0 || r.dest.is_ipv4())
+                .unwrap_or_else(|| default_metric(&r.dest)),
         });
     }
     let host_want = std::mem::take(&mut df.host_routes);

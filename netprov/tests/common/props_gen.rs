@@ -245,6 +245,12 @@ pub fn draw(rng: &mut Rng, id: &str) -> (Value, Facts) {
         for j in 0..1 + rng.below(2) {
             if !gw4.is_empty() && rng.chance(1, 2) {
                 routes.push(json!({ "to": format!("10.99.{j}.0/24"), "via": rng.pick(&gw4) }));
+            } else if rng.chance(1, 3) {
+                let mut r = json!({ "to": format!("fd98:{j}::/64"), "dev": rng.pick(&names) });
+                if rng.chance(2, 3) {
+                    r["metric"] = json!(rng.pick(&[0, 100]));
+                }
+                routes.push(r);
             } else {
                 let mut r = json!({ "to": format!("10.98.{j}.0/24"), "dev": rng.pick(&names) });
                 if rng.chance(1, 2) {
