@@ -77,6 +77,8 @@ pub struct Engine {
     /// Its path, for threads that enter it (nftables).
     host_path: PathBuf,
     opts: Options,
+    /// Test hook (see [`Engine::drop_step_for_tests`]); `usize::MAX`: off.
+    drop_step: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -99,7 +101,20 @@ impl Engine {
             host_ns,
             host_path,
             opts,
+            drop_step: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// Fault injection for tests: in every pass of every apply, step `n` of the plan is
+    /// not sent — a change the kernel silently lost. The verify loop must then repair
+    /// it (when the next pass has fewer steps) or report the drift (`n = 0`: never
+    /// converges).
+    #[doc(hidden)]
+    pub fn drop_step_for_tests(&self, n: Option<usize>) {
+        self.drop_step.store(
+            n.unwrap_or(usize::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
@@ -243,7 +258,14 @@ impl Engine {
             } else {
                 None
             };
-            let r = execute::run(&mut ex, &p, fail_after).await;
+            let drop = self.drop_step.load(std::sync::atomic::Ordering::Relaxed);
+            let r = if drop < p.steps.len() {
+                let mut lossy = p.clone();
+                lossy.steps.remove(drop);
+                execute::run(&mut ex, &lossy, fail_after).await
+            } else {
+                execute::run(&mut ex, &p, fail_after).await
+            };
             c = ex.container.take();
             ovs_sent += ovs.as_ref().map_or(0, mutating) - before;
             r?;

@@ -241,6 +241,25 @@ impl Exec<'_> {
                 )
                 .await?;
             }
+            Step::ReAddAddress {
+                at,
+                link: name,
+                addr,
+            } => {
+                let l = self.link(at, name, op).await?;
+                match self
+                    .send(
+                        at,
+                        address::add(l.index, addr),
+                        NLM_F_CREATE | NLM_F_EXCL,
+                        op,
+                    )
+                    .await
+                {
+                    Err(e) if e.errno == Some(libc::EEXIST) => {}
+                    r => r?,
+                }
+            }
             Step::DelAddress {
                 at,
                 link: name,

@@ -183,6 +183,14 @@ pub enum Step {
         #[serde(serialize_with = "ser_display")]
         addr: IpNetwork,
     },
+    /// Add again a wanted IPv4 address that the kernel may drop with a deleted
+    /// address of its subnet (a primary takes its secondaries); present is success.
+    ReAddAddress {
+        at: At,
+        link: String,
+        #[serde(serialize_with = "ser_display")]
+        addr: IpNetwork,
+    },
     DelRoute {
         at: At,
         route: RouteSpec,
@@ -244,7 +252,9 @@ impl Step {
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
             Step::LinkUp { .. } => Phase::LinkState,
-            Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
+            Step::DelAddress { .. } | Step::AddAddress { .. } | Step::ReAddAddress { .. } => {
+                Phase::Addresses
+            }
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
             Step::OvsPort { .. } => Phase::OvsPorts,
@@ -317,6 +327,10 @@ impl Step {
             Step::AddAddress { at, link, addr } => (
                 format!("address {addr} on {link} in {at}"),
                 "missing".into(),
+            ),
+            Step::ReAddAddress { at, link, addr } => (
+                format!("address {addr} on {link} in {at}"),
+                "shares its subnet with an address that is not desired (the kernel drops it with that one)".into(),
             ),
             Step::DelRoute { at, route } => {
                 (format!("route {route} in {at}"), "is not desired".into())
@@ -450,6 +464,9 @@ impl fmt::Display for Step {
             }
             Step::AddAddress { at, link, addr } => {
                 write!(f, "add address {addr} to {link} in {at}")
+            }
+            Step::ReAddAddress { at, link, addr } => {
+                write!(f, "re-add address {addr} to {link} in {at}")
             }
             Step::DelRoute { at, route } => write!(f, "delete route {route} in {at}"),
             Step::ReplaceRoute { at, route, .. } => write!(f, "replace route {route} in {at}"),

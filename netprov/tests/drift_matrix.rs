@@ -276,3 +276,118 @@ fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
     let out = e.netprov(&["destroy"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// An extra address made the primary of the wanted one's subnet: deleting it makes the
+/// kernel (promote_secondaries off) delete the wanted secondary too, and with the
+/// link's last IPv4 address every IPv4 route through it. The first plan foresees that
+/// (re-adds the address, replaces the routes): one pass.
+#[test]
+fn deleting_a_primary_address_keeps_the_wanted_secondary_and_its_routes() {
+    let e = env("dp");
+    e.in_ct("sysctl", &["-qw", "net.ipv4.conf.lan.promote_secondaries=0"]);
+    e.ct(&["addr", "flush", "dev", "lan"]);
+    e.ct(&["addr", "add", "10.51.0.7/24", "dev", "lan"]);
+    e.ct(&["addr", "add", "10.51.0.2/24", "dev", "lan"]);
+    let out = e.netprov(&["check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let id = &e.id;
+    assert!(
+        text(&out).contains(&format!("{id}: address 10.51.0.7/24 on lan in netns {id}: is not desired")),
+        "{}",
+        text(&out)
+    );
+    let out = e.netprov(&["--json", "apply"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep[0]["result"]["passes"], 1, "{rep}");
+    let out = e.netprov(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    ping_peers(&e);
+}
+
+/// A container applied, with the existing link it needs.
+fn env(prefix: &str) -> Env {
+    let mut host = HostNetns::new();
+    host.ok("ip", &["link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p"]);
+    let id = unique(prefix);
+    host.track(&id);
+    let file = std::env::temp_dir().join(format!("{id}.json"));
+    std::fs::write(&file, props(&id).to_string()).unwrap();
+    let e = Env {
+        host,
+        id,
+        file,
+        elsewhere: String::new(),
+    };
+    let out = e.netprov(&["apply"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    e
+}
+
+/// The verify loop: a change the kernel lost (the test hook `--drop-step` does not
+/// send one step) is found by the observe after the pass and repaired by a second
+/// pass; a change lost in every pass makes apply exit 1 with the remaining drift in
+/// `check`'s words, and `check` agrees (exit 3).
+#[test]
+fn the_verify_loop_repairs_a_lost_change_and_reports_a_lasting_one() {
+    let e = env("dv");
+    let id = e.id.clone();
+    e.in_ct("sysctl", &["-qw", "net.ipv4.ip_forward=0"]);
+    e.ct(&["route", "del", "10.99.0.0/24"]);
+    // Two steps: the route (step 0) and the sysctl (step 1). Lose the sysctl.
+    let out = e.netprov(&["--json", "plan"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ops: Vec<&str> = plan[0]["result"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["replace_route", "write_sysctl"], "{plan}");
+    let out = e.netprov(&["apply", "--drop-step", "1"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains(&format!("{id}: pass 2: the kernel still differed, repairing:"))
+            && shown.contains(&format!("set sysctl net.ipv4.ip_forward=1 in netns {id}"))
+            && shown.contains("applied 3 changes in 2 passes"),
+        "{shown}"
+    );
+    let out = e.netprov(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // --json reports the passes and the repair plans.
+    e.in_ct("sysctl", &["-qw", "net.ipv4.ip_forward=0"]);
+    e.ct(&["route", "del", "10.99.0.0/24"]);
+    let out = e.netprov(&["--json", "apply", "--drop-step", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep[0]["result"]["passes"], 2, "{rep}");
+    assert_eq!(
+        rep[0]["result"]["repairs"][0]["steps"][0]["op"], "write_sysctl",
+        "{rep}"
+    );
+
+    // Lost in every pass: exit 1, the drift named as check names it.
+    e.in_ct("sysctl", &["-qw", "net.ipv4.ip_forward=0"]);
+    let out = e.netprov(&["apply", "--drop-step", "0"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let drift = format!("{id}: sysctl net.ipv4.ip_forward in netns {id}: is \"0\", want \"1\"");
+    assert!(
+        shown.contains("the kernel still differs from the props after 3 passes")
+            && shown.contains(&drift),
+        "{shown}"
+    );
+    let out = e.netprov(&["check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains(&drift), "{}", text(&out));
+    let out = e.netprov(&["apply"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // An unchanged re-apply: one observe, no pass, nothing sent.
+    let out = e.netprov(&["--json", "apply"]);
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep[0]["result"]["passes"], 0, "{rep}");
+    assert_eq!(rep[0]["result"]["messages"], 0, "{rep}");
+    ping_peers(&e);
+}
