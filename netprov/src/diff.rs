@@ -7,6 +7,8 @@
 
 mod nft;
 mod ovs;
+#[cfg(test)]
+mod renew_tests;
 
 use std::collections::BTreeSet;
 
