@@ -20,7 +20,7 @@ mod props_gen;
 use common::{unique, HostNetns};
 use engine_common::*;
 use netprov::engine::{DestroyTarget, Engine};
-use netprov::model::Desired;
+use netprov::model::{Desired, InterfaceKind};
 use props_gen::{existing_names, host_fixtures, reuses_lent_name, valid_props, Facts, Rng};
 use serde_json::Value;
 
@@ -212,4 +212,60 @@ fn any_valid_props_a_to_b_converges_in_one_apply() {
     );
     // The verify loop is the safety net: a correct first plan needs no repair.
     assert_eq!(repaired, 0, "pairs needed more than one pass (see above)");
+}
+
+/// The two cases of the issue, exactly: renumbering a /31 veth (both directions) and a
+/// veth pair that must be re-created (host end moved, renamed, deleted; `hostName`
+/// changed). Each converges in one pass, keeps its routes and passes traffic.
+#[test]
+fn renumbered_and_recreated_veths_converge_in_one_pass_with_their_routes() {
+    let mut host = HostNetns::new();
+    let e = engine(&host, None);
+    let mut d = container(&mut host);
+    let mk = |c: &str, h: &str| veth("wan", &[c], &[h]);
+    d.interfaces.push(mk("10.210.0.3/31", "10.210.0.2/31"));
+    d.routes.push(route("0.0.0.0/0", Some("10.210.0.2"), None));
+    let one_pass = |d: &Desired, what: &str| {
+        let rep = e.apply(d).unwrap_or_else(|err| panic!("{what}: {err}"));
+        assert_eq!(rep.passes, 1, "{what}: {}", rep.plan);
+        assert!(e.check(d).unwrap().is_empty(), "{what}: {:?}", e.check(d));
+        let gw = d.routes[0].gateway.unwrap().to_string();
+        in_ct_ok(d, "ping", &["-c1", "-W3", &gw]);
+        let r = in_ct_ok(d, "ip", &["route", "show", "default"]);
+        assert!(r.contains(&gw), "{what}: {r}");
+    };
+    one_pass(&d, "first apply");
+    let he = host_end(&d.interfaces[0]);
+    for (c, h) in [("10.210.0.5/31", "10.210.0.4/31"), ("10.210.0.3/31", "10.210.0.2/31")] {
+        let mut next = d.clone();
+        let name = host_end(&next.interfaces[0]);
+        next.interfaces[0] = mk(c, h);
+        if let InterfaceKind::Veth(v) = &mut next.interfaces[0].kind {
+            v.name = n(&name);
+        }
+        next.routes[0] = route("0.0.0.0/0", Some(h.split('/').next().unwrap()), None);
+        one_pass(&next, &format!("renumber to {c}"));
+        d = next;
+    }
+    let elsewhere = unique("x");
+    common::ok("ip", &["netns", "add", &elsewhere]);
+    host.track(&elsewhere);
+    let drifts: [(&str, Vec<&str>); 3] = [
+        ("host end moved", vec!["link", "set", &he, "netns", &elsewhere]),
+        ("host end deleted", vec!["link", "del", &he]),
+        ("host end renamed", vec!["link", "set", &he, "name", "renamed0"]),
+    ];
+    for (what, args) in drifts {
+        host.ok("ip", &args);
+        one_pass(&d, what);
+    }
+    // hostName changed.
+    if let InterfaceKind::Veth(v) = &mut d.interfaces[0].kind {
+        v.name = n(&unique("hn"));
+    }
+    one_pass(&d, "hostName changed");
+    e.destroy(&DestroyTarget::Props(d)).unwrap();
+    // The renamed host end went with its container end when the pair was re-created.
+    assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
+    assert_eq!(host_netprov_routes(&host), "");
 }
