@@ -101,7 +101,9 @@ impl Differ<'_> {
         // Macvlans first: their parent may go too.
         links.sort_by_key(|l| l.kind != Kind::Macvlan);
         for l in links {
-            if l.owned_as(&alias) {
+            // Only the kinds netprov makes over rtnetlink: an OVS internal port's device
+            // goes with its port (the OVSDB part of the plan removes it).
+            if l.owned_as(&alias) && matches!(l.kind, Kind::Veth | Kind::Macvlan) {
                 self.steps.push(Step::RemoveLink {
                     at: self.ns(),
                     link: l.name.clone(),
@@ -379,10 +381,8 @@ impl Differ<'_> {
         // the wanted link in.
         if let Some(c) = in_container {
             let made_here = c.owned_as(&container_alias(self.cid));
-            let other_kind = match kind {
-                MoveKind::Existing => true,
-                MoveKind::OvsInternal => matches!(c.kind, Kind::Veth | Kind::Macvlan),
-            };
+            // Only what netprov can delete over rtnetlink.
+            let other_kind = matches!(c.kind, Kind::Veth | Kind::Macvlan);
             if made_here && other_kind {
                 self.steps.push(Step::RemoveLink {
                     at: self.ns(),
