@@ -18,6 +18,7 @@ use crate::error::OpError;
 use crate::link::{container_alias, host_alias, Kind, LinkState};
 use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
 use crate::observe::{NsState, Observed};
+use crate::ovsdb::OvsChange;
 use crate::plan::{At, MoveKind, Plan, Step};
 use crate::route::{default_metric, RouteSpec};
 use crate::sysctl;
@@ -60,6 +61,10 @@ struct Differ<'a> {
     /// Links whose every IPv4 address this plan deletes: the kernel then flushes all
     /// IPv4 routes through the link (fib_disable_ip), including ones the plan keeps.
     v4_flushed: BTreeSet<(bool, String)>,
+    /// Interfaces whose OVS internal port the OVS part of this plan creates or
+    /// re-creates: ovs-vswitchd makes a new device in the host netns (the old one, if
+    /// in the container, goes with the old port), which is moved in.
+    ovs_new_device: BTreeSet<String>,
 }
 
 impl Differ<'_> {
@@ -377,13 +382,16 @@ impl Differ<'_> {
             }
         }
         // A link netprov made for this container under that name but of another kind
-        // (a veth peer or macvlan; the interface was one before): delete it, then move
+        // (a veth peer or macvlan; the interface was one before), or the device of an
+        // OVS port this plan re-creates (e.g. on another bridge): delete it, then move
         // the wanted link in.
         if let Some(c) = in_container {
             let made_here = c.owned_as(&container_alias(self.cid));
             // Only what netprov can delete over rtnetlink.
             let other_kind = matches!(c.kind, Kind::Veth | Kind::Macvlan);
-            if made_here && other_kind {
+            let new_port =
+                kind == MoveKind::OvsInternal && self.ovs_new_device.contains(i.name.as_str());
+            if made_here && (other_kind || new_port) {
                 self.steps.push(Step::RemoveLink {
                     at: self.ns(),
                     link: i.name.to_string(),
@@ -533,7 +541,19 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         moving: false,
         renewed: BTreeSet::new(),
         v4_flushed: BTreeSet::new(),
+        ovs_new_device: BTreeSet::new(),
     };
+    let ovs_steps = ovs::steps(d, o)?;
+    for s in &ovs_steps {
+        if let Step::OvsPort {
+            change: OvsChange::Create { spec } | OvsChange::Recreate { spec, .. },
+        } = s
+        {
+            if spec.internal {
+                df.ovs_new_device.insert(spec.iface.to_string());
+            }
+        }
+    }
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
             netns: id.clone(),
@@ -612,7 +632,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         }
     }
     let mut steps = df.steps;
-    steps.extend(ovs::steps(d, o)?);
+    steps.extend(ovs_steps);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).

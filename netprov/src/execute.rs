@@ -100,6 +100,9 @@ impl Exec<'_> {
         };
         match self.send(at, link::delete(l.index), 0, op).await {
             Err(e) if e.errno == Some(libc::ENODEV) => Ok(()),
+            // A kernel-datapath OVS internal device cannot be deleted over rtnetlink;
+            // it goes with its port (removed or re-created by the OVS step).
+            Err(e) if e.errno == Some(libc::EOPNOTSUPP) && !matches!(l.kind, link::Kind::Veth | link::Kind::Macvlan) => Ok(()),
             r => r,
         }
     }

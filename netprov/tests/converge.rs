@@ -14,6 +14,8 @@
 mod common;
 #[path = "common/engine.rs"]
 mod engine_common;
+#[path = "common/ovs.rs"]
+mod ovs;
 #[path = "common/props_gen.rs"]
 mod props_gen;
 
@@ -21,7 +23,9 @@ use common::{unique, HostNetns};
 use engine_common::*;
 use netprov::engine::{DestroyTarget, Engine};
 use netprov::model::{Desired, InterfaceKind};
-use props_gen::{existing_names, host_fixtures, reuses_lent_name, valid_props, Facts, Rng};
+use props_gen::{
+    existing_names, host_fixtures, reuses_lent_name, valid_props, Facts, Kinds, Rng, OVS_BRIDGES,
+};
 use serde_json::Value;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -131,15 +135,21 @@ fn assert_nothing_left(host: &HostNetns, fixtures: &[String], d: &Desired, cx: &
     }
 }
 
-/// Runs one walk; returns (pairs, pairs needing more than one pass).
-fn walk(
-    e: &Engine,
-    host: &mut HostNetns,
-    fixtures: &[String],
+/// What one property run works with.
+struct Run<'a> {
+    e: &'a Engine,
+    kinds: Kinds,
+    /// The host links before the first walk: all that may be left after a destroy.
+    fixtures: Vec<String>,
+    /// More "nothing left" checks (OVS ports).
+    extra: &'a dyn Fn(&Ctx),
     run_seed: u64,
-    walk_seed: u64,
     len: usize,
-) -> (usize, usize) {
+}
+
+/// Runs one walk; returns (pairs, pairs needing more than one pass).
+fn walk(r: &Run, host: &mut HostNetns, walk_seed: u64) -> (usize, usize) {
+    let (e, fixtures, run_seed, len) = (r.e, &r.fixtures, r.run_seed, r.len);
     let id = unique("p");
     host.track(&id);
     let mut rng = Rng::new(walk_seed);
@@ -147,7 +157,7 @@ fn walk(
     let (mut pairs, mut repaired) = (0, 0);
     let mut lent: Vec<String> = Vec::new();
     for step in 0..len {
-        let (v, d, facts) = valid_props(&mut rng, &id, |d| !reuses_lent_name(d, &lent));
+        let (v, d, facts) = valid_props(&mut rng, &id, r.kinds, |d| !reuses_lent_name(d, &lent));
         lent.extend(existing_names(&d));
         let cx = Ctx {
             run_seed,
@@ -176,42 +186,108 @@ fn walk(
     e.destroy(&DestroyTarget::Props(d.clone()))
         .unwrap_or_else(|err| cx.fail(&format!("destroy failed: {err}")));
     assert_nothing_left(host, fixtures, &d, &cx);
+    (r.extra)(&cx);
     (pairs, repaired)
 }
 
-#[test]
-fn any_valid_props_a_to_b_converges_in_one_apply() {
-    let target = env_u64("NETPROV_CONVERGE_PAIRS").unwrap_or(300) as usize;
-    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
-    let run_seed = env_u64("NETPROV_CONVERGE_SEED").unwrap_or_else(|| {
+/// Walks until `target` pairs are done (or replays one walk); asserts none needed a
+/// second pass.
+fn property(r: &Run, host: &mut HostNetns, target: usize) {
+    let (mut pairs, mut repaired, mut walks) = (0, 0, 0);
+    if let Some(ws) = env_u64("NETPROV_CONVERGE_WALK_SEED") {
+        let (p, rep) = walk(r, host, ws);
+        eprintln!("replayed walk {ws}: {p} pairs, {rep} needed a repair pass");
+        assert_eq!(rep, 0, "pairs needed more than one pass");
+        return;
+    }
+    let mut seeds = Rng::new(r.run_seed);
+    while pairs < target {
+        let (p, rep) = walk(r, host, seeds.next());
+        pairs += p;
+        repaired += rep;
+        walks += 1;
+    }
+    eprintln!(
+        "convergence property ({:?}): {pairs} pairs in {walks} walks, all converged; {repaired} needed more than one pass",
+        r.kinds
+    );
+    // The verify loop is the safety net: a correct first plan needs no repair.
+    assert_eq!(repaired, 0, "pairs needed more than one pass (see above)");
+}
+
+fn run_seed() -> u64 {
+    let seed = env_u64("NETPROV_CONVERGE_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64
     });
-    eprintln!("convergence property: NETPROV_CONVERGE_SEED={run_seed}");
+    eprintln!("convergence property: NETPROV_CONVERGE_SEED={seed}");
+    seed
+}
+
+fn sorted_host_links(host: &HostNetns) -> Vec<String> {
+    let mut v = host_links(host);
+    v.sort();
+    v
+}
+
+/// Veths, existing links, macvlans, routes, nft, sysctls, host rules.
+#[test]
+fn any_valid_props_a_to_b_converges_in_one_apply() {
+    let target = env_u64("NETPROV_CONVERGE_PAIRS").unwrap_or(300) as usize;
+    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    let run_seed = run_seed();
     let mut host = HostNetns::new();
-    let fixtures = host_fixtures(&host);
+    host_fixtures(&host, Kinds::Existing);
     let e = engine(&host, None);
-    let (mut pairs, mut repaired, mut walks) = (0, 0, 0);
-    if let Some(ws) = env_u64("NETPROV_CONVERGE_WALK_SEED") {
-        let (p, r) = walk(&e, &mut host, &fixtures, run_seed, ws, len);
-        eprintln!("replayed walk {ws}: {p} pairs, {r} needed a repair pass");
-        assert_eq!(r, 0, "pairs needed more than one pass");
-        return;
+    let r = Run {
+        e: &e,
+        kinds: Kinds::Existing,
+        fixtures: sorted_host_links(&host),
+        extra: &|_| {},
+        run_seed,
+        len,
+    };
+    property(&r, &mut host, target);
+}
+
+/// The same with OVS ports (internal and veth style, VLAN tags) instead of existing
+/// links, on a private Open vSwitch. `NETPROV_CONVERGE_OVS_PAIRS` (default 60).
+#[test]
+fn any_valid_props_with_ovs_ports_converges_in_one_apply() {
+    let target = env_u64("NETPROV_CONVERGE_OVS_PAIRS").unwrap_or(60) as usize;
+    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    let run_seed = run_seed();
+    let mut o = ovs::Ovs::start();
+    for b in OVS_BRIDGES {
+        o.add_bridge(b);
     }
-    let mut seeds = Rng::new(run_seed);
-    while pairs < target {
-        let (p, r) = walk(&e, &mut host, &fixtures, run_seed, seeds.next(), len);
-        pairs += p;
-        repaired += r;
-        walks += 1;
-    }
-    eprintln!(
-        "convergence property: {pairs} pairs in {walks} walks, all converged; {repaired} needed more than one pass"
-    );
-    // The verify loop is the safety net: a correct first plan needs no repair.
-    assert_eq!(repaired, 0, "pairs needed more than one pass (see above)");
+    host_fixtures(&o.host, Kinds::Ovs);
+    let e = Engine::new(netprov::engine::Options {
+        host_netns: Some(o.host.path()),
+        fail_after: None,
+        ovsdb: Some(o.sock()),
+    })
+    .expect("engine");
+    let db = format!("--db={}", o.endpoint());
+    let ports = move |cx: &Ctx| {
+        for b in OVS_BRIDGES {
+            let left = common::ok("ovs-vsctl", &[&db, "list-ports", b]);
+            if !left.trim().is_empty() {
+                cx.fail(&format!("after destroy OVS ports remain on {b}: {left}"));
+            }
+        }
+    };
+    let r = Run {
+        e: &e,
+        kinds: Kinds::Ovs,
+        fixtures: sorted_host_links(&o.host),
+        extra: &ports,
+        run_seed,
+        len,
+    };
+    property(&r, &mut o.host, target);
 }
 
 /// The two cases of the issue, exactly: renumbering a /31 veth (both directions) and a

@@ -44,6 +44,18 @@ impl Rng {
 pub const NAMES: [&str; 3] = ["eth0", "lan", "wan"];
 /// Linux bridges in the host netns, for `hostBridge`.
 pub const BRIDGES: [&str; 2] = ["brA", "brB"];
+/// OVS bridges (userspace datapath), when the grammar includes OVS ports.
+pub const OVS_BRIDGES: [&str; 2] = ["ovsA", "ovsB"];
+
+/// Which kinds the grammar draws besides veths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// Existing links (the host fixtures named like the interfaces).
+    Existing,
+    /// OVS ports, internal and veth style, on [`OVS_BRIDGES`]. No existing links: an
+    /// internal port is a host device named like its interface.
+    Ovs,
+}
 /// `hostName` values.
 const HOST_NAMES: [&str; 2] = ["hv-a", "hv-b"];
 const MTUS: [u32; 4] = [1280, 1400, 1500, 9000];
@@ -57,23 +69,20 @@ const SYSCTLS: [&str; 3] = [
     "net.ipv4.conf.all.rp_filter = 2",
 ];
 
-/// Creates the host fixtures the grammar names: the bridges and, for every interface
-/// name, a veth pair `<name>` / `<name>-p` standing for an existing host link.
-pub fn host_fixtures(host: &HostNetns) -> Vec<String> {
-    let mut names = Vec::new();
+/// Creates the host fixtures the grammar names: the Linux bridges and, with
+/// [`Kinds::Existing`], for every interface name a veth pair `<name>` / `<name>-p`
+/// standing for an existing host link. (OVS bridges are made by the caller.)
+pub fn host_fixtures(host: &HostNetns, kinds: Kinds) {
     for b in BRIDGES {
         host.ok("ip", &["link", "add", b, "type", "bridge"]);
         host.ok("ip", &["link", "set", b, "up"]);
-        names.push(b.to_owned());
     }
-    for n in NAMES {
-        let p = format!("{n}-p");
-        host.ok("ip", &["link", "add", n, "type", "veth", "peer", "name", &p]);
-        names.push(n.to_owned());
-        names.push(p);
+    if kinds == Kinds::Existing {
+        for n in NAMES {
+            let p = format!("{n}-p");
+            host.ok("ip", &["link", "add", n, "type", "veth", "peer", "name", &p]);
+        }
     }
-    names.sort();
-    names
 }
 
 /// What a drawn interface contributes to the container's routes and to the checks.
@@ -84,15 +93,47 @@ pub struct Facts {
     pub pings: Vec<(String, String)>,
 }
 
-fn iface(rng: &mut Rng, k: usize, used_host_names: &mut Vec<&'static str>) -> (Value, Vec<String>, Vec<String>, Facts) {
+fn iface(
+    rng: &mut Rng,
+    k: usize,
+    kinds: Kinds,
+    used_host_names: &mut Vec<&'static str>,
+) -> (Value, Vec<String>, Vec<String>, Facts) {
     let name = NAMES[k];
     let mut o = Map::new();
     let mut gw4 = Vec::new();
     let mut gw6 = Vec::new();
     let mut facts = Facts::default();
     let v = 1 + rng.below(3);
-    let existing = rng.chance(1, 5);
-    if existing {
+    let existing = kinds == Kinds::Existing && rng.chance(1, 5);
+    let ovs = kinds == Kinds::Ovs && rng.chance(2, 5);
+    if ovs {
+        if rng.chance(3, 4) {
+            o.insert("ip4".into(), json!(format!("10.{}.{v}.2/24", 250 + k)));
+        }
+        if rng.chance(1, 3) {
+            o.insert("ip6".into(), json!(format!("fd{k}4:{v}::2/64")));
+        }
+        let mut port = Map::new();
+        port.insert("bridge".into(), json!(rng.pick(&OVS_BRIDGES)));
+        port.insert("vlan".into(), json!(rng.pick(&[0, 10, 20])));
+        if rng.chance(1, 3) {
+            port.insert("style".into(), json!("veth"));
+            if rng.chance(1, 3) {
+                let free: Vec<&'static str> = HOST_NAMES
+                    .iter()
+                    .copied()
+                    .filter(|h| !used_host_names.contains(h))
+                    .collect();
+                if !free.is_empty() {
+                    let h = *rng.pick(&free);
+                    used_host_names.push(h);
+                    o.insert("hostName".into(), json!(h));
+                }
+            }
+        }
+        o.insert("ovs".into(), Value::Object(port));
+    } else if existing {
         if rng.chance(3, 4) {
             o.insert("ip4".into(), json!(format!("10.{}.{v}.2/24", 230 + k)));
             gw4.push(format!("10.{}.{v}.1", 230 + k));
@@ -203,7 +244,7 @@ fn iface(rng: &mut Rng, k: usize, used_host_names: &mut Vec<&'static str>) -> (V
 }
 
 /// One draw of props for `id` (possibly invalid; see [`valid_props`]).
-pub fn draw(rng: &mut Rng, id: &str) -> (Value, Facts) {
+pub fn draw(rng: &mut Rng, id: &str, kinds: Kinds) -> (Value, Facts) {
     let mut top = Map::new();
     top.insert("id".into(), json!(id));
     if rng.chance(1, 2) {
@@ -222,7 +263,7 @@ pub fn draw(rng: &mut Rng, id: &str) -> (Value, Facts) {
     let mut names = Vec::new();
     for k in 0..NAMES.len() {
         if rng.chance(1, 2) {
-            let (v, g4, g6, f) = iface(rng, k, &mut used);
+            let (v, g4, g6, f) = iface(rng, k, kinds, &mut used);
             ifaces.insert(NAMES[k].into(), v);
             gw4.extend(g4);
             gw6.extend(g6);
@@ -287,10 +328,11 @@ pub fn draw(rng: &mut Rng, id: &str) -> (Value, Facts) {
 pub fn valid_props(
     rng: &mut Rng,
     id: &str,
+    kinds: Kinds,
     keep: impl Fn(&netprov::model::Desired) -> bool,
 ) -> (Value, netprov::model::Desired, Facts) {
     for _ in 0..500 {
-        let (v, f) = draw(rng, id);
+        let (v, f) = draw(rng, id, kinds);
         if let Ok(d) = netprov::props::parse_str(&v.to_string(), None) {
             if keep(&d) {
                 return (v, d, f);
