@@ -245,7 +245,9 @@ impl Differ<'_> {
             // between interfaces): netprov's, re-created below for this one.
             let this_container = format!("netprov:{}:", self.cid);
             let ours = h.owned_as(&h_alias)
-                || h.alias.as_deref().is_some_and(|a| a.starts_with(&this_container));
+                || h.alias
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(&this_container));
             if !ours {
                 return Err(foreign(&create_op, h, &At::Host, &id));
             }

@@ -102,7 +102,12 @@ impl Exec<'_> {
             Err(e) if e.errno == Some(libc::ENODEV) => Ok(()),
             // A kernel-datapath OVS internal device cannot be deleted over rtnetlink;
             // it goes with its port (removed or re-created by the OVS step).
-            Err(e) if e.errno == Some(libc::EOPNOTSUPP) && !matches!(l.kind, link::Kind::Veth | link::Kind::Macvlan) => Ok(()),
+            Err(e)
+                if e.errno == Some(libc::EOPNOTSUPP)
+                    && !matches!(l.kind, link::Kind::Veth | link::Kind::Macvlan) =>
+            {
+                Ok(())
+            }
             r => r,
         }
     }

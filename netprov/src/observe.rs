@@ -254,8 +254,7 @@ pub async fn observe(
             // A netprov-made link of that name in the container is a leftover of
             // another kind (deleted by the plan): the existing link is in the host.
             InterfaceKind::Existing
-                if !in_container
-                    || o.container.links[i.name.as_str()].created_by_netprov() =>
+                if !in_container || o.container.links[i.name.as_str()].created_by_netprov() =>
             {
                 host_link(
                     host,

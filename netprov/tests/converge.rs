@@ -312,7 +312,10 @@ fn renumbered_and_recreated_veths_converge_in_one_pass_with_their_routes() {
     };
     one_pass(&d, "first apply");
     let he = host_end(&d.interfaces[0]);
-    for (c, h) in [("10.210.0.5/31", "10.210.0.4/31"), ("10.210.0.3/31", "10.210.0.2/31")] {
+    for (c, h) in [
+        ("10.210.0.5/31", "10.210.0.4/31"),
+        ("10.210.0.3/31", "10.210.0.2/31"),
+    ] {
         let mut next = d.clone();
         let name = host_end(&next.interfaces[0]);
         next.interfaces[0] = mk(c, h);
@@ -327,9 +330,15 @@ fn renumbered_and_recreated_veths_converge_in_one_pass_with_their_routes() {
     common::ok("ip", &["netns", "add", &elsewhere]);
     host.track(&elsewhere);
     let drifts: [(&str, Vec<&str>); 3] = [
-        ("host end moved", vec!["link", "set", &he, "netns", &elsewhere]),
+        (
+            "host end moved",
+            vec!["link", "set", &he, "netns", &elsewhere],
+        ),
         ("host end deleted", vec!["link", "del", &he]),
-        ("host end renamed", vec!["link", "set", &he, "name", "renamed0"]),
+        (
+            "host end renamed",
+            vec!["link", "set", &he, "name", "renamed0"],
+        ),
     ];
     for (what, args) in drifts {
         host.ok("ip", &args);

@@ -51,7 +51,11 @@ impl Env {
     }
     /// A command inside the container netns.
     fn in_ct(&self, cmd: &str, args: &[&str]) {
-        let mut a = vec![format!("--net=/run/netns/{}", self.id), "--".into(), cmd.into()];
+        let mut a = vec![
+            format!("--net=/run/netns/{}", self.id),
+            "--".into(),
+            cmd.into(),
+        ];
         a.extend(args.iter().map(|s| s.to_string()));
         let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
         common::ok("nsenter", &a);
@@ -230,7 +234,12 @@ fn ping_peers(e: &Env) {
 #[test]
 fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
     let host = HostNetns::new();
-    host.ok("ip", &["link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p"]);
+    host.ok(
+        "ip",
+        &[
+            "link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p",
+        ],
+    );
     let mut host = host;
     let id = unique("dm");
     host.track(&id);
@@ -262,7 +271,13 @@ fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
             );
         }
         let out = e.netprov(&["--json", "apply"]);
-        assert_eq!(out.status.code(), Some(0), "{}: apply: {}", d.what, text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: apply: {}",
+            d.what,
+            text(&out)
+        );
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             rep[0]["result"]["passes"], 1,
@@ -270,7 +285,13 @@ fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
             d.what, rep
         );
         let out = e.netprov(&["check"]);
-        assert_eq!(out.status.code(), Some(0), "{}: check after apply: {}", d.what, text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: check after apply: {}",
+            d.what,
+            text(&out)
+        );
         ping_peers(&e);
     }
     let out = e.netprov(&["destroy"]);
@@ -284,7 +305,10 @@ fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
 #[test]
 fn deleting_a_primary_address_keeps_the_wanted_secondary_and_its_routes() {
     let e = env("dp");
-    e.in_ct("sysctl", &["-qw", "net.ipv4.conf.lan.promote_secondaries=0"]);
+    e.in_ct(
+        "sysctl",
+        &["-qw", "net.ipv4.conf.lan.promote_secondaries=0"],
+    );
     e.ct(&["addr", "flush", "dev", "lan"]);
     e.ct(&["addr", "add", "10.51.0.7/24", "dev", "lan"]);
     e.ct(&["addr", "add", "10.51.0.2/24", "dev", "lan"]);
@@ -292,7 +316,9 @@ fn deleting_a_primary_address_keeps_the_wanted_secondary_and_its_routes() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let id = &e.id;
     assert!(
-        text(&out).contains(&format!("{id}: address 10.51.0.7/24 on lan in netns {id}: is not desired")),
+        text(&out).contains(&format!(
+            "{id}: address 10.51.0.7/24 on lan in netns {id}: is not desired"
+        )),
         "{}",
         text(&out)
     );
@@ -308,7 +334,12 @@ fn deleting_a_primary_address_keeps_the_wanted_secondary_and_its_routes() {
 /// A container applied, with the existing link it needs.
 fn env(prefix: &str) -> Env {
     let mut host = HostNetns::new();
-    host.ok("ip", &["link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p"]);
+    host.ok(
+        "ip",
+        &[
+            "link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p",
+        ],
+    );
     let id = unique(prefix);
     host.track(&id);
     let file = std::env::temp_dir().join(format!("{id}.json"));
@@ -348,8 +379,9 @@ fn the_verify_loop_repairs_a_lost_change_and_reports_a_lasting_one() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
-        shown.contains(&format!("{id}: pass 2: the kernel still differed, repairing:"))
-            && shown.contains(&format!("set sysctl net.ipv4.ip_forward=1 in netns {id}"))
+        shown.contains(&format!(
+            "{id}: pass 2: the kernel still differed, repairing:"
+        )) && shown.contains(&format!("set sysctl net.ipv4.ip_forward=1 in netns {id}"))
             && shown.contains("applied 3 changes in 2 passes"),
         "{shown}"
     );

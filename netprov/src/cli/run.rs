@@ -67,8 +67,8 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
                 ));
                 print!("{p}");
             }
-            let changes: usize = rep.plan.steps.len()
-                + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
+            let changes: usize =
+                rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
             let passes = if rep.passes > 1 {
                 format!(" in {} passes", rep.passes)
             } else {

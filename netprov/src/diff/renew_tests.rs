@@ -74,7 +74,13 @@ fn applied() -> Observed {
         netns_exists: true,
         ..Default::default()
     };
-    let h = link(7, "ve-web-wan", Some("netprov:web:wan"), Kind::Veth, Some(2));
+    let h = link(
+        7,
+        "ve-web-wan",
+        Some("netprov:web:wan"),
+        Kind::Veth,
+        Some(2),
+    );
     let c = link(2, "wan", Some("netprov:web"), Kind::Veth, Some(7));
     o.container = NsState {
         links: BTreeMap::from([
@@ -96,7 +102,12 @@ fn applied() -> Observed {
 }
 
 fn texts(d: &Desired, o: &Observed) -> Vec<String> {
-    diff(d, o).unwrap().steps.iter().map(|s| s.to_string()).collect()
+    diff(d, o)
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 #[test]
@@ -149,9 +160,10 @@ fn links_no_longer_wanted_are_removed_only_when_netprovs() {
         "mv-old".into(),
         link(9, "mv-old", Some("netprov:web"), Kind::Macvlan, Some(2)),
     );
-    o.container
-        .links
-        .insert("docker0".into(), link(10, "docker0", None, Kind::Bridge, None));
+    o.container.links.insert(
+        "docker0".into(),
+        link(10, "docker0", None, Kind::Bridge, None),
+    );
     o.container.links.insert(
         "theirs".into(),
         link(11, "theirs", Some("netprov:other"), Kind::Veth, None),
@@ -182,10 +194,16 @@ fn a_deleted_primary_takes_the_wanted_secondary_which_is_re_added() {
     let mut o = applied();
     o.container.addrs.insert(
         2,
-        vec!["10.210.0.7/24".parse().unwrap(), "10.210.0.3/24".parse().unwrap()],
+        vec![
+            "10.210.0.7/24".parse().unwrap(),
+            "10.210.0.3/24".parse().unwrap(),
+        ],
     );
     let steps = diff(&d, &o).unwrap().steps;
-    assert!(steps.iter().any(|s| matches!(s, Step::ReAddAddress { .. })), "{steps:#?}");
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::ReAddAddress { .. })),
+        "{steps:#?}"
+    );
     assert!(
         steps
             .iter()

@@ -80,7 +80,10 @@ pub fn host_fixtures(host: &HostNetns, kinds: Kinds) {
     if kinds == Kinds::Existing {
         for n in NAMES {
             let p = format!("{n}-p");
-            host.ok("ip", &["link", "add", n, "type", "veth", "peer", "name", &p]);
+            host.ok(
+                "ip",
+                &["link", "add", n, "type", "veth", "peer", "name", &p],
+            );
         }
     }
 }
@@ -222,7 +225,10 @@ fn iface(
         o.insert("mtu".into(), json!(rng.pick(&MTUS)));
     }
     if rng.chance(1, 5) {
-        o.insert("mac".into(), json!(format!("02:00:00:00:0{k}:0{}", 1 + rng.below(2))));
+        o.insert(
+            "mac".into(),
+            json!(format!("02:00:00:00:0{k}:0{}", 1 + rng.below(2))),
+        );
     }
     if rng.chance(1, 3) {
         let mut m = Map::new();
@@ -261,14 +267,14 @@ pub fn draw(rng: &mut Rng, id: &str, kinds: Kinds) -> (Value, Facts) {
     let mut facts = Facts::default();
     let mut used = Vec::new();
     let mut names = Vec::new();
-    for k in 0..NAMES.len() {
+    for (k, name) in NAMES.iter().enumerate() {
         if rng.chance(1, 2) {
             let (v, g4, g6, f) = iface(rng, k, kinds, &mut used);
-            ifaces.insert(NAMES[k].into(), v);
+            ifaces.insert((*name).into(), v);
             gw4.extend(g4);
             gw6.extend(g6);
             facts.pings.extend(f.pings);
-            names.push(NAMES[k]);
+            names.push(*name);
         }
     }
     if !gw4.is_empty() && rng.chance(1, 2) {
@@ -278,7 +284,10 @@ pub fn draw(rng: &mut Rng, id: &str, kinds: Kinds) -> (Value, Facts) {
         if !gw6.is_empty() && rng.chance(1, 2) {
             net.insert("ip6route".into(), json!(rng.pick(&gw6)));
         } else {
-            net.insert("ip6route".into(), json!(format!("fe80::1%{}", rng.pick(&names))));
+            net.insert(
+                "ip6route".into(),
+                json!(format!("fe80::1%{}", rng.pick(&names))),
+            );
         }
     }
     if !names.is_empty() && rng.chance(1, 3) {
