@@ -65,6 +65,8 @@ struct Differ<'a> {
     /// re-creates: ovs-vswitchd makes a new device in the host netns (the old one, if
     /// in the container, goes with the old port), which is moved in.
     ovs_new_device: BTreeSet<String>,
+    /// OVS ports this plan removes (their host ends leave the switch with them).
+    ovs_removed: BTreeSet<String>,
 }
 
 impl Differ<'_> {
@@ -319,6 +321,7 @@ impl Differ<'_> {
             }
         } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
             && matches!(i.kind, InterfaceKind::Veth(_))
+            && !self.ovs_removed.contains(host_name)
         {
             self.steps.push(Step::Release {
                 link: host_name.to_owned(),
@@ -544,6 +547,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         renewed: BTreeSet::new(),
         v4_flushed: BTreeSet::new(),
         ovs_new_device: BTreeSet::new(),
+        ovs_removed: BTreeSet::new(),
     };
     let ovs_steps = ovs::steps(d, o)?;
     for s in &ovs_steps {
@@ -554,6 +558,12 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             if spec.internal {
                 df.ovs_new_device.insert(spec.iface.to_string());
             }
+        }
+        if let Step::OvsPort {
+            change: OvsChange::Remove { port, .. },
+        } = s
+        {
+            df.ovs_removed.insert(port.clone());
         }
     }
     match &d.netns {
