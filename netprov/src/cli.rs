@@ -146,8 +146,8 @@ fn with_engine(
     };
     match Engine::new(opts) {
         Ok(e) => f(&e),
-        Err(err) => {
-            eprintln!("netprov: {err}");
+        Err(e) => {
+            err(&format!("netprov: {e}"));
             exit::FAILURE
         }
     }
@@ -157,11 +157,29 @@ fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
     let ds = tracing::info_span!("parse", files = props.len())
         .in_scope(|| props::load_all(props))
         .map_err(|errs| report(&errs, json))?;
+    host_netns_check(props, &ds, json)?;
     tracing::info_span!("nft_check").in_scope(|| check_rulesets(props, &ds, json, dry))?;
     for (p, d) in props.iter().zip(&ds) {
         tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
     }
     Ok(ds)
+}
+
+/// No `netns_path` may be the host netns (this process's, which the CLI's engine treats
+/// as host, or PID 1's): invalid input at `network.netns_path`, before anything is read.
+fn host_netns_check(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i32> {
+    let mut errs = props::check_adopted_netns(ds, files, Path::new("/proc/self/ns/net"));
+    if errs.is_empty() {
+        return Ok(());
+    }
+    for e in &mut errs {
+        e.location = e
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| props::locate::locate(&t, &e.path));
+    }
+    Err(report(&errs, json))
 }
 
 /// When to dry-run a container's ruleset before anything is touched.
@@ -203,7 +221,7 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
             Err(CheckError::Syntax(e)) => errs.push(Invalid {
                 file: Some(p.clone()),
                 path: "network.nft".into(),
-                location: std::fs::read_to_string(p)
+                location: props::read(p)
                     .ok()
                     .and_then(|t| props::locate::locate(&t, "network.nft")),
                 message: match e.line {
@@ -212,7 +230,7 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
                 },
             }),
             Err(CheckError::Op(e)) => {
-                eprintln!("netprov: {}: {e}", p.display());
+                err(&format!("netprov: {}: {e}", p.display()));
                 return Err(exit::FAILURE);
             }
         }
@@ -251,7 +269,15 @@ pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invali
         let p = Path::new(a);
         if p.is_file() || a.ends_with(".json") {
             match props::load(p) {
-                Ok(d) => out.push(DestroyTarget::Props(d)),
+                Ok(d) => {
+                    let host = Path::new("/proc/self/ns/net");
+                    let bad =
+                        props::check_adopted_netns(std::slice::from_ref(&d), &[p.into()], host);
+                    if bad.is_empty() {
+                        out.push(DestroyTarget::Props(d));
+                    }
+                    errs.extend(bad);
+                }
                 Err(e) => errs.extend(e),
             }
         } else {
@@ -301,8 +327,22 @@ fn report(errs: &[Invalid], json: bool) -> i32 {
 }
 
 /// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
+///
+/// Output never panics (`print!` would, on EPIPE or ENOSPC): a closed or full
+/// stdout/stderr ends the output quietly, the work goes on, and the exit code is the
+/// work's. Rust ignores SIGPIPE, so a closed pipe is an EPIPE error here, not a signal.
 pub(crate) fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints `s` as is (no newline added) on stdout; errors are ignored like [`out`]'s.
+pub(crate) fn out_raw(s: &str) {
+    let _ = write!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints a line on stderr; errors are ignored like [`out`]'s.
+pub(crate) fn err(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
 }
 
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
@@ -316,6 +356,9 @@ pub fn init_logging(verbose: u8) {
         // parse, observe, plan and every apply phase are timed per container.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed or full) is dropped; by
+        // default tracing-subscriber reports it with eprintln!, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

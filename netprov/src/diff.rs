@@ -5,6 +5,7 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+pub(crate) mod existing;
 mod nft;
 mod ovs;
 #[cfg(test)]
@@ -373,6 +374,17 @@ impl Differ<'_> {
             MoveKind::Existing => None,
         };
         let mut in_container = o.container.links.get(i.name.as_str());
+        // The container end of a veth-style OVS port (the style changed to internal):
+        // deleting it removes the pair; the new internal device is moved in.
+        if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
+            if c.owned_as(a) && c.kind == crate::link::Kind::Veth {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                in_container = None;
+            }
+        }
         // An internal port's device in the container *and* a device of that name in
         // the host: ovs-vswitchd restarted and made a new tap (userspace datapath; see
         // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
@@ -434,6 +446,9 @@ impl Differ<'_> {
                     ));
                 }
                 self.renew(&self.ns(), i.name.as_str());
+                if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
+                    existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
+                }
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),
                     netns: id.clone(),
@@ -533,6 +548,33 @@ impl Differ<'_> {
     }
 }
 
+/// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
+/// older netprov, with this container's links: then it gets the mark now).
+fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
+    use crate::netns_owner::{self, Owner};
+    match netns_owner::owner(&d.id, &o.container.links) {
+        Owner::Ours => Ok(None),
+        Owner::Unmarked => Ok(Some(Step::MarkLink {
+            at: At::Netns(d.id.to_string()),
+            link: "lo".into(),
+            alias: netns_owner::mark(&d.id),
+        })),
+        other => Err(netns_owner::not_ours(&d.id, path, &other)),
+    }
+}
+
+/// An adopted netns may be anything but another container's own netns.
+fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
+    use crate::netns_owner::{self, Owner};
+    match netns_owner::owner(&d.id, &o.container.links) {
+        Owner::Other(other) => Err(OpError::new(
+            format!("adopt netns {} for {}", path.display(), d.id),
+            format!("it is netprov's own netns of container {other}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Computes the plan that makes the kernel (`o`) match `d`.
 pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     let id = d.id.to_string();
@@ -577,7 +619,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
                 "the adopted netns (netns_path) does not exist",
             ))
         }
-        _ => {}
+        NetnsSpec::Owned { path } => df.steps.extend(owned_netns(d, path, o)?),
+        NetnsSpec::Adopted { path } => adopted_netns(d, path, o)?,
     }
     if !o.container.links.get("lo").is_some_and(|l| l.up) {
         df.steps.push(Step::LinkUp {
@@ -625,8 +668,15 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             .collect()
     };
     let host_have = surviving(&df, &At::Host, &o.host.routes);
-    let cont_have = surviving(&df, &df.ns(), &o.container.routes);
     df.routes(At::Host, &host_have, &host_want);
+    let cont_have = match d.netns {
+        NetnsSpec::Owned { .. } => o.container.routes.clone(),
+        // Another container's protocol-77 routes there are not this one's to delete.
+        NetnsSpec::Adopted { .. } => {
+            crate::netns_owner::adopted_routes(d, &o.container, &cont_want)
+        }
+    };
+    let cont_have = surviving(&df, &df.ns(), &cont_have);
     df.routes(df.ns(), &cont_have, &cont_want);
     for s in &d.sysctls {
         let cur = o.sysctls.get(&s.key).cloned().flatten();
@@ -645,6 +695,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     }
     let mut steps = df.steps;
     steps.extend(ovs_steps);
+    ovs::skip_deletes_done_by_port_removal(&mut steps, o);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).

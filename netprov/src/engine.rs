@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::error::OpError;
 use crate::execute::{self, Exec};
+use crate::lock;
 use crate::model::Desired;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
@@ -21,7 +22,7 @@ use crate::observe::{self, blocking, Observed};
 use crate::ovsdb::{self, Client, Endpoint, PortSpec};
 use crate::plan::{Drift, Plan};
 
-pub use crate::destroy::{DestroyReport, DestroyTarget};
+pub use crate::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
 
 /// Engine options.
 #[derive(Debug, Clone, Default)]
@@ -119,6 +120,15 @@ impl Engine {
 
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
         let path = d.netns.path();
+        // Never the host netns (also checked at validation, against this process's).
+        crate::netns_owner::refuse_host(&d.id, path, &self.host_path)?;
+        if let crate::model::NetnsSpec::Owned { .. } = d.netns {
+            // /run/netns/<id> is checked without following a symlink; whether a netns
+            // there is netprov's (its owner mark) is decided by the diff.
+            if crate::netns_owner::handle(path)? != crate::netns_owner::Handle::Netns {
+                return Ok(None);
+            }
+        }
         if !netns::is_handle(path) {
             return Ok(None);
         }
@@ -193,19 +203,38 @@ impl Engine {
         }
         let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
         o.ovs = rows;
+        // Existing links about to be moved in: does Open vSwitch claim them?
+        let names = crate::diff::existing::in_host(d, &o);
+        if !names.is_empty() {
+            let (conn, ep) = (ovs.clone(), self.endpoint());
+            o.ovsdb_interfaces = blocking("look up existing links in OVSDB", move || {
+                ovsdb::claims::interfaces_named(conn.as_deref(), &ep, &names)
+            })
+            .await?;
+        }
         Ok((o, ovs))
     }
 
     /// What apply would change, changing nothing.
     pub fn plan(&self, d: &Desired) -> Result<Plan, OpError> {
-        let c = self.container_conn(d)?;
+        self.plan_locked(d, lock::Op::Plan)
+    }
+
+    /// [`Engine::plan`] under the container's lock, taken for `op`.
+    fn plan_locked(&self, d: &Desired, op: lock::Op) -> Result<Plan, OpError> {
         self.rt.block_on(async {
+            let _lock = lock::acquire(&d.id, op).await?;
+            let c = self.container_conn(d)?;
             let (o, _) = self.observe(d, c.as_ref()).await?;
             crate::diff::diff(d, &o)
         })
     }
 
+    /// One container's apply, under its lock: each container of an `apply_many` holds
+    /// only its own lock and never waits for another while holding it, so two
+    /// multi-file applies cannot deadlock, whatever their order.
     async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+        let _lock = lock::acquire(&d.id, lock::Op::Apply).await?;
         self.apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))
             .await
@@ -244,6 +273,7 @@ impl Engine {
                 host: &self.host,
                 container: c.take(),
                 netns_path: d.netns.path().clone(),
+                adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
                 host_netns: self.host_path.clone(),
                 id: d.id.clone(),
                 label: format!("netns {}", d.id),
@@ -304,7 +334,12 @@ impl Engine {
 
     /// The differences between the kernel and `d`; empty when in sync.
     pub fn check(&self, d: &Desired) -> Result<Vec<Drift>, OpError> {
-        Ok(self.plan(d)?.steps.iter().map(|s| s.as_drift()).collect())
+        Ok(self
+            .plan_locked(d, lock::Op::Check)?
+            .steps
+            .iter()
+            .map(|s| s.as_drift())
+            .collect())
     }
 
     /// Netlink requests (reads and writes) sent in the host netns so far.
@@ -312,16 +347,23 @@ impl Engine {
         self.host.requests()
     }
 
-    /// Removes everything netprov owns for the target.
-    pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
-        self.rt.block_on(crate::destroy::destroy(
-            t,
-            &self.host,
-            &self.host_ns,
-            &self.host_path,
-            &self.endpoint(),
-            self.rt.handle(),
-        ))
+    /// Removes everything netprov owns for the target, under its lock. Best effort:
+    /// a failing part does not stop the others; the error lists every failure.
+    pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
+        self.rt.block_on(async {
+            let _lock = lock::acquire(t.id(), lock::Op::Destroy)
+                .await
+                .map_err(|e| DestroyFailed::new(t.id(), e))?;
+            crate::destroy::destroy(
+                t,
+                &self.host,
+                &self.host_ns,
+                &self.host_path,
+                &self.endpoint(),
+                self.rt.handle(),
+            )
+            .await
+        })
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Exec<'a> {
     /// Opened when the container netns exists (possibly by a step of this plan).
     pub container: Option<Netlink>,
     pub netns_path: PathBuf,
+    /// The netns is adopted (`netns_path`): netprov replaces only the nftables tables it
+    /// loaded there, never the whole ruleset.
+    pub adopted: bool,
     /// The host netns (for the container's host nftables table).
     pub host_netns: PathBuf,
     /// "netns <id>".
@@ -118,7 +121,7 @@ impl Exec<'_> {
         let op = op.as_str();
         match s {
             Step::CreateNetns { path, .. } => {
-                netns::create_handle(path)?;
+                netns::create_handle(path, &self.id)?;
                 self.open_container()?;
             }
             Step::CreateVeth {
@@ -327,12 +330,29 @@ impl Exec<'_> {
             Step::LoadRuleset { ruleset, .. } => {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());
                 self.count.bump();
-                blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
+                if self.adopted {
+                    let id = self.id.to_string();
+                    blocking(op, move || nft::ruleset::load_adopted(&ns, &r, &id)).await?;
+                } else {
+                    blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
+                }
             }
             Step::RemoveRuleset { .. } => {
                 let ns = self.netns_path.clone();
                 self.count.bump();
-                blocking(op, move || nft::ruleset::remove(&ns)).await?;
+                if self.adopted {
+                    let id = self.id.to_string();
+                    let removed =
+                        blocking(op, move || nft::ruleset::remove_adopted(&ns, &id)).await?;
+                    if !removed {
+                        return Err(OpError::new(
+                            op,
+                            "the ruleset netprov manages in this netns is another container's",
+                        ));
+                    }
+                } else {
+                    blocking(op, move || nft::ruleset::remove(&ns)).await?;
+                }
             }
             Step::InstallHostRules { spec, .. } => {
                 let (hp, spec) = (self.host_netns.clone(), spec.clone());

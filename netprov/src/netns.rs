@@ -13,6 +13,7 @@ use std::path::Path;
 use nix::sched::{setns, CloneFlags};
 
 use crate::error::OpError;
+use crate::model::ContainerId;
 
 /// Runs `f` on a fresh OS thread that has joined the network namespace at `path`
 /// (a `/run/netns/<id>` handle or any `/proc/<pid>/ns/net`), and returns its result.
@@ -61,6 +62,9 @@ where
         .map_err(|_| OpError::new("netns thread", "panicked"))?
 }
 
+/// Stacked handle mounts [`remove_handle`] takes off at most.
+const MAX_STACKED: usize = 64;
+
 /// `nsfs` magic number: a bind-mounted netns handle lives on this filesystem.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -79,8 +83,12 @@ pub fn is_handle(path: &Path) -> bool {
 /// namespaces; then a dedicated thread `unshare`s a new netns and bind-mounts its
 /// `/proc/thread-self/ns/net` onto an empty file at `path`.
 ///
-/// An empty file left by an interrupted earlier run is reused.
-pub fn create_handle(path: &Path) -> Result<(), OpError> {
+/// The new netns gets container `id`'s owner mark on `lo` from the creating thread
+/// *before* the bind mount (see [`crate::netns_owner`]), so the handle is never visible
+/// unmarked. An empty file left by an interrupted earlier run is reused; a symlink or
+/// any other file at `path` is refused (never followed), and a netns already mounted
+/// there is reused only when it carries this container's mark.
+pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     use nix::mount::{mount, MsFlags};
     let op = format!("create netns {}", path.display());
     let dir = path
@@ -104,23 +112,58 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
         mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
             .map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
-    if is_handle(path) {
-        return Ok(());
+    match crate::netns_owner::handle(path)? {
+        // Made since it was observed (a concurrent run): usable only with our mark.
+        crate::netns_owner::Handle::Netns => {
+            let lo = in_netns(path, crate::netns_owner::mark_here)??;
+            if lo.as_deref() == Some(crate::netns_owner::mark(id).as_str()) {
+                return Ok(());
+            }
+            let who = match lo
+                .as_deref()
+                .and_then(|a| a.strip_prefix(crate::netns_owner::MARK_PREFIX))
+            {
+                Some(other) => crate::netns_owner::Owner::Other(other.to_owned()),
+                None => crate::netns_owner::Owner::Foreign,
+            };
+            return Err(crate::netns_owner::not_ours(id, path, &who));
+        }
+        crate::netns_owner::Handle::Absent | crate::netns_owner::Handle::EmptyFile => {}
     }
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW, and the bind mount goes onto this open file (through its
+    // /proc/self/fd magic link), not onto the path: a symlink planted since the check
+    // above is never followed.
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| OpError::io(op.clone(), &e))?;
-    let target = path.to_path_buf();
+    let target = std::path::PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ));
     let op2 = op.clone();
+    let id = id.clone();
     let made = std::thread::Builder::new()
         .name("netns-create".into())
         .spawn(move || -> Result<(), OpError> {
             // This thread's netns changes, and the thread ends right after.
             nix::sched::unshare(CloneFlags::CLONE_NEWNET)
                 .map_err(|e| OpError::errno(op2.clone(), e as i32))?;
+            // Never stack a second netns on a live handle: nspawn and every later
+            // netprov would see only the top one, and `destroy` would need one unmount
+            // per layer. The caller holds the container's lock (crate::lock), so no
+            // netprov creates this handle meanwhile; this re-check, right before the
+            // mount, keeps a sequential re-run from ever stacking.
+            if is_handle(&target) {
+                return Ok(());
+            }
+            // Mark before the handle exists: a crash from here on leaves no handle
+            // (the netns dies with this thread) or a marked one.
+            crate::netns_owner::set_mark_here(&id)?;
             mount(
                 Some("/proc/thread-self/ns/net"),
                 &target,
@@ -133,6 +176,7 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
         .map_err(|e| OpError::io("spawn netns thread", &e))?
         .join()
         .map_err(|_| OpError::new(op.clone(), "thread panicked"))?;
+    drop(file);
     if made.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -141,10 +185,19 @@ pub fn create_handle(path: &Path) -> Result<(), OpError> {
 
 /// Removes a handle made by [`create_handle`]: lazy unmount, then unlink. Already gone
 /// is fine. The netns itself dies when its last user (process, socket, mount) is gone.
+///
+/// Every stacked mount goes (left by concurrent creators before netprov took a lock per
+/// container, or by a bind mount made on top of ours by hand): one unmount detaches
+/// only the top one, and unlinking a path that is still a mount point fails with EBUSY.
 pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
-    if is_handle(path) {
+    // Bounded: a path cannot hold more layers than the mount table allows, but a
+    // runaway loop must not be possible either.
+    for _ in 0..MAX_STACKED {
+        if !is_handle(path) {
+            break;
+        }
         umount2(path, MntFlags::MNT_DETACH).map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
     match std::fs::remove_file(path) {

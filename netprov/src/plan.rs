@@ -32,6 +32,11 @@ fn ser_opt_mac<S: Serializer>(v: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Err
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Netns,
+    /// OVS ports the container no longer wants, before any link is made: removing an
+    /// internal port deletes its device (also inside the container), which frees the
+    /// name for the veth that replaces it when the port style changes (a kernel-datapath
+    /// internal device cannot be deleted over netlink).
+    OvsRemovals,
     HostLinks,
     /// Slot: "ensure OVS port" steps (the OVSDB layer) go here, so an OVS internal
     /// device exists before the container-link phase moves it.
@@ -257,6 +262,9 @@ impl Step {
             }
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
+            Step::OvsPort {
+                change: OvsChange::Remove { .. },
+            } => Phase::OvsRemovals,
             Step::OvsPort { .. } => Phase::OvsPorts,
             Step::LoadRuleset { .. }
             | Step::RemoveRuleset { .. }
@@ -500,9 +508,7 @@ impl fmt::Display for Step {
     }
 }
 
-fn show_tag(t: &Option<u16>) -> String {
-    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
-}
+use crate::ovsdb::port::show_tag;
 
 /// An OVS change read as a difference.
 fn ovs_drift(c: &OvsChange) -> (String, String) {

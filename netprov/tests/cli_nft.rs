@@ -344,7 +344,7 @@ fn host_rules_through_the_cli() {
 }
 
 #[test]
-fn adopted_netns_keeps_its_foreign_ruleset_until_netprov_loads_one_and_loses_it_on_destroy() {
+fn adopted_netns_keeps_its_foreign_ruleset_and_loses_only_netprovs_tables_on_destroy() {
     let t = T::new();
     // An existing netns (adopted through netns_path), with a ruleset of its own.
     ok("ip", &["netns", "add", &t.id]);
@@ -359,6 +359,11 @@ fn adopted_netns_keeps_its_foreign_ruleset_until_netprov_loads_one_and_loses_it_
     );
     t.apply(json!({ "netns_path": path, "nft": DROP_ICMP }));
     assert!(t.ruleset().contains("icmp drop"));
+    assert!(
+        t.ruleset().contains("table inet theirs"),
+        "no flush ruleset in an adopted netns: {}",
+        t.ruleset()
+    );
     assert!(!t.host_ping());
     let o = t.netprov(&["destroy", &p]);
     assert!(o.status.success(), "{}", text(&o));
@@ -366,9 +371,11 @@ fn adopted_netns_keeps_its_foreign_ruleset_until_netprov_loads_one_and_loses_it_
         PathBuf::from(&path).exists(),
         "an adopted netns is never removed"
     );
+    let rs = t.ruleset();
     assert!(
-        !t.ruleset().contains("table"),
-        "netprov's ruleset flushed: {}",
-        t.ruleset()
+        rs.contains("table inet theirs")
+            && !rs.contains("table inet filter")
+            && !rs.contains("netprov_state"),
+        "only netprov's tables removed: {rs}"
     );
 }

@@ -8,8 +8,8 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::out;
-use crate::engine::{DestroyTarget, Engine};
+use super::{err, out, out_raw};
+use crate::engine::{DestroyFailed, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
@@ -29,7 +29,7 @@ fn report<T: Serialize>(
             Ok(v) => print(&id, v),
             Err(e) => {
                 failed = true;
-                eprintln!("netprov {cmd}: {id}: {e}");
+                err(&format!("netprov {cmd}: {id}: {e}"));
                 if json {
                     docs.push(
                         json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno }),
@@ -59,13 +59,13 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
         if rep.plan.steps.is_empty() {
             out(&format!("{id}: in sync, nothing to do"));
         } else {
-            print!("{}", rep.plan);
+            out_raw(&rep.plan.to_string());
             for (k, p) in rep.repairs.iter().enumerate() {
                 out(&format!(
                     "{id}: pass {}: the kernel still differed, repairing:",
                     k + 2
                 ));
-                print!("{p}");
+                out_raw(&p.to_string());
             }
             let changes: usize =
                 rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
@@ -85,7 +85,9 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     let results = ds.iter().map(|d| (d.id.to_string(), engine.plan(d)));
-    code(report("plan", json, results, |_, p| print!("{p}")))
+    code(report("plan", json, results, |_, p| {
+        out_raw(&p.to_string())
+    }))
 }
 
 pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
@@ -113,18 +115,53 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     }
 }
 
+/// Destroy is best effort: a container whose destroy failed in part still gets its
+/// summary line (what was removed), then one line per failure on stderr.
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
-    let results = targets
-        .iter()
-        .map(|t| (t.id().to_string(), engine.destroy(t)));
-    code(report("destroy", json, results, |id, rep| {
+    let mut failed = false;
+    let mut docs = Vec::new();
+    for t in &targets {
+        let id = t.id().to_string();
+        let (rep, fails) = match engine.destroy(t) {
+            Ok(rep) => (rep, Vec::new()),
+            Err(DestroyFailed { report, failures }) => (*report, failures),
+        };
+        failed |= !fails.is_empty();
+        if json {
+            let mut doc = json!({ "id": id, "ok": fails.is_empty(), "result": rep });
+            if let Some(first) = fails.first() {
+                let all: Vec<_> = fails.iter().map(|e| e.to_string()).collect();
+                doc["error"] = json!(all.join("; "));
+                doc["errno"] = json!(first.errno);
+                doc["errors"] = fails
+                    .iter()
+                    .map(|e| json!({ "error": e.to_string(), "errno": e.errno }))
+                    .collect();
+            }
+            docs.push(doc);
+            for e in &fails {
+                err(&format!("netprov destroy: {id}: {e}"));
+            }
+            continue;
+        }
         out(&format!(
-            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            if fails.is_empty() { "destroyed" } else { "destroyed in part" },
             rep.links_deleted.len(),
             rep.links_returned.len(),
             rep.routes_deleted,
             rep.ovs_ports_removed.len(),
             if rep.netns_removed { "removed" } else { "kept" }
-        ))
-    }))
+        ));
+        if let Some(why) = &rep.netns_not_ours {
+            out(&format!("{id}: left the netns alone: {why}"));
+        }
+        for e in &fails {
+            err(&format!("netprov destroy: {id}: {e}"));
+        }
+    }
+    if json {
+        out(&Value::Array(docs).to_string());
+    }
+    code(failed)
 }

@@ -120,7 +120,9 @@ fn iface(
         let mut port = Map::new();
         port.insert("bridge".into(), json!(rng.pick(&OVS_BRIDGES)));
         port.insert("vlan".into(), json!(rng.pick(&[0, 10, 20])));
-        if rng.chance(1, 3) {
+        if rng.chance(1, 2) {
+            port.insert("style".into(), json!("internal"));
+        } else {
             port.insert("style".into(), json!("veth"));
             if rng.chance(1, 3) {
                 let free: Vec<&'static str> = HOST_NAMES
