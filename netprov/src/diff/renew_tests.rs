@@ -84,7 +84,11 @@ fn applied() -> Observed {
     let c = link(2, "wan", Some("netprov:web"), Kind::Veth, Some(7));
     o.container = NsState {
         links: BTreeMap::from([
-            ("lo".into(), link(1, "lo", None, Kind::Unknown, None)),
+            // The owner mark of a netns netprov made.
+            (
+                "lo".into(),
+                link(1, "lo", Some("netprov-netns:web"), Kind::Unknown, None),
+            ),
             ("wan".into(), c),
         ]),
         addrs: BTreeMap::from([(2, vec!["10.210.0.3/31".parse().unwrap()])]),
