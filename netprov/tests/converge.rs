@@ -22,7 +22,7 @@ mod props_gen;
 use common::{unique, HostNetns};
 use engine_common::*;
 use netprov::engine::{DestroyTarget, Engine};
-use netprov::model::{Desired, InterfaceKind};
+use netprov::model::{Desired, InterfaceKind, NetnsSpec};
 use props_gen::{
     existing_names, host_fixtures, reuses_lent_name, valid_props, Facts, Kinds, Rng, OVS_BRIDGES,
 };
@@ -130,8 +130,31 @@ fn assert_nothing_left(host: &HostNetns, fixtures: &[String], d: &Desired, cx: &
     if tables.contains("netprov") {
         cx.fail(&format!("after destroy nftables tables remain: {tables}"));
     }
-    if netns_exists(d) {
-        cx.fail("after destroy the netns handle remains");
+    match &d.netns {
+        NetnsSpec::Owned { .. } if netns_exists(d) => {
+            cx.fail("after destroy the netns handle remains")
+        }
+        NetnsSpec::Adopted { path } => {
+            // An adopted netns stays, with nothing of netprov's in it.
+            let ns = format!("--net={}", path.display());
+            let links = common::ok("nsenter", &[&ns, "ip", "-o", "link", "show"]);
+            if links.lines().count() != 1 {
+                cx.fail(&format!(
+                    "after destroy the adopted netns has links:\n{links}"
+                ));
+            }
+            for fam in ["-4", "-6"] {
+                let r = common::ok("nsenter", &[&ns, "ip", fam, "route", "show", "proto", "77"]);
+                if !r.trim().is_empty() {
+                    cx.fail(&format!("after destroy the adopted netns has routes:\n{r}"));
+                }
+            }
+            let t = common::ok("nsenter", &[&ns, "nft", "list", "tables"]);
+            if !t.trim().is_empty() {
+                cx.fail(&format!("after destroy the adopted netns has tables:\n{t}"));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -152,12 +175,21 @@ fn walk(r: &Run, host: &mut HostNetns, walk_seed: u64) -> (usize, usize) {
     let (e, fixtures, run_seed, len) = (r.e, &r.fixtures, r.run_seed, r.len);
     let id = unique("p");
     host.track(&id);
+    // Adopted: a netns the test made, as a container runtime would.
+    let adopted = (r.kinds == Kinds::Adopted).then(|| {
+        let name = unique("a");
+        common::ok("ip", &["netns", "add", &name]);
+        host.track(&name);
+        format!("/run/netns/{name}")
+    });
     let mut rng = Rng::new(walk_seed);
     let mut prev: Option<(Value, Desired)> = None;
     let (mut pairs, mut repaired) = (0, 0);
     let mut lent: Vec<String> = Vec::new();
     for step in 0..len {
-        let (v, d, facts) = valid_props(&mut rng, &id, r.kinds, |d| !reuses_lent_name(d, &lent));
+        let (v, d, facts) = valid_props(&mut rng, &id, r.kinds, adopted.as_deref(), |d| {
+            !reuses_lent_name(d, &lent)
+        });
         lent.extend(existing_names(&d));
         let cx = Ctx {
             run_seed,
@@ -187,6 +219,10 @@ fn walk(r: &Run, host: &mut HostNetns, walk_seed: u64) -> (usize, usize) {
         .unwrap_or_else(|err| cx.fail(&format!("destroy failed: {err}")));
     assert_nothing_left(host, fixtures, &d, &cx);
     (r.extra)(&cx);
+    if let Some(p) = &adopted {
+        let name = p.trim_start_matches("/run/netns/");
+        common::ok("ip", &["netns", "del", name]);
+    }
     (pairs, repaired)
 }
 
@@ -244,6 +280,27 @@ fn any_valid_props_a_to_b_converges_in_one_apply() {
     let r = Run {
         e: &e,
         kinds: Kinds::Existing,
+        fixtures: sorted_host_links(&host),
+        extra: &|_| {},
+        run_seed,
+        len,
+    };
+    property(&r, &mut host, target);
+}
+
+/// Veths in an adopted netns (`netns_path`): the netns stays after destroy, empty of
+/// netprov's links, routes and tables. `NETPROV_CONVERGE_ADOPTED_PAIRS` (default 60).
+#[test]
+fn any_valid_props_in_an_adopted_netns_converges_in_one_apply() {
+    let target = env_u64("NETPROV_CONVERGE_ADOPTED_PAIRS").unwrap_or(60) as usize;
+    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    let run_seed = run_seed();
+    let mut host = HostNetns::new();
+    host_fixtures(&host, Kinds::Adopted);
+    let e = engine(&host, None);
+    let r = Run {
+        e: &e,
+        kinds: Kinds::Adopted,
         fixtures: sorted_host_links(&host),
         extra: &|_| {},
         run_seed,

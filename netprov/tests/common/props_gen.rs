@@ -55,6 +55,9 @@ pub enum Kinds {
     /// OVS ports, internal and veth style, on [`OVS_BRIDGES`]. No existing links: an
     /// internal port is a host device named like its interface.
     Ovs,
+    /// Veths only, in an adopted netns (`netns_path`): existing links lent to an
+    /// adopted netns stay there after destroy, so none are drawn.
+    Adopted,
 }
 /// `hostName` values.
 const HOST_NAMES: [&str; 2] = ["hv-a", "hv-b"];
@@ -340,10 +343,17 @@ pub fn valid_props(
     rng: &mut Rng,
     id: &str,
     kinds: Kinds,
+    netns_path: Option<&str>,
     keep: impl Fn(&netprov::model::Desired) -> bool,
 ) -> (Value, netprov::model::Desired, Facts) {
     for _ in 0..500 {
-        let (v, f) = draw(rng, id, kinds);
+        let (mut v, f) = draw(rng, id, kinds);
+        if let Some(p) = netns_path {
+            if v["network"].is_null() {
+                v["network"] = json!({});
+            }
+            v["network"]["netns_path"] = json!(p);
+        }
         if let Ok(d) = netprov::props::parse_str(&v.to_string(), None) {
             if keep(&d) {
                 return (v, d, f);
