@@ -46,6 +46,9 @@ pub enum Command {
         /// Test only: fail after N mutating operations (fault injection).
         #[arg(long, hide = true, value_name = "N")]
         fail_after: Option<u64>,
+        /// Test only: do not send step N (0-based) of each pass (a lost change).
+        #[arg(long, hide = true, value_name = "N")]
+        drop_step: Option<usize>,
     },
     /// Print what apply would change; change nothing.
     Plan {
@@ -104,8 +107,15 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Apply { props, fail_after } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json)),
+        Command::Apply {
+            props,
+            fail_after,
+            drop_step,
+        } => match load(&props, json, Dry::UnlessLoaded) {
+            Ok(ds) => with_engine(ovsdb, fail_after, |e| {
+                e.drop_step_for_tests(drop_step);
+                run::apply(e, &ds, json)
+            }),
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {
