@@ -47,6 +47,9 @@ pub enum Command {
         /// Test only: fail after N mutating operations (fault injection).
         #[arg(long, hide = true, value_name = "N")]
         fail_after: Option<u64>,
+        /// Test only: do not send step N (0-based) of each pass (a lost change).
+        #[arg(long, hide = true, value_name = "N")]
+        drop_step: Option<usize>,
         /// The container will run in a user namespace (systemd-nspawn -U): also set
         /// net.ipv4.ping_group_range and net.ipv4.ip_unprivileged_port_start in its
         /// netns, unless the props set them.
@@ -193,13 +196,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply {
             props,
             fail_after,
+            drop_step,
             userns,
         } => match load(&props, json, Dry::UnlessLoaded) {
             Ok(mut ds) => {
                 if userns {
                     ds.iter_mut().for_each(crate::userns::add_sysctls);
                 }
-                with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, json))
+                with_engine(ovsdb, fail_after, |e| {
+                    e.drop_step_for_tests(drop_step);
+                    run::apply(e, &ds, json)
+                })
             }
             Err(code) => code,
         },

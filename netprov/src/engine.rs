@@ -52,7 +52,17 @@ pub struct ApplyReport {
     pub messages: usize,
     /// Mutating OVSDB transactions sent (0 when nothing changed).
     pub ovsdb_transactions: u64,
+    /// Plans executed (0: already in sync; 1: the first plan converged, as it should).
+    pub passes: usize,
+    /// The plans of the passes after the first, each computed from a fresh observe of
+    /// what the previous pass left (the verify loop; see docs/engine.md).
+    pub repairs: Vec<Plan>,
 }
+
+/// Plans an apply executes at most before it gives up: the first plan, then repairs of
+/// whatever a fresh observe still finds different. Each pass only sends what is still
+/// different, so a pass that changes nothing cannot repeat.
+pub const MAX_PASSES: usize = 3;
 
 /// Containers applied at once by [`Engine::apply_many`]. Each in-flight container holds
 /// a netlink socket (with its receive buffers) and its observed state; a bound keeps
@@ -68,6 +78,8 @@ pub struct Engine {
     /// Its path, for threads that enter it (nftables).
     host_path: PathBuf,
     opts: Options,
+    /// Test hook (see [`Engine::drop_step_for_tests`]); `usize::MAX`: off.
+    drop_step: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -90,7 +102,20 @@ impl Engine {
             host_ns,
             host_path,
             opts,
+            drop_step: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// Fault injection for tests: in every pass of every apply, step `n` of the plan is
+    /// not sent — a change the kernel silently lost. The verify loop must then repair
+    /// it (when the next pass has fewer steps) or report the drift (`n = 0`: never
+    /// converges).
+    #[doc(hidden)]
+    pub fn drop_step_for_tests(&self, n: Option<usize>) {
+        self.drop_step.store(
+            n.unwrap_or(usize::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
@@ -125,11 +150,32 @@ impl Engine {
         d: &Desired,
         c: Option<&Netlink>,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
+        self.observe_with(d, c, None).await
+    }
+
+    /// [`Self::observe`], reusing the OVSDB connection of an earlier pass if any.
+    async fn observe_with(
+        &self,
+        d: &Desired,
+        c: Option<&Netlink>,
+        conn: Option<OvsConn>,
+    ) -> Result<(Observed, Option<OvsConn>), OpError> {
         let specs = PortSpec::all(&d.id, &d.interfaces);
         let mut ovs = None;
         let mut rows = None;
         let (ep, id) = (self.endpoint(), d.id.clone());
-        if !specs.is_empty() {
+        if let Some(conn) = conn {
+            let conn2 = conn.clone();
+            let r = blocking("observe OVS ports", move || {
+                let mut client = conn2
+                    .lock()
+                    .map_err(|_| OpError::new("observe OVS ports", "connection poisoned"))?;
+                ovsdb::observe(&mut client, &id, &specs)
+            })
+            .await?;
+            ovs = Some(conn);
+            rows = Some(r);
+        } else if !specs.is_empty() {
             let (client, r) = blocking("observe OVS ports", move || {
                 let mut client = Client::connect(&ep)?;
                 let r = ovsdb::observe(&mut client, &id, &specs)?;
@@ -194,33 +240,79 @@ impl Engine {
             .await
     }
 
+    /// Observe, plan, execute; then observe again (read only) and, while something
+    /// still differs, plan and execute only that, at most [`MAX_PASSES`] plans in all.
+    /// `Ok` means the last observe found nothing to change: the next `check` is clean.
     async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, OpError> {
-        let c = self.container_conn(d)?;
-        let (o, ovs) = self
-            .observe(d, c.as_ref())
-            .instrument(tracing::info_span!("observe", id = %d.id))
-            .await?;
-        let p = tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
-        let ovs_before = ovs.as_ref().map_or(0, mutating);
+        let mut c = self.container_conn(d)?;
         let count = MutationCount::default();
-        let mut ex = Exec {
-            host: &self.host,
-            container: c,
-            netns_path: d.netns.path().clone(),
-            adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
-            host_netns: self.host_path.clone(),
-            id: d.id.clone(),
-            label: format!("netns {}", d.id),
-            rt: self.rt.handle().clone(),
-            count: &count,
-            ovs: ovs.clone(),
-            ovs_specs: PortSpec::all(&d.id, &d.interfaces),
-        };
-        execute::run(&mut ex, &p, self.opts.fail_after).await?;
+        let mut ovs: Option<OvsConn> = None;
+        let mut ovs_sent = 0;
+        let mut plans: Vec<Plan> = Vec::new();
+        loop {
+            let (o, conn) = self
+                .observe_with(d, c.as_ref(), ovs.clone())
+                .instrument(tracing::info_span!("observe", id = %d.id, pass = plans.len()))
+                .await?;
+            ovs = conn;
+            let p =
+                tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
+            if p.steps.is_empty() {
+                break;
+            }
+            if plans.len() == MAX_PASSES {
+                return Err(not_converged(d, &p));
+            }
+            if !plans.is_empty() {
+                tracing::warn!(id = %d.id, pass = plans.len() + 1, steps = p.steps.len(),
+                    "the kernel still differs after applying; repairing: {}",
+                    p.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; "));
+            }
+            let before = ovs.as_ref().map_or(0, mutating);
+            let mut ex = Exec {
+                host: &self.host,
+                container: c.take(),
+                netns_path: d.netns.path().clone(),
+                adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
+                host_netns: self.host_path.clone(),
+                id: d.id.clone(),
+                label: format!("netns {}", d.id),
+                rt: self.rt.handle().clone(),
+                count: &count,
+                ovs: ovs.clone(),
+                ovs_specs: PortSpec::all(&d.id, &d.interfaces),
+            };
+            // Fault injection (a simulated SIGKILL) applies to the first pass only.
+            let fail_after = if plans.is_empty() {
+                self.opts.fail_after
+            } else {
+                None
+            };
+            let drop = self.drop_step.load(std::sync::atomic::Ordering::Relaxed);
+            let r = if drop < p.steps.len() {
+                let mut lossy = p.clone();
+                lossy.steps.remove(drop);
+                execute::run(&mut ex, &lossy, fail_after).await
+            } else {
+                execute::run(&mut ex, &p, fail_after).await
+            };
+            c = ex.container.take();
+            ovs_sent += ovs.as_ref().map_or(0, mutating) - before;
+            r?;
+            plans.push(p);
+        }
+        let passes = plans.len();
+        let mut plans = plans.into_iter();
+        let plan = plans.next().unwrap_or_else(|| Plan {
+            id: d.id.to_string(),
+            steps: Vec::new(),
+        });
         Ok(ApplyReport {
-            plan: p,
+            plan,
             messages: count.get(),
-            ovsdb_transactions: ovs.as_ref().map_or(0, mutating) - ovs_before,
+            ovsdb_transactions: ovs_sent,
+            passes,
+            repairs: plans.collect(),
         })
     }
 
@@ -364,6 +456,23 @@ impl Engine {
             .await
         })
     }
+}
+
+/// The error of an apply whose plans did not converge: the remaining differences, in
+/// the words of `check`, one per line.
+fn not_converged(d: &Desired, p: &Plan) -> OpError {
+    let drift: Vec<String> = p
+        .steps
+        .iter()
+        .map(|s| format!("{}: {}", d.id, s.as_drift()))
+        .collect();
+    OpError::new(
+        format!("apply {}", d.id),
+        format!(
+            "the kernel still differs from the props after {MAX_PASSES} passes:\n{}",
+            drift.join("\n")
+        ),
+    )
 }
 
 fn mutating(c: &OvsConn) -> u64 {

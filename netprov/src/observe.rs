@@ -269,7 +269,11 @@ pub async fn observe(
                     .await?
                 }
             },
-            InterfaceKind::Existing if !in_container => {
+            // A netprov-made link of that name in the container is a leftover of
+            // another kind (deleted by the plan): the existing link is in the host.
+            InterfaceKind::Existing
+                if !in_container || o.container.links[i.name.as_str()].created_by_netprov() =>
+            {
                 host_link(
                     host,
                     i.name.as_str(),

@@ -123,6 +123,18 @@ pub enum Step {
         at: At,
         link: String,
     },
+    /// Delete a link netprov made for this container that the props no longer want as
+    /// it is: not named any more (interface renamed or removed, macvlan dropped) or of
+    /// another kind or parent than wanted. Links on top of it go with it.
+    RemoveLink {
+        at: At,
+        link: String,
+    },
+    /// Detach a veth host end from the Linux bridge it is a port of (the props name
+    /// no `hostBridge` any more).
+    Release {
+        link: String,
+    },
     /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
     /// drives (it restarted and made a new device in the host netns, moved in next).
     DeleteDeadOvsDevice {
@@ -171,6 +183,14 @@ pub enum Step {
         addr: IpNetwork,
     },
     AddAddress {
+        at: At,
+        link: String,
+        #[serde(serialize_with = "ser_display")]
+        addr: IpNetwork,
+    },
+    /// Add again a wanted IPv4 address that the kernel may drop with a deleted
+    /// address of its subnet (a primary takes its secondaries); present is success.
+    ReAddAddress {
         at: At,
         link: String,
         #[serde(serialize_with = "ser_display")]
@@ -235,11 +255,14 @@ impl Step {
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
             Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
+            Step::RemoveLink { .. } | Step::Release { .. } => Phase::HostLinks,
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
             Step::LinkUp { .. } => Phase::LinkState,
-            Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
+            Step::DelAddress { .. } | Step::AddAddress { .. } | Step::ReAddAddress { .. } => {
+                Phase::Addresses
+            }
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
             Step::OvsPort {
@@ -268,6 +291,15 @@ impl Step {
             Step::DeleteLink { at, link } => (
                 format!("link {link} in {at}"),
                 "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::RemoveLink { at, link } => (
+                format!("link {link} in {at}"),
+                "is netprov's but not wanted as it is (not in the props, or of another kind)"
+                    .into(),
+            ),
+            Step::Release { link } => (
+                format!("link {link} in host netns"),
+                "is a bridge port, the props want none".into(),
             ),
             Step::DeleteDeadOvsDevice { netns, link } => (
                 format!("OVS internal device {link} in netns {netns}"),
@@ -306,6 +338,10 @@ impl Step {
             Step::AddAddress { at, link, addr } => (
                 format!("address {addr} on {link} in {at}"),
                 "missing".into(),
+            ),
+            Step::ReAddAddress { at, link, addr } => (
+                format!("address {addr} on {link} in {at}"),
+                "shares its subnet with an address that is not desired (the kernel drops it with that one)".into(),
             ),
             Step::DelRoute { at, route } => {
                 (format!("route {route} in {at}"), "is not desired".into())
@@ -389,6 +425,10 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::RemoveLink { at, link } => {
+                write!(f, "delete link {link} in {at} (not wanted as it is)")
+            }
+            Step::Release { link } => write!(f, "detach {link} from its bridge in host netns"),
             Step::DeleteDeadOvsDevice { netns, link } => write!(
                 f,
                 "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
@@ -440,6 +480,9 @@ impl fmt::Display for Step {
             }
             Step::AddAddress { at, link, addr } => {
                 write!(f, "add address {addr} to {link} in {at}")
+            }
+            Step::ReAddAddress { at, link, addr } => {
+                write!(f, "re-add address {addr} to {link} in {at}")
             }
             Step::DelRoute { at, route } => write!(f, "delete route {route} in {at}"),
             Step::ReplaceRoute { at, route, .. } => write!(f, "replace route {route} in {at}"),

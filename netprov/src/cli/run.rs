@@ -60,9 +60,22 @@ pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
             out(&format!("{id}: in sync, nothing to do"));
         } else {
             out_raw(&rep.plan.to_string());
+            for (k, p) in rep.repairs.iter().enumerate() {
+                out(&format!(
+                    "{id}: pass {}: the kernel still differed, repairing:",
+                    k + 2
+                ));
+                out_raw(&p.to_string());
+            }
+            let changes: usize =
+                rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
+            let passes = if rep.passes > 1 {
+                format!(" in {} passes", rep.passes)
+            } else {
+                String::new()
+            };
             out(&format!(
-                "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
-                rep.plan.steps.len(),
+                "{id}: applied {changes} changes{passes} ({} netlink messages, {} OVSDB transactions)",
                 rep.messages,
                 rep.ovsdb_transactions
             ));
