@@ -758,6 +758,7 @@ mod tests {
                 vlan_mode: None,
                 style: OvsStyle::Internal,
                 external_ids: Default::default(),
+                ovn: None,
             }),
             addrs: vec!["10.0.0.2/24".parse().unwrap()],
             mtu: None,

@@ -112,6 +112,7 @@ mod tests {
                     vlan_mode: None,
                     style: OvsStyle::Internal,
                     external_ids: Default::default(),
+                    ovn: None,
                 }),
                 addrs: vec![],
                 mtu: None,

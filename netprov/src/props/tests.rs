@@ -307,3 +307,60 @@ mod bad_names {
         }
     }
 }
+
+fn ovn_port(d: &Desired) -> (&crate::model::OvnPort, Option<MacAddr>) {
+    match &d.interfaces[0].kind {
+        InterfaceKind::Ovs(p) => (p.ovn.as_ref().expect("ovn"), d.interfaces[0].mac),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn ovn_port_defaults_follow_the_interface() {
+    let d = ok(&one(
+        r#"{"lan":{"ip4":"10.0.0.2/24","ip6":"fd00::2/64","ovs":{"bridge":"br-int","ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    let (p, mac) = ovn_port(&d);
+    assert_eq!(p.name, "c1:lan");
+    assert_eq!(mac, Some(p.mac), "a derived MAC is set on the interface");
+    assert_eq!(p.addresses, [format!("{} 10.0.0.2 fd00::2", p.mac)]);
+    assert_eq!(p.port_security, p.addresses);
+    // Round trip through the emitted JSON keeps everything.
+    let again = ok(&crate::props::to_json(&d).to_string());
+    assert_eq!(again, d);
+
+    let d = ok(&one(
+        r#"{"lan":{"mac":"02:00:00:00:00:05","ovs":{"bridge":"br-int","ovn":{"switch":"ls-a","addresses":["unknown"],"port_security":false}}}}"#,
+    ));
+    let (p, _) = ovn_port(&d);
+    assert_eq!(p.mac.to_string(), "02:00:00:00:00:05");
+    assert_eq!(p.addresses, ["unknown"]);
+    assert!(p.port_security.is_empty());
+}
+
+#[test]
+fn ovn_port_errors_name_the_field() {
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","external_ids":{"iface-id":"x"},"ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("ovs.external_ids.iface-id") && m.contains("written by netprov")),
+        "{e:?}"
+    );
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"","ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    assert!(e.iter().any(|m| m.contains("ovs.ovn")), "{e:?}");
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","ovn":{"addresses":["02:00:00:00:00:01"]}}}}"#,
+    ));
+    assert!(e.iter().any(|m| m.contains("ovs.ovn.switch")), "{e:?}");
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","ovn":{"switch":"s","port_security":[" x"]}}}}"#,
+    ));
+    assert!(
+        e.iter().any(|m| m.contains("ovs.ovn.port_security[0]")),
+        "{e:?}"
+    );
+}
