@@ -30,6 +30,18 @@ pub struct Cli {
     /// OVSDB socket, e.g. unix:/run/openvswitch/db.sock.
     #[arg(long, global = true, env = "NETPROV_OVSDB", value_name = "unix:PATH", value_parser = ovsdb_socket)]
     pub ovsdb: Option<PathBuf>,
+    /// OVN Northbound database, as ovn-nbctl --db takes it: unix:PATH or tcp:HOST:PORT
+    /// (comma-separated for a cluster); default unix:/run/ovn/ovnnb_db.sock.
+    #[arg(long, global = true, env = "NETPROV_OVN_NB", value_name = "unix:PATH|tcp:HOST:PORT", value_parser = crate::ovn::OvnEndpoint::parse)]
+    pub ovn_nb: Option<crate::ovn::OvnEndpoint>,
+    /// Seconds apply waits for ovn-controller to install an OVN port (default 30).
+    #[arg(
+        long,
+        global = true,
+        env = "NETPROV_OVN_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub ovn_timeout: Option<u64>,
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -88,6 +100,13 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     let ovsdb = cli.ovsdb;
+    let ovn = crate::ovn::OvnOptions {
+        nb: cli.ovn_nb,
+        install_timeout: cli.ovn_timeout.map_or(
+            crate::ovn::chassis::INSTALL_TIMEOUT,
+            std::time::Duration::from_secs,
+        ),
+    };
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
@@ -112,22 +131,22 @@ pub fn run(cli: Cli) -> i32 {
             fail_after,
             drop_step,
         } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, fail_after, |e| {
+            Ok(ds) => with_engine(ovsdb, ovn.clone(), fail_after, |e| {
                 e.drop_step_for_tests(drop_step);
                 run::apply(e, &ds, json)
             }),
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, None, |e| run::plan(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, ovn.clone(), None, |e| run::plan(e, &ds, json)),
             Err(code) => code,
         },
         Command::Check { props } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, ovn.clone(), None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
         Command::Destroy { targets } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
+            Ok(t) => with_engine(ovsdb, ovn.clone(), None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
     }
@@ -136,6 +155,7 @@ pub fn run(cli: Cli) -> i32 {
 /// Starts the engine in this process's netns (the host) and runs `f` with it.
 fn with_engine(
     ovsdb: Option<PathBuf>,
+    ovn: crate::ovn::OvnOptions,
     fail_after: Option<u64>,
     f: impl FnOnce(&Engine) -> i32,
 ) -> i32 {
@@ -145,7 +165,7 @@ fn with_engine(
         fail_after: fail_after.map(|n| n as usize),
     };
     match Engine::new(opts) {
-        Ok(e) => f(&e),
+        Ok(e) => f(&e.with_ovn(ovn)),
         Err(e) => {
             err(&format!("netprov: {e}"));
             exit::FAILURE

@@ -10,6 +10,10 @@ use super::{Observed, PortSpec, OWNER_KEY};
 use crate::error::OpError;
 use crate::model::ContainerId;
 
+/// Interface `external_ids` keys that ovn-controller sets on a bound port; netprov
+/// neither removes nor reports them.
+pub const CONTROLLER_KEYS: [&str; 2] = ["ovn-installed", "ovn-installed-ts"];
+
 /// One change to OVSDB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -231,12 +235,19 @@ pub fn plan(
             });
         }
         if let Some(i) = &row.iface {
-            if i.external_ids != spec.iface_ids() {
+            // Keys ovn-controller writes (ovn-installed) are kept, not fought over.
+            let mut to = spec.iface_ids();
+            for k in CONTROLLER_KEYS {
+                if let Some(v) = i.external_ids.get(k) {
+                    to.insert(k.to_owned(), v.clone());
+                }
+            }
+            if i.external_ids != to {
                 changes.push(OvsChange::SetExternalIds {
                     port: row.name.clone(),
                     iface_uuid: i.uuid.clone(),
                     from: i.external_ids.clone(),
-                    to: spec.iface_ids(),
+                    to,
                 });
             }
         }
