@@ -89,11 +89,12 @@ fn steps(report: &Value) -> usize {
 
 #[test]
 fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
-    let central = Central::start();
-    central.nbctl(&["ls-add", "A"]);
-    central.nbctl(&["ls-add", "B"]);
     let mut ha = Chassis::new(&unique("cha"), "10.99.0.1");
     let mut hb = Chassis::new(&unique("chb"), "10.99.0.2");
+    // Host A reaches NB over TCP (loopback of its own netns), host B over unix.
+    let central = Central::start_with_tcp(Some(&ha.ovs.host));
+    central.nbctl(&["ls-add", "A"]);
+    central.nbctl(&["ls-add", "B"]);
     let (ua, ub) = underlay(&ha, &hb);
     ha.join(&central, &ua);
     hb.join(&central, &ub);

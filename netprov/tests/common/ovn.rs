@@ -59,6 +59,13 @@ pub struct Central {
 
 impl Central {
     pub fn start() -> Self {
+        Self::start_with_tcp(None)
+    }
+
+    /// Like [`Central::start`]; with `tcp_in`, the NB server runs in that netns and
+    /// also listens on `tcp:127.0.0.1:6641` there ([`Central::nb_tcp`]): loopback of a
+    /// test-made netns, never the machine's.
+    pub fn start_with_tcp(tcp_in: Option<&HostNetns>) -> Self {
         let ns = HostNetns::new();
         let dir = std::env::temp_dir().join(format!("netprov-ovn-{}", unique("z")));
         let _ = std::fs::remove_dir_all(&dir);
@@ -81,7 +88,13 @@ impl Central {
                 "-vconsole:off".into(),
                 "--no-chdir".into(),
             ];
-            let child = spawn(&c.ns, &c.dir, "ovsdb-server", &args);
+            let mut args = args;
+            let mut ns = &c.ns;
+            if let (Some(t), "nb") = (tcp_in, db) {
+                args.push("--remote=ptcp:6641:127.0.0.1".into());
+                ns = t;
+            }
+            let child = spawn(ns, &c.dir, "ovsdb-server", &args);
             c.children.push(child);
             let s = c.sock(db);
             wait_until(Duration::from_secs(10), "OVN ovsdb-server", || {
@@ -108,6 +121,10 @@ impl Central {
     /// `unix:<NB socket>`, what netprov's `--ovn-nb` takes.
     pub fn nb(&self) -> String {
         format!("unix:{}", self.sock("nb").display())
+    }
+    /// The NB over TCP, reachable from the netns given to [`Central::start_with_tcp`].
+    pub fn nb_tcp(&self) -> String {
+        "tcp:127.0.0.1:6641".into()
     }
     pub fn sb(&self) -> String {
         format!("unix:{}", self.sock("sb").display())

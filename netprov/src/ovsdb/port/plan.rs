@@ -237,7 +237,10 @@ pub fn plan(
         if let Some(i) = &row.iface {
             // Keys ovn-controller writes (ovn-installed) are kept, not fought over.
             let mut to = spec.iface_ids();
-            for k in CONTROLLER_KEYS {
+            // ...unless the binding changes: a stale ovn-installed would end the wait
+            // for the new one at once.
+            let same_binding = i.external_ids.get("iface-id") == to.get("iface-id");
+            for k in CONTROLLER_KEYS.into_iter().filter(|_| same_binding) {
                 if let Some(v) = i.external_ids.get(k) {
                     to.insert(k.to_owned(), v.clone());
                 }
