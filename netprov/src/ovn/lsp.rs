@@ -589,24 +589,30 @@ mod tests {
         let s = spec("web:lan", "A");
         // Missing → create; in sync → nothing; foreign → refused; other switch → move.
         assert!(matches!(
-            plan("web", &[s.clone()], &nb(vec![]), "ch1").unwrap()[..],
+            plan("web", std::slice::from_ref(&s), &nb(vec![]), "ch1").unwrap()[..],
             [OvnChange::Create { .. }]
         ));
         assert!(plan(
             "web",
-            &[s.clone()],
+            std::slice::from_ref(&s),
             &nb(vec![row(&s, Some("web"), "A")]),
             "ch1"
         )
         .unwrap()
         .is_empty());
         for owner in [None, Some("db")] {
-            let e = plan("web", &[s.clone()], &nb(vec![row(&s, owner, "A")]), "ch1").unwrap_err();
+            let e = plan(
+                "web",
+                std::slice::from_ref(&s),
+                &nb(vec![row(&s, owner, "A")]),
+                "ch1",
+            )
+            .unwrap_err();
             assert!(e.to_string().contains("web:lan"), "{e}");
         }
         let moved = plan(
             "web",
-            &[s.clone()],
+            std::slice::from_ref(&s),
             &nb(vec![row(&s, Some("web"), "B")]),
             "ch1",
         )
@@ -618,7 +624,7 @@ mod tests {
         // Another chassis: options follow (requested-chassis, iface-id-ver).
         let other = plan(
             "web",
-            &[s.clone()],
+            std::slice::from_ref(&s),
             &nb(vec![row(&s, Some("web"), "A")]),
             "ch2",
         )
