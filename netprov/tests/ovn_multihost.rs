@@ -221,6 +221,20 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     );
     a.ok(&["apply", &pa1]);
     a.ok(&["check", &pa1]);
+    // Drift on the chassis side: the binding version removed from the OVS Interface.
+    let row = format!("ve-{a1}-lan");
+    a.ch.ovs
+        .vsctl(&["remove", "Interface", &row, "external_ids", "iface-id-ver"]);
+    let out = a.netprov(&["check", &pa1]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("OVS interface {row}")),
+        "{}",
+        text(&out)
+    );
+    a.ok(&["apply", &pa1]);
+    a.ok(&["check", &pa1]);
+    assert!(Ovs::pings(&a1, "10.0.1.3"), "a1 → a2 after the repairs");
 
     // Destroy on host B removes its logical port and OVS port, nothing else.
     let before_a = a.br_int_ports();

@@ -584,7 +584,9 @@ mod controller_keys {
             }
             let o = observed_with(Some(row.clone()));
             // Same iface-id: ovn-controller's keys are neither drift nor removed.
-            assert!(plan(&s.owner, std::slice::from_ref(&s), &o).unwrap().is_empty());
+            assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
+                .unwrap()
+                .is_empty());
             // Another iface-id: the update drops them (the new binding is not installed).
             s.external_ids.insert("iface-id".into(), "web:lan2".into());
             let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
