@@ -344,3 +344,105 @@ fn refusals_name_what_is_missing_or_taken() {
     let _ = a.netprov(&["destroy", &p]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many containers on one logical switch applied at once, on both hosts at the same
+/// time (concurrent NB inserts into one `Logical_Switch.ports`): all bound, all reach
+/// each other across hosts, a re-apply is a no-op, destroy leaves no netprov LSP.
+#[test]
+fn many_containers_on_both_hosts_at_once() {
+    const PER_HOST: usize = 5;
+    let central = Central::start();
+    central.nbctl(&["ls-add", "A"]);
+    let mut ha = Chassis::new(&unique("cha"), "10.97.0.1");
+    let mut hb = Chassis::new(&unique("chb"), "10.97.0.2");
+    let (ua, ub) = underlay(&ha, &hb);
+    ha.join(&central, &ua);
+    hb.join(&central, &ub);
+    let dir = std::env::temp_dir().join(unique("ovnp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut hosts = [
+        Host {
+            ch: &mut ha,
+            nb: central.nb(),
+            dir: dir.clone(),
+        },
+        Host {
+            ch: &mut hb,
+            nb: central.nb(),
+            dir: dir.clone(),
+        },
+    ];
+    let mut ids: Vec<Vec<(String, String, String)>> = Vec::new();
+    for (h, host) in hosts.iter_mut().enumerate() {
+        let mut mine = Vec::new();
+        for n in 0..PER_HOST {
+            let id = unique("m");
+            let ip = format!("10.0.5.{}", 10 + h * 100 + n);
+            let p = host.props(&id, "A", &ip, "10.0.5.1");
+            mine.push((id, ip, p));
+        }
+        ids.push(mine);
+    }
+    let apply_all = |hosts: &[Host], ids: &[Vec<(String, String, String)>]| {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = hosts
+                .iter()
+                .zip(ids)
+                .map(|(h, mine)| {
+                    s.spawn(move || {
+                        let mut args = vec!["--json", "apply"];
+                        args.extend(mine.iter().map(|(_, _, p)| p.as_str()));
+                        let out = h.ok(&args);
+                        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    for r in apply_all(&hosts, &ids) {
+        for c in r.as_array().unwrap() {
+            assert_eq!(c["ok"], true, "{c}");
+        }
+    }
+    let ports = central.nbctl(&["--bare", "--columns=ports", "list", "Logical_Switch"]);
+    assert_eq!(ports.split_whitespace().count(), 2 * PER_HOST, "{ports}");
+    // Every container on host A reaches one on host B and back.
+    for (a, b) in ids[0].iter().zip(&ids[1]) {
+        assert!(Ovs::pings(&a.0, &b.1), "{} → {}", a.0, b.1);
+        assert!(Ovs::pings(&b.0, &a.1), "{} → {}", b.0, a.1);
+    }
+    for r in apply_all(&hosts, &ids) {
+        for c in r.as_array().unwrap() {
+            assert_eq!(
+                c["result"]["plan"]["steps"].as_array().map(Vec::len),
+                Some(0),
+                "{c}"
+            );
+            assert_eq!(c["result"]["ovsdb_transactions"], 0, "{c}");
+        }
+    }
+    for (host, mine) in hosts.iter().zip(&ids) {
+        let mut args = vec!["destroy"];
+        args.extend(mine.iter().map(|(_, _, p)| p.as_str()));
+        host.ok(&args);
+        // Only ovn-controller's tunnel port is left.
+        let left = host.br_int_ports();
+        assert!(
+            mine.iter().all(|(id, _, _)| !left.contains(id.as_str())),
+            "br-int keeps ports after destroy: {left}"
+        );
+    }
+    let left = central.nbctl(&[
+        "--bare",
+        "--columns=name",
+        "find",
+        "Logical_Switch_Port",
+        "external_ids:netprov-id!=\"\"",
+    ]);
+    assert_eq!(left, "", "netprov LSPs left: {left}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
