@@ -96,17 +96,25 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The OVN options of the command line being run (`--ovn-nb`, `--ovn-timeout`), for
+/// [`with_engine`]: kept beside it rather than passed, so every command that starts an
+/// engine gets them.
+static OVN: std::sync::Mutex<crate::ovn::OvnOptions> =
+    std::sync::Mutex::new(crate::ovn::OvnOptions::DEFAULT);
+
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     let ovsdb = cli.ovsdb;
-    let ovn = crate::ovn::OvnOptions {
-        nb: cli.ovn_nb,
-        install_timeout: cli.ovn_timeout.map_or(
-            crate::ovn::chassis::INSTALL_TIMEOUT,
-            std::time::Duration::from_secs,
-        ),
-    };
+    if let Ok(mut o) = OVN.lock() {
+        *o = crate::ovn::OvnOptions {
+            nb: cli.ovn_nb,
+            install_timeout: cli.ovn_timeout.map_or(
+                crate::ovn::chassis::INSTALL_TIMEOUT,
+                std::time::Duration::from_secs,
+            ),
+        };
+    }
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
@@ -131,22 +139,22 @@ pub fn run(cli: Cli) -> i32 {
             fail_after,
             drop_step,
         } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, ovn.clone(), fail_after, |e| {
+            Ok(ds) => with_engine(ovsdb, fail_after, |e| {
                 e.drop_step_for_tests(drop_step);
                 run::apply(e, &ds, json)
             }),
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, ovn.clone(), None, |e| run::plan(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::plan(e, &ds, json)),
             Err(code) => code,
         },
         Command::Check { props } => match load(&props, json, Dry::UnlessLoaded) {
-            Ok(ds) => with_engine(ovsdb, ovn.clone(), None, |e| run::check(e, &ds, json)),
+            Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
         Command::Destroy { targets } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(ovsdb, ovn.clone(), None, |e| run::destroy(e, t, json)),
+            Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
     }
@@ -155,7 +163,6 @@ pub fn run(cli: Cli) -> i32 {
 /// Starts the engine in this process's netns (the host) and runs `f` with it.
 fn with_engine(
     ovsdb: Option<PathBuf>,
-    ovn: crate::ovn::OvnOptions,
     fail_after: Option<u64>,
     f: impl FnOnce(&Engine) -> i32,
 ) -> i32 {
@@ -165,7 +172,7 @@ fn with_engine(
         fail_after: fail_after.map(|n| n as usize),
     };
     match Engine::new(opts) {
-        Ok(e) => f(&e.with_ovn(ovn)),
+        Ok(e) => f(&e.with_ovn(OVN.lock().map(|o| o.clone()).unwrap_or_default())),
         Err(e) => {
             err(&format!("netprov: {e}"));
             exit::FAILURE

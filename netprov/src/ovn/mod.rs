@@ -146,14 +146,16 @@ pub struct OvnOptions {
 
 impl Default for OvnOptions {
     fn default() -> Self {
-        Self {
-            nb: None,
-            install_timeout: chassis::INSTALL_TIMEOUT,
-        }
+        Self::DEFAULT
     }
 }
 
 impl OvnOptions {
+    pub const DEFAULT: Self = Self {
+        nb: None,
+        install_timeout: chassis::INSTALL_TIMEOUT,
+    };
+
     pub fn endpoint(&self) -> OvnEndpoint {
         self.nb
             .clone()
