@@ -364,3 +364,41 @@ fn ovn_port_errors_name_the_field() {
         "{e:?}"
     );
 }
+
+mod ovn_generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any valid id and interface name: the logical port name is unambiguous (it
+        /// splits back at its only `:`), the derived MAC is unicast and locally
+        /// administered and set on the interface, the default addresses name it and
+        /// the IPs, and the props round-trip.
+        #[test]
+        fn ovn_ports_from_any_names(
+            id in "[A-Za-z0-9][A-Za-z0-9_-]{0,20}",
+            iface in "[a-z][a-z0-9_.-]{0,14}",
+            host in 2u8..250,
+            v6 in any::<bool>(),
+        ) {
+            prop_assume!(!["lo", "all", "default"].contains(&iface.as_str()));
+            let ip6 = if v6 { format!(r#","ip6":"fd00::{host:x}/64""#) } else { String::new() };
+            let json = format!(
+                r#"{{"id":"{id}","network":{{"interfaces":{{"{iface}":{{"ip4":"10.0.0.{host}/24"{ip6},"ovs":{{"bridge":"br-int","ovn":{{"switch":"A"}}}}}}}}}}}}"#
+            );
+            let d = ok(&json);
+            let (p, mac) = ovn_port(&d);
+            prop_assert_eq!(p.name.split_once(':'), Some((id.as_str(), iface.as_str())));
+            prop_assert_eq!(p.name.matches(':').count(), 1);
+            prop_assert_eq!(p.mac.0[0] & 0x03, 0x02);
+            prop_assert_eq!(mac, Some(p.mac));
+            let mut want = format!("{} 10.0.0.{host}", p.mac);
+            if v6 {
+                want.push_str(&format!(" fd00::{host:x}"));
+            }
+            prop_assert_eq!(&p.addresses, &vec![want]);
+            prop_assert_eq!(&p.port_security, &p.addresses);
+            prop_assert_eq!(ok(&crate::props::to_json(&d).to_string()), d.clone());
+        }
+    }
+}
