@@ -695,6 +695,18 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     }
     let mut steps = df.steps;
     steps.extend(ovs_steps);
+    if let Some(ovn) = &o.ovn {
+        steps.extend(
+            crate::ovn::plan(d, ovn)?
+                .into_iter()
+                .map(|change| Step::OvnPort { change }),
+        );
+    } else if crate::ovn::wanted(d) {
+        return Err(OpError::new(
+            format!("plan OVN ports of {}", d.id),
+            "the OVN Northbound database was not observed",
+        ));
+    }
     ovs::skip_deletes_done_by_port_removal(&mut steps, o);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
@@ -758,6 +770,7 @@ mod tests {
                 vlan_mode: None,
                 style: OvsStyle::Internal,
                 external_ids: Default::default(),
+                ovn: None,
             }),
             addrs: vec!["10.0.0.2/24".parse().unwrap()],
             mtu: None,

@@ -47,6 +47,8 @@ pub struct Exec<'a> {
     pub ovs: Option<crate::engine::OvsConn>,
     /// The container's OVS ports (for re-converging after a lost race).
     pub ovs_specs: Vec<crate::ovsdb::PortSpec>,
+    /// OVN Northbound endpoint and install timeout.
+    pub ovn: crate::ovn::OvnOptions,
 }
 
 impl Exec<'_> {
@@ -326,6 +328,27 @@ impl Exec<'_> {
                 .await??;
             }
             Step::OvsPort { change } => self.ovs(vec![change.clone()]).await?,
+            Step::OvnPort { change } => {
+                let (c, id, ovn, ovs) = (
+                    change.clone(),
+                    self.id.to_string(),
+                    self.ovn.clone(),
+                    self.ovs.clone(),
+                );
+                blocking(op, move || {
+                    let nb = match &c {
+                        crate::ovn::OvnChange::WaitInstalled { .. } => None,
+                        _ => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                            crate::ovn::OvnClient::connect(
+                                &ovn.endpoint(),
+                                crate::ovn::client::NB_DB,
+                            )?,
+                        ))),
+                    };
+                    crate::ovn::execute(&c, &id, nb.as_ref(), ovs.as_ref(), ovn.install_timeout)
+                })
+                .await?;
+            }
             // nftables: one transaction each, counted as one mutating message.
             Step::LoadRuleset { ruleset, .. } => {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());

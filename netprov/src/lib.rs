@@ -22,6 +22,7 @@ pub mod netns;
 pub mod netns_owner;
 pub mod nft;
 pub mod observe;
+pub mod ovn;
 pub mod ovsdb;
 pub mod plan;
 pub mod props;
