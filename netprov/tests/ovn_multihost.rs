@@ -122,7 +122,7 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
         assert!(steps(&r) > 0, "{r}");
     }
     for (h, id) in [(&a, &a1), (&a, &b1), (&b, &a2)] {
-        let row = format!("ve-{id}-lan");
+        let row = format!("np-{id}-lan");
         let ids = h.ch.ovs.vsctl(&["get", "Interface", &row, "external_ids"]);
         assert!(ids.contains("ovn-installed=\"true\""), "{id}: {ids}");
         assert!(
@@ -222,7 +222,7 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     a.ok(&["apply", &pa1]);
     a.ok(&["check", &pa1]);
     // Drift on the chassis side: the binding version removed from the OVS Interface.
-    let row = format!("ve-{a1}-lan");
+    let row = format!("np-{a1}-lan");
     a.ch.ovs
         .vsctl(&["remove", "Interface", &row, "external_ids", "iface-id-ver"]);
     let out = a.netprov(&["check", &pa1]);
