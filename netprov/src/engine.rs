@@ -168,19 +168,22 @@ impl Engine {
         })
     }
 
-    async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+    async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
         self.apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))
             .await
     }
 
-    async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+    async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
         let c = self.container_conn(d)?;
         let (o, ovs) = self
             .observe(d, c.as_ref())
             .instrument(tracing::info_span!("observe", id = %d.id))
             .await?;
         let p = tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
+        if let Some(e) = precheck_ruleset(d, &p).await? {
+            return Err(e);
+        }
         let ovs_before = ovs.as_ref().map_or(0, mutating);
         let count = MutationCount::default();
         let mut ex = Exec {
@@ -195,8 +198,14 @@ impl Engine {
             count: &count,
             ovs: ovs.clone(),
             ovs_specs: PortSpec::all(&d.id, &d.interfaces),
+            refused: None,
         };
-        execute::run(&mut ex, &p, self.opts.fail_after).await?;
+        if let Err(e) = execute::run(&mut ex, &p, self.opts.fail_after).await {
+            return Err(match ex.refused.take() {
+                Some(error) => self.refused(d, &p, error, e).await,
+                None => ApplyError::Op(e),
+            });
+        }
         Ok(ApplyReport {
             plan: p,
             messages: count.get(),
@@ -204,19 +213,58 @@ impl Engine {
         })
     }
 
+    /// The kernel refused the ruleset of `d` (nothing of it was committed). When this
+    /// apply created the netns, everything it made goes again (a destroy of this
+    /// container), so an invalid ruleset leaves nothing behind, as if it had been
+    /// rejected before anything was touched.
+    async fn refused(
+        &self,
+        d: &Desired,
+        p: &Plan,
+        error: crate::nft::NftSyntaxError,
+        op: OpError,
+    ) -> ApplyError {
+        let created = p
+            .steps
+            .iter()
+            .any(|s| matches!(s, crate::plan::Step::CreateNetns { .. }));
+        if created {
+            if let Err(e) = self.destroy_async(&DestroyTarget::Props(d.clone())).await {
+                return ApplyError::Op(OpError::new(
+                    format!("undo the apply of {} after its ruleset was refused ({op})", d.id),
+                    e.to_string(),
+                ));
+            }
+        }
+        ApplyError::Refused { error, op }
+    }
+
     /// Makes the kernel match `d`.
     pub fn apply(&self, d: &Desired) -> Result<ApplyReport, OpError> {
-        self.rt.block_on(self.apply_one(d))
+        self.rt.block_on(self.apply_one(d)).map_err(ApplyError::into_op)
     }
 
     /// Applies several containers concurrently in this process, at most
     /// [`MAX_IN_FLIGHT`] at a time; results come back in the order of `ds`.
     pub fn apply_many(&self, ds: &[Desired]) -> Vec<Result<ApplyReport, OpError>> {
+        let mut out = Vec::with_capacity(ds.len());
+        self.apply_each(ds, |_, r| out.push(r.map_err(ApplyError::into_op)));
+        out
+    }
+
+    /// Like [`Engine::apply_many`], but hands each container's result to `f` (with its
+    /// index in `ds`, in order) as soon as it is known, keeping none: the memory of
+    /// `netprov apply` over a thousand files stays flat.
+    pub fn apply_each(&self, ds: &[Desired], mut f: impl FnMut(usize, Result<ApplyReport, ApplyError>)) {
         use futures::stream::{self, StreamExt};
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| self.apply_one(d)))
                 .buffered(MAX_IN_FLIGHT)
-                .collect(),
+                .enumerate()
+                .for_each(|(i, r)| {
+                    f(i, r);
+                    std::future::ready(())
+                }),
         )
     }
 
@@ -232,14 +280,77 @@ impl Engine {
 
     /// Removes everything netprov owns for the target.
     pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
-        self.rt.block_on(crate::destroy::destroy(
+        self.rt.block_on(self.destroy_async(t))
+    }
+
+    async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
+        crate::destroy::destroy(
             t,
             &self.host,
             &self.host_ns,
             &self.host_path,
             &self.endpoint(),
             self.rt.handle(),
-        ))
+        )
+        .await
+    }
+}
+
+/// Why an apply failed.
+#[derive(Debug, Clone)]
+pub enum ApplyError {
+    /// An operation failed (exit 1).
+    Op(OpError),
+    /// The kernel refused the container's nftables ruleset: invalid input (exit 2).
+    /// Nothing of the ruleset was committed, and a netns this apply created was removed
+    /// again with everything in it.
+    Refused {
+        error: crate::nft::NftSyntaxError,
+        op: OpError,
+    },
+}
+
+impl ApplyError {
+    pub fn into_op(self) -> OpError {
+        match self {
+            ApplyError::Op(e) | ApplyError::Refused { op: e, .. } => e,
+        }
+    }
+}
+
+impl From<OpError> for ApplyError {
+    fn from(e: OpError) -> Self {
+        ApplyError::Op(e)
+    }
+}
+
+/// A ruleset about to be loaded into a netns that exists already (a reload, or an
+/// adopted netns) is dry-run first, in a scratch netns, so an invalid one changes
+/// nothing at all — neither the ruleset nor the other steps of the plan. Into a netns
+/// the plan creates, the load itself is the check (see [`Engine::refused`]).
+async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, OpError> {
+    use crate::plan::Step;
+    let loads = p.steps.iter().any(|s| matches!(s, Step::LoadRuleset { .. }));
+    let creates = p.steps.iter().any(|s| matches!(s, Step::CreateNetns { .. }));
+    let Some(r) = d.nft.clone().filter(|_| loads && !creates) else {
+        return Ok(None);
+    };
+    let names = crate::nft::ruleset::placeholder_names(d, &r);
+    let op = format!("check nftables ruleset of {}", d.id);
+    let res = blocking(&op, move || {
+        Ok(crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names))
+    })
+    .await?;
+    match res {
+        Ok(()) => Ok(None),
+        Err(crate::nft::CheckError::Op(e)) => Err(e),
+        Err(crate::nft::CheckError::Syntax(error)) => Ok(Some(ApplyError::Refused {
+            op: OpError::new(
+                format!("load nftables ruleset in netns {}", d.id),
+                error.to_string(),
+            ),
+            error,
+        })),
     }
 }
 

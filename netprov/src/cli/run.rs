@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::out;
-use crate::engine::{DestroyTarget, Engine};
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::engine::{ApplyError, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
@@ -52,22 +55,61 @@ fn code(failed: bool) -> i32 {
     }
 }
 
-pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
-    let results = engine.apply_many(ds);
-    let named = ds.iter().map(|d| d.id.to_string()).zip(results);
-    code(report("apply", json, named, |id, rep| {
-        if rep.plan.steps.is_empty() {
-            out(&format!("{id}: in sync, nothing to do"));
-        } else {
-            print!("{}", rep.plan);
-            out(&format!(
-                "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
-                rep.plan.steps.len(),
-                rep.messages,
-                rep.ovsdb_transactions
-            ));
+/// Applies every container, printing each one's result as soon as it is known (one
+/// JSON array element at a time with `--json`): nothing is kept per container, so the
+/// memory of an apply over a thousand files stays flat. Exit 1 if any failed, else 2 if
+/// the kernel refused a ruleset (see `ApplyError::Refused`), else 0.
+pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> i32 {
+    let (mut failed, mut invalid) = (false, false);
+    let mut first = true;
+    if json {
+        let _ = write!(std::io::stdout().lock(), "[");
+    }
+    engine.apply_each(ds, |i, r| {
+        let id = ds[i].id.to_string();
+        let doc = match r {
+            Ok(rep) if json => json!({ "id": id, "ok": true, "result": rep }),
+            Ok(rep) => {
+                if rep.plan.steps.is_empty() {
+                    out(&format!("{id}: in sync, nothing to do"));
+                } else {
+                    print!("{}", rep.plan);
+                    out(&format!(
+                        "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
+                        rep.plan.steps.len(),
+                        rep.messages,
+                        rep.ovsdb_transactions
+                    ));
+                }
+                return;
+            }
+            Err(ApplyError::Refused { error, .. }) => {
+                invalid = true;
+                let inv = super::ruleset_invalid(&files[i], &error);
+                eprintln!("{inv}");
+                json!({ "id": id, "ok": false, "invalid": true, "error": inv.to_string(), "errno": null })
+            }
+            Err(ApplyError::Op(e)) => {
+                failed = true;
+                eprintln!("netprov apply: {id}: {e}");
+                json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno })
+            }
+        };
+        if json {
+            let sep = if std::mem::take(&mut first) { "" } else { "," };
+            let _ = write!(std::io::stdout().lock(), "{sep}{doc}");
         }
-    }))
+    });
+    if json {
+        out("]");
+    }
+    if failed {
+        exit::FAILURE
+    } else if invalid {
+        exit::INVALID
+    } else {
+        exit::OK
+    }
 }
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {

@@ -173,6 +173,18 @@ pub fn with_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
     // state across contexts that the panic could have corrupted.
     let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
     probe_netfilter_socket()?;
+    new_ctx(f)
+}
+
+/// [`with_ctx`] for a caller that holds a netfilter socket of its own open in this
+/// netns (the probe's purpose is served: a socket could be made). Saves a socket; each
+/// netfilter socket's close may wait for the kernel's nf_tables destroy work.
+pub fn with_ctx_unprobed<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+    let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
+    new_ctx(f)
+}
+
+fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
     // SAFETY: plain constructor; NULL on allocation failure.
     let raw = NonNull::new(unsafe { nft_ctx_new(0) }).ok_or(CtxError {
         cause: "nft_ctx_new failed".into(),

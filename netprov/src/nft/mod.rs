@@ -5,6 +5,7 @@
 
 mod ffi;
 pub mod host;
+mod marker;
 mod netlink;
 pub mod ruleset;
 
