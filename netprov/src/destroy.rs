@@ -125,11 +125,18 @@ pub async fn destroy(
     // one is fine, so this needs no observation.
     {
         let (hp, id) = (host_path.to_owned(), id.clone());
-        count.bump();
-        blocking("delete host nftables table", move || {
-            nft::host::remove_host(&hp, &id)
+        // Looked up first: deleting even an absent table queues work for the kernel's
+        // nf_tables destroy list, and closing the socket then waits an RCU grace period.
+        let removed = blocking("delete host nftables table", move || {
+            if matches!(nft::host::observe_host(&hp, &id)?, nft::HostState::Absent) {
+                return Ok(false);
+            }
+            nft::host::remove_host(&hp, &id).map(|()| true)
         })
         .await?;
+        if removed {
+            count.bump();
+        }
     }
     // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
     // it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
@@ -170,7 +177,12 @@ pub async fn destroy(
             .await?;
         }
     }
+    // An owned netns goes in bulk (see netns_release): these host ends go with it.
+    let mut peers = Vec::new();
     if let Some((nl, st)) = inside {
+        if owned {
+            peers = crate::netns_release::host_peers(host, &id, &st, &calias).await?;
+        }
         let routes: Vec<_> = match t {
             DestroyTarget::Props(d) if !owned => {
                 let want: Vec<_> = d
@@ -185,7 +197,8 @@ pub async fn destroy(
                     .collect();
                 crate::netns_owner::adopted_routes(d, &st, &want)
             }
-            _ => st.routes.clone(),
+            // An owned netns: its routes go with it.
+            _ => Vec::new(),
         };
         for r in &routes {
             // Routes through links about to be deleted go with them; the rest (gateway
@@ -205,7 +218,10 @@ pub async fn destroy(
         let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
         links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
         for l in links {
-            if l.owned_as(&calias) {
+            if l.owned_as(&calias) && owned {
+                // Deleted by the kernel's netns cleanup, host ends included.
+                rep.links_deleted.push(format!("{} ({label})", l.name));
+            } else if l.owned_as(&calias) {
                 match nl.mutate(link::delete(l.index), 0, &count).await {
                     // ENODEV: it went with its parent or peer.
                     Ok(()) | Err(libc::ENODEV) => {}
@@ -241,6 +257,11 @@ pub async fn destroy(
     }
     if let DestroyTarget::Props(d) = t {
         for i in &d.interfaces {
+            if peers.iter().any(|p| {
+                p.alias.as_deref() == Some(link::host_alias(&id, i.name.as_str()).as_str())
+            }) {
+                continue;
+            }
             let host_end = match &i.kind {
                 InterfaceKind::Veth(h) => &h.name,
                 InterfaceKind::Ovs(p) => match &p.style {
@@ -272,8 +293,17 @@ pub async fn destroy(
         }
     }
     if owned && rep.netns_not_ours.is_none() {
+        // Subscribed before the netns is released, so no deletion is missed.
+        let watch = if peers.is_empty() {
+            None
+        } else {
+            Some(crate::netns_release::LinkWatch::open(host_path)?)
+        };
         rep.netns_removed = path.exists();
         netns::remove_handle(&path)?;
+        if let Some(w) = watch {
+            crate::netns_release::await_peers(host, w, &peers, &count).await?;
+        }
     }
     rep.messages = count.get();
     Ok(rep)

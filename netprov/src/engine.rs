@@ -231,7 +231,10 @@ impl Engine {
         if created {
             if let Err(e) = self.destroy_async(&DestroyTarget::Props(d.clone())).await {
                 return ApplyError::Op(OpError::new(
-                    format!("undo the apply of {} after its ruleset was refused ({op})", d.id),
+                    format!(
+                        "undo the apply of {} after its ruleset was refused ({op})",
+                        d.id
+                    ),
                     e.to_string(),
                 ));
             }
@@ -241,7 +244,9 @@ impl Engine {
 
     /// Makes the kernel match `d`.
     pub fn apply(&self, d: &Desired) -> Result<ApplyReport, OpError> {
-        self.rt.block_on(self.apply_one(d)).map_err(ApplyError::into_op)
+        self.rt
+            .block_on(self.apply_one(d))
+            .map_err(ApplyError::into_op)
     }
 
     /// Applies several containers concurrently in this process, at most
@@ -255,7 +260,11 @@ impl Engine {
     /// Like [`Engine::apply_many`], but hands each container's result to `f` (with its
     /// index in `ds`, in order) as soon as it is known, keeping none: the memory of
     /// `netprov apply` over a thousand files stays flat.
-    pub fn apply_each(&self, ds: &[Desired], mut f: impl FnMut(usize, Result<ApplyReport, ApplyError>)) {
+    pub fn apply_each(
+        &self,
+        ds: &[Desired],
+        mut f: impl FnMut(usize, Result<ApplyReport, ApplyError>),
+    ) {
         use futures::stream::{self, StreamExt};
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| self.apply_one(d)))
@@ -330,15 +339,23 @@ impl From<OpError> for ApplyError {
 /// the plan creates, the load itself is the check (see [`Engine::refused`]).
 async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, OpError> {
     use crate::plan::Step;
-    let loads = p.steps.iter().any(|s| matches!(s, Step::LoadRuleset { .. }));
-    let creates = p.steps.iter().any(|s| matches!(s, Step::CreateNetns { .. }));
+    let loads = p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::LoadRuleset { .. }));
+    let creates = p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateNetns { .. }));
     let Some(r) = d.nft.clone().filter(|_| loads && !creates) else {
         return Ok(None);
     };
     let names = crate::nft::ruleset::placeholder_names(d, &r);
     let op = format!("check nftables ruleset of {}", d.id);
     let res = blocking(&op, move || {
-        Ok(crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names))
+        Ok(crate::nft::ruleset::check_syntax_with_interfaces(
+            &r.text, &names,
+        ))
     })
     .await?;
     match res {

@@ -128,8 +128,16 @@ impl Exec<'_> {
                     .await?;
             }
             Step::DeleteLink { at, link: name } => {
-                let l = self.link(at, name, op).await?;
-                self.send(at, link::delete(l.index), 0, op).await?;
+                // Gone since observed (e.g. a stale host end the kernel's cleanup of its
+                // peer's netns removed meanwhile) is what this step wanted.
+                let l = match self.link(at, name, op).await {
+                    Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
+                    r => r?,
+                };
+                match self.send(at, link::delete(l.index), 0, op).await {
+                    Err(e) if e.errno == Some(libc::ENODEV) => {}
+                    r => r?,
+                }
             }
             Step::DeleteDeadOvsDevice { netns, link: name } => {
                 let at = At::Netns(netns.clone());

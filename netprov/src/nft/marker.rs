@@ -168,10 +168,7 @@ mod tests {
         put_attr(&mut attrs, NFTA_TABLE_NAME, b"netprov_state\0");
         put_attr(&mut attrs, NFTA_TABLE_USERDATA, &ud);
         let m = msg(NFT_MSG_NEWTABLE, NFPROTO_INET, &attrs);
-        assert_eq!(
-            attr(&m, NFTA_TABLE_NAME),
-            Some(&b"netprov_state\0"[..])
-        );
+        assert_eq!(attr(&m, NFTA_TABLE_NAME), Some(&b"netprov_state\0"[..]));
         let c = attr(&m, NFTA_TABLE_USERDATA).and_then(udata_comment);
         assert_eq!(c.as_deref(), Some("x gen="));
         assert_eq!(attr(&m, 9), None);

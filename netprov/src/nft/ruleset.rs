@@ -191,7 +191,9 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
 pub fn placeholder_names(d: &crate::model::Desired, r: &Ruleset) -> Vec<IfName> {
     d.interfaces
         .iter()
-        .flat_map(|i| std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone())))
+        .flat_map(|i| {
+            std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone()))
+        })
         .filter(|n| mentions(&r.text, n.as_str()))
         .collect()
 }
