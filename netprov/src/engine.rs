@@ -77,12 +77,22 @@ impl Engine {
             .map_err(|e| OpError::io("start async runtime", &e))?;
         let host = Netlink::open(opts.host_netns.as_deref(), rt.handle(), "host netns".into())?;
         // /proc/self is the main thread: its netns is the process's.
-        let host_path = opts
+        let opened = opts
             .host_netns
             .clone()
             .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
-        let host_ns = File::open(&host_path)
-            .map_err(|e| OpError::io(format!("open host netns {}", host_path.display()), &e))?;
+        let host_ns = File::open(&opened)
+            .map_err(|e| OpError::io(format!("open host netns {}", opened.display()), &e))?;
+        // Threads enter the host netns by this path. Not /proc/self/ns/net: that is
+        // whatever netns the main thread is in at the moment, and the main thread enters
+        // container netns briefly (see netns::in_netns). The open handle is stable.
+        let host_path = match &opts.host_netns {
+            Some(p) => p.clone(),
+            None => PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&host_ns)
+            )),
+        };
         Ok(Self {
             rt,
             host,
