@@ -302,6 +302,27 @@ impl Engine {
         self.rt.block_on(self.destroy_async(t))
     }
 
+    /// Destroys several targets concurrently (at most [`MAX_IN_FLIGHT`] at once),
+    /// handing each result to `f` in the order of `ts`: most of a destroy is waiting for
+    /// the kernel's netns cleanup (see `netns_release`), which then overlaps — the
+    /// kernel even cleans up namespaces released together in one batch.
+    pub fn destroy_each(
+        &self,
+        ts: &[DestroyTarget],
+        mut f: impl FnMut(usize, Result<DestroyReport, OpError>),
+    ) {
+        use futures::stream::{self, StreamExt};
+        self.rt.block_on(
+            stream::iter(ts.iter().map(|t| self.destroy_async(t)))
+                .buffered(MAX_IN_FLIGHT)
+                .enumerate()
+                .for_each(|(i, r)| {
+                    f(i, r);
+                    std::future::ready(())
+                }),
+        )
+    }
+
     async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
         crate::destroy::destroy(
             t,

@@ -143,9 +143,10 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 }
 
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
-    let results = targets
-        .iter()
-        .map(|t| (t.id().to_string(), engine.destroy(t)));
+    let mut results = Vec::with_capacity(targets.len());
+    engine.destroy_each(&targets, |i, r| {
+        results.push((targets[i].id().to_string(), r))
+    });
     code(report("destroy", json, results, |id, rep| {
         out(&format!(
             "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
