@@ -147,10 +147,11 @@ impl Engine {
             .await?;
             ovs = Some(Arc::new(Mutex::new(client)));
             rows = Some(r);
-        } else {
+        } else if ep.path().exists() {
             // No OVS interface wanted: ports this container still owns (its props
             // dropped them all) must go. Only look when OVS runs here; a host without
-            // OVS, or with a stale socket, has no such ports to find.
+            // OVS (no socket: checked here, without a blocking-pool thread), or with a
+            // stale socket, has no such ports to find.
             let found = blocking("observe OVS ports", move || {
                 let Ok(Some(mut client)) = Client::connect_if_present(&ep) else {
                     return Ok(None);
