@@ -57,7 +57,7 @@ pub struct ApplyReport {
 /// a netlink socket (with its receive buffers) and its observed state; a bound keeps
 /// the memory of `netprov apply` over a thousand files flat, while still overlapping
 /// the kernel round trips of many containers.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub const MAX_IN_FLIGHT: usize = 16;
 
 pub struct Engine {
     rt: tokio::runtime::Runtime,
