@@ -15,9 +15,9 @@
 //!
 //! * a process-wide mutex serializes all libnftables calls: two runs never interleave,
 //!   so one netns's interface cache can never be used for another netns;
-//! * one context per call, created **and freed on the calling thread**, which is a
-//!   fresh thread inside the target netns (`netns::in_netns`, or a thread that unshared
-//!   a scratch netns): the context's netfilter socket and the interface dump are opened
+//! * one context per call, created **and freed on the calling thread** while that
+//!   thread is inside the target netns (`netns::in_netns`, or a thread that unshared a
+//!   scratch netns): the context's netfilter socket and the interface dump are opened
 //!   inside that netns, and nothing outlives the call;
 //! * before creating the context we open and close a `NETLINK_NETFILTER` socket
 //!   ourselves, so the common way to hit `exit()` (no socket: fd exhaustion) becomes an

@@ -3,13 +3,12 @@
 //!
 //! Ownership and drift: every load is ONE libnftables run — `flush ruleset`, the user's
 //! text, then a marker table `inet netprov_state` whose comment records the SHA-256 of
-//! the user's text — so the kernel commits all of it or nothing (nft's `-f` semantics:
-//! one netlink batch). Right after, a second transaction that touches only the marker
-//! table records the digest of the live listing (text, stateless, terse, marker
-//! table excluded). `observe` recomputes that listing digest: if it differs,
-//! someone changed the ruleset behind netprov's back. A crash between the two
-//! transactions leaves `live=pending`, which reads as "does not match", so the next
-//! apply reloads.
+//! the user's text and the ruleset generation this commit produces — so the kernel
+//! commits all of it or nothing (nft's `-f` semantics: one netlink batch), and nothing
+//! else is sent. `observe` reads the marker and the generation (`super::marker`): the
+//! same generation means nobody committed since, so the ruleset is intact; otherwise it
+//! falls back to the listing digest (text, stateless, terse, marker excluded), which a
+//! marker with `gen=` does not record: any foreign commit in an owned netns is drift.
 //!
 //! That is for a netns netprov owns. In an adopted netns ([`load_adopted`]) there is no
 //! `flush ruleset`: the load deletes exactly the tables the marker lists, and the marker
