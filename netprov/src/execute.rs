@@ -286,8 +286,10 @@ impl Exec<'_> {
                     let id = self.id.to_string();
                     blocking(op, move || nft::ruleset::load_adopted(&ns, &r, &id)).await?;
                 } else {
-                    let res = blocking(op, move || Ok(nft::ruleset::load_checked(&ns, &r))).await?;
-                    match res {
+                    // Inline, not on the blocking pool: into a fresh netns one small
+                    // transaction with nothing queued for destruction (see
+                    // nft::ruleset::load_checked) costs less than a thread hand-off.
+                    match nft::ruleset::load_checked(&ns, &r) {
                         Ok(()) => {}
                         Err(nft::CheckError::Op(e)) => return Err(e),
                         Err(nft::CheckError::Syntax(e)) => {
