@@ -1,32 +1,46 @@
 {
   description = "netprov: declarative, netlink-native network provisioner for systemd-nspawn containers";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  # A supported NixOS release; `nix flake lock --update-input nixpkgs` moves the lock.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
+  # Kept evaluable by Nix 2.8 (Debian 12's nix-bin): no lib.fileset, and nothing is read
+  # from the filtered source at evaluation time (see nix/package.nix).
   outputs = { self, nixpkgs }:
     let
+      inherit (nixpkgs) lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
       # Only what the build needs, so editing docs or tests does not rebuild the package.
-      src = nixpkgs.lib.fileset.toSource {
-        root = ./.;
-        fileset = nixpkgs.lib.fileset.unions ([
-          ./Cargo.toml
-          ./Cargo.lock
-          ./netprov
-        ] ++ nixpkgs.lib.optional (builtins.pathExists ./nspawn-glue) ./nspawn-glue);
+      root = toString ./.;
+      src = builtins.path {
+        path = ./.;
+        name = "netprov-source";
+        filter = path: _type:
+          let rel = lib.removePrefix (root + "/") (toString path); in
+          builtins.elem rel [ "Cargo.toml" "Cargo.lock" "netprov" "nspawn-glue" ]
+          || lib.hasPrefix "netprov/" rel
+          || lib.hasPrefix "nspawn-glue/" rel;
       };
     in
     {
+      # `pkgs.netprov`, the default of services.netprov.package (mkPackageOption).
+      overlays.default = final: prev: {
+        netprov = final.callPackage ./nix/package.nix { inherit src; };
+      };
+
       packages = forAllSystems (pkgs: rec {
         netprov = pkgs.callPackage ./nix/package.nix { inherit src; };
         default = netprov;
       });
 
+      # The module, with this checkout's netprov built by the system's own nixpkgs as the
+      # default of services.netprov.package (no overlay needed; with the overlay applied,
+      # pkgs.netprov is the same package).
       nixosModules.default = { lib, pkgs, ... }: {
         imports = [ ./nix/module.nix ];
-        services.netprov.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        services.netprov.package = lib.mkDefault (pkgs.callPackage ./nix/package.nix { inherit src; });
       };
       nixosModules.netprov = self.nixosModules.default;
 

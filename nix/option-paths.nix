@@ -13,6 +13,7 @@ let
     mkOption = attrs: { _type = "stub-option"; } // attrs;
     mkDefault = v: v;
     literalExpression = text: { _type = "literalExpression"; inherit text; };
+    literalMD = text: { _type = "literalMD"; inherit text; };
     types = {
       str = typ "str" { };
       lines = typ "lines" { };
@@ -20,6 +21,8 @@ let
       bool = typ "bool" { };
       port = typ "port" { };
       ints.between = lo: hi: typ "int" { };
+      strMatching = re: typ "str" { };
+      addCheck = t: check: t;
       enum = values: typ "enum" { };
       nullOr = t: typ "nullOr" { elem = t; };
       listOf = t: typ "listOf" { elem = t; };

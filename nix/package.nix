@@ -8,14 +8,16 @@
 , src
 }:
 let
-  cargoToml = lib.importTOML (src + "/netprov/Cargo.toml");
+  # Read from this checkout, not from `src`: reading a file out of the filtered store copy
+  # at evaluation time fails on Nix 2.8 when the copy is not in the store yet.
+  cargoToml = lib.importTOML ../netprov/Cargo.toml;
 in
 rustPlatform.buildRustPackage {
   pname = "netprov";
   inherit (cargoToml.package) version;
   inherit src;
 
-  cargoLock.lockFile = src + "/Cargo.lock";
+  cargoLock.lockFile = ../Cargo.lock;
 
   nativeBuildInputs = [ pkg-config ];
   # libnftables (from nftables) is linked in-process for container rulesets;
@@ -24,7 +26,7 @@ rustPlatform.buildRustPackage {
 
   # The nspawn-glue's systemd generator too, when the workspace has it.
   cargoBuildFlags = [ "-p" "netprov" ]
-    ++ lib.optionals (builtins.pathExists (src + "/nspawn-glue/Cargo.toml")) [ "-p" "netprov-nspawn-glue" ];
+    ++ lib.optionals (builtins.pathExists ../nspawn-glue/Cargo.toml) [ "-p" "netprov-nspawn-glue" ];
   # The end-to-end tests need root, network namespaces and Open vSwitch: they run in the
   # NixOS VM tests (`nix flake check`) and in vm-tests/run, not in the build sandbox.
   cargoTestFlags = [ "-p" "netprov" "--lib" ];

@@ -6,8 +6,15 @@
 # vm-tests/check-nix compares with `netprov schema` — adding a property to one side
 # without the other fails CI.
 #
-# It may only use `lib.mkOption`, `lib.mkDefault`, `lib.literalExpression` and the
-# `lib.types` listed in ./option-paths.nix (the stub provides exactly those).
+# It may only use `lib.mkOption`, `lib.mkDefault`, `lib.literalExpression`,
+# `lib.literalMD` and the `lib.types` listed in ./option-paths.nix (the stub provides
+# exactly those).
+#
+# The option types carry the ranges and formats, so a bad value fails at the definition
+# ("A definition for option `…ovs.vlan' is not of type `VLAN tag 0–4095'. Definition
+# values: - In `/etc/nixos/configuration.nix': 4356") and the manual shows them. What
+# a type cannot see (address families, derived names, conflicts between containers) is
+# checked by `netprov validate` when the system is built (see ./module.nix).
 #
 # Unset options are `null` and are left out of the generated JSON, so netprov applies
 # its own defaults (documented in docs/properties.md).
@@ -15,8 +22,47 @@
 let
   inherit (lib) mkOption types;
 
-  optStr = description: mkOption {
-    type = types.nullOr types.str;
+  described = description: t: t // { inherit description; };
+  pattern = description: re: described description (types.strMatching re);
+  # `t`, and `ok` holds too (the description stays `t`'s).
+  refine = t: ok: described t.description (types.addCheck t ok);
+
+  # ---- formats (POSIX extended regular expressions, matched against the whole string) ----
+  octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+  ipv4 = "${octet}(\\.${octet}){3}";
+  hex = "[0-9A-Fa-f]{0,4}";
+  # The shape of an IPv6 address (2–8 groups, `::`, an embedded IPv4 tail); netprov
+  # parses it exactly when the props are validated at build time.
+  ipv6 = "(${hex}(:${hex}){2,7}|(${hex}:){2,6}${ipv4})";
+  prefix4 = "(/(3[0-2]|[12]?[0-9]))?";
+  prefix6 = "(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?";
+  # Interface names: what the kernel accepts (1–15 bytes of printable ASCII without
+  # '/', ':' or space) and netprov too (no '%', which separates `addr%if`).
+  ifnameChars = "[!-$&-.0-9;-~]";
+
+  ifname = refine
+    (pattern "interface name (1–15 printable ASCII bytes without '/', ':', '%' or space; not `.`, `..`, `lo`, `all`, `default`)"
+      "${ifnameChars}{1,15}")
+    (s: !(builtins.elem s [ "." ".." "lo" "all" "default" ]));
+  addr4 = pattern "IPv4 address with optional prefix (a.b.c.d[/0-32])" "${ipv4}${prefix4}";
+  addr6 = pattern "IPv6 address with optional prefix (x:y::z[/0-128])" "${ipv6}${prefix6}";
+  host4 = pattern "IPv4 address (a.b.c.d)" ipv4;
+  host6 = pattern "IPv6 address (x:y::z)" ipv6;
+  gateway4 = pattern "IPv4 gateway address (a.b.c.d[%interface])" "${ipv4}(%${ifnameChars}{1,15})?";
+  gateway6 = pattern "IPv6 gateway address (x:y::z[%interface])" "${ipv6}(%${ifnameChars}{1,15})?";
+  network = pattern "IPv4 or IPv6 network (a.b.c.d[/0-32] or x:y::z[/0-128])" "${ipv4}${prefix4}|${ipv6}${prefix6}";
+  host = pattern "IPv4 or IPv6 address" "${ipv4}|${ipv6}";
+  # Unicast: the least significant bit of the first octet is 0.
+  mac = pattern "unicast MAC address (aa:bb:cc:dd:ee:ff)" "[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}";
+  vlanTag = described "VLAN tag 0–4095" (types.ints.between 0 4095);
+  port = described "port 1–65535" (types.ints.between 1 65535);
+  vrid = described "VRRP router id 1–255 (a number, or a decimal string as NixUnits writes it)"
+    (types.either (types.ints.between 1 255)
+      (types.strMatching "([1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])?"));
+  absolutePath = pattern "absolute path" "/.+";
+
+  nullable = type: description: mkOption {
+    type = types.nullOr type;
     default = null;
     inherit description;
   };
@@ -24,20 +70,20 @@ let
   ovsModule = {
     options = {
       bridge = mkOption {
-        type = types.str;
+        type = ifname;
         example = "br0";
-        description = "Open vSwitch bridge the port is added to (at most 15 bytes). The bridge must exist.";
+        description = "Open vSwitch bridge the port is added to. The bridge must exist.";
       };
       vlan = mkOption {
-        type = types.int;
+        type = vlanTag;
         default = 0;
-        description = "Access VLAN tag, 0–4095 (0: untagged).";
+        description = "Access VLAN tag (0: untagged).";
       };
       trunks = mkOption {
-        type = types.listOf types.int;
+        type = types.listOf vlanTag;
         default = [ ];
         example = [ 10 20 ];
-        description = "VLAN tags (0–4095) trunked on the port.";
+        description = "VLAN tags trunked on the port.";
       };
       vlan_mode = mkOption {
         type = types.nullOr (types.enum [ "access" "trunk" "native-tagged" "native-untagged" ]);
@@ -48,8 +94,10 @@ let
         type = types.nullOr (types.enum [ "internal" "veth" ]);
         default = null;
         description = ''
-          `internal` (the default): an OVS internal port moved into the container, as NixUnits does;
-          `veth`: a veth pair whose host end is the OVS port.
+          `veth`: a veth pair whose host end (named like other veth host ends) is the
+          OVS port; `internal`: an OVS internal port moved into the container, as
+          NixUnits does (its name is host-wide). Null (not written to the props file):
+          netprov's default, `veth`.
         '';
       };
       external_ids = mkOption {
@@ -63,38 +111,34 @@ let
 
   macvlanModule = {
     options = {
-      ip4 = optStr "IPv4 address of the macvlan, `a.b.c.d[/prefix]`.";
-      ip6 = optStr "IPv6 address of the macvlan, `x::y[/prefix]`.";
+      ip4 = nullable addr4 "IPv4 address of the macvlan.";
+      ip6 = nullable addr6 "IPv6 address of the macvlan.";
       vrid = mkOption {
-        type = types.nullOr (types.either types.int types.str);
+        type = types.nullOr vrid;
         default = null;
         example = 12;
         description = ''
-          VRRP virtual router id, 1–255: the macvlan is named `mv-<if>-<vrid>` and gets the
-          VRRP MAC `00:00:5e:00:01:<vrid>`. Without it the macvlan is `mv-<if>`.
+          VRRP virtual router id: the macvlan is named `mv-<if>-<vrid>` and gets the VRRP
+          MAC `00:00:5e:00:01:<vrid>`. Without it the macvlan is `mv-<if>`.
         '';
       };
-      mac = optStr "Explicit MAC address of the macvlan (overrides the VRRP MAC).";
+      mac = nullable mac "Explicit MAC address of the macvlan (overrides the VRRP MAC).";
     };
   };
 
   interfaceModule = {
     options = {
-      ip4 = optStr "IPv4 address inside the container, `a.b.c.d[/prefix]` (no prefix: /32).";
-      ip6 = optStr "IPv6 address inside the container, `x::y[/prefix]` (no prefix: /128).";
-      hostIp4 = optStr ''
+      ip4 = nullable addr4 "IPv4 address inside the container (no prefix: /32).";
+      ip6 = nullable addr6 "IPv6 address inside the container (no prefix: /128).";
+      hostIp4 = nullable addr4 ''
         IPv4 address of the host end. Setting `hostIp4` or `hostIp6` makes this interface a
         veth pair; each end gets a device route to the other end.
       '';
-      hostIp6 = optStr "IPv6 address of the veth host end.";
-      hostName = optStr "Name of the veth host end (at most 15 bytes; default derived from the container id and interface name).";
-      hostBridge = optStr "Existing Linux bridge the veth host end is enslaved to.";
-      mtu = mkOption {
-        type = types.nullOr (types.ints.between 68 65535);
-        default = null;
-        description = "MTU of the interface (both ends of a veth).";
-      };
-      mac = optStr "Unicast MAC address `aa:bb:cc:dd:ee:ff` of the container end.";
+      hostIp6 = nullable addr6 "IPv6 address of the veth host end.";
+      hostName = nullable ifname "Name of the veth host end (default derived from the container id and interface name).";
+      hostBridge = nullable ifname "Existing Linux bridge the veth host end is enslaved to.";
+      mtu = nullable (described "MTU 68–65535" (types.ints.between 68 65535)) "MTU of the interface (both ends of a veth).";
+      mac = nullable mac "MAC address of the container end.";
       ovs = mkOption {
         type = types.nullOr (types.submodule ovsModule);
         default = null;
@@ -103,7 +147,8 @@ let
       macvlan = mkOption {
         type = types.nullOr (types.submodule macvlanModule);
         default = null;
-        description = "A macvlan (mode bridge) on top of this interface, inside the container.";
+        example = lib.literalExpression "{ }";
+        description = "A macvlan (mode bridge) on top of this interface, inside the container; `{ }` for one without address.";
       };
     };
   };
@@ -111,17 +156,13 @@ let
   routeModule = {
     options = {
       to = mkOption {
-        type = types.str;
+        type = network;
         example = "10.1.0.0/16";
         description = "Destination network (no prefix: a host route).";
       };
-      via = optStr "Gateway address, same family as `to`.";
-      dev = optStr "Output interface (a container interface or macvlan name).";
-      metric = mkOption {
-        type = types.nullOr types.int;
-        default = null;
-        description = "Route metric.";
-      };
+      via = nullable host "Gateway address, same family as `to`.";
+      dev = nullable ifname "Output interface (a container interface or macvlan name).";
+      metric = nullable (described "route metric 0–4294967295" (types.ints.between 0 4294967295)) "Route metric.";
     };
   };
 
@@ -132,31 +173,36 @@ let
         description = "Transport protocol.";
       };
       hostPort = mkOption {
-        type = types.port;
+        type = port;
         description = "Port on the host.";
       };
       port = mkOption {
-        type = types.port;
+        type = port;
         description = "Port in the container.";
       };
-      to = optStr "Container address (default: its first IPv4 address).";
-      hostIp = optStr "Only forward traffic addressed to this host address.";
+      to = nullable host "Container address (default: its first IPv4 address).";
+      hostIp = nullable host "Only forward traffic addressed to this host address.";
     };
   };
 
   networkModule = {
     options = {
-      netns_path = optStr ''
+      netns_path = nullable absolutePath ''
         Adopt this existing network namespace instead of creating `/run/netns/<id>`
         (netprov never deletes an adopted namespace).
       '';
       interfaces = mkOption {
         type = types.attrsOf (types.submodule interfaceModule);
         default = { };
-        description = "Interfaces inside the container, by their name there (at most 15 bytes).";
+        example = lib.literalExpression ''{ wan = { ip4 = "10.0.0.2/31"; hostIp4 = "10.0.0.3/31"; }; eth1 = { }; }'';
+        description = ''
+          Interfaces inside the container, by their name there (1–15 bytes). An interface
+          with neither `ovs` nor a veth field is an existing host link moved into the
+          container (`eth1 = { };`).
+        '';
       };
-      ip4route = optStr "IPv4 default gateway; `addr%if` names the output interface.";
-      ip6route = optStr "IPv6 default gateway; a link-local one needs `%if` unless there is one interface.";
+      ip4route = nullable gateway4 "IPv4 default gateway; `addr%if` names the output interface.";
+      ip6route = nullable gateway6 "IPv6 default gateway; a link-local one needs `%if` unless there is one interface.";
       nft = mkOption {
         type = types.nullOr types.lines;
         default = null;
@@ -170,12 +216,15 @@ let
       masquerade = mkOption {
         type = types.nullOr types.bool;
         default = null;
-        description = "Masquerade the container's traffic leaving the host (netprov's default: false).";
+        description = ''
+          Masquerade the container's traffic leaving the host (netprov's default: false).
+          Turns on the host's forwarding (`mkDefault`).
+        '';
       };
       forwards = mkOption {
         type = types.listOf (types.submodule forwardModule);
         default = [ ];
-        description = "Host ports forwarded (DNAT) to the container.";
+        description = "Host ports forwarded (DNAT) to the container. Turns on the host's forwarding (`mkDefault`).";
       };
       antiSpoof = mkOption {
         type = types.nullOr types.bool;
@@ -186,14 +235,20 @@ let
   };
 in
 {
+  # The formats, for the module's assertions on attribute names (which no type checks).
+  formats = { inherit ifname; };
+
   # The submodule of one container's properties; `name` is the attribute name.
   containerModule = { name, ... }: {
     options = {
       id = mkOption {
-        type = types.str;
+        type = refine
+          (pattern "container id (1–64 bytes of letters, digits, `_`, `.`, `-`, starting with a letter or digit, without `..`)"
+            "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+          (s: builtins.match ".*[.][.].*" s == null);
         default = name;
-        defaultText = lib.literalExpression "<name>";
-        description = "Container id: names `/run/netns/<id>` and the nspawn machine. Letters, digits, `_`, `.`, `-`; at most 64 bytes.";
+        defaultText = lib.literalMD "the attribute name `<name>`";
+        description = "Container id: names the network namespace `/run/netns/<id>`.";
       };
       network = mkOption {
         type = types.submodule networkModule;

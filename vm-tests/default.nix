@@ -1,5 +1,6 @@
 # NixOS VM tests of netprov and its NixOS module (`nix flake check` runs them as checks).
-# Each test boots a NixOS VM with services.netprov and real systemd-nspawn@ containers.
+# Each test boots a NixOS VM with services.netprov and real systemd-nspawn@ (or NixOS
+# container@) containers.
 { pkgs, netprovModule }:
 let
   common = import ./nixos-common.nix;
@@ -11,4 +12,6 @@ in
   vm-nft = mkTest ./nft.nix;
   vm-restart = mkTest ./restart.nix;
   vm-stop = mkTest ./stop.nix;
+  vm-live-change = mkTest ./live-change.nix;
+  vm-nixos-container = mkTest ./nixos-container.nix;
 }

@@ -1,32 +1,17 @@
-# Evaluates the flake's outputs with a stub nixpkgs (nixpkgs' real `lib`, fake packages)
-# and each NixOS VM test node with nixpkgs' module system and the stubs of
-# ./lib/nixos-stubs.nix: the test nodes must pass the module's assertions, and the props
-# files they declare are returned so check-nix can run `netprov validate` on them.
-# Nothing is built: this catches Nix mistakes in flake.nix and vm-tests/*.nix that
-# parsing alone does not.
+# Evaluates the flake's outputs with a stand-in nixpkgs (nixpkgs' real `lib`, the package
+# stand-ins of ./lib/stub-pkgs.nix) and each NixOS VM test node — and each of its
+# specialisations — with nixpkgs' module system and the option stand-ins of
+# ./lib/nixos-stubs.nix: the nodes must pass the module's assertions; their props files
+# and test scripts are returned so check-nix can run `netprov validate` and the test
+# driver's pyflakes on them. Nothing is built: this catches Nix mistakes in flake.nix and
+# vm-tests/*.nix that parsing alone does not, although the VMs cannot boot here.
 #
 #   nix-instantiate --eval --strict --json vm-tests/flake-eval.nix --arg lib 'import /path/lib'
 { lib }:
 let
   system = "x86_64-linux";
-  fake = name: {
-    type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-  };
-  pkgs = {
-    inherit lib;
-    stdenv.hostPlatform.system = system;
-    callPackage = _: _: fake "netprov";
-    testers.runNixOSTest = test: test;
-    runCommand = name: _: _: fake name;
-    pkgsStatic.busybox = fake "busybox";
-    iproute2 = fake "iproute2";
-    nftables = fake "nftables";
-    jq = fake "jq";
-    netcat-openbsd = fake "netcat-openbsd";
-    util-linux = fake "util-linux";
-  };
+  pkgs = import ./lib/stub-pkgs.nix { inherit lib system; };
+  evalNixos = import ./lib/nixos-eval.nix { inherit lib pkgs; };
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: pkgs);
@@ -34,30 +19,50 @@ let
   flake = import ../flake.nix;
   self = flake.outputs { inherit self nixpkgs; } // { outPath = toString ../.; };
 
-  evalNode = test: (lib.evalModules {
-    modules = [ ./lib/nixos-stubs.nix test.nodes.machine ];
-    specialArgs = { inherit pkgs; };
-  }).config;
-
   checks = self.checks.${system};
-  tests = lib.filterAttrs (n: _: lib.hasPrefix "vm-" n) checks;
+  tests = lib.mapAttrs (_: c: c.passthru.test) (lib.filterAttrs (n: _: lib.hasPrefix "vm-" n) checks);
+
+  failedAssertions = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+  describe = c: {
+    failedAssertions = failedAssertions c;
+    props = builtins.mapAttrs (_: builtins.fromJSON) c.services.netprov.generatedProps;
+    units = builtins.attrNames c.systemd.services;
+  };
+
+  evalTest = t:
+    let
+      node = t.nodes.machine;
+      c = evalNixos [ node ];
+      # A specialisation is the node plus its configuration (inheritParentConfig).
+      specialisations = builtins.mapAttrs (_: s: describe (evalNixos [ node s.configuration ])) c.specialisation;
+      script = if builtins.isFunction t.testScript then t.testScript { nodes.machine = c; } else t.testScript;
+    in
+    describe c // {
+      inherit (t) name;
+      inherit script specialisations;
+      # The names the test driver defines for the script (one node: also `machine`).
+      machines = lib.unique (builtins.attrNames t.nodes ++ lib.optional (builtins.length (builtins.attrNames t.nodes) == 1) "machine");
+      skipLint = t.skipLint or false;
+    };
+
+  overlaid = self.overlays.default pkgs pkgs;
 in
 {
   outputs = builtins.attrNames self;
   checks = builtins.attrNames checks;
   packages = builtins.attrNames self.packages.${system};
+  package = {
+    inherit (self.packages.${system}.default.passthru) pname version cargoBuildFlags;
+    lockFile = toString self.packages.${system}.default.passthru.cargoLock.lockFile;
+    lockFileRead = builtins.stringLength self.packages.${system}.default.passthru.cargoLockText > 0;
+    # The filtered source (its store path is computed, filter included; in this
+    # read-only evaluation it is not copied, so nothing may be read from it — which is
+    # why nix/package.nix reads Cargo.toml and Cargo.lock from the checkout).
+    src = builtins.unsafeDiscardStringContext (baseNameOf (toString self.packages.${system}.default.passthru.src));
+  };
+  overlayPackage = overlaid.netprov.name;
   devShells = builtins.attrNames self.devShells.${system};
-  tests = builtins.mapAttrs
-    (_: t:
-      let c = evalNode t; in {
-        inherit (t) name;
-        script = t.testScript;
-        failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
-        props = lib.mapAttrs' (n: f: lib.nameValuePair (lib.removePrefix "netprov/" n) (builtins.fromJSON f.text))
-          (lib.filterAttrs (n: _: lib.hasPrefix "netprov/" n) c.environment.etc);
-        execStart = lib.mapAttrs (_: u: builtins.elemAt u.serviceConfig.ExecStart 1)
-          (lib.filterAttrs (n: _: lib.hasPrefix "systemd-nspawn@" n) c.systemd.services);
-        tmpfiles = c.systemd.tmpfiles.rules;
-      })
-    tests;
+  # The flake's module, with only `enable` set: the package defaults to the flake's.
+  flakeModulePackage = (evalNixos [ self.nixosModules.default { services.netprov.enable = true; } ]).services.netprov.package.name;
+  tests = builtins.mapAttrs (_: evalTest) tests;
 }

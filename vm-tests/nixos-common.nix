@@ -13,7 +13,8 @@
         for a in sh ip ping nc sleep cat; do ln -s busybox $out/bin/$a; done
         printf 'ID=netprov-test\nNAME="netprov test container"\n' > $out/etc/os-release
       '';
-      names = builtins.attrNames config.services.netprov.containers;
+      # Only systemd-nspawn@ containers need a root file system in /var/lib/machines.
+      names = builtins.attrNames (lib.filterAttrs (_: c: c.unit == "systemd-nspawn") config.services.netprov.containers);
     in
     {
       options.netprovTest.nspawnArgs = lib.mkOption {
@@ -24,6 +25,7 @@
         readOnly = true;
       };
       config = {
+        services.netprov.enable = true;
         systemd.tmpfiles.rules = lib.concatMap
           (n: [
             "C /var/lib/machines/${n} - - - - ${rootfs}"
@@ -36,10 +38,10 @@
       };
     };
 
-  # Python helpers for testScript.
+  # Python helpers for testScript. The test driver runs pyflakes on the whole script
+  # (helpers included): an unused import or name fails the test before a VM boots, and
+  # vm-tests/check-nix runs the same pyflakes here.
   helpers = ''
-    import json
-
     def leader(m, name):
         return m.succeed(f"machinectl show -p Leader --value {name}").strip()
 
@@ -63,6 +65,14 @@
             f"ip -o link show | grep -c 'alias netprov:{name}' || true; "
             f"nft -j list ruleset -n 2>/dev/null | wc -c"
         )
+
+    def listen(m, name, ports):
+        """One TCP listener per port inside the container (busybox nc: one connection each)."""
+        inside(m, name, " ; ".join(f"(nc -l -p {p} >/dev/null 2>&1 &)" for p in ports))
+
+    def unit_identity(m, unit):
+        """What changes when a unit restarts: its invocation and its main process."""
+        return m.succeed(f"systemctl show -p InvocationID -p MainPID --value {unit}")
 
     def nothing_left(m, name):
         m.fail(f"test -e /run/netns/{name}")

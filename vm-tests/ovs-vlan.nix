@@ -1,5 +1,6 @@
 # Two containers on one OVS bridge: same VLAN reachable, another VLAN isolated even with
-# addresses in the same subnet. (OVS internal ports are host-wide names, hence a-*/b-*.)
+# addresses in the same subnet. (The ports are veth host ends named by netprov; the
+# test finds them by their external_ids.)
 { netprovModule, common }:
 {
   name = "netprov-ovs-vlan";
@@ -28,7 +29,9 @@
 
     with subtest("ports carry their VLAN tags"):
         for port, tag in (("a-lan", 10), ("a-dmz", 20), ("b-lan", 10), ("b-iso", 30)):
-            got = machine.succeed(f"ovs-vsctl get Port {port} tag").strip()
+            got = machine.succeed(
+                f"ovs-vsctl --bare --columns=tag find Port external_ids:netprov-iface={port}"
+            ).strip()
             assert got == str(tag), f"{port}: tag {got}, expected {tag}"
 
     with subtest("same VLAN reachable"):

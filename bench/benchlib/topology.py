@@ -86,7 +86,9 @@ def netprov_ovs_props(cid, i):
             "interfaces": {
                 a.ifname: {
                     "ip4": f"{a.ct4}/16", "ip6": f"{a.ct6}/64",
-                    "ovs": {"bridge": OVS_BRIDGE, "vlan": OVS_VLAN},
+                    # Internal, like the shell pipeline it is compared with (the
+                    # default style is veth since issue 12).
+                    "ovs": {"bridge": OVS_BRIDGE, "vlan": OVS_VLAN, "style": "internal"},
                 },
             },
             "ip4route": str(a.gw4),

@@ -15,6 +15,7 @@ use crate::model::{ContainerId, Desired};
 use crate::nft::CheckError;
 use crate::props;
 
+mod host;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,14 @@ pub enum Command {
         /// Test only: fail after N mutating operations (fault injection).
         #[arg(long, hide = true, value_name = "N")]
         fail_after: Option<u64>,
+        /// Test only: do not send step N (0-based) of each pass (a lost change).
+        #[arg(long, hide = true, value_name = "N")]
+        drop_step: Option<usize>,
+        /// The container will run in a user namespace (systemd-nspawn -U): also set
+        /// net.ipv4.ping_group_range and net.ipv4.ip_unprivileged_port_start in its
+        /// netns, unless the props set them.
+        #[arg(long)]
+        userns: bool,
     },
     /// Print what apply would change; change nothing.
     Plan {
@@ -70,6 +79,86 @@ pub enum Command {
     },
     /// Print the JSON Schema of the properties file.
     Schema,
+    /// Every container with objects on this host (from netprov's marks) or a props file:
+    /// what it holds, whether it runs, whether it is in sync.
+    List {
+        /// Only these ids.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// One container in detail: links with addresses and counters, OVS ports, nftables
+    /// digests, drift.
+    Status {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// Remove what belongs to containers without a props file, without a running
+    /// machine and without processes in their netns.
+    Gc {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these ids (still only when they are orphaned).
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+    /// Re-apply every props file of the props directory whose container's network
+    /// exists (after a firewall reload or an Open vSwitch restart), concurrently.
+    Reconcile {
+        /// Also apply the props of stopped containers (creating their networks).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        places: PlacesArgs,
+    },
+}
+
+/// Where the host-wide commands find props files and running machines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlacesArgs {
+    /// The props directory (what the generator reads).
+    #[arg(long, env = "NETPROV_PROPS_DIR", value_name = "DIR", default_value = crate::inventory::PROPS_DIR)]
+    pub props_dir: PathBuf,
+    /// systemd-machined's state directory (tests).
+    #[arg(long, hide = true, env = "NETPROV_MACHINES_DIR", value_name = "DIR", default_value = crate::inventory::MACHINES_DIR)]
+    pub machines_dir: PathBuf,
+}
+
+impl PlacesArgs {
+    fn places(&self) -> crate::inventory::Places {
+        crate::inventory::Places {
+            props_dir: self.props_dir.clone(),
+            machines_dir: self.machines_dir.clone(),
+        }
+    }
+}
+
+/// Container ids given on the command line; invalid ones are invalid input.
+fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>> {
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for a in args {
+        match ContainerId::new(a) {
+            Ok(id) => ok.push(id),
+            Err(m) => errs.push(Invalid {
+                file: None,
+                path: String::new(),
+                location: None,
+                message: format!("container id {a:?} {m}"),
+            }),
+        }
+    }
+    if errs.is_empty() {
+        Ok(ok)
+    } else {
+        Err(errs)
+    }
 }
 
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
@@ -104,8 +193,21 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Apply { props, fail_after } => match load(&props, json, Dry::Never) {
-            Ok(ds) => with_engine(ovsdb, fail_after, |e| run::apply(e, &ds, &props, json)),
+        Command::Apply {
+            props,
+            fail_after,
+            drop_step,
+            userns,
+        } => match load(&props, json, Dry::Never) {
+            Ok(mut ds) => {
+                if userns {
+                    ds.iter_mut().for_each(crate::userns::add_sysctls);
+                }
+                with_engine(ovsdb, fail_after, |e| {
+                    e.drop_step_for_tests(drop_step);
+                    run::apply(e, &ds, &props, json)
+                })
+            }
             Err(code) => code,
         },
         Command::Plan { props } => match load(&props, json, Dry::UnlessLoaded) {
@@ -120,6 +222,29 @@ pub fn run(cli: Cli) -> i32 {
             Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
             Err(errs) => report(&errs, json),
         },
+        Command::List { ids, places } => match ids_arg(&ids) {
+            Ok(ids) => with_engine(ovsdb, None, |e| host::list(e, &places.places(), &ids, json)),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Status { id, places } => match ids_arg(std::slice::from_ref(&id)) {
+            Ok(ids) => with_engine(ovsdb, None, |e| {
+                host::status(e, &places.places(), &ids[0], json)
+            }),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Gc {
+            dry_run,
+            ids,
+            places,
+        } => match ids_arg(&ids) {
+            Ok(ids) => with_engine(ovsdb, None, |e| {
+                host::gc(e, &places.places(), &ids, dry_run, json)
+            }),
+            Err(errs) => report(&errs, json),
+        },
+        Command::Reconcile { all, places } => with_engine(ovsdb, None, |e| {
+            host::reconcile(e, &places.places(), all, json)
+        }),
     }
 }
 
@@ -136,8 +261,8 @@ fn with_engine(
     };
     match Engine::new(opts) {
         Ok(e) => f(&e),
-        Err(err) => {
-            eprintln!("netprov: {err}");
+        Err(e) => {
+            err(&format!("netprov: {e}"));
             exit::FAILURE
         }
     }
@@ -207,7 +332,7 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
             Ok(()) => {}
             Err(CheckError::Syntax(e)) => errs.push(ruleset_invalid(p, &e)),
             Err(CheckError::Op(e)) => {
-                eprintln!("netprov: {}: {e}", p.display());
+                err(&format!("netprov: {}: {e}", p.display()));
                 return Err(exit::FAILURE);
             }
         }
@@ -224,7 +349,7 @@ pub(crate) fn ruleset_invalid(p: &Path, e: &crate::nft::NftSyntaxError) -> Inval
     Invalid {
         file: Some(p.to_owned()),
         path: "network.nft".into(),
-        location: std::fs::read_to_string(p)
+        location: props::read(p)
             .ok()
             .and_then(|t| props::locate::locate(&t, "network.nft")),
         message: match e.line {
@@ -309,8 +434,22 @@ fn report(errs: &[Invalid], json: bool) -> i32 {
 }
 
 /// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
+///
+/// Output never panics (`print!` would, on EPIPE or ENOSPC): a closed or full
+/// stdout/stderr ends the output quietly, the work goes on, and the exit code is the
+/// work's. Rust ignores SIGPIPE, so a closed pipe is an EPIPE error here, not a signal.
 pub(crate) fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints `s` as is (no newline added) on stdout; errors are ignored like [`out`]'s.
+pub(crate) fn out_raw(s: &str) {
+    let _ = write!(std::io::stdout().lock(), "{s}");
+}
+
+/// Prints a line on stderr; errors are ignored like [`out`]'s.
+pub(crate) fn err(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
 }
 
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
@@ -324,6 +463,9 @@ pub fn init_logging(verbose: u8) {
         // parse, observe, plan and every apply phase are timed per container.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed or full) is dropped; by
+        // default tracing-subscriber reports it with eprintln!, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

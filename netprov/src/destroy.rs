@@ -13,6 +13,17 @@
 //! tables it loaded leave it. A `/run/netns/<id>` that is not netprov's — no owner mark
 //! (see `netns_owner`), or a symlink — is left whole, and the report says why. Things
 //! already gone are fine: destroy is idempotent.
+//!
+//! Best effort and complete: a failing part (OVSDB unreachable, a link the kernel will
+//! not delete, an nftables error) is recorded and the rest still runs; the failures
+//! come back together ([`DestroyFailed`]) after everything else that could go is gone.
+//! The one thing held back is an owned netns holding a link netprov could not move
+//! back: removing the netns would destroy a link that is not netprov's.
+//!
+//! An owned netns netprov may remove goes in bulk (see `netns_release`): its routes and
+//! netprov's links in it are not deleted one by one; the kernel's netns cleanup takes
+//! them, veth host ends included, and destroy waits for those host ends to go. When the
+//! netns must be kept, netprov's links in it are deleted one by one instead.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -79,6 +90,54 @@ impl DestroyTarget {
     }
 }
 
+/// A destroy that could not remove everything: what it did remove, and every part that
+/// failed (each names its operation and object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestroyFailed {
+    /// Boxed: keeps the `Err` of a `Result` small.
+    pub report: Box<DestroyReport>,
+    pub failures: Vec<OpError>,
+}
+
+impl DestroyFailed {
+    /// A destroy of `id` that failed before removing anything.
+    pub fn new(id: &ContainerId, e: OpError) -> Self {
+        Self {
+            report: Box::new(DestroyReport {
+                id: id.to_string(),
+                ..Default::default()
+            }),
+            failures: vec![e],
+        }
+    }
+}
+
+impl std::fmt::Display for DestroyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DestroyFailed {}
+
+/// How the OVS part went.
+enum OvsOutcome {
+    /// The database answered: the ports removed, or why the removal failed.
+    Done(Result<Vec<String>, OpError>),
+    /// No connection. Whether that is a failure depends on whether the container has
+    /// OVS interfaces, which is known only after looking at its links.
+    Unreachable(OpError),
+}
+
+/// Best effort and complete: every part runs even when an earlier one failed (an
+/// unreachable OVSDB, a link already gone, an nftables error), and the failures come
+/// back together after all that could be removed was.
 pub async fn destroy(
     t: &DestroyTarget,
     host: &Netlink,
@@ -86,12 +145,13 @@ pub async fn destroy(
     host_path: &Path,
     ovsdb: &Endpoint,
     rt: &tokio::runtime::Handle,
-) -> Result<DestroyReport, OpError> {
+) -> Result<DestroyReport, DestroyFailed> {
     let id = t.id().clone();
     let mut rep = DestroyReport {
         id: id.to_string(),
         ..Default::default()
     };
+    let mut fails: Vec<OpError> = Vec::new();
     let count = MutationCount::default();
     let spec = t.netns();
     let path = spec.path().clone();
@@ -100,26 +160,29 @@ pub async fn destroy(
     let label = format!("netns {id}");
     if !owned {
         // Never the host netns (validation checks it too, against this process's).
-        crate::netns_owner::refuse_host(&id, &path, host_path)?;
+        if let Err(e) = crate::netns_owner::refuse_host(&id, &path, host_path) {
+            return Err(DestroyFailed::new(&id, e));
+        }
     }
+    // Whether this container has OVS interfaces: its props say so, or its links show it.
+    let mut has_ovs = matches!(t, DestroyTarget::Props(d) if d.interfaces.iter().any(|i| matches!(i.kind, InterfaceKind::Ovs(_))));
     // OVS ports first: with them gone ovs-vswitchd closes their devices, wherever they
-    // are. A container with OVS interfaces needs the database; otherwise an absent
-    // socket means no OVS on this host, hence no ports.
+    // are.
+    let mut unreachable = None;
     {
-        let needs = matches!(t, DestroyTarget::Props(d) if d.interfaces.iter().any(|i| matches!(i.kind, InterfaceKind::Ovs(_))));
         let (ep, id) = (ovsdb.clone(), id.clone());
-        rep.ovs_ports_removed = blocking("remove OVS ports", move || {
-            let client = if needs {
-                Some(Client::connect(&ep)?)
-            } else {
-                Client::connect_if_present(&ep)?
-            };
-            match client {
-                Some(mut c) => ovsdb::destroy(&mut c, &id),
-                None => Ok(Vec::new()),
-            }
+        let r = blocking("remove OVS ports", move || {
+            Ok(match Client::connect(&ep) {
+                Ok(mut c) => OvsOutcome::Done(ovsdb::destroy(&mut c, &id)),
+                Err(e) => OvsOutcome::Unreachable(e),
+            })
         })
-        .await?;
+        .await;
+        match r {
+            Ok(OvsOutcome::Done(Ok(ports))) => rep.ovs_ports_removed = ports,
+            Ok(OvsOutcome::Done(Err(e))) | Err(e) => fails.push(e),
+            Ok(OvsOutcome::Unreachable(e)) => unreachable = Some(e),
+        }
     }
     // The host table next: it exists only for this container and deleting an absent
     // one is fine, so this needs no observation.
@@ -127,20 +190,26 @@ pub async fn destroy(
         let (hp, id) = (host_path.to_owned(), id.clone());
         // Looked up first: deleting even an absent table queues work for the kernel's
         // nf_tables destroy list, and closing the socket then waits an RCU grace period.
-        let removed = blocking("delete host nftables table", move || {
+        match blocking("delete host nftables table", move || {
             if matches!(nft::host::observe_host(&hp, &id)?, nft::HostState::Absent) {
                 return Ok(false);
             }
             nft::host::remove_host(&hp, &id).map(|()| true)
         })
-        .await?;
-        if removed {
-            count.bump();
+        .await
+        {
+            Ok(true) => count.bump(),
+            Ok(false) => {}
+            Err(e) => fails.push(e),
         }
     }
     // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
     // it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
-    let mut inside = None;
+    // Why an owned netns must stay: removing it would destroy links netprov does not
+    // own (an `Existing` link it could not move back, or could not even list).
+    let mut keep_netns = false;
+    // An owned netns goes in bulk (see netns_release): these host ends go with it.
+    let mut peers = Vec::new();
     let handle_ok = if owned {
         match crate::netns_owner::handle(&path) {
             Ok(h) => h == crate::netns_owner::Handle::Netns,
@@ -153,104 +222,147 @@ pub async fn destroy(
         netns::is_handle(&path)
     };
     if handle_ok {
-        let nl = Netlink::open(Some(&path), rt, label.clone())?;
-        let st = observe::container_ns(&nl).await?;
-        let who = crate::netns_owner::owner(&id, &st.links);
-        if owned && !who.is_ours() {
-            rep.netns_not_ours = Some(crate::netns_owner::not_ours(&id, &path, &who).to_string());
-        } else {
-            inside = Some((nl, st));
-        }
-    }
-    if inside.is_some() && !owned {
-        // An adopted netns outlives netprov: remove exactly the tables netprov loaded
-        // (recorded in its marker), never the others. An owned netns takes its ruleset
-        // with it.
-        let ns = path.clone();
-        let st = blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?;
-        if st != RulesetState::Absent {
-            let (ns, id) = (path.clone(), id.to_string());
-            count.bump();
-            rep.ruleset_removed = blocking("remove nftables tables", move || {
-                nft::ruleset::remove_adopted(&ns, &id)
-            })
-            .await?;
-        }
-    }
-    // An owned netns goes in bulk (see netns_release): these host ends go with it.
-    let mut peers = Vec::new();
-    if let Some((nl, st)) = inside {
-        if owned {
-            peers = crate::netns_release::host_peers(host, &id, &st, &calias).await?;
-        }
-        let routes: Vec<_> = match t {
-            DestroyTarget::Props(d) if !owned => {
-                let want: Vec<_> = d
-                    .routes
-                    .iter()
-                    .map(|r| route::RouteSpec {
-                        dest: r.dest,
-                        gateway: r.gateway,
-                        dev: None,
-                        metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
-                    })
-                    .collect();
-                crate::netns_owner::adopted_routes(d, &st, &want)
-            }
-            // An owned netns: its routes go with it.
-            _ => Vec::new(),
+        let st = match Netlink::open(Some(&path), rt, label.clone()) {
+            Ok(nl) => observe::container_ns(&nl).await.map(|st| (nl, st)),
+            Err(e) => Err(e),
         };
-        for r in &routes {
-            // Routes through links about to be deleted go with them; the rest (gateway
-            // routes) are deleted here so an adopted netns keeps none of netprov's.
-            let oif = r
-                .dev
-                .as_ref()
-                .and_then(|d| st.links.get(d))
-                .map(|l| l.index);
-            match nl.mutate(route::delete(r, oif), 0, &count).await {
-                Ok(()) => rep.routes_deleted += 1,
-                Err(e) if e == libc::ESRCH || e == libc::ENOENT => {}
-                Err(e) => return Err(OpError::errno(format!("delete route {r} in {label}"), e)),
+        let st = match st {
+            Ok((nl, st)) => {
+                let who = crate::netns_owner::owner(&id, &st.links);
+                if owned && !who.is_ours() {
+                    rep.netns_not_ours =
+                        Some(crate::netns_owner::not_ours(&id, &path, &who).to_string());
+                    None
+                } else {
+                    Some((nl, st))
+                }
             }
-        }
-        // Macvlans first (their parent may be a veth about to go), then the rest.
-        let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
-        links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
-        for l in links {
-            if l.owned_as(&calias) && owned {
-                // Deleted by the kernel's netns cleanup, host ends included.
-                rep.links_deleted.push(format!("{} ({label})", l.name));
-            } else if l.owned_as(&calias) {
-                match nl.mutate(link::delete(l.index), 0, &count).await {
-                    // ENODEV: it went with its parent or peer.
-                    Ok(()) | Err(libc::ENODEV) => {}
-                    // An OVS internal port cannot be deleted through rtnetlink; it dies
-                    // with the netns (the OVSDB layer removes its port).
-                    Err(libc::EOPNOTSUPP) if owned => {}
-                    Err(e) => {
-                        return Err(OpError::errno(
-                            format!("delete link {} in {label}", l.name),
-                            e,
-                        ))
+            Err(e) => {
+                fails.push(e);
+                keep_netns = true;
+                None
+            }
+        };
+        if st.is_some() && !owned {
+            // An adopted netns outlives netprov: remove exactly the tables netprov
+            // loaded (recorded in its marker), never the others. An owned netns takes
+            // its ruleset with it.
+            let ns = path.clone();
+            match blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await {
+                Ok(RulesetState::Absent) => {}
+                Ok(_) => {
+                    let (ns, sid) = (path.clone(), id.to_string());
+                    count.bump();
+                    match blocking("remove nftables tables", move || {
+                        nft::ruleset::remove_adopted(&ns, &sid)
+                    })
+                    .await
+                    {
+                        Ok(removed) => rep.ruleset_removed = removed,
+                        Err(e) => fails.push(e),
                     }
                 }
-                rep.links_deleted.push(format!("{} ({label})", l.name));
-            } else if owned {
-                let c = LinkChange {
-                    netns_fd: Some(host_ns.as_raw_fd()),
-                    ..Default::default()
-                };
-                match nl.mutate(link::set(l.index, &c), 0, &count).await {
-                    Ok(()) => rep.links_returned.push(l.name.clone()),
-                    // Netns-local devices cannot move; they go with the netns.
-                    Err(libc::EINVAL) | Err(libc::EOPNOTSUPP) | Err(libc::ENODEV) => {}
-                    Err(e) => {
-                        return Err(OpError::errno(
-                            format!("move {} back to the host netns from {label}", l.name),
-                            e,
-                        ))
+                Err(e) => fails.push(e),
+            }
+        }
+        match st {
+            None => {}
+            Some((nl, st)) => {
+                if unreachable.is_some() && !has_ovs {
+                    has_ovs = shows_ovs(&st, host, &id, &calias).await;
+                }
+                if owned {
+                    match crate::netns_release::host_peers(host, &id, &st, &calias).await {
+                        Ok(p) => peers = p,
+                        Err(e) => fails.push(e),
                     }
+                }
+                let routes: Vec<_> = match t {
+                    DestroyTarget::Props(d) if !owned => {
+                        let want: Vec<_> = d
+                            .routes
+                            .iter()
+                            .map(|r| route::RouteSpec {
+                                dest: r.dest,
+                                gateway: r.gateway,
+                                dev: None,
+                                metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
+                            })
+                            .collect();
+                        crate::netns_owner::adopted_routes(d, &st, &want)
+                    }
+                    // An owned netns: its routes go with it.
+                    _ => Vec::new(),
+                };
+                for r in &routes {
+                    // Routes through links about to be deleted go with them; the rest
+                    // (gateway routes) are deleted here so an adopted netns keeps none
+                    // of netprov's.
+                    let oif = r
+                        .dev
+                        .as_ref()
+                        .and_then(|d| st.links.get(d))
+                        .map(|l| l.index);
+                    match nl.mutate(route::delete(r, oif), 0, &count).await {
+                        Ok(()) => rep.routes_deleted += 1,
+                        Err(e) if e == libc::ESRCH || e == libc::ENOENT => {}
+                        Err(e) => {
+                            fails.push(OpError::errno(format!("delete route {r} in {label}"), e))
+                        }
+                    }
+                }
+                // Macvlans first (their parent may be a veth about to go), then the rest.
+                let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
+                links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
+                // In an owned netns, the links netprov does not own go back to the host
+                // first: whether the netns may go (and take netprov's links with it, in
+                // bulk) depends on it.
+                if owned {
+                    links.sort_by_key(|l| l.owned_as(&calias));
+                }
+                for l in links {
+                    if l.owned_as(&calias) && owned && !keep_netns {
+                        // Deleted by the kernel's netns cleanup, host ends included.
+                        rep.links_deleted.push(format!("{} ({label})", l.name));
+                    } else if l.owned_as(&calias) {
+                        match nl.mutate(link::delete(l.index), 0, &count).await {
+                            // ENODEV: it went with its parent or peer.
+                            Ok(()) | Err(libc::ENODEV) => {
+                                rep.links_deleted.push(format!("{} ({label})", l.name))
+                            }
+                            // An OVS internal port cannot be deleted through rtnetlink; it
+                            // dies with the netns (the OVSDB layer removes its port).
+                            Err(libc::EOPNOTSUPP) if owned => {
+                                rep.links_deleted.push(format!("{} ({label})", l.name))
+                            }
+                            Err(e) => fails.push(OpError::errno(
+                                format!("delete link {} in {label}", l.name),
+                                e,
+                            )),
+                        }
+                    } else if owned {
+                        let c = LinkChange {
+                            netns_fd: Some(host_ns.as_raw_fd()),
+                            ..Default::default()
+                        };
+                        match nl.mutate(link::set(l.index, &c), 0, &count).await {
+                            Ok(()) => rep.links_returned.push(l.name.clone()),
+                            // Netns-local devices cannot move; they go with the netns.
+                            Err(libc::EINVAL) | Err(libc::EOPNOTSUPP) | Err(libc::ENODEV) => {}
+                            Err(e) => {
+                                keep_netns = true;
+                                fails.push(OpError::errno(
+                                    format!("move {} back to the host netns from {label}", l.name),
+                                    e,
+                                ))
+                            }
+                        }
+                    }
+                }
+                if owned && !keep_netns {
+                    // netprov's routes in an owned netns go with it (reported like the
+                    // links that do).
+                    rep.routes_deleted += st.routes.len();
                 }
             }
         }
@@ -271,40 +383,121 @@ pub async fn destroy(
                 InterfaceKind::Existing => continue,
             };
             let halias = link::host_alias(&id, i.name.as_str());
-            let got = host
-                .get(link::get_by_name(host_end.as_str()))
-                .await
-                .map_err(|e| OpError::errno(format!("get link {host_end} in host netns"), e))?;
+            let got = match host.get(link::get_by_name(host_end.as_str())).await {
+                Ok(got) => got,
+                Err(e) => {
+                    fails.push(OpError::errno(
+                        format!("get link {host_end} in host netns"),
+                        e,
+                    ));
+                    continue;
+                }
+            };
             if let Some(RouteNetlinkMessage::NewLink(m)) = got {
                 let l = link::LinkState::parse(&m);
                 if l.alias.as_deref() == Some(halias.as_str()) {
                     match host.mutate(link::delete(l.index), 0, &count).await {
-                        Ok(()) | Err(libc::ENODEV) => {}
-                        Err(e) => {
-                            return Err(OpError::errno(
-                                format!("delete link {host_end} in host netns"),
-                                e,
-                            ))
+                        Ok(()) | Err(libc::ENODEV) => {
+                            rep.links_deleted.push(format!("{host_end} (host netns)"))
                         }
+                        Err(e) => fails.push(OpError::errno(
+                            format!("delete link {host_end} in host netns"),
+                            e,
+                        )),
                     }
-                    rep.links_deleted.push(format!("{host_end} (host netns)"));
                 }
             }
         }
     }
-    if owned && rep.netns_not_ours.is_none() {
-        // Subscribed before the netns is released, so no deletion is missed.
+    if owned && keep_netns {
+        fails.push(OpError::new(
+            format!("delete netns {}", path.display()),
+            "kept: it holds links netprov does not own that could not be moved back to the host netns (removing it would destroy them)",
+        ));
+    } else if owned && rep.netns_not_ours.is_none() {
+        // Subscribed before the netns is released, so no deletion is missed. (The
+        // container socket is gone by now: it was one of the netns's references.)
         let watch = if peers.is_empty() {
             None
         } else {
-            Some(crate::netns_release::LinkWatch::open(host_path)?)
+            match crate::netns_release::LinkWatch::open(host_path) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    fails.push(e);
+                    None
+                }
+            }
         };
-        rep.netns_removed = path.exists();
-        netns::remove_handle(&path)?;
-        if let Some(w) = watch {
-            crate::netns_release::await_peers(host, w, &peers, &count).await?;
+        let existed = path.exists();
+        match netns::remove_handle(&path) {
+            Ok(()) => {
+                rep.netns_removed = existed;
+                if let Some(w) = watch {
+                    if let Err(e) = crate::netns_release::await_peers(host, w, &peers, &count).await
+                    {
+                        fails.push(e);
+                    }
+                }
+            }
+            Err(e) => fails.push(e),
+        }
+    }
+    if let Some(e) = unreachable {
+        if has_ovs {
+            // Its ports stay in the database (their devices are gone with the links and
+            // the netns); a destroy once OVSDB is back removes them.
+            fails.push(OpError {
+                op: format!("remove OVS ports of {id}"),
+                cause: format!("{e} (run destroy again once it is)"),
+                errno: e.errno,
+            });
+        } else if e.errno != Some(libc::ENOENT) {
+            // No socket: no OVS on this host. A socket that refuses (a crashed
+            // ovsdb-server) does not block a container without OVS interfaces.
+            tracing::warn!("{id}: skipped OVS ports: {e}; {id} shows no OVS interface");
         }
     }
     rep.messages = count.get();
-    Ok(rep)
+    if fails.is_empty() {
+        Ok(rep)
+    } else {
+        Err(DestroyFailed {
+            report: Box::new(rep),
+            failures: fails,
+        })
+    }
+}
+
+/// Whether the container netns shows OVS interfaces netprov made: an owned link that is
+/// neither a veth nor a macvlan (only OVS internal ports are moved in and marked), or
+/// an owned veth whose host end is enslaved to the kernel datapath (`ovs-system`). A
+/// veth port on a userspace datapath leaves no such trace.
+async fn shows_ovs(st: &observe::NsState, host: &Netlink, id: &ContainerId, calias: &str) -> bool {
+    for l in st.links.values().filter(|l| l.owned_as(calias)) {
+        match &l.kind {
+            link::Kind::Veth => {}
+            link::Kind::Macvlan => continue,
+            _ => return true,
+        }
+        let (Some(peer), Some(_)) = (l.link, l.link_netnsid) else {
+            continue;
+        };
+        let get = |i| async move {
+            match host.get(link::get_by_index(i)).await {
+                Ok(Some(RouteNetlinkMessage::NewLink(m))) => Some(link::LinkState::parse(&m)),
+                _ => None,
+            }
+        };
+        let Some(h) = get(peer).await else { continue };
+        if h.alias.as_deref() != Some(link::host_alias(id, &l.name).as_str()) {
+            continue;
+        }
+        if let Some(m) = h.controller {
+            if matches!(get(m).await, Some(c) if c.kind == link::Kind::Other("openvswitch".into()))
+            {
+                return true;
+            }
+        }
+    }
+    false
 }

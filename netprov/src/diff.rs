@@ -5,15 +5,21 @@
 //! routes removed; `Existing` links only get things added; a half of a veth pair whose
 //! other half is gone is deleted and the pair recreated.
 
+pub(crate) mod existing;
 mod nft;
 mod ovs;
+#[cfg(test)]
+mod renew_tests;
+
+use std::collections::BTreeSet;
 
 use ipnetwork::IpNetwork;
 
 use crate::error::OpError;
-use crate::link::{container_alias, host_alias, LinkState};
+use crate::link::{container_alias, host_alias, Kind, LinkState};
 use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
 use crate::observe::{NsState, Observed};
+use crate::ovsdb::OvsChange;
 use crate::plan::{At, MoveKind, Plan, Step};
 use crate::route::{default_metric, RouteSpec};
 use crate::sysctl;
@@ -49,11 +55,70 @@ struct Differ<'a> {
     container_routes: Vec<RouteSpec>,
     /// The link being planned is moved in by this plan (not created with its attributes).
     moving: bool,
+    /// Links (host side?, name) this plan deletes, re-creates, moves in or out: every
+    /// route observed through them vanishes with the old link, so routes are planned
+    /// from the state after those steps, not from the observed one.
+    renewed: BTreeSet<(bool, String)>,
+    /// Links whose every IPv4 address this plan deletes: the kernel then flushes all
+    /// IPv4 routes through the link (fib_disable_ip), including ones the plan keeps.
+    v4_flushed: BTreeSet<(bool, String)>,
+    /// Interfaces whose OVS internal port the OVS part of this plan creates or
+    /// re-creates: ovs-vswitchd makes a new device in the host netns (the old one, if
+    /// in the container, goes with the old port), which is moved in.
+    ovs_new_device: BTreeSet<String>,
+    /// OVS ports this plan removes (their host ends leave the switch with them).
+    ovs_removed: BTreeSet<String>,
 }
 
 impl Differ<'_> {
     fn ns(&self) -> At {
         At::Netns(self.id.clone())
+    }
+
+    fn renew(&mut self, at: &At, name: &str) {
+        self.renewed.insert((*at == At::Host, name.to_owned()));
+    }
+
+    /// Whether an observed route survives the link steps of this plan.
+    fn route_survives(&self, at: &At, r: &RouteSpec) -> bool {
+        let Some(dev) = &r.dev else { return true };
+        let key = (*at == At::Host, dev.clone());
+        !(self.renewed.contains(&key) || r.dest.is_ipv4() && self.v4_flushed.contains(&key))
+    }
+
+    /// Container links the props do not name: netprov's own are deleted. Others stay:
+    /// the container's processes may make links in their netns (docker0, wg0), and an
+    /// unmarked link cannot be told apart from an `Existing` link lent before, so
+    /// none is ever moved to the host netns by apply (destroy returns lent links).
+    fn unwanted(&mut self, d: &Desired) {
+        let wanted: BTreeSet<&str> = d
+            .interfaces
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(i.name.as_str()).chain(i.macvlan.iter().map(|m| m.name.as_str()))
+            })
+            .collect();
+        let alias = container_alias(self.cid);
+        let mut links: Vec<&LinkState> = self
+            .o
+            .container
+            .links
+            .values()
+            .filter(|l| l.name != "lo" && !wanted.contains(l.name.as_str()))
+            .collect();
+        // Macvlans first: their parent may go too.
+        links.sort_by_key(|l| l.kind != Kind::Macvlan);
+        for l in links {
+            // Only the kinds netprov makes over rtnetlink: an OVS internal port's device
+            // goes with its port (the OVSDB part of the plan removes it).
+            if l.owned_as(&alias) && matches!(l.kind, Kind::Veth | Kind::Macvlan) {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: l.name.clone(),
+                });
+                self.renew(&self.ns(), &l.name);
+            }
+        }
     }
 
     fn link_state(
@@ -102,20 +167,46 @@ impl Differ<'_> {
         owned: bool,
     ) {
         let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
-        if owned {
-            for a in have {
-                if !want.contains(a) {
-                    self.steps.push(Step::DelAddress {
-                        at: at.clone(),
-                        link: name.to_owned(),
-                        addr: *a,
-                    });
-                }
-            }
+        let deleted: Vec<&IpNetwork> = if owned {
+            have.iter().filter(|a| !want.contains(a)).collect()
+        } else {
+            Vec::new()
+        };
+        // IPv4: deleting a primary address deletes the secondaries of its subnet too
+        // (unless promote_secondaries is on, which netprov does not read). Kept
+        // addresses sharing a subnet with a deleted one are at risk: re-added after
+        // the deletes (EEXIST, when promoted, is success).
+        let at_risk = |a: &IpNetwork| {
+            a.is_ipv4()
+                && deleted
+                    .iter()
+                    .any(|d| d.is_ipv4() && d.prefix() == a.prefix() && d.network() == a.network())
+        };
+        let survivors = have
+            .iter()
+            .filter(|a| a.is_ipv4() && !deleted.contains(a) && !at_risk(a))
+            .count();
+        // With every IPv4 address gone, the kernel flushes every IPv4 route through the
+        // link (fib_disable_ip), including routes this plan keeps.
+        if deleted.iter().any(|a| a.is_ipv4()) && survivors == 0 {
+            self.v4_flushed.insert((at == At::Host, name.to_owned()));
+        }
+        for a in &deleted {
+            self.steps.push(Step::DelAddress {
+                at: at.clone(),
+                link: name.to_owned(),
+                addr: **a,
+            });
         }
         for a in want {
             if !have.contains(a) {
                 self.steps.push(Step::AddAddress {
+                    at: at.clone(),
+                    link: name.to_owned(),
+                    addr: *a,
+                });
+            } else if at_risk(a) {
+                self.steps.push(Step::ReAddAddress {
                     at: at.clone(),
                     link: name.to_owned(),
                     addr: *a,
@@ -153,7 +244,14 @@ impl Differ<'_> {
         let cont = o.container.links.get(i.name.as_str());
         let create_op = format!("create veth {host_name} (host) ↔ {} (netns {id})", i.name);
         if let Some(h) = host {
-            if !h.owned_as(&h_alias) {
+            // Also this container's host end of another interface (a `hostName` moved
+            // between interfaces): netprov's, re-created below for this one.
+            let this_container = format!("netprov:{}:", self.cid);
+            let ours = h.owned_as(&h_alias)
+                || h.alias
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with(&this_container));
+            if !ours {
                 return Err(foreign(&create_op, h, &At::Host, &id));
             }
         }
@@ -164,7 +262,7 @@ impl Differ<'_> {
         }
         // A pair is whole when the container side's peer is the host end we found.
         let whole = match (host, cont) {
-            (Some(h), Some(c)) => c.link == Some(h.index),
+            (Some(h), Some(c)) => c.kind == Kind::Veth && c.link == Some(h.index),
             _ => false,
         };
         if !whole {
@@ -180,6 +278,8 @@ impl Differ<'_> {
                     link: i.name.to_string(),
                 });
             }
+            self.renew(&At::Host, host_name);
+            self.renew(&self.ns(), i.name.as_str());
             self.steps.push(Step::CreateVeth {
                 host: host_name.to_owned(),
                 peer: i.name.to_string(),
@@ -220,6 +320,13 @@ impl Differ<'_> {
                     bridge: b.to_owned(),
                 });
             }
+        } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
+            && matches!(i.kind, InterfaceKind::Veth(_))
+            && !self.ovs_removed.contains(host_name)
+        {
+            self.steps.push(Step::Release {
+                link: host_name.to_owned(),
+            });
         }
         self.link_state(
             At::Host,
@@ -267,6 +374,17 @@ impl Differ<'_> {
             MoveKind::Existing => None,
         };
         let mut in_container = o.container.links.get(i.name.as_str());
+        // The container end of a veth-style OVS port (the style changed to internal):
+        // deleting it removes the pair; the new internal device is moved in.
+        if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
+            if c.owned_as(a) && c.kind == crate::link::Kind::Veth {
+                self.steps.push(Step::DeleteLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                in_container = None;
+            }
+        }
         // An internal port's device in the container *and* a device of that name in
         // the host: ovs-vswitchd restarted and made a new tap (userspace datapath; see
         // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
@@ -276,6 +394,26 @@ impl Differ<'_> {
                     netns: id.clone(),
                     link: i.name.to_string(),
                 });
+                self.renew(&self.ns(), i.name.as_str());
+                in_container = None;
+            }
+        }
+        // A link netprov made for this container under that name but of another kind
+        // (a veth peer or macvlan; the interface was one before), or the device of an
+        // OVS port this plan re-creates (e.g. on another bridge): delete it, then move
+        // the wanted link in.
+        if let Some(c) = in_container {
+            let made_here = c.owned_as(&container_alias(self.cid));
+            // Only what netprov can delete over rtnetlink.
+            let other_kind = matches!(c.kind, Kind::Veth | Kind::Macvlan);
+            let new_port =
+                kind == MoveKind::OvsInternal && self.ovs_new_device.contains(i.name.as_str());
+            if made_here && (other_kind || new_port) {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: i.name.to_string(),
+                });
+                self.renew(&self.ns(), i.name.as_str());
                 in_container = None;
             }
         }
@@ -307,6 +445,10 @@ impl Differ<'_> {
                         "no such link in the host netns or the container netns",
                     ));
                 }
+                self.renew(&self.ns(), i.name.as_str());
+                if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
+                    existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
+                }
                 self.steps.push(Step::MoveLinkIn {
                     link: i.name.to_string(),
                     netns: id.clone(),
@@ -326,7 +468,21 @@ impl Differ<'_> {
         let id = self.id.clone();
         let o = self.o;
         let alias = container_alias(self.cid);
-        let st = o.container.links.get(m.name.as_str());
+        let mut st = o.container.links.get(m.name.as_str());
+        // Kept only on the very parent that stays: a macvlan of another kind, on a
+        // parent this plan re-creates or moves, or on another link is made anew.
+        if let Some(l) = st.filter(|l| l.owned_as(&alias)) {
+            let parent_stays = !self.renewed.contains(&(false, i.name.to_string()));
+            let parent = o.container.links.get(i.name.as_str()).map(|p| p.index);
+            if l.kind != Kind::Macvlan || !parent_stays || l.link != parent || parent.is_none() {
+                self.steps.push(Step::RemoveLink {
+                    at: self.ns(),
+                    link: m.name.to_string(),
+                });
+                self.renew(&self.ns(), m.name.as_str());
+                st = None;
+            }
+        }
         if let Some(l) = st {
             if !l.owned_as(&alias) {
                 return Err(foreign(
@@ -430,7 +586,28 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         host_routes: Vec::new(),
         container_routes: Vec::new(),
         moving: false,
+        renewed: BTreeSet::new(),
+        v4_flushed: BTreeSet::new(),
+        ovs_new_device: BTreeSet::new(),
+        ovs_removed: BTreeSet::new(),
     };
+    let ovs_steps = ovs::steps(d, o)?;
+    for s in &ovs_steps {
+        if let Step::OvsPort {
+            change: OvsChange::Create { spec } | OvsChange::Recreate { spec, .. },
+        } = s
+        {
+            if spec.internal {
+                df.ovs_new_device.insert(spec.iface.to_string());
+            }
+        }
+        if let Step::OvsPort {
+            change: OvsChange::Remove { port, .. },
+        } = s
+        {
+            df.ovs_removed.insert(port.clone());
+        }
+    }
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
             netns: id.clone(),
@@ -451,6 +628,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             link: "lo".into(),
         });
     }
+    df.unwanted(d);
     for i in &d.interfaces {
         match &i.kind {
             InterfaceKind::Veth(h) => df.veth(
@@ -472,12 +650,25 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             dest: r.dest,
             gateway: r.gateway,
             dev: r.dev.as_ref().map(|x| x.to_string()),
-            metric: r.metric.unwrap_or_else(|| default_metric(&r.dest)),
+            // IPv6 has no metric 0: the kernel stores 1024 for it, as for none.
+            metric: r
+                .metric
+                .filter(|m| *m != 0 || r.dest.is_ipv4())
+                .unwrap_or_else(|| default_metric(&r.dest)),
         });
     }
     let host_want = std::mem::take(&mut df.host_routes);
     let cont_want = std::mem::take(&mut df.container_routes);
-    df.routes(At::Host, &o.host.routes, &host_want);
+    // Routes through links this plan renews or strips of IPv4 are gone by the routes
+    // phase: plan them from that state (replace, not "already there"; no delete).
+    let surviving = |df: &Differ, at: &At, rs: &[RouteSpec]| -> Vec<RouteSpec> {
+        rs.iter()
+            .filter(|r| df.route_survives(at, r))
+            .cloned()
+            .collect()
+    };
+    let host_have = surviving(&df, &At::Host, &o.host.routes);
+    df.routes(At::Host, &host_have, &host_want);
     let cont_have = match d.netns {
         NetnsSpec::Owned { .. } => o.container.routes.clone(),
         // Another container's protocol-77 routes there are not this one's to delete.
@@ -485,6 +676,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             crate::netns_owner::adopted_routes(d, &o.container, &cont_want)
         }
     };
+    let cont_have = surviving(&df, &df.ns(), &cont_have);
     df.routes(df.ns(), &cont_have, &cont_want);
     for s in &d.sysctls {
         let cur = o.sysctls.get(&s.key).cloned().flatten();
@@ -502,7 +694,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         }
     }
     let mut steps = df.steps;
-    steps.extend(ovs::steps(d, o)?);
+    steps.extend(ovs_steps);
+    ovs::skip_deletes_done_by_port_removal(&mut steps, o);
     steps.extend(nft::steps(d, o));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::error::OpError;
 use crate::execute::{self, Exec};
+use crate::lock;
 use crate::model::Desired;
 use crate::netlink::{MutationCount, Netlink};
 use crate::netns;
@@ -21,7 +22,7 @@ use crate::observe::{self, blocking, Observed};
 use crate::ovsdb::{self, Client, Endpoint, PortSpec};
 use crate::plan::{Drift, Plan};
 
-pub use crate::destroy::{DestroyReport, DestroyTarget};
+pub use crate::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
 
 /// Engine options.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +52,17 @@ pub struct ApplyReport {
     pub messages: usize,
     /// Mutating OVSDB transactions sent (0 when nothing changed).
     pub ovsdb_transactions: u64,
+    /// Plans executed (0: already in sync; 1: the first plan converged, as it should).
+    pub passes: usize,
+    /// The plans of the passes after the first, each computed from a fresh observe of
+    /// what the previous pass left (the verify loop; see docs/engine.md).
+    pub repairs: Vec<Plan>,
 }
+
+/// Plans an apply executes at most before it gives up: the first plan, then repairs of
+/// whatever a fresh observe still finds different. Each pass only sends what is still
+/// different, so a pass that changes nothing cannot repeat.
+pub const MAX_PASSES: usize = 3;
 
 /// Containers applied at once by [`Engine::apply_many`]. Each in-flight container holds
 /// a netlink socket (with its receive buffers) and its observed state; a bound keeps
@@ -67,6 +78,8 @@ pub struct Engine {
     /// Its path, for threads that enter it (nftables).
     host_path: PathBuf,
     opts: Options,
+    /// Test hook (see [`Engine::drop_step_for_tests`]); `usize::MAX`: off.
+    drop_step: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -99,7 +112,20 @@ impl Engine {
             host_ns,
             host_path,
             opts,
+            drop_step: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// Fault injection for tests: in every pass of every apply, step `n` of the plan is
+    /// not sent — a change the kernel silently lost. The verify loop must then repair
+    /// it (when the next pass has fewer steps) or report the drift (`n = 0`: never
+    /// converges).
+    #[doc(hidden)]
+    pub fn drop_step_for_tests(&self, n: Option<usize>) {
+        self.drop_step.store(
+            n.unwrap_or(usize::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
@@ -134,11 +160,32 @@ impl Engine {
         d: &Desired,
         c: Option<&Netlink>,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
+        self.observe_with(d, c, None).await
+    }
+
+    /// [`Self::observe`], reusing the OVSDB connection of an earlier pass if any.
+    async fn observe_with(
+        &self,
+        d: &Desired,
+        c: Option<&Netlink>,
+        conn: Option<OvsConn>,
+    ) -> Result<(Observed, Option<OvsConn>), OpError> {
         let specs = PortSpec::all(&d.id, &d.interfaces);
         let mut ovs = None;
         let mut rows = None;
         let (ep, id) = (self.endpoint(), d.id.clone());
-        if !specs.is_empty() {
+        if let Some(conn) = conn {
+            let conn2 = conn.clone();
+            let r = blocking("observe OVS ports", move || {
+                let mut client = conn2
+                    .lock()
+                    .map_err(|_| OpError::new("observe OVS ports", "connection poisoned"))?;
+                ovsdb::observe(&mut client, &id, &specs)
+            })
+            .await?;
+            ovs = Some(conn);
+            rows = Some(r);
+        } else if !specs.is_empty() {
             let (client, r) = blocking("observe OVS ports", move || {
                 let mut client = Client::connect(&ep)?;
                 let r = ovsdb::observe(&mut client, &id, &specs)?;
@@ -167,60 +214,134 @@ impl Engine {
         }
         let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
         o.ovs = rows;
+        // Existing links about to be moved in: does Open vSwitch claim them?
+        let names = crate::diff::existing::in_host(d, &o);
+        if !names.is_empty() {
+            let (conn, ep) = (ovs.clone(), self.endpoint());
+            o.ovsdb_interfaces = blocking("look up existing links in OVSDB", move || {
+                ovsdb::claims::interfaces_named(conn.as_deref(), &ep, &names)
+            })
+            .await?;
+        }
         Ok((o, ovs))
     }
 
     /// What apply would change, changing nothing.
     pub fn plan(&self, d: &Desired) -> Result<Plan, OpError> {
-        let c = self.container_conn(d)?;
+        self.plan_locked(d, lock::Op::Plan)
+    }
+
+    /// [`Engine::plan`] under the container's lock, taken for `op`.
+    fn plan_locked(&self, d: &Desired, op: lock::Op) -> Result<Plan, OpError> {
         self.rt.block_on(async {
+            let _lock = lock::acquire(&d.id, op).await?;
+            let c = self.container_conn(d)?;
             let (o, _) = self.observe(d, c.as_ref()).await?;
             crate::diff::diff(d, &o)
         })
     }
 
+    /// One container's apply, under its lock: each container of an `apply_many` holds
+    /// only its own lock and never waits for another while holding it, so two
+    /// multi-file applies cannot deadlock, whatever their order.
     async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
+        let _lock = lock::acquire(&d.id, lock::Op::Apply).await?;
         self.apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))
             .await
     }
 
+    /// Observe, plan, execute; then observe again (read only) and, while something
+    /// still differs, plan and execute only that, at most [`MAX_PASSES`] plans in all.
+    /// `Ok` means the last observe found nothing to change: the next `check` is clean.
+    ///
+    /// A ruleset the kernel refuses (see [`ApplyError::Refused`]) ends the apply at
+    /// once: its pass is undone as far as it created the netns, and nothing repeats.
     async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
-        let c = self.container_conn(d)?;
-        let (o, ovs) = self
-            .observe(d, c.as_ref())
-            .instrument(tracing::info_span!("observe", id = %d.id))
-            .await?;
-        let p = tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
-        if let Some(e) = precheck_ruleset(d, &p).await? {
-            return Err(e);
-        }
-        let ovs_before = ovs.as_ref().map_or(0, mutating);
+        let mut c = self.container_conn(d)?;
         let count = MutationCount::default();
-        let mut ex = Exec {
-            host: &self.host,
-            container: c,
-            netns_path: d.netns.path().clone(),
-            adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
-            host_netns: self.host_path.clone(),
-            id: d.id.clone(),
-            label: format!("netns {}", d.id),
-            rt: self.rt.handle().clone(),
-            count: &count,
-            ovs: ovs.clone(),
-            ovs_specs: PortSpec::all(&d.id, &d.interfaces),
-            refused: None,
-        };
-        if let Err(e) = execute::run(&mut ex, &p, self.opts.fail_after).await {
-            return Err(match ex.refused.take() {
-                Some(error) => self.refused(d, &p, error, e).await,
-                None => ApplyError::Op(e),
-            });
+        let mut ovs: Option<OvsConn> = None;
+        let mut ovs_sent = 0;
+        let mut plans: Vec<Plan> = Vec::new();
+        loop {
+            let (o, conn) = self
+                .observe_with(d, c.as_ref(), ovs.clone())
+                .instrument(tracing::info_span!("observe", id = %d.id, pass = plans.len()))
+                .await?;
+            ovs = conn;
+            let p =
+                tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
+            if p.steps.is_empty() {
+                break;
+            }
+            if plans.len() == MAX_PASSES {
+                return Err(not_converged(d, &p).into());
+            }
+            if let Some(e) = precheck_ruleset(d, &p).await? {
+                return Err(e);
+            }
+            if !plans.is_empty() {
+                tracing::warn!(id = %d.id, pass = plans.len() + 1, steps = p.steps.len(),
+                    "the kernel still differs after applying; repairing: {}",
+                    p.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; "));
+            }
+            let before = ovs.as_ref().map_or(0, mutating);
+            let mut ex = Exec {
+                host: &self.host,
+                container: c.take(),
+                netns_path: d.netns.path().clone(),
+                adopted: matches!(d.netns, crate::model::NetnsSpec::Adopted { .. }),
+                host_netns: self.host_path.clone(),
+                id: d.id.clone(),
+                label: format!("netns {}", d.id),
+                rt: self.rt.handle().clone(),
+                count: &count,
+                ovs: ovs.clone(),
+                ovs_specs: PortSpec::all(&d.id, &d.interfaces),
+                refused: None,
+            };
+            // Fault injection (a simulated SIGKILL) applies to the first pass only.
+            let fail_after = if plans.is_empty() {
+                self.opts.fail_after
+            } else {
+                None
+            };
+            let drop = self.drop_step.load(std::sync::atomic::Ordering::Relaxed);
+            let r = if drop < p.steps.len() {
+                let mut lossy = p.clone();
+                lossy.steps.remove(drop);
+                execute::run(&mut ex, &lossy, fail_after).await
+            } else {
+                execute::run(&mut ex, &p, fail_after).await
+            };
+            c = ex.container.take();
+            let refused = ex.refused.take();
+            ovs_sent += ovs.as_ref().map_or(0, mutating) - before;
+            if let Err(e) = r {
+                return Err(match refused {
+                    Some(error) => {
+                        // Netprov's own socket in the netns goes before the undo: it
+                        // is a reference the bulk release of the netns would wait out.
+                        std::mem::drop(c.take());
+                        self.refused(d, &p, error, e).await
+                    }
+                    None => ApplyError::Op(e),
+                });
+            }
+            plans.push(p);
         }
+        let passes = plans.len();
+        let mut plans = plans.into_iter();
+        let plan = plans.next().unwrap_or_else(|| Plan {
+            id: d.id.to_string(),
+            steps: Vec::new(),
+        });
         Ok(ApplyReport {
-            plan: p,
+            plan,
             messages: count.get(),
-            ovsdb_transactions: ovs.as_ref().map_or(0, mutating) - ovs_before,
+            ovsdb_transactions: ovs_sent,
+            passes,
+            repairs: plans.collect(),
         })
     }
 
@@ -288,9 +409,47 @@ impl Engine {
         )
     }
 
+    /// Applies the containers for which `keep` (asked under each container's lock, so
+    /// a concurrent destroy or apply is seen) returns true, concurrently as
+    /// [`Engine::apply_many`]; `None` for a container `keep` skipped. Used by
+    /// `reconcile`, which heals only networks that exist: deciding before the lock
+    /// would let it re-create a network that a container's stop destroyed meanwhile.
+    pub fn apply_many_if(
+        &self,
+        ds: &[Desired],
+        keep: impl Fn(&Desired) -> bool,
+    ) -> Vec<Option<Result<ApplyReport, OpError>>> {
+        use futures::stream::{self, StreamExt};
+        let keep = &keep;
+        self.rt.block_on(
+            stream::iter(ds.iter().map(|d| async move {
+                let _lock = match lock::acquire(&d.id, lock::Op::Apply).await {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(e)),
+                };
+                if !keep(d) {
+                    return None;
+                }
+                Some(
+                    self.apply_traced(d)
+                        .instrument(tracing::info_span!("apply", id = %d.id))
+                        .await
+                        .map_err(ApplyError::into_op),
+                )
+            }))
+            .buffered(MAX_IN_FLIGHT)
+            .collect(),
+        )
+    }
+
     /// The differences between the kernel and `d`; empty when in sync.
     pub fn check(&self, d: &Desired) -> Result<Vec<Drift>, OpError> {
-        Ok(self.plan(d)?.steps.iter().map(|s| s.as_drift()).collect())
+        Ok(self
+            .plan_locked(d, lock::Op::Check)?
+            .steps
+            .iter()
+            .map(|s| s.as_drift())
+            .collect())
     }
 
     /// Netlink requests (reads and writes) sent in the host netns so far.
@@ -298,23 +457,84 @@ impl Engine {
         self.host.requests()
     }
 
-    /// Removes everything netprov owns for the target.
-    pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
-        self.rt.block_on(self.destroy_async(t))
+    /// Destroys `t` when `still` (asked under its lock) returns true; `Ok(None)` when
+    /// it did not. `gc` uses it so that a container started between its scan and the
+    /// removal (props file installed, machine registered) is left alone. `host_links`
+    /// (found by a host-wide scan) are deleted too if they are left and still carry the
+    /// container's alias: destroy by id finds host ends only through the container's
+    /// netns, which may be gone from `/run/netns` while a process keeps it alive.
+    pub fn destroy_if(
+        &self,
+        t: &DestroyTarget,
+        still: impl FnOnce() -> bool,
+        host_links: &[String],
+    ) -> Result<Option<DestroyReport>, DestroyFailed> {
+        self.rt.block_on(async {
+            let _lock = lock::acquire(t.id(), lock::Op::Destroy)
+                .await
+                .map_err(|e| DestroyFailed::new(t.id(), e))?;
+            if !still() {
+                return Ok(None);
+            }
+            let r = crate::destroy::destroy(
+                t,
+                &self.host,
+                &self.host_ns,
+                &self.host_path,
+                &self.endpoint(),
+                self.rt.handle(),
+            )
+            .await;
+            let (mut rep, mut fails) = match r {
+                Ok(rep) => (rep, Vec::new()),
+                Err(DestroyFailed { report, failures }) => (*report, failures),
+            };
+            fails.extend(
+                crate::inventory::delete_host_links(&self.host, t.id(), host_links, &mut rep).await,
+            );
+            if fails.is_empty() {
+                Ok(Some(rep))
+            } else {
+                Err(DestroyFailed {
+                    report: Box::new(rep),
+                    failures: fails,
+                })
+            }
+        })
+    }
+
+    /// The host netns connection, its path, the runtime and the OVSDB endpoint, for
+    /// the host-wide commands (`inventory.rs`).
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &Netlink,
+        &std::path::Path,
+        &tokio::runtime::Runtime,
+        Endpoint,
+    ) {
+        (&self.host, &self.host_path, &self.rt, self.endpoint())
+    }
+
+    /// Removes everything netprov owns for the target, under its lock. Best effort:
+    /// a failing part does not stop the others; the error lists every failure.
+    pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
+        self.rt.block_on(self.destroy_locked(t))
     }
 
     /// Destroys several targets concurrently (at most [`MAX_IN_FLIGHT`] at once),
     /// handing each result to `f` in the order of `ts`: most of a destroy is waiting for
     /// the kernel's netns cleanup (see `netns_release`), which then overlaps — the
     /// kernel even cleans up namespaces released together in one batch.
+    /// Each target is destroyed under its lock, as [`Engine::destroy`].
     pub fn destroy_each(
         &self,
         ts: &[DestroyTarget],
-        mut f: impl FnMut(usize, Result<DestroyReport, OpError>),
+        mut f: impl FnMut(usize, Result<DestroyReport, DestroyFailed>),
     ) {
         use futures::stream::{self, StreamExt};
         self.rt.block_on(
-            stream::iter(ts.iter().map(|t| self.destroy_async(t)))
+            stream::iter(ts.iter().map(|t| self.destroy_locked(t)))
                 .buffered(MAX_IN_FLIGHT)
                 .enumerate()
                 .for_each(|(i, r)| {
@@ -324,7 +544,15 @@ impl Engine {
         )
     }
 
-    async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, OpError> {
+    async fn destroy_locked(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
+        let _lock = lock::acquire(t.id(), lock::Op::Destroy)
+            .await
+            .map_err(|e| DestroyFailed::new(t.id(), e))?;
+        self.destroy_async(t).await
+    }
+
+    /// The destroy itself, without the lock (an apply undoing itself holds it).
+    async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
         crate::destroy::destroy(
             t,
             &self.host,
@@ -335,6 +563,29 @@ impl Engine {
         )
         .await
     }
+}
+
+/// The error of an apply whose plans did not converge: the remaining differences, in
+/// the words of `check`, one per line.
+fn not_converged(d: &Desired, p: &Plan) -> OpError {
+    let drift: Vec<String> = p
+        .steps
+        .iter()
+        .map(|s| format!("{}: {}", d.id, s.as_drift()))
+        .collect();
+    OpError::new(
+        format!("apply {}", d.id),
+        format!(
+            "the kernel still differs from the props after {MAX_PASSES} passes:\n{}",
+            drift.join("\n")
+        ),
+    )
+}
+
+fn mutating(c: &OvsConn) -> u64 {
+    c.lock()
+        .map(|c| c.mutating_transactions())
+        .unwrap_or_default()
 }
 
 /// Why an apply failed.
@@ -401,10 +652,4 @@ async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, O
             error,
         })),
     }
-}
-
-fn mutating(c: &OvsConn) -> u64 {
-    c.lock()
-        .map(|c| c.mutating_transactions())
-        .unwrap_or_default()
 }

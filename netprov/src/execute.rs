@@ -98,6 +98,26 @@ impl Exec<'_> {
         self.send(at, link::set(l.index, &c), 0, op).await
     }
 
+    /// Deletes a link; one already gone (with its peer or parent) is success.
+    async fn delete_link(&self, at: &At, name: &str, op: &str) -> Result<(), OpError> {
+        let l = match self.link(at, name, op).await {
+            Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
+            l => l?,
+        };
+        match self.send(at, link::delete(l.index), 0, op).await {
+            Err(e) if e.errno == Some(libc::ENODEV) => Ok(()),
+            // A kernel-datapath OVS internal device cannot be deleted over rtnetlink;
+            // it goes with its port (removed or re-created by the OVS step).
+            Err(e)
+                if e.errno == Some(libc::EOPNOTSUPP)
+                    && !matches!(l.kind, link::Kind::Veth | link::Kind::Macvlan) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
     /// Runs one step; its Display is the operation named in any error.
     pub async fn step(&mut self, s: &Step) -> Result<(), OpError> {
         let op = s.to_string();
@@ -127,22 +147,21 @@ impl Exec<'_> {
                 self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
                     .await?;
             }
-            Step::DeleteLink { at, link: name } => {
-                // Gone since observed (e.g. a stale host end the kernel's cleanup of its
-                // peer's netns removed meanwhile) is what this step wanted.
-                let l = match self.link(at, name, op).await {
-                    Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
-                    r => r?,
-                };
-                match self.send(at, link::delete(l.index), 0, op).await {
-                    Err(e) if e.errno == Some(libc::ENODEV) => {}
-                    r => r?,
-                }
+            Step::DeleteLink { at, link: name } | Step::RemoveLink { at, link: name } => {
+                self.delete_link(at, name, op).await?;
             }
             Step::DeleteDeadOvsDevice { netns, link: name } => {
-                let at = At::Netns(netns.clone());
-                let l = self.link(&at, name, op).await?;
-                self.send(&at, link::delete(l.index), 0, op).await?;
+                self.delete_link(&At::Netns(netns.clone()), name, op)
+                    .await?;
+            }
+            Step::Release { link: name } => {
+                let l = self.link(&At::Host, name, op).await?;
+                // IFLA_MASTER 0: leave whatever bridge it is a port of.
+                let c = LinkChange {
+                    controller: Some(0),
+                    ..Default::default()
+                };
+                self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
             }
             Step::MarkLink {
                 at,
@@ -236,13 +255,40 @@ impl Exec<'_> {
                 )
                 .await?;
             }
-            Step::DelAddress {
+            Step::ReAddAddress {
                 at,
                 link: name,
                 addr,
             } => {
                 let l = self.link(at, name, op).await?;
-                self.send(at, address::delete(l.index, addr), 0, op).await?;
+                match self
+                    .send(
+                        at,
+                        address::add(l.index, addr),
+                        NLM_F_CREATE | NLM_F_EXCL,
+                        op,
+                    )
+                    .await
+                {
+                    Err(e) if e.errno == Some(libc::EEXIST) => {}
+                    r => r?,
+                }
+            }
+            Step::DelAddress {
+                at,
+                link: name,
+                addr,
+            } => {
+                // Already gone is success: the link went (ENODEV), or the kernel took
+                // the address with another one (a primary takes its secondaries).
+                let l = match self.link(at, name, op).await {
+                    Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
+                    l => l?,
+                };
+                match self.send(at, address::delete(l.index, addr), 0, op).await {
+                    Err(e) if e.errno == Some(libc::EADDRNOTAVAIL) => {}
+                    r => r?,
+                }
             }
             Step::ReplaceRoute { at, route: r, .. } => {
                 let oif = match &r.dev {
@@ -257,7 +303,12 @@ impl Exec<'_> {
                     Some(d) => self.link(at, d, op).await.ok().map(|l| l.index),
                     None => None,
                 };
-                self.send(at, route::delete(r, oif), 0, op).await?;
+                // ESRCH: already gone — the kernel flushes a link's IPv4 routes with its
+                // last IPv4 address, and all its routes with the link.
+                match self.send(at, route::delete(r, oif), 0, op).await {
+                    Err(e) if e.errno == Some(libc::ESRCH) => {}
+                    r => r?,
+                }
             }
             Step::WriteSysctl {
                 netns: id,

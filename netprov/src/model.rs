@@ -60,8 +60,16 @@ impl fmt::Display for ContainerId {
     }
 }
 
-/// A kernel interface name: 1–15 bytes, not `.`/`..`, no `/`, `:`, whitespace or
-/// non-printable bytes (the rules of the kernel's `dev_valid_name`, restricted to ASCII).
+/// Names the kernel reserves or that always exist: `lo` is in every netns, and `all` /
+/// `default` are the directories `/proc/sys/net/ipv{4,6}/conf/{all,default}`, so
+/// registering a device of that name fails (its sysctl directory cannot be created).
+pub const RESERVED_IFNAMES: [&str; 3] = ["lo", "all", "default"];
+
+/// A kernel interface name: 1–15 bytes, not `.`/`..`, no `/`, `:`, `%`, whitespace or
+/// non-printable bytes (the rules of the kernel's `dev_valid_name`, restricted to ASCII),
+/// and none of [`RESERVED_IFNAMES`]. `%` is refused because the kernel reads a name with
+/// `%` as a template (`dev_alloc_name`): `x%d` becomes `x0` (which never matches what
+/// was asked for) and any other `%` is EINVAL.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IfName(String);
 
@@ -81,11 +89,14 @@ impl IfName {
         }
         if let Some(c) = s
             .chars()
-            .find(|c| !c.is_ascii_graphic() || matches!(c, '/' | ':'))
+            .find(|c| !c.is_ascii_graphic() || matches!(c, '/' | ':' | '%'))
         {
             return Err(format!(
-                "contains {c:?}; interface names are printable ASCII without '/', ':' or spaces"
+                "contains {c:?}; interface names are printable ASCII without '/', ':', '%' or spaces"
             ));
+        }
+        if RESERVED_IFNAMES.contains(&s) {
+            return Err("is reserved by the kernel (lo exists in every netns; all and default are /proc/sys/net/*/conf entries)".into());
         }
         Ok(Self(s.to_owned()))
     }
@@ -388,7 +399,22 @@ mod tests {
     fn ifnames() {
         assert!(IfName::new("lan").is_ok());
         assert!(IfName::new("ve-router1-wan").is_ok());
-        for bad in ["", ".", "..", "a/b", "a:b", "a b", "sixteen_chars_xx"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a%b",
+            "x%d",
+            "lo",
+            "all",
+            "default",
+            "a\tb",
+            "é",
+            "sixteen_chars_xx",
+        ] {
             assert!(IfName::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -66,6 +66,9 @@ where
     in_netns(path, f)
 }
 
+/// Stacked handle mounts [`remove_handle`] takes off at most.
+const MAX_STACKED: usize = 64;
+
 /// `nsfs` magic number: a bind-mounted netns handle lives on this filesystem.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -154,6 +157,14 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
             // This thread's netns changes, and the thread ends right after.
             nix::sched::unshare(CloneFlags::CLONE_NEWNET)
                 .map_err(|e| OpError::errno(op2.clone(), e as i32))?;
+            // Never stack a second netns on a live handle: nspawn and every later
+            // netprov would see only the top one, and `destroy` would need one unmount
+            // per layer. The caller holds the container's lock (crate::lock), so no
+            // netprov creates this handle meanwhile; this re-check, right before the
+            // mount, keeps a sequential re-run from ever stacking.
+            if is_handle(&target) {
+                return Ok(());
+            }
             // Mark before the handle exists: a crash from here on leaves no handle
             // (the netns dies with this thread) or a marked one.
             crate::netns_owner::set_mark_here(&id)?;
@@ -178,10 +189,19 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
 
 /// Removes a handle made by [`create_handle`]: lazy unmount, then unlink. Already gone
 /// is fine. The netns itself dies when its last user (process, socket, mount) is gone.
+///
+/// Every stacked mount goes (left by concurrent creators before netprov took a lock per
+/// container, or by a bind mount made on top of ours by hand): one unmount detaches
+/// only the top one, and unlinking a path that is still a mount point fails with EBUSY.
 pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
-    if is_handle(path) {
+    // Bounded: a path cannot hold more layers than the mount table allows, but a
+    // runaway loop must not be possible either.
+    for _ in 0..MAX_STACKED {
+        if !is_handle(path) {
+            break;
+        }
         umount2(path, MntFlags::MNT_DETACH).map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
     match std::fs::remove_file(path) {

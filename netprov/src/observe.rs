@@ -62,6 +62,9 @@ pub struct Observed {
     pub host_rules: Option<HostState>,
     /// The container's OVSDB rows (`None`: it has no OVS interface; OVSDB not asked).
     pub ovs: Option<crate::ovsdb::Observed>,
+    /// OVSDB Interface rows named like an existing-link interface still in the host:
+    /// name → Interface type (see diff/existing.rs).
+    pub ovsdb_interfaces: BTreeMap<String, String>,
 }
 
 fn errno_op(op: String) -> impl Fn(i32) -> OpError {
@@ -175,6 +178,21 @@ async fn host_link(
     Ok(())
 }
 
+/// Reads the link with ifindex `index` into `st.links` (by its name).
+async fn controller_link(nl: &Netlink, index: u32, st: &mut NsState) -> Result<(), OpError> {
+    let got = nl
+        .get(link::get_by_index(index))
+        .await
+        .map_err(errno_op(format!(
+            "get link with ifindex {index} in host netns"
+        )))?;
+    if let Some(RouteNetlinkMessage::NewLink(m)) = got {
+        let l = LinkState::parse(&m);
+        st.links.entry(l.name.clone()).or_insert(l);
+    }
+    Ok(())
+}
+
 /// Runs a blocking call (libnftables, nfnetlink: each enters its netns on a thread of
 /// its own and joins it) off the async runtime's thread.
 pub async fn blocking<T: Send + 'static>(
@@ -194,7 +212,10 @@ async fn nftables(d: &Desired, host_path: &Path, o: &mut Observed) -> Result<(),
     if o.netns_exists {
         o.ruleset = Some(nft::ruleset::observe(d.netns.path())?);
     }
-    o.host_rules = Some(nft::host::observe_host(host_path, &d.id)?);
+    o.host_rules = Some(nft::host::observe_host_for(
+        host_path,
+        &nft::HostSpec::from_desired(d),
+    )?);
     Ok(())
 }
 
@@ -246,7 +267,11 @@ pub async fn observe(
                     .await?
                 }
             },
-            InterfaceKind::Existing if !in_container => {
+            // A netprov-made link of that name in the container is a leftover of
+            // another kind (deleted by the plan): the existing link is in the host.
+            InterfaceKind::Existing
+                if !in_container || o.container.links[i.name.as_str()].created_by_netprov() =>
+            {
                 host_link(
                     host,
                     i.name.as_str(),
@@ -254,7 +279,13 @@ pub async fn observe(
                     &mut o.host,
                     &mut o.host_missing,
                 )
-                .await?
+                .await?;
+                // Its controller (bridge, bond, OVS datapath), so that refusing to take
+                // a port away can name the owner (diff/existing.rs).
+                let controller = o.host.links.get(i.name.as_str()).and_then(|l| l.controller);
+                if let Some(c) = controller {
+                    controller_link(host, c, &mut o.host).await?;
+                }
             }
             InterfaceKind::Existing => {}
         }

@@ -32,6 +32,11 @@ fn ser_opt_mac<S: Serializer>(v: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Err
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Netns,
+    /// OVS ports the container no longer wants, before any link is made: removing an
+    /// internal port deletes its device (also inside the container), which frees the
+    /// name for the veth that replaces it when the port style changes (a kernel-datapath
+    /// internal device cannot be deleted over netlink).
+    OvsRemovals,
     HostLinks,
     /// Slot: "ensure OVS port" steps (the OVSDB layer) go here, so an OVS internal
     /// device exists before the container-link phase moves it.
@@ -118,6 +123,18 @@ pub enum Step {
         at: At,
         link: String,
     },
+    /// Delete a link netprov made for this container that the props no longer want as
+    /// it is: not named any more (interface renamed or removed, macvlan dropped) or of
+    /// another kind or parent than wanted. Links on top of it go with it.
+    RemoveLink {
+        at: At,
+        link: String,
+    },
+    /// Detach a veth host end from the Linux bridge it is a port of (the props name
+    /// no `hostBridge` any more).
+    Release {
+        link: String,
+    },
     /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
     /// drives (it restarted and made a new device in the host netns, moved in next).
     DeleteDeadOvsDevice {
@@ -171,6 +188,14 @@ pub enum Step {
         #[serde(serialize_with = "ser_display")]
         addr: IpNetwork,
     },
+    /// Add again a wanted IPv4 address that the kernel may drop with a deleted
+    /// address of its subnet (a primary takes its secondaries); present is success.
+    ReAddAddress {
+        at: At,
+        link: String,
+        #[serde(serialize_with = "ser_display")]
+        addr: IpNetwork,
+    },
     DelRoute {
         at: At,
         route: RouteSpec,
@@ -211,6 +236,9 @@ pub enum Step {
         table: String,
         /// The table exists with other rules (replace, not create).
         replace: bool,
+        /// How the existing table differs from what the props generate.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        differs: Option<String>,
         #[serde(skip)]
         spec: HostSpec,
     },
@@ -227,13 +255,19 @@ impl Step {
             Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
             Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
             Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
+            Step::RemoveLink { .. } | Step::Release { .. } => Phase::HostLinks,
             // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
             Step::SetLink { .. } => Phase::LinkState,
             Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
             Step::LinkUp { .. } => Phase::LinkState,
-            Step::DelAddress { .. } | Step::AddAddress { .. } => Phase::Addresses,
+            Step::DelAddress { .. } | Step::AddAddress { .. } | Step::ReAddAddress { .. } => {
+                Phase::Addresses
+            }
             Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
             Step::WriteSysctl { .. } => Phase::Sysctls,
+            Step::OvsPort {
+                change: OvsChange::Remove { .. },
+            } => Phase::OvsRemovals,
             Step::OvsPort { .. } => Phase::OvsPorts,
             Step::LoadRuleset { .. }
             | Step::RemoveRuleset { .. }
@@ -257,6 +291,15 @@ impl Step {
             Step::DeleteLink { at, link } => (
                 format!("link {link} in {at}"),
                 "is half of a netprov veth pair whose other end is gone".into(),
+            ),
+            Step::RemoveLink { at, link } => (
+                format!("link {link} in {at}"),
+                "is netprov's but not wanted as it is (not in the props, or of another kind)"
+                    .into(),
+            ),
+            Step::Release { link } => (
+                format!("link {link} in host netns"),
+                "is a bridge port, the props want none".into(),
             ),
             Step::DeleteDeadOvsDevice { netns, link } => (
                 format!("OVS internal device {link} in netns {netns}"),
@@ -296,6 +339,10 @@ impl Step {
                 format!("address {addr} on {link} in {at}"),
                 "missing".into(),
             ),
+            Step::ReAddAddress { at, link, addr } => (
+                format!("address {addr} on {link} in {at}"),
+                "shares its subnet with an address that is not desired (the kernel drops it with that one)".into(),
+            ),
             Step::DelRoute { at, route } => {
                 (format!("route {route} in {at}"), "is not desired".into())
             }
@@ -332,12 +379,17 @@ impl Step {
                 format!("nftables ruleset in netns {netns}"),
                 "is loaded but the props have none".into(),
             ),
-            Step::InstallHostRules { table, replace, .. } => (
+            Step::InstallHostRules {
+                table,
+                replace,
+                differs,
+                ..
+            } => (
                 format!("host rules table inet {table}"),
-                if *replace {
-                    "differs from the props".into()
-                } else {
-                    "missing".into()
+                match (replace, differs) {
+                    (true, Some(d)) => format!("differs from the props: {d}"),
+                    (true, None) => "differs from the props".into(),
+                    (false, _) => "missing".into(),
                 },
             ),
             Step::RemoveHostRules { table } => (
@@ -373,6 +425,10 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
+            Step::RemoveLink { at, link } => {
+                write!(f, "delete link {link} in {at} (not wanted as it is)")
+            }
+            Step::Release { link } => write!(f, "detach {link} from its bridge in host netns"),
             Step::DeleteDeadOvsDevice { netns, link } => write!(
                 f,
                 "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
@@ -425,6 +481,9 @@ impl fmt::Display for Step {
             Step::AddAddress { at, link, addr } => {
                 write!(f, "add address {addr} to {link} in {at}")
             }
+            Step::ReAddAddress { at, link, addr } => {
+                write!(f, "re-add address {addr} to {link} in {at}")
+            }
             Step::DelRoute { at, route } => write!(f, "delete route {route} in {at}"),
             Step::ReplaceRoute { at, route, .. } => write!(f, "replace route {route} in {at}"),
             Step::WriteSysctl {
@@ -457,9 +516,7 @@ impl fmt::Display for Step {
     }
 }
 
-fn show_tag(t: &Option<u16>) -> String {
-    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
-}
+use crate::ovsdb::port::show_tag;
 
 /// An OVS change read as a difference.
 fn ovs_drift(c: &OvsChange) -> (String, String) {

@@ -64,7 +64,7 @@ fn assert_gone(host: &HostNetns, id: &str) {
         "handle of {id} left"
     );
     let links = host.ok("ip", &["-o", "link"]);
-    assert!(!links.contains(&format!("ve-{id}")), "{links}");
+    assert!(!links.contains(&format!("np-{id}")), "{links}");
     for fam in ["-4", "-6"] {
         let routes = host.ok("ip", &[fam, "route", "show", "proto", "77"]);
         assert!(routes.trim().is_empty(), "{routes}");
@@ -156,7 +156,7 @@ fn several_files_in_one_process_and_errors_name_the_operation() {
     let id = unique("c");
     host.track(&id);
     let f = dir.write("x.json", &veth_props(&id, 20));
-    let hostend = format!("ve-{id}-wan");
+    let hostend = format!("np-{id}-wan");
     host.ok(
         "ip",
         &[
@@ -320,5 +320,5 @@ fn invalid_input_touches_nothing() {
         .args(["-n", &host.name, "-o", "link"])
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&links.stdout).contains("ve-"));
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("np-"));
 }

@@ -47,11 +47,13 @@ impl T {
         p.display().to_string()
     }
 
-    /// An OVS internal port `iface` with `addr` on br0, VLAN `vlan`.
+    /// An OVS internal port `iface` with `addr` on br0, VLAN `vlan` (the default style is
+    /// veth, see ovs_defaults.rs; these tests are about internal ports).
     fn port_props(&self, id: &str, iface: &str, addr: &str, vlan: u16) -> String {
         self.write(
             id,
-            json!({ "interfaces": { iface: { "ip4": addr, "ovs": { "bridge": "br0", "vlan": vlan } } } }),
+            json!({ "interfaces": { iface: { "ip4": addr,
+                "ovs": { "bridge": "br0", "vlan": vlan, "style": "internal" } } } }),
         )
     }
 
@@ -102,7 +104,7 @@ fn router(t: &T, id: &str) -> String {
         id,
         json!({
             "interfaces": {
-                "lan": { "ip4": "10.60.0.2/24", "ovs": { "bridge": "br0", "vlan": 356 } },
+                "lan": { "ip4": "10.60.0.2/24", "ovs": { "bridge": "br0", "vlan": 356, "style": "internal" } },
                 "wan": { "ip4": "70.0.0.2/31", "hostIp4": "70.0.0.1/31", "hostName": format!("w{id}") },
             },
             "ip4route": "70.0.0.1",

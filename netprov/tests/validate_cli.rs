@@ -132,6 +132,7 @@ const SCHEMA_REJECTS: &[&str] = &[
     "bad-id",
     "every-problem",
     "ip4-holds-ipv6",
+    "ifname-template",
     "long-ifname",
     "mtu-too-small",
     "unknown-field",

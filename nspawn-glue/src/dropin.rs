@@ -63,12 +63,16 @@ impl Template {
     }
 }
 
-/// What varies between installations: the commands and the props directory.
+/// What varies between installations: the commands, the props directory, and whether
+/// containers keep their user namespace (see `userns.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub netprov_bin: String,
     pub setpriv_bin: String,
     pub props_dir: PathBuf,
+    /// Keep nspawn's `-U` (`--private-users=pick`) and run `netprov apply --userns`;
+    /// `false` renders the shipped files (which run containers without it).
+    pub private_users: bool,
 }
 
 impl Default for Settings {
@@ -77,6 +81,7 @@ impl Default for Settings {
             netprov_bin: NETPROV_BIN.to_owned(),
             setpriv_bin: SETPRIV_BIN.to_owned(),
             props_dir: PathBuf::from(PROPS_DIR),
+            private_users: false,
         }
     }
 }
@@ -91,6 +96,34 @@ impl Settings {
         }
         s
     }
+
+    /// Decides `private_users` from `<props_dir>/glue.conf` and the installed systemd
+    /// (found in `NETPROV_SYSTEMD_LIB_DIRS`, colon-separated, when set — for tests —
+    /// else in the distributions' directories). Returns the decision and any problem
+    /// with glue.conf, for the log.
+    pub fn detect_private_users(&mut self) -> (crate::userns::Decision, Vec<String>) {
+        use crate::userns;
+        let conf = self.props_dir.join(userns::CONF_NAME);
+        let (setting, problems) = match std::fs::read_to_string(&conf) {
+            Ok(text) => userns::parse_conf(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) => (
+                userns::Setting::Auto,
+                vec![format!("cannot read: {e}; using private-users=auto")],
+            ),
+        };
+        let problems = problems
+            .into_iter()
+            .map(|p| format!("{}: {p}", conf.display()))
+            .collect();
+        let dirs = match std::env::var_os("NETPROV_SYSTEMD_LIB_DIRS") {
+            Some(d) => std::env::split_paths(&d).collect(),
+            None => userns::default_lib_dirs(),
+        };
+        let d = userns::decide(setting, userns::installed_version(&dirs), &conf);
+        self.private_users = d.keep;
+        (d, problems)
+    }
 }
 
 /// The drop-in text for `template`, adapted to `settings`. It uses `%i`, so it is the
@@ -104,7 +137,11 @@ pub fn render(template: Template, settings: &Settings, origin: Option<&Path>) ->
             origin.display()
         ));
     }
+    if settings.private_users {
+        out.push_str("# User namespace kept (-U): this systemd-nspawn joins the netns before creating\n# it; netprov apply --userns sets the sysctls such a container needs. See docs/nspawn.md.\n");
+    }
     let props_dir = format!("{}/", settings.props_dir.display());
+    let userns = settings.private_users;
     for line in template.source().lines() {
         match line.split_once('=') {
             Some((key @ ("ExecStartPre" | "ExecStopPost"), cmd)) => {
@@ -113,10 +150,25 @@ pub fn render(template: Template, settings: &Settings, origin: Option<&Path>) ->
                     .map(|w| match w {
                         "netprov" => settings.netprov_bin.clone(),
                         "setpriv" => settings.setpriv_bin.clone(),
+                        "apply" if userns && key == "ExecStartPre" => "apply --userns".into(),
                         _ => w.replace("/etc/netprov/", &props_dir),
                     })
                     .collect();
                 out.push_str(&format!("{key}={}", words.join(" ")));
+            }
+            // The user namespace back where the upstream template has it (before
+            // --settings=override); NixUnits' own --private-users=pick stays in effect
+            // without the override.
+            Some(("ExecStart", cmd)) if userns && !cmd.is_empty() => {
+                let words: Vec<&str> = cmd
+                    .split(' ')
+                    .filter(|w| *w != "--private-users=no")
+                    .flat_map(|w| match w {
+                        "--settings=override" => vec!["-U", w],
+                        _ => vec![w],
+                    })
+                    .collect();
+                out.push_str(&format!("ExecStart={}", words.join(" ")));
             }
             _ => out.push_str(line),
         }
@@ -174,11 +226,41 @@ mod tests {
     }
 
     #[test]
+    fn render_with_private_users_keeps_u_and_applies_with_userns() {
+        let s = Settings {
+            private_users: true,
+            ..Settings::default()
+        };
+        let exec = |t: Template| -> Vec<String> {
+            render(t, &s, None)
+                .lines()
+                .filter(|l| l.starts_with("ExecStart"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(
+            exec(Template::Nspawn),
+            [
+                "ExecStartPre=setpriv --no-new-privs --inh-caps=-all --ambient-caps=-all --bounding-set=-all,+net_admin,+sys_admin -- netprov apply --userns /etc/netprov/%i.json",
+                "ExecStart=",
+                "ExecStart=systemd-nspawn --quiet --keep-unit --boot --link-journal=try-guest -U --settings=override --machine=%i --network-namespace-path=/run/netns/%i",
+            ]
+        );
+        let nix = exec(Template::NixUnits);
+        assert!(nix[0].ends_with(" -- netprov apply --userns /etc/netprov/%i.json"));
+        assert!(!nix[2].contains("--private-users"), "{}", nix[2]);
+        assert!(nix[2].contains("$NSPAWN_ARGS --network-namespace-path=/run/netns/%i"));
+        // Destroy is unchanged.
+        assert!(render(Template::Nspawn, &s, None).contains(" -- netprov destroy %i\n"));
+    }
+
+    #[test]
     fn render_substitutes_binary_and_props_dir_in_netprov_lines_only() {
         let s = Settings {
             netprov_bin: "/nix/store/x-netprov/bin/netprov".into(),
             setpriv_bin: "/nix/store/x-util-linux/bin/setpriv".into(),
             props_dir: "/srv/props".into(),
+            private_users: false,
         };
         let text = render(Template::Nspawn, &s, Some(Path::new("/srv/props/web.json")));
         assert!(

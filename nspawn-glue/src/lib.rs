@@ -9,3 +9,4 @@
 pub mod dropin;
 pub mod generator;
 pub mod log;
+pub mod userns;

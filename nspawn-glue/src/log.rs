@@ -13,6 +13,7 @@ const TAG: &str = "netprov-systemd-generator";
 pub enum Level {
     Err = 3,
     Warning = 4,
+    Notice = 5,
 }
 
 pub fn log(level: Level, msg: &str) {

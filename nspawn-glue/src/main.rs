@@ -21,15 +21,44 @@ const USAGE: &str = "usage: netprov-systemd-generator NORMAL_DIR [EARLY_DIR LATE
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
+    let (userns, problems) = settings.detect_private_users();
     match args.as_slice() {
-        [flag, id] if flag == "--print" => print(&settings, id),
-        [normal] | [normal, _, _] if !normal.starts_with('-') => run(&settings, Path::new(normal)),
+        [flag, id] if flag == "--print" => {
+            eprintln!(
+                "netprov-systemd-generator: {} -U: {}",
+                if userns.keep { "keeping" } else { "dropping" },
+                userns.why
+            );
+            print(&settings, id)
+        }
+        [normal] | [normal, _, _] if !normal.starts_with('-') => {
+            for p in &problems {
+                log(Level::Warning, p);
+            }
+            // Said once per run, when there is a container to say it about.
+            if !userns.keep && has_props(&settings) {
+                log(Level::Notice, &userns.why);
+            }
+            run(&settings, Path::new(normal))
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn has_props(settings: &Settings) -> bool {
+    std::fs::read_dir(&settings.props_dir).is_ok_and(|mut d| {
+        d.any(|e| {
+            e.is_ok_and(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.ends_with(".json") && !n.starts_with('.')
+            })
+        })
+    })
 }
 
 fn print(settings: &Settings, id: &str) -> ExitCode {

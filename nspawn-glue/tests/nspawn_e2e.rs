@@ -198,8 +198,8 @@ fn two_containers_join_the_netns_netprov_prepared() {
     assert_eq!(host_state(&host), empty_host);
 }
 
-/// A container on an OVS access port. The port is an OVS internal port named after the
-/// interface, so interface names are unique across containers on one switch.
+/// A container on an OVS access port. The port is the host end of a veth (the default
+/// style), named after the container and the interface.
 fn ovs_props(id: &str, ifname: &str, addr: &str, vlan: u16) -> String {
     serde_json::json!({
         "id": id,
@@ -250,7 +250,16 @@ fn ovs_vlan_containers() {
     for (c, (_, ifname, addr, _)) in cs.iter().zip(&members) {
         assert_eq!(container_state(c).addrs_of(ifname), [*addr]);
     }
-    let mut ifnames: Vec<String> = members.iter().map(|m| m.1.clone()).collect();
+    let mut ifnames: Vec<String> = members
+        .iter()
+        .map(|(id, ifname, ..)| {
+            let (id, ifname) = (
+                netprov::model::ContainerId::new(id).unwrap(),
+                netprov::model::IfName::new(ifname).unwrap(),
+            );
+            netprov::props::names::veth_host(&id, &ifname).to_string()
+        })
+        .collect();
     ifnames.sort();
     assert_eq!(ovs.ports("br0"), ifnames);
     let reaches = |c: &Container, addr: &str| {

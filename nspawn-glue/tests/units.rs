@@ -157,6 +157,50 @@ fn shipped_dropins_verify() {
     }
 }
 
+/// The host-wide units (reconcile on firewall/OVS restarts, the timer and path that
+/// back it up, gc at boot) verify, with and without a container drop-in wanting gc.
+#[test]
+fn host_units_verify() {
+    let root = Root::new();
+    let system = root.path().join("etc/systemd/system");
+    fs::create_dir_all(&system).unwrap();
+    let mut units = Vec::new();
+    for e in fs::read_dir(Path::new(UNITS).join("host")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        fs::copy(e.path(), system.join(&name)).unwrap();
+        units.push(name);
+    }
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            "netprov-gc.service",
+            "netprov-reconcile-hook.service",
+            "netprov-reconcile.path",
+            "netprov-reconcile.service",
+            "netprov-reconcile.timer",
+        ]
+    );
+    for u in &units {
+        root.assert_verifies(u);
+    }
+    root.install(
+        "systemd-nspawn@.service.d/50-netprov.conf",
+        "systemd-nspawn@web.service",
+    );
+    root.assert_verifies("systemd-nspawn@web.service");
+    // The hook really is tied to the services whose restarts it follows.
+    let hook = fs::read_to_string(system.join("netprov-reconcile-hook.service")).unwrap();
+    for dep in [
+        "PartOf=nftables.service firewalld.service openvswitch-switch.service ovs-vswitchd.service",
+        "ReloadPropagatedFrom=nftables.service firewalld.service",
+        "RemainAfterExit=yes",
+    ] {
+        assert!(hook.lines().any(|l| l == dep), "{dep}");
+    }
+}
+
 /// The harness is not vacuous: without setpriv installed, verification fails on it.
 #[test]
 fn verify_catches_a_missing_command() {
@@ -175,18 +219,112 @@ fn verify_catches_a_missing_command() {
 }
 
 fn run_generator(props: &Path, root: &Path) -> Output {
+    run_generator_with(props, root, &[])
+}
+
+fn run_generator_with(props: &Path, root: &Path, env: &[(&str, &Path)]) -> Output {
     let gen = |d: &str| root.join("run/systemd").join(d);
-    Command::new(GENERATOR)
-        .args([
-            gen("generator"),
-            gen("generator.early"),
-            gen("generator.late"),
-        ])
-        .env_clear()
-        .env("NETPROV_PROPS_DIR", props)
-        .env("SYSTEMD_LOG_TARGET", "console")
-        .output()
-        .expect("run generator")
+    let mut c = Command::new(GENERATOR);
+    c.args([
+        gen("generator"),
+        gen("generator.early"),
+        gen("generator.late"),
+    ])
+    .env_clear()
+    .env("NETPROV_PROPS_DIR", props)
+    .env("SYSTEMD_LOG_TARGET", "console");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run generator")
+}
+
+/// A directory holding only `libsystemd-shared-<version>.so` (empty), standing in for
+/// an installed systemd of that version.
+fn fake_systemd(version: u32) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join(format!("libsystemd-shared-{version}.so")), "").unwrap();
+    d
+}
+
+/// `-U` is kept exactly when the installed systemd-nspawn can join a host-owned netns
+/// with it (≥ 261, found from the name of libsystemd-shared-<version>.so, without
+/// spawning anything), or glue.conf says so; otherwise it is dropped and the generator
+/// says why. With -U the nspawn drop-in's ExecStart is this machine's upstream one with
+/// only `--network-veth` replaced, netprov applies with `--userns`, and the drop-ins
+/// verify.
+#[test]
+fn generator_keeps_userns_with_systemd_261_or_later() {
+    let upstream = exec_start(&fs::read_to_string(UPSTREAM).unwrap());
+    for (version, conf, keep) in [
+        (262, None, true),
+        (261, None, true),
+        (260, None, false),
+        (252, None, false),
+        (252, Some("private-users=yes\n"), true),
+        (262, Some("# by hand\nprivate-users=no\n"), false),
+    ] {
+        let root = Root::new();
+        let props = tempfile::tempdir().unwrap();
+        fs::write(props.path().join("web.json"), r#"{"id":"web"}"#).unwrap();
+        if let Some(c) = conf {
+            fs::write(props.path().join("glue.conf"), c).unwrap();
+        }
+        let lib = fake_systemd(version);
+        let out = run_generator_with(
+            props.path(),
+            root.path(),
+            &[("NETPROV_SYSTEMD_LIB_DIRS", lib.path())],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let gen = root.path().join("run/systemd/generator");
+        let text =
+            fs::read_to_string(gen.join("systemd-nspawn@web.service.d/50-netprov.conf")).unwrap();
+        let nix = fs::read_to_string(gen.join("nixunits@web.service.d/50-netprov.conf")).unwrap();
+        let case = format!("systemd {version}, glue.conf {conf:?}");
+        let mut expected: Vec<String> = upstream
+            .iter()
+            .filter(|a| *a != "--network-veth" && (keep || *a != "-U"))
+            .cloned()
+            .collect();
+        expected.push("--network-namespace-path=/run/netns/%i".into());
+        assert_eq!(exec_start(&text), expected, "{case}");
+        assert_eq!(text.contains(" apply --userns "), keep, "{case}");
+        assert_eq!(nix.contains(" apply --userns "), keep, "{case}");
+        assert_eq!(
+            exec_start(&nix).iter().any(|a| a == "--private-users=no"),
+            !keep,
+            "{case}"
+        );
+        // Dropping -U is said, with the reason; keeping it is the normal case.
+        assert_eq!(stderr.contains("without -U"), !keep, "{case}: {stderr}");
+        for unit in ["systemd-nspawn@web.service", "nixunits@web.service"] {
+            root.assert_verifies(unit);
+        }
+    }
+    // A bad glue.conf value: a warning, and auto.
+    let root = Root::new();
+    let props = tempfile::tempdir().unwrap();
+    fs::write(props.path().join("web.json"), r#"{"id":"web"}"#).unwrap();
+    fs::write(props.path().join("glue.conf"), "private-users=sometimes\n").unwrap();
+    let lib = fake_systemd(262);
+    let out = run_generator_with(
+        props.path(),
+        root.path(),
+        &[("NETPROV_SYSTEMD_LIB_DIRS", lib.path())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("glue.conf: line 1") && stderr.contains("using auto"),
+        "{stderr}"
+    );
+    let text = fs::read_to_string(
+        root.path()
+            .join("run/systemd/generator/systemd-nspawn@web.service.d/50-netprov.conf"),
+    )
+    .unwrap();
+    assert!(text.contains(" -U "), "{text}");
 }
 
 #[test]
@@ -205,7 +343,7 @@ fn generated_dropins_verify_and_bad_files_are_skipped_with_a_message() {
     let out = run_generator(props.path(), root.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "generator failed: {stderr}");
-    let skipped: Vec<&str> = stderr.lines().collect();
+    let skipped: Vec<&str> = stderr.lines().filter(|l| l.contains("skipping")).collect();
     assert_eq!(skipped.len(), 2, "{stderr}");
     assert!(
         skipped[0].contains("skipping") && skipped[0].contains("moved.json"),

@@ -8,11 +8,10 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::out;
-use std::io::Write;
 use std::path::PathBuf;
 
-use crate::engine::{ApplyError, DestroyTarget, Engine};
+use super::{err, out, out_raw};
+use crate::engine::{ApplyError, DestroyFailed, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
@@ -32,7 +31,7 @@ fn report<T: Serialize>(
             Ok(v) => print(&id, v),
             Err(e) => {
                 failed = true;
-                eprintln!("netprov {cmd}: {id}: {e}");
+                err(&format!("netprov {cmd}: {id}: {e}"));
                 if json {
                     docs.push(
                         json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno }),
@@ -63,41 +62,31 @@ pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> 
     let (mut failed, mut invalid) = (false, false);
     let mut first = true;
     if json {
-        let _ = write!(std::io::stdout().lock(), "[");
+        out_raw("[");
     }
     engine.apply_each(ds, |i, r| {
         let id = ds[i].id.to_string();
         let doc = match r {
             Ok(rep) if json => json!({ "id": id, "ok": true, "result": rep }),
             Ok(rep) => {
-                if rep.plan.steps.is_empty() {
-                    out(&format!("{id}: in sync, nothing to do"));
-                } else {
-                    print!("{}", rep.plan);
-                    out(&format!(
-                        "{id}: applied {} changes ({} netlink messages, {} OVSDB transactions)",
-                        rep.plan.steps.len(),
-                        rep.messages,
-                        rep.ovsdb_transactions
-                    ));
-                }
+                print_applied(&id, &rep);
                 return;
             }
             Err(ApplyError::Refused { error, .. }) => {
                 invalid = true;
                 let inv = super::ruleset_invalid(&files[i], &error);
-                eprintln!("{inv}");
+                err(&inv.to_string());
                 json!({ "id": id, "ok": false, "invalid": true, "error": inv.to_string(), "errno": null })
             }
             Err(ApplyError::Op(e)) => {
                 failed = true;
-                eprintln!("netprov apply: {id}: {e}");
+                err(&format!("netprov apply: {id}: {e}"));
                 json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno })
             }
         };
         if json {
             let sep = if std::mem::take(&mut first) { "" } else { "," };
-            let _ = write!(std::io::stdout().lock(), "{sep}{doc}");
+            out_raw(&format!("{sep}{doc}"));
         }
     });
     if json {
@@ -112,9 +101,39 @@ pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> 
     }
 }
 
+/// The human output of one successful apply: its plan, the repairs of later passes,
+/// and a summary line.
+fn print_applied(id: &str, rep: &crate::engine::ApplyReport) {
+    if rep.plan.steps.is_empty() {
+        out(&format!("{id}: in sync, nothing to do"));
+        return;
+    }
+    out_raw(&rep.plan.to_string());
+    for (k, p) in rep.repairs.iter().enumerate() {
+        out(&format!(
+            "{id}: pass {}: the kernel still differed, repairing:",
+            k + 2
+        ));
+        out_raw(&p.to_string());
+    }
+    let changes: usize =
+        rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
+    let passes = if rep.passes > 1 {
+        format!(" in {} passes", rep.passes)
+    } else {
+        String::new()
+    };
+    out(&format!(
+        "{id}: applied {changes} changes{passes} ({} netlink messages, {} OVSDB transactions)",
+        rep.messages, rep.ovsdb_transactions
+    ));
+}
+
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     let results = ds.iter().map(|d| (d.id.to_string(), engine.plan(d)));
-    code(report("plan", json, results, |_, p| print!("{p}")))
+    code(report("plan", json, results, |_, p| {
+        out_raw(&p.to_string())
+    }))
 }
 
 pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
@@ -142,14 +161,39 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
     }
 }
 
+/// Destroy is best effort: a container whose destroy failed in part still gets its
+/// summary line (what was removed), then one line per failure on stderr. The targets
+/// are destroyed concurrently (see `Engine::destroy_each`); results print in order.
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
-    let mut results = Vec::with_capacity(targets.len());
+    let mut failed = false;
+    let mut docs = Vec::new();
     engine.destroy_each(&targets, |i, r| {
-        results.push((targets[i].id().to_string(), r))
-    });
-    code(report("destroy", json, results, |id, rep| {
+        let id = targets[i].id().to_string();
+        let (rep, fails) = match r {
+            Ok(rep) => (rep, Vec::new()),
+            Err(DestroyFailed { report, failures }) => (*report, failures),
+        };
+        failed |= !fails.is_empty();
+        if json {
+            let mut doc = json!({ "id": id, "ok": fails.is_empty(), "result": rep });
+            if let Some(first) = fails.first() {
+                let all: Vec<_> = fails.iter().map(|e| e.to_string()).collect();
+                doc["error"] = json!(all.join("; "));
+                doc["errno"] = json!(first.errno);
+                doc["errors"] = fails
+                    .iter()
+                    .map(|e| json!({ "error": e.to_string(), "errno": e.errno }))
+                    .collect();
+            }
+            docs.push(doc);
+            for e in &fails {
+                err(&format!("netprov destroy: {id}: {e}"));
+            }
+            return;
+        }
         out(&format!(
-            "{id}: destroyed ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            if fails.is_empty() { "destroyed" } else { "destroyed in part" },
             rep.links_deleted.len(),
             rep.links_returned.len(),
             rep.routes_deleted,
@@ -159,5 +203,12 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
         if let Some(why) = &rep.netns_not_ours {
             out(&format!("{id}: left the netns alone: {why}"));
         }
-    }))
+        for e in &fails {
+            err(&format!("netprov destroy: {id}: {e}"));
+        }
+    });
+    if json {
+        out(&Value::Array(docs).to_string());
+    }
+    code(failed)
 }

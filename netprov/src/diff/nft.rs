@@ -1,6 +1,7 @@
 //! The nftables part of the diff: the container ruleset and the container's host table.
 //!
-//! Both are compared by digest (recorded by the nft module when it loads them), so an
+//! The ruleset is compared by digest (recorded by the nft module when it loads it), the
+//! host table by content (what the spec generates vs what the kernel holds), so an
 //! unchanged ruleset or table yields no step and sends nothing.
 
 use crate::model::Desired;
@@ -42,9 +43,10 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
         Some(HostChange::Remove) => out.push(Step::RemoveHostRules {
             table: spec.table_name(),
         }),
-        Some(HostChange::Apply) => out.push(Step::InstallHostRules {
+        Some(HostChange::Apply { differs }) => out.push(Step::InstallHostRules {
             table: spec.table_name(),
-            replace: matches!(hs, HostState::Present { .. }),
+            replace: matches!(hs, HostState::Present(_)),
+            differs,
             spec,
         }),
     }
@@ -119,9 +121,9 @@ mod tests {
                 recorded_live_digest: Some("x".into()),
                 live_digest: "x".into(),
             }),
-            host_rules: Some(HostState::Present {
-                digest: Some(HostSpec::from_desired(&d).digest()),
-            }),
+            host_rules: Some(HostState::Present(Box::new(
+                HostSpec::from_desired(&d).expected(),
+            ))),
             ..Default::default()
         };
         assert!(steps(&d, &o).is_empty());
@@ -142,6 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn an_edited_host_table_is_drift_that_names_the_edit() {
+        let d = desired(None, true);
+        let mut table = HostSpec::from_desired(&d).expected();
+        table.rules.get_mut("snat").unwrap().clear();
+        let o = Observed {
+            host_rules: Some(HostState::Present(Box::new(table))),
+            ..Default::default()
+        };
+        let s = steps(&d, &o);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].to_string(),
+            "replace host rules table inet netprov-web in host netns"
+        );
+        assert_eq!(
+            s[0].as_drift().to_string(),
+            "host rules table inet netprov-web: differs from the props: chain snat has 0 rules, want 4"
+        );
+    }
+
+    #[test]
     fn dropped_from_the_props_is_removed() {
         let d = desired(None, false);
         let o = Observed {
@@ -150,7 +173,7 @@ mod tests {
                 recorded_live_digest: Some("x".into()),
                 live_digest: "x".into(),
             }),
-            host_rules: Some(HostState::Present { digest: None }),
+            host_rules: Some(HostState::Present(Box::default())),
             ..Default::default()
         };
         let text: Vec<String> = steps(&d, &o).iter().map(ToString::to_string).collect();

@@ -9,8 +9,9 @@
 use crate::error::OpError;
 use crate::model::Desired;
 use crate::observe::Observed;
-use crate::ovsdb::{self, PortSpec};
-use crate::plan::Step;
+use crate::ovsdb::port::IFACE_KEY;
+use crate::ovsdb::{self, OvsChange, PortSpec};
+use crate::plan::{At, Step};
 
 pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     let Some(rows) = &o.ovs else {
@@ -58,6 +59,32 @@ pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
         .into_iter()
         .map(|change| Step::OvsPort { change })
         .collect())
+}
+
+/// Removing an internal OVS port deletes its device wherever it is — also inside the
+/// container — so a plan that removes the port (its style changed to veth, or the
+/// interface is gone) must not delete that device itself: with the kernel datapath it
+/// could not (an `openvswitch` device refuses RTM_DELLINK), and after the removal
+/// (which runs first, see `Phase::OvsRemovals`) it would no longer exist. A device of
+/// the port's name still in the host netns is the live one ovs-vswitchd re-made after a
+/// restart; the container's copy is then dead and not deleted by OVS: keep its delete.
+pub fn skip_deletes_done_by_port_removal(steps: &mut Vec<Step>, o: &Observed) {
+    let Some(rows) = &o.ovs else { return };
+    let gone: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::OvsPort {
+                change: OvsChange::Remove { port, .. },
+            } => rows.port(port),
+            _ => None,
+        })
+        .filter(|r| r.iface.as_ref().is_some_and(|i| i.kind == "internal"))
+        .filter(|r| !o.host.links.contains_key(r.name.as_str()))
+        .filter_map(|r| r.external_ids.get(IFACE_KEY).cloned())
+        .collect();
+    steps.retain(
+        |s| !matches!(s, Step::DeleteLink { at: At::Netns(_), link } if gone.contains(link)),
+    );
 }
 
 #[cfg(test)]
@@ -212,5 +239,146 @@ mod tests {
         let j = serde_json::to_value(&s[0]).unwrap();
         assert_eq!(j["op"], "ovs_port");
         assert_eq!(j["change"]["action"], "set_vlan");
+    }
+
+    fn veth_end(name: &str, index: u32, peer: u32) -> LinkState {
+        LinkState {
+            index,
+            kind: Kind::Veth,
+            link: Some(peer),
+            ..link(name)
+        }
+    }
+
+    fn with_style(style: OvsStyle) -> Desired {
+        let mut d = desired();
+        if let InterfaceKind::Ovs(p) = &mut d.interfaces[0].kind {
+            p.style = style;
+        }
+        d
+    }
+
+    /// A container made with the old default (an internal port `lan`) and props that
+    /// now mean a veth-style port: one plan removes the port first (which deletes the
+    /// device in the container; the plan does not delete it itself), then makes the
+    /// veth and the new port on its host end.
+    #[test]
+    fn internal_to_veth_removes_the_port_before_the_veth_takes_the_name() {
+        let d = with_style(OvsStyle::Veth {
+            host: IfName::new("ve-web-lan").unwrap(),
+        });
+        let mut o = Observed {
+            netns_exists: true,
+            ovs: Some(rows()),
+            ..Default::default()
+        };
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
+        o.container.links.insert("lan".into(), link("lan"));
+        let p = crate::diff::diff(&d, &o).unwrap();
+        let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            p.steps[0].phase(),
+            crate::plan::Phase::OvsRemovals,
+            "{text:#?}"
+        );
+        assert_eq!(text[0], "remove OVS port lan");
+        assert!(text[1].starts_with("create veth ve-web-lan"), "{text:#?}");
+        assert!(
+            !p.steps.iter().any(|s| matches!(s, Step::DeleteLink { .. })),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t == "add OVS port ve-web-lan to bridge br0 (veth host end, VLAN 10)"),
+            "{text:#?}"
+        );
+    }
+
+    /// The same with the dead device a vswitchd restart leaves (a new tap of the port's
+    /// name in the host): OVS deletes the host's, the plan deletes the container's.
+    #[test]
+    fn internal_to_veth_deletes_a_dead_device_itself() {
+        let d = with_style(OvsStyle::Veth {
+            host: IfName::new("ve-web-lan").unwrap(),
+        });
+        let mut o = Observed {
+            netns_exists: true,
+            ovs: Some(rows()),
+            ..Default::default()
+        };
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
+        o.container.links.insert("lan".into(), link("lan"));
+        o.host.links.insert("lan".into(), link("lan"));
+        let p = crate::diff::diff(&d, &o).unwrap();
+        assert!(
+            p.steps
+                .iter()
+                .any(|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan")),
+            "{p}"
+        );
+    }
+
+    /// Back: the veth-style port's container end is deleted (taking its host end with
+    /// it), the internal port created and moved in, in one plan.
+    #[test]
+    fn veth_to_internal_deletes_the_pair_and_moves_the_new_device_in() {
+        let d = desired();
+        let mut r = rows();
+        let mut port = r.ports.remove("lan").unwrap();
+        port.name = "ve-web-lan".into();
+        let iface = port.iface.as_mut().unwrap();
+        iface.name = "ve-web-lan".into();
+        iface.kind = String::new();
+        iface.ifindex = Some(8);
+        r.ports.insert("ve-web-lan".into(), port);
+        let mut o = Observed {
+            netns_exists: true,
+            ovs: Some(r),
+            ..Default::default()
+        };
+        o.container.links.insert(
+            "lo".into(),
+            LinkState {
+                alias: Some(crate::netns_owner::mark(&d.id)),
+                ..link("lo")
+            },
+        );
+        o.container
+            .links
+            .insert("lan".into(), veth_end("lan", 3, 8));
+        let p = crate::diff::diff(&d, &o).unwrap();
+        let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
+        assert_eq!(text[0], "remove OVS port ve-web-lan", "{text:#?}");
+        let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();
+        let del =
+            pos(&|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan"));
+        let add = pos(&|s| {
+            matches!(
+                s,
+                Step::OvsPort {
+                    change: OvsChange::Create { .. }
+                }
+            )
+        });
+        let mv = pos(&|s| matches!(s, Step::MoveLinkIn { .. }));
+        assert!(del < add && add < mv, "{text:#?}");
+        assert!(
+            !p.steps
+                .iter()
+                .any(|s| matches!(s, Step::DeleteDeadOvsDevice { .. })),
+            "{text:#?}"
+        );
     }
 }

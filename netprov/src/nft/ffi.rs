@@ -44,6 +44,7 @@ extern "C" {
     fn nft_ctx_new(flags: u32) -> *mut NftCtxRaw;
     fn nft_ctx_free(ctx: *mut NftCtxRaw);
     fn nft_ctx_set_dry_run(ctx: *mut NftCtxRaw, dry: bool);
+    fn nft_ctx_clear_include_paths(ctx: *mut NftCtxRaw);
     fn nft_ctx_output_set_flags(ctx: *mut NftCtxRaw, flags: c_uint);
     fn nft_ctx_buffer_output(ctx: *mut NftCtxRaw) -> c_int;
     fn nft_ctx_get_output_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
@@ -191,6 +192,11 @@ fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
         errno: None,
     })?;
     let mut ctx = Ctx { raw };
+    // Defence in depth behind nft/include.rs (which refuses `include` before any text
+    // gets here): no include search path, so no relative include resolves (the
+    // default path is /etc).
+    // SAFETY: live context.
+    unsafe { nft_ctx_clear_include_paths(ctx.raw.as_ptr()) };
     // SAFETY: live context. Both return 0 on success.
     let ok = unsafe {
         nft_ctx_buffer_output(ctx.raw.as_ptr()) == 0 && nft_ctx_buffer_error(ctx.raw.as_ptr()) == 0

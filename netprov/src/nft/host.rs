@@ -1,48 +1,48 @@
-//! Host-side rules netprov generates for one container, built with nftnl batches.
+//! Host-side rules netprov generates for one container, built as nf_tables messages.
 //!
 //! Layout: one table per container, `inet netprov-<id>`, that netprov alone owns (the
 //! name is the ownership mark). Creating, replacing and removing it are each ONE
 //! netfilter batch, so the kernel swaps the container's whole rule set atomically, and
 //! every operation costs O(this container): no other table — netprov's for other
 //! containers or anyone else's — is read or written. Chains (all created only when
-//! needed):
+//! needed), see [`build`] for the sets they use:
 //!
-//! * `spoof`  — filter, prerouting, priority raw (-300): per veth host end, accept the
-//!   container's own addresses, IPv6 link-local and `::` (NDP, DAD), drop the rest of
-//!   IPv4/IPv6 arriving on it;
+//! * `spoof`  — filter, prerouting, priority raw (-300): on each veth host end, accept
+//!   the container's own addresses on that link, IPv6 link-local and `::` (NDP, DAD),
+//!   drop the rest of IPv4/IPv6;
 //! * `dnat`   — nat, prerouting, dstnat (-100): port forwards for traffic arriving
 //!   from outside;
 //! * `dnat-local` — nat, output, dstnat (-100): the same forwards for connections the
 //!   host itself opens to one of its local addresses;
 //! * `snat`   — nat, postrouting, srcnat (100): masquerade of the container's addresses
-//!   leaving through any interface other than its host end;
-//! * `state`  — a regular chain holding one rule whose comment is the digest of the spec,
-//!   so an unchanged spec is detected with one small dump and no rule comparison.
+//!   leaving through any interface other than their host end.
+//!
+//! Drift: [`observe_host`] reads the table's whole content (a few requests about this
+//! one table) and [`plan_host`] compares it with the content the spec generates
+//! ([`content::HostTable`]), so any edit of the table — a flushed chain, a deleted or
+//! added rule, a changed set element — is seen. Nothing is recorded in the table.
 //!
 //! Replacing uses the nft idiom "add table; delete table; add table …" inside one batch:
 //! the add makes the delete valid whether or not the table existed.
 
-use std::ffi::{CStr, CString};
-use std::net::{IpAddr, Ipv6Addr};
+mod build;
+mod content;
+
+use std::net::IpAddr;
 use std::path::Path;
-use std::ptr::NonNull;
 
-use nftnl::expr::{Bitwise, Cmp, CmpOp, Expression, Immediate, Nat, NatType, Register};
 use nftnl::nftnl_sys::{self as sys, libc};
-use nftnl::{nft_expr, Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
-use sha2::{Digest, Sha256};
+use nftnl::ProtoFamily;
 
-use super::netlink::NfSocket;
+use self::build::cstring;
+pub use self::content::HostTable;
+use super::netlink::{BatchError, NfSocket};
 use crate::error::OpError;
-use crate::model::{ContainerId, Desired, HostRules, IfName, InterfaceKind, L4Proto, PortForward};
+use crate::model::{ContainerId, Desired, HostRules, IfName, InterfaceKind};
 use crate::netns::in_netns;
 
 /// Prefix of every host table netprov owns.
 pub const TABLE_PREFIX: &str = "netprov-";
-
-const PRIO_RAW: i32 = -300;
-const PRIO_DSTNAT: i32 = -100;
-const PRIO_SRCNAT: i32 = 100;
 
 /// A veth host end and the container's addresses on that link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,25 +130,10 @@ impl HostSpec {
         !spoof && !masq && self.rules.forwards.is_empty()
     }
 
-    /// SHA-256 (hex) of a canonical text of the spec; recorded in the `state` chain.
-    pub fn digest(&self) -> String {
-        let mut s = format!(
-            "v1 id={} spoof={} masq={}\n",
-            self.id, self.rules.anti_spoof, self.rules.masquerade
-        );
-        for l in &self.links {
-            s.push_str(&format!("link {} {:?}\n", l.host_if, l.container_addrs));
-        }
-        for f in &self.rules.forwards {
-            s.push_str(&format!(
-                "fwd {:?} {:?}:{} -> {}:{}\n",
-                f.proto, f.host_addr, f.host_port, f.to_addr, f.to_port
-            ));
-        }
-        Sha256::digest(s.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// The table content this spec generates, canonically (what `check` compares the
+    /// kernel's table with).
+    pub fn expected(&self) -> HostTable {
+        HostTable::from_messages(&build::messages(self))
     }
 }
 
@@ -160,32 +145,37 @@ pub fn table_name(id: &ContainerId) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostState {
     Absent,
-    /// The table exists; `digest` is the recorded spec digest (None if unreadable).
-    Present {
-        digest: Option<String>,
-    },
+    /// The table exists, with this content.
+    Present(Box<HostTable>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostChange {
-    /// Create or atomically replace the container's table.
-    Apply,
+    /// Create or atomically replace the container's table; `differs` says how the
+    /// existing table differs from the spec (`None`: there is no table).
+    Apply { differs: Option<String> },
     /// Delete the container's table.
     Remove,
 }
 
-/// `None` when the host already matches `spec`.
+/// `None` when the host table holds exactly what `spec` generates.
 pub fn plan_host(spec: &HostSpec, observed: &HostState) -> Option<HostChange> {
     match (spec.is_empty(), observed) {
         (true, HostState::Absent) => None,
-        (true, HostState::Present { .. }) => Some(HostChange::Remove),
-        (false, HostState::Present { digest: Some(d) }) if *d == spec.digest() => None,
-        (false, _) => Some(HostChange::Apply),
+        (true, HostState::Present(_)) => Some(HostChange::Remove),
+        (false, HostState::Absent) => Some(HostChange::Apply { differs: None }),
+        (false, HostState::Present(have)) => {
+            let want = spec.expected();
+            (**have != want).then(|| HostChange::Apply {
+                differs: Some(have.describe_difference(&want)),
+            })
+        }
     }
 }
 
-/// Reads the container's table state in the host netns at `host_netns` (two small
-/// requests about this one table).
+/// Reads the container's table in the host netns at `host_netns`: one round trip for
+/// the table and its chains (by name), then one dump each for its sets, the elements of
+/// each set, and its rules — every request restricted by the kernel to this table.
 pub fn observe_host(host_netns: &Path, id: &ContainerId) -> Result<HostState, OpError> {
     let table = table_name(id);
     let op = format!(
@@ -196,30 +186,188 @@ pub fn observe_host(host_netns: &Path, id: &ContainerId) -> Result<HostState, Op
     in_netns(host_netns, move || observe_here(&t))?.map_err(|e| OpError::io(op, &e))
 }
 
-fn observe_here(table: &str) -> std::io::Result<HostState> {
-    let sock = NfSocket::open()?;
-    let ctable = CString::new(table).expect("validated id has no NUL");
-    match sock.request(&get_table_msg(&ctable), |_| {}) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(HostState::Absent),
-        Err(e) => return Err(e),
-    }
-    let mut digest = None;
-    let res = sock.request(&dump_rules_msg(&ctable, c"state"), |m| {
-        if digest.is_none() {
-            digest = rule_comment(m.bytes)
-                .and_then(|c| c.strip_prefix("netprov sha256:").map(str::to_owned));
+/// [`observe_host`] for the engine: when the table is there but differs from what
+/// `spec` generates, reads it up to twice more (1 ms apart) and reports the last read.
+///
+/// Kernel quirks make a read that overlaps another process's commit replacing this
+/// table inconsistent even within one generation: the table's use count is not
+/// transactional (the old table already counts 0 while the batch is prepared), and a
+/// rule dump filtered by table name stops at the first table of that name in the
+/// list — during the commit, the old one, whose rules are no longer active — and so
+/// returns no rule. Such a read can only show a difference that is not there, never
+/// hide one, and it does not last; real drift is still there on the re-read. An
+/// unchanged table (the no-op path) is read once.
+pub fn observe_host_for(host_netns: &Path, spec: &HostSpec) -> Result<HostState, OpError> {
+    let table = spec.table_name();
+    let op = format!(
+        "read nftables table inet {table} in netns {}",
+        host_netns.display()
+    );
+    let want = (!spec.is_empty()).then(|| spec.expected());
+    in_netns(host_netns, move || -> std::io::Result<HostState> {
+        let mut st = observe_here(&table)?;
+        for _ in 0..2 {
+            match (&st, &want) {
+                (HostState::Present(have), Some(want)) if **have != *want => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    st = observe_here(&table)?;
+                }
+                _ => break,
+            }
         }
-    });
-    match res {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(HostState::Present { digest })
+        Ok(st)
+    })?
+    .map_err(|e| OpError::io(op, &e))
 }
 
-/// Creates or atomically replaces the container's table in the host netns.
+/// Reads until one consistent snapshot: every reply carries the ruleset generation
+/// (low 16 bits, nfgenmsg `res_id`) it was made from, and a dump the kernel saw change
+/// is flagged NLM_F_DUMP_INTR; a mix means the table (or any nf_tables object in the
+/// netns) changed while being read, so read again.
+fn observe_here(table: &str) -> std::io::Result<HostState> {
+    let sock = NfSocket::open()?;
+    for _ in 0..20 {
+        if let Some(st) = read_once(&sock, table)? {
+            return Ok(st);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "the ruleset kept changing while it was read",
+    ))
+}
+
+/// The generation a reply was made from, or `None` when the dump was interrupted.
+fn generation(m: &[u8]) -> Option<u16> {
+    const NLM_F_DUMP_INTR: u16 = 0x10;
+    let flags = u16::from_ne_bytes([*m.get(6)?, *m.get(7)?]);
+    if flags & NLM_F_DUMP_INTR != 0 {
+        return None;
+    }
+    Some(u16::from_be_bytes([*m.get(18)?, *m.get(19)?]))
+}
+
+/// One read of the table; `None` when the replies are not one snapshot.
+fn read_once(sock: &NfSocket, table: &str) -> std::io::Result<Option<HostState>> {
+    let ctable = cstring(table);
+    // One datagram, one round trip: the table and the chains netprov may generate (by
+    // name: chain dumps are not filtered by table in the kernel).
+    let mut reqs = vec![request_msg(
+        libc::NFT_MSG_GETTABLE,
+        libc::NLM_F_ACK,
+        1,
+        |nlh| unsafe {
+            let t = sys::nftnl_table_alloc();
+            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
+            sys::nftnl_table_nlmsg_build_payload(nlh, t);
+            sys::nftnl_table_free(t);
+        },
+    )];
+    for chain in build::CHAINS {
+        let cchain = cstring(chain);
+        let seq = reqs.len() as u32 + 1;
+        reqs.push(request_msg(
+            libc::NFT_MSG_GETCHAIN,
+            libc::NLM_F_ACK,
+            seq,
+            |nlh| unsafe {
+                let c = sys::nftnl_chain_alloc();
+                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, ctable.as_ptr());
+                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, cchain.as_ptr());
+                sys::nftnl_chain_nlmsg_build_payload(nlh, c);
+                sys::nftnl_chain_free(c);
+            },
+        ));
+    }
+    let mut gens = std::collections::BTreeSet::new();
+    let mut content = HostTable::default();
+    let feed = |gens: &mut std::collections::BTreeSet<_>, c: &mut HostTable, msgs: Vec<Vec<u8>>| {
+        for m in &msgs {
+            gens.insert(generation(m));
+            c.add(msg_kind(m), m);
+        }
+    };
+    for (i, reply) in sock.pipeline(&reqs)?.into_iter().enumerate() {
+        match reply {
+            Ok(msgs) => feed(&mut gens, &mut content, msgs),
+            Err(libc::ENOENT) if i == 0 => return Ok(Some(HostState::Absent)),
+            // A chain netprov does not generate here.
+            Err(libc::ENOENT) => {}
+            Err(e) => return Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
+    // Dumps one at a time: a socket runs one dump at a time, and the kernel keeps it
+    // running until the reader has taken its NLMSG_DONE, so a second dump in the same
+    // datagram is answered EBUSY. A table deleted while we read it reads as empty (the
+    // plan then replaces it).
+    let dump = |req: Vec<u8>| match sock.dump(&req) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
+        r => r,
+    };
+    let sets = dump(request_msg(
+        libc::NFT_MSG_GETSET,
+        libc::NLM_F_DUMP,
+        1,
+        |nlh| unsafe {
+            let s = sys::nftnl_set_alloc();
+            sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
+            sys::nftnl_set_nlmsg_build_payload(nlh, s);
+            sys::nftnl_set_free(s);
+        },
+    ))?;
+    feed(&mut gens, &mut content, sets);
+    // The elements of the sets netprov may generate that exist (another set is drift
+    // by its mere presence).
+    let present: Vec<&str> = build::SETS
+        .into_iter()
+        .filter(|s| content.sets.contains_key(*s))
+        .collect();
+    for set in present {
+        let cname = cstring(set);
+        feed(
+            &mut gens,
+            &mut content,
+            dump(request_msg(
+                libc::NFT_MSG_GETSETELEM,
+                libc::NLM_F_DUMP,
+                1,
+                |nlh| unsafe {
+                    let s = sys::nftnl_set_alloc();
+                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
+                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, cname.as_ptr());
+                    sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
+                    sys::nftnl_set_free(s);
+                },
+            ))?,
+        );
+    }
+    feed(
+        &mut gens,
+        &mut content,
+        dump(request_msg(
+            libc::NFT_MSG_GETRULE,
+            libc::NLM_F_DUMP,
+            1,
+            |nlh| unsafe {
+                let r = sys::nftnl_rule_alloc();
+                sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, ctable.as_ptr());
+                sys::nftnl_rule_nlmsg_build_payload(nlh, r);
+                sys::nftnl_rule_free(r);
+            },
+        ))?,
+    );
+    Ok((gens.len() == 1 && !gens.contains(&None)).then(|| HostState::Present(Box::new(content))))
+}
+
+/// Creates or atomically replaces the container's table in the host netns: one batch,
+/// one datagram, one transaction — whatever the number of interfaces (see
+/// [`NfSocket::run_batch`]).
+///
+/// A table that is not there is created without the `add table; delete table` prefix
+/// (and with NLM_F_EXCL, so one that appeared meanwhile fails the batch with EEXIST and
+/// is then replaced): a transaction that deletes an object — even one it created
+/// itself — makes closing the socket wait for an RCU grace period (~8–10 ms), which a
+/// first install does not need to pay. One GETTABLE decides.
 pub fn apply_host(host_netns: &Path, spec: &HostSpec) -> Result<(), OpError> {
     let op = format!(
         "load nftables table inet {} in netns {}",
@@ -227,348 +375,159 @@ pub fn apply_host(host_netns: &Path, spec: &HostSpec) -> Result<(), OpError> {
         host_netns.display()
     );
     spec.check().map_err(|e| OpError::new(&op, e))?;
-    let spec2 = spec.clone();
-    in_netns(host_netns, move || -> std::io::Result<()> {
-        let table = Table::new(cstring(&spec2.table_name()), ProtoFamily::Inet);
-        let mut batch = Batch::new();
-        batch.add(&table, MsgType::Add);
-        batch.add(&table, MsgType::Del);
-        batch.add(&table, MsgType::Add);
-        build(&table, &spec2, &mut batch);
-        NfSocket::open()?.run_batch(&batch.finalize())
-    })?
-    .map_err(|e| OpError::io(op, &e))
+    let table = spec.table_name();
+    let mut create = build::messages(spec);
+    build::set_exclusive(&mut create[0], true);
+    let res = in_netns(host_netns, move || -> Result<(), Refused> {
+        let sock = NfSocket::open().map_err(Refused::io)?;
+        if !table_exists(&sock, &table).map_err(Refused::io)? {
+            match sock.run_batch(&build::batch(&create)) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.err.raw_os_error() == Some(libc::EEXIST) && e.seq == Some(1) => {}
+                Err(e) => return Err(Refused(e, create)),
+            }
+        }
+        let mut replace = build::delete_table(&table);
+        build::set_exclusive(&mut create[0], false);
+        replace.extend(create);
+        sock.run_batch(&build::batch(&replace))
+            .map_err(|e| Refused(e, replace))
+    })?;
+    res.map_err(|r| r.into_op_error(op))
 }
 
-/// Deletes the container's table (and with it all its chains and rules) if it exists.
+/// Deletes the container's table (and with it all its chains and rules) if it exists
+/// (an absent one costs one GETTABLE and no transaction).
 pub fn remove_host(host_netns: &Path, id: &ContainerId) -> Result<(), OpError> {
     let name = table_name(id);
     let op = format!(
         "delete nftables table inet {name} in netns {}",
         host_netns.display()
     );
-    in_netns(host_netns, move || -> std::io::Result<()> {
-        let table = Table::new(cstring(&name), ProtoFamily::Inet);
-        let mut batch = Batch::new();
-        batch.add(&table, MsgType::Add);
-        batch.add(&table, MsgType::Del);
-        NfSocket::open()?.run_batch(&batch.finalize())
-    })?
-    .map_err(|e| OpError::io(op, &e))
+    let res = in_netns(host_netns, move || -> Result<(), Refused> {
+        let sock = NfSocket::open().map_err(Refused::io)?;
+        if !table_exists(&sock, &name).map_err(Refused::io)? {
+            return Ok(());
+        }
+        let msgs = build::delete_table(&name);
+        sock.run_batch(&build::batch(&msgs))
+            .map_err(|e| Refused(e, msgs))
+    })?;
+    res.map_err(|r| r.into_op_error(op))
 }
 
-fn cstring(s: &str) -> CString {
-    CString::new(s).expect("names built from validated ids contain no NUL")
-}
-
-/// Adds every chain and rule of `spec` to `batch`.
-fn build(table: &Table, spec: &HostSpec, batch: &mut Batch) {
-    let state = Chain::new(c"state", table);
-    batch.add(&state, MsgType::Add);
-    let mut r = Rule::new(&state);
-    r.set_comment(cstring(&format!("netprov sha256:{}", spec.digest())))
-        .expect("a 80-byte comment fits");
-    batch.add(&r, MsgType::Add);
-
-    if spec.rules.anti_spoof && !spec.links.is_empty() {
-        let chain = base_chain(
-            table,
-            c"spoof",
-            ChainType::Filter,
-            Hook::PreRouting,
-            PRIO_RAW,
-        );
-        batch.add(&chain, MsgType::Add);
-        for l in &spec.links {
-            let ifname = cstring(l.host_if.as_str());
-            for a in &l.container_addrs {
-                let mut r = Rule::new(&chain);
-                iif(&mut r, &ifname);
-                saddr_eq(&mut r, *a);
-                r.add_expr(&nft_expr!(verdict accept));
-                batch.add(&r, MsgType::Add);
-            }
-            // Link-local sources (NDP, router solicitation) and :: (DAD) are how IPv6
-            // comes up on the link at all; they cannot be routed beyond it.
-            let mut r = Rule::new(&chain);
-            iif(&mut r, &ifname);
-            nfproto(&mut r, libc::NFPROTO_IPV6);
-            r.add_expr(&nft_expr!(payload ipv6 saddr));
-            r.add_expr(&Bitwise::new(
-                Ipv6Addr::new(0xffc0, 0, 0, 0, 0, 0, 0, 0),
-                Ipv6Addr::UNSPECIFIED,
-            ));
-            r.add_expr(&Cmp::new(
-                CmpOp::Eq,
-                Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
-            ));
-            r.add_expr(&nft_expr!(verdict accept));
-            batch.add(&r, MsgType::Add);
-            let mut r = Rule::new(&chain);
-            iif(&mut r, &ifname);
-            saddr_eq(&mut r, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-            r.add_expr(&nft_expr!(verdict accept));
-            batch.add(&r, MsgType::Add);
-            for fam in [libc::NFPROTO_IPV4, libc::NFPROTO_IPV6] {
-                let mut r = Rule::new(&chain);
-                iif(&mut r, &ifname);
-                nfproto(&mut r, fam);
-                r.add_expr(&nft_expr!(verdict drop));
-                batch.add(&r, MsgType::Add);
-            }
-        }
-    }
-
-    if !spec.rules.forwards.is_empty() {
-        let pre = base_chain(
-            table,
-            c"dnat",
-            ChainType::Nat,
-            Hook::PreRouting,
-            PRIO_DSTNAT,
-        );
-        let out = base_chain(table, c"dnat-local", ChainType::Nat, Hook::Out, PRIO_DSTNAT);
-        batch.add(&pre, MsgType::Add);
-        batch.add(&out, MsgType::Add);
-        for chain in [&pre, &out] {
-            for f in &spec.rules.forwards {
-                batch.add(&forward_rule(chain, f), MsgType::Add);
-            }
-        }
-    }
-
-    if spec.rules.masquerade && spec.links.iter().any(|l| !l.container_addrs.is_empty()) {
-        let chain = base_chain(
-            table,
-            c"snat",
-            ChainType::Nat,
-            Hook::PostRouting,
-            PRIO_SRCNAT,
-        );
-        batch.add(&chain, MsgType::Add);
-        for l in &spec.links {
-            let ifname = cstring(l.host_if.as_str());
-            for a in &l.container_addrs {
-                let mut r = Rule::new(&chain);
-                saddr_eq(&mut r, *a);
-                r.add_expr(&nft_expr!(meta oifname));
-                r.add_expr(&Cmp::new(CmpOp::Neq, ifname.as_c_str()));
-                r.add_expr(&nft_expr!(masquerade));
-                batch.add(&r, MsgType::Add);
-            }
-        }
-    }
-}
-
-fn base_chain<'a>(
-    table: &'a Table,
-    name: &CStr,
-    kind: ChainType,
-    hook: Hook,
-    prio: i32,
-) -> Chain<'a> {
-    let mut c = Chain::new(name, table);
-    c.set_type(kind);
-    c.set_hook(hook, prio);
-    c.set_policy(Policy::Accept);
-    c
-}
-
-fn iif(r: &mut Rule<'_>, name: &CStr) {
-    r.add_expr(&nft_expr!(meta iifname));
-    r.add_expr(&Cmp::new(CmpOp::Eq, name));
-}
-
-fn nfproto(r: &mut Rule<'_>, fam: i32) {
-    r.add_expr(&nft_expr!(meta nfproto));
-    r.add_expr(&Cmp::new(CmpOp::Eq, fam as u8));
-}
-
-fn saddr_eq(r: &mut Rule<'_>, a: IpAddr) {
-    match a {
-        IpAddr::V4(a) => {
-            nfproto(r, libc::NFPROTO_IPV4);
-            r.add_expr(&nft_expr!(payload ipv4 saddr));
-            r.add_expr(&Cmp::new(CmpOp::Eq, a));
-        }
-        IpAddr::V6(a) => {
-            nfproto(r, libc::NFPROTO_IPV6);
-            r.add_expr(&nft_expr!(payload ipv6 saddr));
-            r.add_expr(&Cmp::new(CmpOp::Eq, a));
-        }
-    }
-}
-
-/// `[ip daddr H] fib daddr type local <proto> dport P dnat to A:P2`.
-///
-/// `fib daddr type local` keeps the forward to the host's own addresses: without it a
-/// forward without `host_addr` would hijack transit traffic to that port anywhere.
-fn forward_rule<'a>(chain: &'a Chain<'a>, f: &PortForward) -> Rule<'a> {
-    let mut r = Rule::new(chain);
-    let fam = match f.to_addr {
-        IpAddr::V4(_) => libc::NFPROTO_IPV4,
-        IpAddr::V6(_) => libc::NFPROTO_IPV6,
-    };
-    nfproto(&mut r, fam);
-    match f.host_addr {
-        Some(IpAddr::V4(h)) => {
-            r.add_expr(&nft_expr!(payload ipv4 daddr));
-            r.add_expr(&Cmp::new(CmpOp::Eq, h));
-        }
-        Some(IpAddr::V6(h)) => {
-            r.add_expr(&nft_expr!(payload ipv6 daddr));
-            r.add_expr(&Cmp::new(CmpOp::Eq, h));
-        }
-        None => {}
-    }
-    r.add_expr(&FibDaddrType);
-    r.add_expr(&Cmp::new(CmpOp::Eq, RTN_LOCAL));
-    r.add_expr(&nft_expr!(meta l4proto));
-    let (proto, dport) = match f.proto {
-        L4Proto::Tcp => (libc::IPPROTO_TCP as u8, nft_expr!(payload tcp dport)),
-        L4Proto::Udp => (libc::IPPROTO_UDP as u8, nft_expr!(payload udp dport)),
-    };
-    r.add_expr(&Cmp::new(CmpOp::Eq, proto));
-    r.add_expr(&dport);
-    // Ports travel in network byte order in registers.
-    r.add_expr(&Cmp::new(CmpOp::Eq, f.host_port.to_be()));
-    let nat_family = match f.to_addr {
-        IpAddr::V4(a) => {
-            r.add_expr(&Immediate::new(a.octets(), Register::Reg1));
-            ProtoFamily::Ipv4
-        }
-        IpAddr::V6(a) => {
-            r.add_expr(&Immediate::new(a.octets(), Register::Reg1));
-            ProtoFamily::Ipv6
-        }
-    };
-    r.add_expr(&Immediate::new(f.to_port.to_be(), Register::Reg2));
-    r.add_expr(&Nat {
-        nat_type: NatType::DNat,
-        family: nat_family,
-        ip_register: Register::Reg1,
-        port_register: Some(Register::Reg2),
-    });
-    r
-}
-
-/// `RTN_LOCAL` from `<linux/rtnetlink.h>`, the address type `fib` reports.
-const RTN_LOCAL: u32 = 2;
-/// `NFT_FIB_RESULT_ADDRTYPE`, `NFTA_FIB_F_DADDR` from `<linux/netfilter/nf_tables.h>`.
-const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-const NFTA_FIB_F_DADDR: u32 = 1 << 1;
-
-/// `fib daddr type` into register 1 — nftnl 0.9 has no fib expression, so this builds
-/// it from the libnftnl attributes directly.
-struct FibDaddrType;
-
-impl Expression for FibDaddrType {
-    fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: nftnl_expr_alloc returns an owned expression (checked for NULL) that
-        // the rule takes over; the setters copy plain integers.
-        unsafe {
-            let e = NonNull::new(sys::nftnl_expr_alloc(c"fib".as_ptr()))
-                .unwrap_or_else(|| std::process::abort());
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_DREG as u16,
-                libc::NFT_REG_1 as u32,
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_RESULT as u16,
-                NFT_FIB_RESULT_ADDRTYPE,
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_FLAGS as u16,
-                NFTA_FIB_F_DADDR,
-            );
-            e
-        }
-    }
-}
-
-/// NFT_MSG_GETTABLE for one inet table, with an ack (ENOENT when it does not exist).
-fn get_table_msg(name: &CStr) -> Vec<u8> {
-    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: buf is large enough for any nftables message; the table object is freed.
-    unsafe {
-        let nlh = sys::nftnl_nlmsg_build_hdr(
-            buf.as_mut_ptr().cast(),
-            libc::NFT_MSG_GETTABLE as u16,
-            ProtoFamily::Inet as u16,
-            libc::NLM_F_ACK as u16,
-            1,
-        );
+fn table_exists(sock: &NfSocket, table: &str) -> std::io::Result<bool> {
+    let ctable = cstring(table);
+    let req = request_msg(libc::NFT_MSG_GETTABLE, libc::NLM_F_ACK, 1, |nlh| unsafe {
         let t = sys::nftnl_table_alloc();
-        sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+        sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
         sys::nftnl_table_nlmsg_build_payload(nlh, t);
         sys::nftnl_table_free(t);
-        buf.truncate((*nlh).nlmsg_len as usize);
+    });
+    match sock.pipeline(&[req])?.pop() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err(libc::ENOENT)) => Ok(false),
+        Some(Err(e)) => Err(std::io::Error::from_raw_os_error(e)),
+        None => Ok(false),
     }
-    buf
 }
 
-/// NFT_MSG_GETRULE dump restricted (by the kernel) to one chain of one inet table.
-fn dump_rules_msg(table: &CStr, chain: &CStr) -> Vec<u8> {
-    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: as above.
+/// A batch the kernel refused, with the messages it was made of.
+struct Refused(BatchError, Vec<build::NftMsg>);
+
+impl Refused {
+    fn io(e: std::io::Error) -> Self {
+        Refused(e.into(), Vec::new())
+    }
+
+    /// The error names the message the kernel refused ("…: Invalid argument (set
+    /// links-v4)").
+    fn into_op_error(self, op: String) -> OpError {
+        let Refused(e, msgs) = self;
+        let mut err = OpError::io(op, &e.err);
+        let failed = e.seq.and_then(|s| msgs.get((s as usize).checked_sub(1)?));
+        if let Some(m) = failed {
+            err.cause = format!("{} ({})", err.cause, content::describe(m.kind, &m.bytes));
+        }
+        err
+    }
+}
+
+fn msg_kind(m: &[u8]) -> u16 {
+    m.get(4..6)
+        .map(|b| u16::from_ne_bytes([b[0], b[1]]) & 0xff)
+        .unwrap_or(0)
+}
+
+/// The containers that have a host table (`inet netprov-<id>`, `<id>` a valid id) in
+/// the host netns at `host_netns`: one dump of the inet tables. Host-wide, for the
+/// inventory (`netprov list`, `gc`), never on the per-container path.
+pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> {
+    let op = format!("list nftables tables in netns {}", host_netns.display());
+    let msgs = in_netns(host_netns, || -> std::io::Result<Vec<Vec<u8>>> {
+        NfSocket::open()?.dump(&request_msg(
+            libc::NFT_MSG_GETTABLE,
+            libc::NLM_F_DUMP,
+            3,
+            |_| {},
+        ))
+    })?
+    .map_err(|e| OpError::io(op, &e))?;
+    Ok(msgs
+        .iter()
+        .filter(|m| {
+            m.len() >= 6 && u16::from_ne_bytes([m[4], m[5]]) & 0xff == libc::NFT_MSG_NEWTABLE as u16
+        })
+        .filter_map(|m| table_msg_name(m))
+        .filter_map(|n| n.strip_prefix(TABLE_PREFIX).map(str::to_owned))
+        .filter_map(|id| ContainerId::new(&id).ok())
+        .collect())
+}
+
+/// The table name in a NEWTABLE message.
+fn table_msg_name(msg: &[u8]) -> Option<String> {
+    // SAFETY: msg is one complete netlink message; the table object is freed after the
+    // name (valid until then) is copied.
     unsafe {
-        let nlh = sys::nftnl_nlmsg_build_hdr(
-            buf.as_mut_ptr().cast(),
-            libc::NFT_MSG_GETRULE as u16,
-            ProtoFamily::Inet as u16,
-            libc::NLM_F_DUMP as u16,
-            2,
-        );
-        let r = sys::nftnl_rule_alloc();
-        sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, table.as_ptr());
-        sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, chain.as_ptr());
-        sys::nftnl_rule_nlmsg_build_payload(nlh, r);
-        sys::nftnl_rule_free(r);
-        buf.truncate((*nlh).nlmsg_len as usize);
-    }
-    buf
-}
-
-/// The comment of a NEWRULE message (nft's userdata TLV `NFTNL_UDATA_RULE_COMMENT`).
-fn rule_comment(msg: &[u8]) -> Option<String> {
-    // SAFETY: msg is one complete netlink message; the rule object is freed; the
-    // userdata pointer is valid until then and copied first.
-    let udata = unsafe {
-        let r = sys::nftnl_rule_alloc();
-        let udata = if sys::nftnl_rule_nlmsg_parse(msg.as_ptr().cast(), r) >= 0 {
-            let mut len = 0u32;
-            let p = sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
-            (!p.is_null())
-                .then(|| std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec())
+        let t = sys::nftnl_table_alloc();
+        let name = if sys::nftnl_table_nlmsg_parse(msg.as_ptr().cast(), t) >= 0 {
+            let p = sys::nftnl_table_get_str(t, sys::NFTNL_TABLE_NAME as u16);
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
         } else {
             None
         };
-        sys::nftnl_rule_free(r);
-        udata?
-    };
-    udata_comment(&udata)
+        sys::nftnl_table_free(t);
+        name
+    }
 }
 
-/// Finds the comment in nft's userdata TLVs (`u8 type, u8 len, value`).
-fn udata_comment(mut b: &[u8]) -> Option<String> {
-    while b.len() >= 2 {
-        let (kind, len) = (b[0], b[1] as usize);
-        let val = b.get(2..2 + len)?;
-        if kind == sys::NFTNL_UDATA_RULE_COMMENT as u8 {
-            let s = val.split(|c| *c == 0).next().unwrap_or(&[]);
-            return Some(String::from_utf8_lossy(s).into_owned());
-        }
-        b = &b[2 + len..];
+fn request_msg(
+    kind: i32,
+    flags: i32,
+    seq: u32,
+    payload: impl FnOnce(*mut libc::nlmsghdr),
+) -> Vec<u8> {
+    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
+    // SAFETY: buf is large enough for any nftables request; `payload` writes only a
+    // table/chain/set name or two.
+    unsafe {
+        let nlh = sys::nftnl_nlmsg_build_hdr(
+            buf.as_mut_ptr().cast(),
+            kind as u16,
+            ProtoFamily::Inet as u16,
+            flags as u16,
+            seq,
+        );
+        payload(nlh);
+        buf.truncate((*nlh).nlmsg_len as usize);
     }
-    None
+    buf
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{L4Proto, PortForward};
 
     fn spec(rules: HostRules) -> HostSpec {
         HostSpec::new(
@@ -587,35 +546,134 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(plan_host(&s, &HostState::Absent), None);
         assert_eq!(
-            plan_host(&s, &HostState::Present { digest: None }),
+            plan_host(&s, &HostState::Present(Box::default())),
             Some(HostChange::Remove)
         );
     }
 
+    fn present(t: HostTable) -> HostState {
+        HostState::Present(Box::new(t))
+    }
+
     #[test]
-    fn unchanged_spec_is_a_noop() {
+    fn same_content_is_a_noop_and_any_difference_is_named() {
         let s = spec(HostRules {
             anti_spoof: true,
             ..Default::default()
         });
-        let d = s.digest();
-        assert_eq!(plan_host(&s, &HostState::Present { digest: Some(d) }), None);
-        assert_eq!(plan_host(&s, &HostState::Absent), Some(HostChange::Apply));
+        let want = s.expected();
+        assert_eq!(plan_host(&s, &present(want.clone())), None);
+        assert_eq!(
+            plan_host(&s, &HostState::Absent),
+            Some(HostChange::Apply { differs: None })
+        );
+        let differs = |t: HostTable| match plan_host(&s, &present(t)) {
+            Some(HostChange::Apply { differs: Some(d) }) => d,
+            other => panic!("expected a difference, got {other:?}"),
+        };
+        // A flushed chain, a deleted rule, an added chain, a changed element, a
+        // deleted set, a dormant table.
+        let mut t = want.clone();
+        t.rules.get_mut("spoof").unwrap().clear();
+        assert_eq!(differs(t), "chain spoof has 0 rules, want 6");
+        let mut t = want.clone();
+        t.rules.get_mut("spoof").unwrap().remove(4);
+        assert_eq!(differs(t), "chain spoof has 5 rules, want 6");
+        let mut t = want.clone();
+        t.rules.insert("evil".into(), vec!["x".into()]);
+        t.objects += 1;
+        assert_eq!(differs(t), "chain evil is not netprov's (1 rules)");
+        let mut t = want.clone();
+        t.objects += 1;
+        assert!(differs(t).contains("holds 5 chains/sets/objects, netprov generates 4"));
+        let mut t = want.clone();
+        let e = t.elems.get_mut("links-v4").unwrap();
+        e.clear();
+        e.insert("\"ve-web1\" . 10.0.0.9".into());
+        assert_eq!(
+            differs(t),
+            "set links-v4: 1 elements missing (e.g. \"ve-web1\" . 10.0.0.2) \
+             1 elements not netprov's (e.g. \"ve-web1\" . 10.0.0.9)"
+        );
+        let mut t = want.clone();
+        t.sets.remove("links");
+        t.elems.remove("links");
+        assert_eq!(differs(t), "set links missing");
+        let mut t = want.clone();
+        t.flags = 1;
+        assert_eq!(differs(t), "table flags are 0x1 (dormant), want 0x0");
+        // Another spec's content differs.
         let other = spec(HostRules {
             anti_spoof: true,
             masquerade: true,
             ..Default::default()
         });
-        assert_ne!(other.digest(), s.digest());
-        assert_eq!(
-            plan_host(
-                &other,
-                &HostState::Present {
-                    digest: Some(s.digest())
-                }
-            ),
-            Some(HostChange::Apply)
+        assert!(plan_host(&other, &present(want)).is_some());
+    }
+
+    #[test]
+    fn expected_content_has_constant_rules_and_one_element_per_address() {
+        let links: Vec<VethLink> = (0..500)
+            .map(|i| VethLink {
+                host_if: IfName::new(&format!("ve-{i}")).unwrap(),
+                container_addrs: vec![
+                    format!("10.{}.{}.2", i / 256, i % 256).parse().unwrap(),
+                    format!("fd00::{i:x}").parse().unwrap(),
+                ],
+            })
+            .collect();
+        let s = HostSpec::new(
+            ContainerId::new("big").unwrap(),
+            &HostRules {
+                anti_spoof: true,
+                masquerade: true,
+                ..Default::default()
+            },
+            links,
         );
+        let t = s.expected();
+        assert_eq!(t.rules["spoof"].len(), 6);
+        assert_eq!(t.rules["snat"].len(), 4);
+        assert_eq!(t.elems["links"].len(), 500);
+        assert_eq!(t.elems["links-v4"].len(), 500);
+        assert_eq!(t.elems["links-v6"].len(), 500);
+        assert_eq!(t.elems["addrs-v6"].len(), 500);
+        assert!(t.elems["links-v6"].contains("\"ve-499\" . fd00::1f3"));
+        assert_eq!(t.objects as usize, t.chains.len() + t.sets.len());
+        // Observe reads exactly the chains and sets netprov may generate.
+        assert!(t.chains.keys().all(|c| build::CHAINS.contains(&c.as_str())));
+        assert!(t.sets.keys().all(|s| build::SETS.contains(&s.as_str())));
+        assert_eq!(t.sets.len(), build::SETS.len());
+        // Far below the default 208 KiB socket buffer, let alone a forced larger one.
+        let mut msgs = build::delete_table("netprov-big");
+        msgs.extend(build::messages(&s));
+        let len = build::batch(&msgs).len();
+        eprintln!("500 links (v4+v6, anti-spoofing, masquerade): batch {len} bytes");
+        assert!(len < 200 * 1024);
+    }
+
+    #[test]
+    fn messages_describe_themselves_for_errors() {
+        let s = spec(HostRules {
+            anti_spoof: true,
+            ..Default::default()
+        });
+        let mut msgs = build::delete_table(&s.table_name());
+        msgs.extend(build::messages(&s));
+        let what: Vec<String> = msgs
+            .iter()
+            .map(|m| content::describe(m.kind, &m.bytes))
+            .collect();
+        assert_eq!(
+            what[..4],
+            ["add table", "delete table", "add table", "set links-v4"]
+        );
+        assert!(
+            what.contains(&"elements of set links".to_owned()),
+            "{what:?}"
+        );
+        assert!(what.contains(&"chain spoof".to_owned()), "{what:?}");
+        assert_eq!(what.last().unwrap(), "a rule of chain spoof");
     }
 
     #[test]
@@ -632,14 +690,6 @@ mod tests {
         });
         assert!(s.check().unwrap_err().contains("mixes IPv4 and IPv6"));
         assert!(spec(HostRules::default()).check().is_ok());
-    }
-
-    #[test]
-    fn parses_comment_udata() {
-        let mut b = vec![0u8, 6];
-        b.extend_from_slice(b"hello\0");
-        assert_eq!(udata_comment(&b).as_deref(), Some("hello"));
-        assert_eq!(udata_comment(&[1, 1, 9]), None);
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! A minimal `NETLINK_NETFILTER` socket for the host rules: send one nftnl batch and
-//! collect its acknowledgements, or run one GET request/dump.
+//! collect its errors, run several GET requests in one round trip, or run a dump.
 //!
 //! The socket is opened by the caller's thread, i.e. inside whatever netns that thread
 //! joined, and closed when dropped.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-use nftnl::FinalizedBatch;
 
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
@@ -18,6 +16,20 @@ const NLMSG_DONE: u16 = 3;
 pub struct Msg<'a> {
     pub kind: u16,
     pub bytes: &'a [u8],
+}
+
+/// A batch the kernel refused (and aborted as a whole): the first error and the
+/// sequence number of the message it is about (`None`: the socket failed).
+#[derive(Debug)]
+pub struct BatchError {
+    pub err: io::Error,
+    pub seq: Option<u32>,
+}
+
+impl From<io::Error> for BatchError {
+    fn from(err: io::Error) -> Self {
+        Self { err, seq: None }
+    }
 }
 
 pub struct NfSocket {
@@ -88,12 +100,45 @@ impl NfSocket {
         }
     }
 
-    /// Sends a whole batch in one datagram and returns the first error the kernel
-    /// reported for any of its messages (the kernel then aborts the whole batch).
-    pub fn run_batch(&self, batch: &FinalizedBatch) -> io::Result<()> {
-        let buf: Vec<u8> = batch.iter().flatten().copied().collect();
-        self.send(&buf)?;
-        // nfnetlink processes the batch synchronously inside sendmsg: every ack is
+    /// Makes the send buffer hold at least `len` bytes: a netlink datagram larger than
+    /// the send buffer fails with EMSGSIZE, and a netfilter batch must be one datagram
+    /// to be one transaction. SO_SNDBUFFORCE (CAP_NET_ADMIN, which changing nftables
+    /// needs anyway) ignores `net.core.wmem_max`; SO_SNDBUF is the fallback (capped).
+    fn ensure_sndbuf(&self, len: usize) -> io::Result<()> {
+        // The kernel doubles the value it is given and keeps some room for its own
+        // bookkeeping; ask for the batch plus slack.
+        let want = i32::try_from(len.saturating_add(1 << 16)).unwrap_or(i32::MAX);
+        let set = |opt: i32| {
+            // SAFETY: plain setsockopt(2) with an int value.
+            unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&want as *const i32).cast(),
+                    std::mem::size_of::<i32>() as u32,
+                )
+            }
+        };
+        if set(libc::SO_SNDBUFFORCE) == 0 || set(libc::SO_SNDBUF) == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Sends a whole batch (begin, messages, end — already concatenated) in one
+    /// datagram and returns the first error the kernel reported for any of its
+    /// messages (the kernel then aborts the whole batch).
+    ///
+    /// The messages should not ask for acks: the kernel reports errors anyway, and one
+    /// ack per message would overflow the receive buffer of a large batch (ENOBUFS).
+    pub fn run_batch(&self, buf: &[u8]) -> Result<(), BatchError> {
+        if buf.len() > 1 << 16 {
+            self.ensure_sndbuf(buf.len())?;
+        }
+        self.send(buf)?;
+        // nfnetlink processes the batch synchronously inside sendmsg: every reply is
         // queued by now, so drain without blocking.
         let mut rbuf = vec![0u8; 1 << 16];
         let mut first_err = None;
@@ -102,15 +147,70 @@ impl NfSocket {
                 if m.kind == NLMSG_ERROR {
                     let code = error_code(m.bytes);
                     if code != 0 && first_err.is_none() {
-                        first_err = Some(code);
+                        // The payload is the errno and the failed message's header.
+                        let seq = m.bytes.get(NLMSG_HDRLEN + 4..).map(seq_of);
+                        first_err = Some((code, seq));
                     }
                 }
             }
         }
         match first_err {
-            Some(e) => Err(io::Error::from_raw_os_error(-e)),
+            Some((e, seq)) => Err(BatchError {
+                err: io::Error::from_raw_os_error(-e),
+                seq,
+            }),
             None => Ok(()),
         }
+    }
+
+    /// Sends several requests — GETs with NLM_F_ACK, dumps — in ONE datagram (one
+    /// round trip for a small table) and returns, per request, its reply messages or
+    /// the errno the kernel answered. Request `i` must carry sequence number `i + 1`.
+    /// A GET ends with its NLMSG_ERROR (0 = the ack after the reply), a dump with
+    /// NLMSG_DONE or an NLMSG_ERROR.
+    ///
+    /// The kernel runs the requests in order inside sendmsg; a dump whose first part
+    /// does not hold all of it keeps the socket's one dump slot busy, so a later dump in
+    /// the same datagram is answered EBUSY — the caller then runs that one alone
+    /// ([`Self::dump`]). The rest of a long dump is produced as we receive.
+    pub fn pipeline(&self, reqs: &[Vec<u8>]) -> io::Result<Vec<Result<Vec<Vec<u8>>, i32>>> {
+        let buf: Vec<u8> = reqs.concat();
+        self.send(&buf)?;
+        let mut out: Vec<Result<Vec<Vec<u8>>, i32>> = vec![Ok(Vec::new()); reqs.len()];
+        let mut pending = reqs.len();
+        let mut rbuf = vec![0u8; 1 << 16];
+        while pending > 0 {
+            let n = self.recv(&mut rbuf, false)?.unwrap_or(0);
+            for m in messages(&rbuf[..n]) {
+                let seq = seq_of(m.bytes) as usize;
+                let Some(slot) = seq.checked_sub(1).and_then(|i| out.get_mut(i)) else {
+                    continue;
+                };
+                match m.kind {
+                    NLMSG_ERROR => {
+                        let code = error_code(m.bytes);
+                        if code != 0 {
+                            *slot = Err(-code);
+                        }
+                        pending -= 1;
+                    }
+                    NLMSG_DONE => pending -= 1,
+                    _ => {
+                        if let Ok(v) = slot {
+                            v.push(m.bytes.to_vec());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one dump request and returns its messages.
+    pub fn dump(&self, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        self.request(req, |m| out.push(m.bytes.to_vec()))?;
+        Ok(out)
     }
 
     /// Sends one request and hands every reply message to `f` until the kernel ends it
@@ -136,6 +236,12 @@ impl NfSocket {
             }
         }
     }
+}
+
+fn seq_of(msg: &[u8]) -> u32 {
+    msg.get(8..12)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
 }
 
 fn error_code(msg: &[u8]) -> i32 {

@@ -210,6 +210,14 @@ fn mentions(text: &str, name: &str) -> bool {
 /// The marker table's name is netprov's; a ruleset that uses it would clobber (or be
 /// clobbered by) the marker.
 fn reserved_name(text: &str) -> Option<NftSyntaxError> {
+    // Also the self-containment rule (see include.rs): checked again here, right before
+    // libnftables would read the text, whoever built the Ruleset.
+    if let Some((line, col)) = super::include::find(text) {
+        return Some(NftSyntaxError {
+            message: super::include::message(line, col),
+            line: Some(line),
+        });
+    }
     let (i, _) = text.lines().enumerate().find(|(_, l)| {
         l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .any(|w| w == MARKER_TABLE)

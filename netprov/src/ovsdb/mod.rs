@@ -7,6 +7,7 @@
 //!
 //! See docs/ovs.md.
 
+pub mod claims;
 pub mod client;
 pub mod jsonrpc;
 pub mod ops;

@@ -57,8 +57,24 @@ fn example(family: Family) -> &'static str {
     }
 }
 
-/// Rejects addresses that cannot be an interface's own or a gateway.
+/// Rejects addresses that cannot be an interface's own or a gateway: the unspecified
+/// address, multicast, loopback (127/8, ::1: the kernel keeps them to `lo`), the IPv4
+/// limited broadcast, and IPv6 addresses that embed an IPv4 one — IPv4-mapped
+/// `::ffff:0:0/96` (a socket-API notation for IPv4 peers, never on the wire: the kernel
+/// would put `::ffff:224.0.0.1` on a link) and IPv4-compatible `::/96` (deprecated by
+/// RFC 4291, used only by the kernel's sit tunnels).
 pub fn usable(ip: &IpAddr) -> Result<(), &'static str> {
+    if let IpAddr::V6(v6) = ip {
+        let s = v6.segments();
+        if s[..5] == [0; 5] && s[5] == 0xffff {
+            return Err(
+                "an IPv4-mapped IPv6 address (::ffff:a.b.c.d, put IPv4 addresses in IPv4 fields)",
+            );
+        }
+        if s[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
+            return Err("an IPv4-compatible IPv6 address (::a.b.c.d, deprecated by RFC 4291)");
+        }
+    }
     if ip.is_unspecified() {
         Err("the unspecified address")
     } else if ip.is_multicast() {
@@ -154,7 +170,18 @@ mod tests {
         for bad in ["0.0.0.0", "127.0.0.1/8", "224.0.0.1", "10.0.0.1/33", "x"] {
             assert!(interface_addr(bad, Family::V4).is_err(), "{bad}");
         }
-        assert!(interface_addr("::1", Family::V6).is_err());
+        for bad in [
+            "::1",
+            "::",
+            "ff02::1",
+            "::ffff:224.0.0.1",
+            "::ffff:10.0.0.1/128",
+            "::10.0.0.1",
+        ] {
+            assert!(interface_addr(bad, Family::V6).is_err(), "{bad}");
+        }
+        assert!(gateway("::ffff:10.0.0.1", Family::V6).is_err());
+        assert!(interface_addr("64:ff9b::10.0.0.1", Family::V6).is_ok());
     }
 
     #[test]

@@ -137,7 +137,11 @@ fn ovs_unset(e: &mut Errors, at: &str, ovs: &raw::Ovs) {
         ("vlan", ovs.vlan.is_some_and(|v| v != 0)),
         ("trunks", ovs.trunks.as_ref().is_some_and(|t| !t.is_empty())),
         ("vlan_mode", given(&ovs.vlan_mode).is_some()),
-        ("style", given(&ovs.style).is_some_and(|s| s != "internal")),
+        // Either style is a default a generator may emit for every interface.
+        (
+            "style",
+            given(&ovs.style).is_some_and(|s| s != "internal" && s != "veth"),
+        ),
         (
             "external_ids",
             ovs.external_ids.as_ref().is_some_and(|x| !x.is_empty()),
@@ -201,7 +205,10 @@ fn ovs_port(
         ),
         _ => {}
     }
-    let style = match given(&ovs.style).unwrap_or("internal") {
+    // veth by default: the OVS port is then the veth host end, named like any veth host
+    // end after the container and the interface, so every container can call its
+    // interface `lan`; an internal port is named by the interface itself, host-wide.
+    let style = match given(&ovs.style).unwrap_or("veth") {
         "internal" => {
             if host_name.is_some() {
                 e.err(

@@ -6,6 +6,7 @@
 mod addr;
 mod adopt;
 mod cross;
+mod dupkeys;
 mod emit;
 mod iface;
 pub(crate) mod locate;
@@ -28,15 +29,80 @@ pub use validate::{NETNS_DIR, NFT_MAX};
 
 /// Reads, parses and validates one properties file.
 pub fn load(path: &Path) -> Result<Desired, Vec<Invalid>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Invalid {
-            file: Some(path.to_owned()),
-            path: String::new(),
-            location: None,
-            message: OpError::io(format!("read {}", path.display()), &e).to_string(),
-        }]
-    })?;
+    let text = read(path).map_err(|e| vec![e])?;
     parse_str(&text, Some(path))
+}
+
+/// Reads a properties file: only a regular file, at most [`parse::FILE_MAX`] bytes.
+/// Anything else — a FIFO (opened non-blocking, so a FIFO without writer cannot hang
+/// us), a device such as `/dev/zero`, a directory, a socket — is refused at once, and a
+/// regular file is never read past the limit (it may grow while we read).
+pub fn read(path: &Path) -> Result<String, Invalid> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |message: String| Invalid {
+        file: Some(path.to_owned()),
+        path: String::new(),
+        location: None,
+        message,
+    };
+    let op = || format!("read {}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| fail(OpError::io(op(), &e).to_string()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(OpError::io(op(), &e).to_string()))?;
+    if !meta.is_file() {
+        return Err(fail(format!(
+            "{} is not a regular file ({}); a properties file must be one",
+            path.display(),
+            file_type(&meta.file_type())
+        )));
+    }
+    let too_big = || {
+        fail(format!(
+            "file is larger than {} bytes (2 MiB), the most accepted",
+            parse::FILE_MAX
+        ))
+    };
+    if meta.len() > parse::FILE_MAX as u64 {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    (&file)
+        .take(parse::FILE_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(OpError::io(op(), &e).to_string()))?;
+    if bytes.len() > parse::FILE_MAX {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            op(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn file_type(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Parses and validates properties text; every problem of the file is returned.
@@ -50,6 +116,12 @@ pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Desired, Vec<Invalid
         }
         errs
     };
+    if text.len() <= parse::FILE_MAX {
+        let dups = dupkeys::check(text);
+        if !dups.is_empty() {
+            return Err(with_file(dups));
+        }
+    }
     let raw = parse::parse(text).map_err(|e| with_file(vec![e]))?;
     validate::validate(&raw).map_err(with_file)
 }
@@ -70,11 +142,14 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
     let mut texts = Vec::new();
     let mut errs = Vec::new();
     for p in paths {
-        match load(p) {
-            Ok(d) => ok.push(d),
-            Err(e) => errs.extend(e),
+        // Each file is read once: what was validated is what conflicts are located in.
+        let text = read(p);
+        match text.as_ref().map(|t| parse_str(t, Some(p))) {
+            Ok(Ok(d)) => ok.push(d),
+            Ok(Err(e)) => errs.extend(e),
+            Err(e) => errs.push(e.clone()),
         }
-        texts.push(std::fs::read_to_string(p).unwrap_or_default());
+        texts.push(text.unwrap_or_default());
     }
     if !errs.is_empty() {
         return Err(errs);

@@ -7,11 +7,22 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{ContainerId, IfName, IFNAME_MAX};
 
-/// `ve-<id>-<if>`, or `ve-` + 12 hex digits of SHA-256(`<id>/<if>`) when that is longer
+/// Prefix of derived veth host-end names. Not `ve-`: systemd-networkd's stock
+/// `80-container-ve.network` matches `ve-*` (nspawn's own `--network-veth` ends) and would
+/// add a pool address, a DHCP server and masquerading to netprov's links; no stock
+/// networkd, NetworkManager or dhcpcd rule matches `np-*` (docs/nspawn.md, coexistence).
+pub const VETH_HOST_PREFIX: &str = "np-";
+
+/// The prefix netprov derived host ends with before [`VETH_HOST_PREFIX`]; an apply
+/// re-creates such a pair under the new name (the container side is found by its alias,
+/// and deleting it takes the old host end with it).
+pub const OLD_VETH_HOST_PREFIX: &str = "ve-";
+
+/// `np-<id>-<if>`, or `np-` + 12 hex digits of SHA-256(`<id>/<if>`) when that is longer
 /// than 15 bytes.
 pub fn veth_host(id: &ContainerId, iface: &IfName) -> IfName {
-    let plain = format!("ve-{id}-{iface}");
-    fit(plain, "ve-", &format!("{id}/{iface}"))
+    let plain = format!("{VETH_HOST_PREFIX}{id}-{iface}");
+    fit(plain, VETH_HOST_PREFIX, &format!("{id}/{iface}"))
 }
 
 /// `mv-<if>` or `mv-<if>-<vrid>`, or `mv-` + 12 hex digits of SHA-256(`<if>/<vrid>`)
@@ -49,7 +60,7 @@ mod tests {
 
     #[test]
     fn short_names_are_readable() {
-        assert_eq!(veth_host(&id("web2"), &ifn("wan")).as_str(), "ve-web2-wan");
+        assert_eq!(veth_host(&id("web2"), &ifn("wan")).as_str(), "np-web2-wan");
         assert_eq!(macvlan(&ifn("dmz"), Some(12)).as_str(), "mv-dmz-12");
         assert_eq!(macvlan(&ifn("dmz"), None).as_str(), "mv-dmz");
     }
@@ -57,10 +68,11 @@ mod tests {
     #[test]
     fn long_names_are_hashed_deterministically() {
         let n = veth_host(&id("router1"), &ifn("wan"));
-        assert_eq!(n.as_str(), "ve-router1-wan");
+        assert_eq!(n.as_str(), "np-router1-wan");
         let long = veth_host(&id("database-prod"), &ifn("backend"));
         assert_eq!(long.as_str().len(), 15);
-        assert!(long.as_str().starts_with("ve-"));
+        assert!(long.as_str().starts_with("np-"));
+        assert_eq!(long.as_str(), "np-5304e7361f78");
         assert_eq!(long, veth_host(&id("database-prod"), &ifn("backend")));
         assert_ne!(long, veth_host(&id("database-prod"), &ifn("backend2")));
         // SHA-256("database-prod/backend"), first 6 bytes: documented in properties.md.

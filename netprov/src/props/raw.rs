@@ -60,7 +60,7 @@ pub struct Network {
     pub netns_path: Option<String>,
     /// Interfaces inside the container, keyed by their name there (1–15 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 15, "pattern": "^[!-.0-9;-~]+$" }))]
+    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 15, "pattern": "^(?!(lo|all|default|\\.|\\.\\.)$)[!-$&-.0-9;-~]+$" }))]
     pub interfaces: Option<BTreeMap<String, Interface>>,
     /// IPv4 default gateway; `addr%if` names the output interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,7 +145,8 @@ pub struct Ovs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 15))]
     pub bridge: Option<String>,
-    /// Access VLAN tag 0–4095 (0: untagged).
+    /// Access VLAN tag 0–4095 (absent or 0: the untagged VLAN; tagged frames from the
+    /// container are dropped unless `trunks` or `vlan_mode` make the port a trunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 4095))]
     pub vlan: Option<i64>,
@@ -157,8 +158,9 @@ pub struct Ovs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = [null, "", "access", "trunk", "native-tagged", "native-untagged"]))]
     pub vlan_mode: Option<String>,
-    /// Extension: `internal` (default: an OVS internal port moved into the container)
-    /// or `veth` (a veth pair whose host end is the OVS port).
+    /// Extension: `veth` (default: a veth pair whose host end, named like other veth
+    /// host ends, is the OVS port) or `internal` (an OVS internal port named after the
+    /// interface and moved into the container, as NixUnits does; the name is host-wide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = [null, "", "internal", "veth"]))]
     pub style: Option<String>,

@@ -20,12 +20,28 @@ const PER_NETNS: &[&str] = &[
 ];
 const VALUE_MAX: usize = 4096;
 
-/// Checks every entry; `Err` holds all problems.
-pub fn validate(raw: &Sysctls) -> Result<Vec<Sysctl>, Vec<Invalid>> {
+/// What validation knows about the container a sysctl is for.
+pub struct Container<'a> {
+    /// Its interface names (container side, macvlans included).
+    pub ifnames: Vec<&'a str>,
+    /// It runs in an adopted netns, which may hold interfaces netprov does not manage.
+    pub adopted: bool,
+}
+
+/// Checks every entry against the host's `/proc/sys` (see [`kernel`]); `Err` holds all
+/// problems.
+pub fn validate(raw: &Sysctls, c: &Container) -> Result<Vec<Sysctl>, Vec<Invalid>> {
+    validate_with(raw, c, &host_probe)
+}
+
+/// [`validate`] with the kernel's side given by `probe` (tests).
+fn validate_with(raw: &Sysctls, c: &Container, probe: &Probe) -> Result<Vec<Sysctl>, Vec<Invalid>> {
     let mut out: BTreeMap<String, Sysctl> = BTreeMap::new();
     let mut errs = Vec::new();
     let mut add =
-        |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| match entry(key, value) {
+        |path: String, key: &str, value: String, errs: &mut Vec<Invalid>| match entry(key, value)
+            .and_then(|s| kernel(s, c, probe))
+        {
             Ok(s) => {
                 if out.insert(s.key.clone(), s).is_some() {
                     errs.push(problem(path, format!("{key:?} is set twice")));
@@ -111,6 +127,137 @@ fn entry(key: &str, value: String) -> Result<Sysctl, String> {
     })
 }
 
+/// What reading `/proc/sys/<path>` on this host gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probed {
+    /// The value as the kernel prints it.
+    Value(String),
+    /// No such file: the key does not exist in this kernel.
+    Missing,
+    /// EACCES even for root: a write-only key (e.g. `net.ipv4.route.flush`).
+    WriteOnly,
+    /// A directory of keys (`net.ipv4.conf.all`), not a key.
+    Directory,
+    /// Anything else (e.g. EIO for an unset `stable_secret`); nothing can be concluded.
+    Unknown,
+    /// `/proc/sys/net` itself is not there (no procfs): the check is skipped.
+    NoProc,
+}
+
+type Probe = dyn Fn(&str) -> Probed;
+
+fn host_probe(path: &str) -> Probed {
+    let root = std::path::Path::new("/proc/sys");
+    if !root.join("net").is_dir() {
+        return Probed::NoProc;
+    }
+    let file = root.join(path);
+    if file.is_dir() {
+        return Probed::Directory;
+    }
+    match std::fs::read_to_string(file) {
+        Ok(v) => Probed::Value(v),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probed::Missing,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && is_root() => {
+            Probed::WriteOnly
+        }
+        Err(_) => Probed::Unknown,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Checks `s` against what the kernel will do with it, without creating a netns: the
+/// host's `/proc/sys/net` stands in for the container's (the per-netns subtrees are
+/// the same; a key the host kernel lacks, the container's lacks too).
+///
+/// * The key must exist. A per-interface key (`net.ipv{4,6}.{conf,neigh}.<if>.*`) is
+///   looked up under `default` instead, and `<if>` must be one of the container's
+///   interfaces (or `all`, `default`, `lo`) — unless the netns is adopted, where other
+///   interfaces may exist.
+/// * A write-only key is refused: its value can never be read back, so it never
+///   converges.
+/// * A key whose value the kernel prints as integers takes the same number of integers,
+///   written the way the kernel prints them back (decimal, no sign `+`, no leading
+///   zeros): `01` would be written as 1 and read back as `1`, and never match; the
+///   kernel parses `010` as octal 8 and `0x10` as 16. `true`, `yes` are not integers.
+///   Other keys (strings like `tcp_congestion_control`) are taken as written.
+fn kernel(s: Sysctl, c: &Container, probe: &Probe) -> Result<Sysctl, String> {
+    let key = &s.key;
+    let comps: Vec<&str> = s.path.split('/').collect();
+    let probe_path = match comps.as_slice() {
+        ["net", "ipv4" | "ipv6", "conf" | "neigh", ifname, _, ..] => {
+            let known = matches!(*ifname, "all" | "default" | "lo") || c.ifnames.contains(ifname);
+            if !known && !c.adopted {
+                return Err(format!(
+                    "{key:?} is for interface {ifname:?}, which this container does not have (have: {}); netprov creates the netns, so no other interface will exist in it",
+                    if c.ifnames.is_empty() { "none".to_owned() } else { c.ifnames.join(", ") }
+                ));
+            }
+            let mut p = comps.clone();
+            if !matches!(*ifname, "all" | "default") {
+                p[3] = "default";
+            }
+            p.join("/")
+        }
+        _ => s.path.clone(),
+    };
+    match probe(&probe_path) {
+        Probed::Missing => Err(format!(
+            "{key:?} does not exist: there is no /proc/sys/{probe_path} in this kernel"
+        )),
+        Probed::Directory => Err(format!(
+            "{key:?} is a group of sysctls (/proc/sys/{probe_path} is a directory), not one key"
+        )),
+        Probed::WriteOnly => Err(format!(
+            "{key:?} is write-only (/proc/sys/{probe_path} cannot be read back), so netprov could never tell whether it is set"
+        )),
+        Probed::Value(current) => {
+            let current: Vec<&str> = current.split_whitespace().collect();
+            let integers = !current.is_empty() && current.iter().all(|w| w.parse::<i64>().is_ok());
+            if !integers {
+                return Ok(s);
+            }
+            let wanted: Vec<&str> = s.value.split_whitespace().collect();
+            if let Some(w) = wanted.iter().find(|w| !canonical_integer(w)) {
+                return Err(match w.parse::<i64>() {
+                    Ok(n) => format!(
+                        "{key:?} = {w:?}: the kernel reads this back as {n}, so it would never match; write {n}"
+                    ),
+                    Err(_) => format!(
+                        "{key:?} takes {} (the kernel prints {:?}); {w:?} is not a decimal integer",
+                        if current.len() == 1 { "an integer".to_owned() } else { format!("{} integers", current.len()) },
+                        current.join(" ")
+                    ),
+                });
+            }
+            if wanted.len() != current.len() {
+                return Err(format!(
+                    "{key:?} takes {} integers (the kernel prints {:?}), not {}",
+                    current.len(),
+                    current.join(" "),
+                    wanted.len()
+                ));
+            }
+            Ok(s)
+        }
+        Probed::Unknown | Probed::NoProc => Ok(s),
+    }
+}
+
+/// `0`, `-5`, `42`: how the kernel prints an integer sysctl.
+fn canonical_integer(w: &str) -> bool {
+    let digits = w.strip_prefix('-').unwrap_or(w);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && w != "-0"
+        && w.parse::<i64>().is_ok()
+}
+
 /// `net.ipv4.conf.eth0/100.forwarding` → `net/ipv4/conf/eth0.100/forwarding`: `.`
 /// separates components and `/` inside one stands for a literal dot, as in sysctl(8).
 pub fn proc_path(key: &str) -> Result<String, String> {
@@ -134,8 +281,122 @@ pub fn proc_path(key: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// A kernel with a few keys, as the host's /proc/sys would show them.
+    fn fake(path: &str) -> Probed {
+        let v = match path {
+            "net/ipv4/ip_forward" | "net/ipv6/conf/all/forwarding" => "0\n",
+            "net/ipv4/conf/default/forwarding" | "net/ipv4/conf/all/forwarding" => "0\n",
+            "net/ipv4/neigh/default/gc_stale_time" => "60\n",
+            "net/ipv4/tcp_fin_timeout" => "60\n",
+            "net/core/somaxconn" => "4096\n",
+            "net/core/xfrm_acq_expires" => "30\n",
+            "net/ipv4/tcp_rmem" => "4096\t131072\t6291456\n",
+            "net/ipv4/tcp_congestion_control" => "cubic\n",
+            "net/ipv4/ip_local_reserved_ports" => "\n",
+            "net/ipv4/route/flush" => return Probed::WriteOnly,
+            "net/ipv4/conf/all" | "net/ipv4/route" => return Probed::Directory,
+            "net/ipv6/conf/default/stable_secret" => return Probed::Unknown,
+            _ => return Probed::Missing,
+        };
+        Probed::Value(v.into())
+    }
+
+    fn container() -> Container<'static> {
+        Container {
+            ifnames: vec!["eth0", "mv-eth0"],
+            adopted: false,
+        }
+    }
+
+    fn validate(raw: &Sysctls) -> Result<Vec<Sysctl>, Vec<Invalid>> {
+        validate_with(raw, &container(), &fake)
+    }
+
     fn text(s: &str) -> Result<Vec<Sysctl>, Vec<Invalid>> {
         validate(&Sysctls::Text(s.into()))
+    }
+
+    fn one(line: &str) -> Result<Sysctl, String> {
+        text(line)
+            .map(|mut v| v.remove(0))
+            .map_err(|e| e[0].message.clone())
+    }
+
+    #[test]
+    fn keys_must_exist_and_be_readable() {
+        let e = one("net.ipv4.no_such_key=1").unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let e = one("net.ipv4.route.flush=1").unwrap_err();
+        assert!(e.contains("write-only"), "{e}");
+        let e = one("net.ipv4.route=1").unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
+        assert!(one("net.ipv6.conf.default.stable_secret=::1").is_ok());
+    }
+
+    #[test]
+    fn per_interface_keys_need_the_containers_interfaces() {
+        for ok in [
+            "net.ipv4.conf.eth0.forwarding=1",
+            "net.ipv4.conf.mv-eth0.forwarding=1",
+            "net.ipv4.conf.lo.forwarding=1",
+            "net.ipv4.conf.all.forwarding=1",
+            "net.ipv4.neigh.eth0.gc_stale_time=30",
+        ] {
+            assert!(one(ok).is_ok(), "{ok}");
+        }
+        let e = one("net.ipv4.conf.wan.forwarding=1").unwrap_err();
+        assert!(e.contains("does not have (have: eth0, mv-eth0)"), "{e}");
+        let e = one("net.ipv4.conf.eth0.nope=1").unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        // An adopted netns may hold interfaces netprov does not manage.
+        let adopted = Container {
+            ifnames: vec![],
+            adopted: true,
+        };
+        let raw = Sysctls::Text("net.ipv4.conf.eth0/100.forwarding=1".into());
+        assert!(validate_with(&raw, &adopted, &fake).is_ok());
+    }
+
+    #[test]
+    fn integer_values_in_the_kernels_form() {
+        for ok in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.tcp_rmem=4096 87380 6291456",
+            "net.ipv4.tcp_rmem=1\t2\t3",
+        ] {
+            assert!(one(ok).is_ok(), "{ok}");
+        }
+        let e = one("net.ipv4.ip_forward=01").unwrap_err();
+        assert!(
+            e.contains("reads this back as 1") && e.contains("write 1"),
+            "{e}"
+        );
+        let e = one("net.ipv4.ip_forward=true").unwrap_err();
+        assert!(
+            e.contains("takes an integer") && e.contains("\"true\" is not a decimal integer"),
+            "{e}"
+        );
+        let e = one("net.ipv4.tcp_rmem=4096").unwrap_err();
+        assert!(e.contains("takes 3 integers"), "{e}");
+        // Strings and empty-valued keys are taken as written.
+        assert!(one("net.ipv4.tcp_congestion_control=reno").is_ok());
+        assert!(one("net.ipv4.ip_local_reserved_ports=8080,9000-9010").is_ok());
+    }
+
+    proptest::proptest! {
+        /// Every integer in its kernel form is accepted; every other spelling of it is
+        /// refused with the canonical form in the message.
+        #[test]
+        fn integer_spellings(n in -100_000i64..100_000, zeros in 1usize..3, plus in proptest::bool::ANY) {
+            let canonical = n.to_string();
+            let line = format!("net.ipv4.tcp_fin_timeout={canonical}");
+            proptest::prop_assert!(one(&line).is_ok());
+            let digits = n.unsigned_abs().to_string();
+            let sign = if n < 0 { "-" } else if plus { "+" } else { "" };
+            let spelled = format!("{sign}{}{digits}", "0".repeat(zeros));
+            let e = one(&format!("net.ipv4.tcp_fin_timeout={spelled}")).unwrap_err();
+            proptest::prop_assert!(e.contains("would never match") || e.contains("not a decimal integer"), "{}", e);
+        }
     }
 
     #[test]

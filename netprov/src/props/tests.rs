@@ -27,13 +27,19 @@ fn kinds_are_inferred() {
     let names: Vec<_> = d.interfaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c", "d"]);
     match &d.interfaces[0].kind {
-        InterfaceKind::Veth(h) => assert_eq!(h.name.as_str(), "ve-c1-a"),
+        InterfaceKind::Veth(h) => assert_eq!(h.name.as_str(), "np-c1-a"),
         k => panic!("{k:?}"),
     }
     match &d.interfaces[1].kind {
         InterfaceKind::Ovs(p) => {
             assert_eq!(p.vlan.get(), 7);
-            assert_eq!(p.style, OvsStyle::Internal);
+            // veth by default: the host end is named like any veth host end.
+            assert_eq!(
+                p.style,
+                OvsStyle::Veth {
+                    host: IfName::new("np-c1-b").unwrap()
+                }
+            );
         }
         k => panic!("{k:?}"),
     }
@@ -105,9 +111,19 @@ fn ovs_contradictions_name_both_fields() {
         "{e:?}"
     );
     let e = errs(&one(
-        r#"{"a":{"ovs":{"bridge":"","trunks":[3],"style":"veth"}}}"#,
+        r#"{"a":{"ovs":{"bridge":"","trunks":[3],"style":"tap"}}}"#,
     ));
     assert_eq!(e.len(), 2, "{e:?}");
+    // Either style is a default a generator may emit without a bridge.
+    for style in ["internal", "veth", ""] {
+        ok(&one(&format!(
+            r#"{{"a":{{"ovs":{{"bridge":"","vlan":0,"style":"{style}"}}}}}}"#
+        )));
+    }
+    let d = ok(&one(r#"{"a":{"ovs":{"bridge":"br0","style":"internal"}}}"#));
+    assert!(
+        matches!(&d.interfaces[0].kind, InterfaceKind::Ovs(p) if p.style == OvsStyle::Internal)
+    );
     let e = errs(&one(
         r#"{"a":{"ovs":{"bridge":"br0","vlan_mode":"access","trunks":[2]}}}"#,
     ));
@@ -126,7 +142,7 @@ fn ovs_contradictions_name_both_fields() {
             assert_eq!(
                 p.style,
                 OvsStyle::Veth {
-                    host: IfName::new("ve-c1-a").unwrap()
+                    host: IfName::new("np-c1-a").unwrap()
                 }
             );
         }
@@ -226,4 +242,68 @@ fn adopted_netns_conflicts_with_owned_handle() {
         e[0].message,
         "read /nonexistent/p.json: No such file or directory"
     );
+}
+
+mod bad_names {
+    //! Every name the kernel refuses or mangles, in every name-bearing field, is refused
+    //! at that field's path (issue 12).
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A name with at least one byte the kernel refuses (or reads as a template), or a
+    /// reserved one, or one too long.
+    fn bad_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                "[a-z]{0,6}",
+                prop::sample::select(vec!["%", "/", ":", " ", "\t", "\n", "é", "\u{7f}"]),
+                "[a-z%]{0,6}"
+            )
+                .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
+            prop::sample::select(vec!["lo", "all", "default", ".", "..", ""])
+                .prop_map(String::from),
+            "[a-z]{16,20}",
+        ]
+    }
+
+    /// The props with `name` in field `field`, and the JSON path its error must name.
+    fn placed(field: usize, name: &str) -> (String, String) {
+        let n = serde_json::Value::from(name).to_string();
+        match field {
+            0 => (
+                format!(r#"{{"id":"c1","network":{{"interfaces":{{{n}:{{"ip4":"10.0.0.2"}}}}}}}}"#),
+                key_path("network.interfaces", name),
+            ),
+            1 => (
+                one(&format!(r#"{{"wan":{{"hostName":{n}}}}}"#)),
+                "network.interfaces.wan.hostName".into(),
+            ),
+            2 => (
+                one(&format!(r#"{{"wan":{{"hostBridge":{n}}}}}"#)),
+                "network.interfaces.wan.hostBridge".into(),
+            ),
+            _ => (
+                one(&format!(r#"{{"lan":{{"ovs":{{"bridge":{n}}}}}}}"#)),
+                "network.interfaces.lan.ovs.bridge".into(),
+            ),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn refused_at_the_fields_path(name in bad_name(), field in 0usize..4) {
+            // An empty hostName/hostBridge/bridge means "absent"; only the key can't be.
+            prop_assume!(!(name.is_empty() && field > 0));
+            let (json, path) = placed(field, &name);
+            let e = parse_str(&json, None).expect_err(&json);
+            prop_assert!(e.iter().any(|e| e.path == path), "{}: {:?}", json, e);
+        }
+
+        #[test]
+        fn good_names_pass_everywhere(name in "[a-z][a-z0-9_.-]{0,14}", field in 0usize..4) {
+            prop_assume!(!["lo", "all", "default"].contains(&name.as_str()));
+            let (json, _) = placed(field, &name);
+            prop_assert!(parse_str(&json, None).is_ok(), "{}", json);
+        }
+    }
 }

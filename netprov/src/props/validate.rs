@@ -100,6 +100,8 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
             ))
         } else if t.contains('\0') {
             Err("ruleset contains a NUL byte".into())
+        } else if let Some((line, col)) = crate::nft::include::find(t) {
+            Err(crate::nft::include::message(line, col))
         } else {
             Ok(Ruleset { text: t.to_owned() })
         };
@@ -115,7 +117,14 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     };
     let sysctls = match &raw.sysctl {
         Some(raw::Sysctls::Text(t)) if t.trim().is_empty() => Vec::new(),
-        Some(s) => sysctl::validate(s).unwrap_or_else(|errs| {
+        Some(s) => sysctl::validate(
+            s,
+            &sysctl::Container {
+                ifnames: links.iter().map(|l| l.as_str()).collect(),
+                adopted: given(&net.netns_path).is_some(),
+            },
+        )
+        .unwrap_or_else(|errs| {
             e.0.extend(errs);
             Vec::new()
         }),
@@ -328,8 +337,9 @@ fn join(links: &[&IfName]) -> String {
 }
 
 fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -> Vec<PortForward> {
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut out: Vec<PortForward> = Vec::new();
+    // JSON index of each entry of `out`.
+    let mut at_index = Vec::new();
     let first_v4 = addrs.iter().map(|(a, _)| a.ip()).find(IpAddr::is_ipv4);
     for (i, f) in net.forwards.iter().flatten().enumerate() {
         let at = format!("network.forwards[{i}]");
@@ -359,6 +369,11 @@ fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -
                 format!("{at}.hostIp"),
                 s.parse::<IpAddr>()
                     .map_err(|_| format!("{s:?} is not an address"))
+                    .and_then(|ip| {
+                        addr::usable(&ip).map(|()| ip).map_err(|why| {
+                            format!("{s:?} is {why}, not a host address to forward from")
+                        })
+                    })
                     .and_then(|ip| match to {
                         Some(t) if t.is_ipv4() != ip.is_ipv4() => {
                             Err(format!("{ip} and the target {t} are of different families"))
@@ -377,12 +392,20 @@ fn forwards(e: &mut Errors, net: &raw::Network, addrs: &[(IpNetwork, String)]) -
         if given(&f.host_ip).is_some() && host_addr.is_none() {
             continue;
         }
-        if !seen.insert((proto, host_addr, host_port)) {
+        // The same rule as between files (cross.rs): a forward without hostIp takes the
+        // port on every host address, so it overlaps any other forward of that port.
+        let clash = out.iter().position(|o: &PortForward| {
+            o.proto == proto
+                && o.host_port == host_port
+                && (o.host_addr.is_none() || host_addr.is_none() || o.host_addr == host_addr)
+        });
+        if let Some(k) = clash.map(|c| at_index[c]) {
             e.err(
                 at.clone(),
-                format!("host port {host_port} is forwarded twice"),
+                format!("host port {host_port} is already forwarded by network.forwards[{k}]; two forwards of one port overlap unless both name different hostIp addresses"),
             );
         }
+        at_index.push(i);
         out.push(PortForward {
             proto,
             host_port,

@@ -88,9 +88,20 @@ impl PortSpec {
             .collect()
     }
 
-    /// `Port.tag`: VLAN 0 means untagged, an empty column.
+    /// `Port.tag`. An empty `tag` with an empty `vlan_mode` makes Open vSwitch treat the
+    /// port as a trunk of *every* VLAN (the container could send 802.1Q-tagged frames
+    /// into any VLAN on the bridge), so a port without explicit trunks or mode is an
+    /// access port: `tag` 0 for VLAN 0 — untagged frames only, tagged ones dropped
+    /// (what NixUnits' `tag=0` did). A trunk needs `trunks` or `vlan_mode` trunk, and
+    /// there `tag` must be empty unless it is the native VLAN.
     fn tag_column(&self) -> Option<u16> {
-        (self.vlan.get() != 0).then_some(self.vlan.get())
+        let tag = self.vlan.get();
+        match self.vlan_mode {
+            Some(VlanMode::Trunk) => None,
+            Some(_) => Some(tag),
+            None if self.trunks.is_empty() => Some(tag),
+            None => (tag != 0).then_some(tag),
+        }
     }
     fn trunk_column(&self) -> Vec<u16> {
         self.trunks.iter().map(|t| t.get()).collect()
@@ -130,4 +141,4 @@ mod plan;
 pub use apply::{apply, converge, destroy};
 pub use device::{locate_internal_device, InternalDevice};
 pub use observe::{observe, BridgeRow, IfaceRow, Observed, PortRow};
-pub use plan::{plan, OvsChange};
+pub use plan::{plan, show_tag, OvsChange};

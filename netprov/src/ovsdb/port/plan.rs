@@ -52,8 +52,14 @@ pub enum OvsChange {
     Remove { port: String, port_uuid: String },
 }
 
-fn show_tag(t: &Option<u16>) -> String {
-    t.map_or_else(|| "untagged".to_owned(), |t| t.to_string())
+/// A `Port.tag` value as the plan and `check` show it: empty is "none" (a trunk, or
+/// with no `vlan_mode` and no `trunks` a trunk of every VLAN), 0 is the untagged VLAN.
+pub fn show_tag(t: &Option<u16>) -> String {
+    match t {
+        None => "none".to_owned(),
+        Some(0) => "0 (untagged)".to_owned(),
+        Some(t) => t.to_string(),
+    }
 }
 
 impl fmt::Display for OvsChange {
@@ -67,8 +73,9 @@ impl fmt::Display for OvsChange {
                     "veth host end"
                 })?;
                 match spec.tag_column() {
+                    Some(0) => f.write_str(", untagged")?,
                     Some(t) => write!(f, ", VLAN {t}")?,
-                    None => f.write_str(", untagged")?,
+                    None => {}
                 }
                 if !spec.trunks.is_empty() {
                     write!(f, ", trunks {:?}", spec.trunk_column())?;
@@ -149,7 +156,15 @@ pub fn plan(
             Some(o) => {
                 return Err(OpError::new(
                     spec.create_label(),
-                    format!("OVS port {} belongs to netprov container {o} (external_ids:{OWNER_KEY}={o})", spec.port),
+                    format!(
+                        "OVS port {} belongs to netprov container {o} (external_ids:{OWNER_KEY}={o}){}",
+                        spec.port,
+                        if spec.internal {
+                            "; an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\""
+                        } else {
+                            ""
+                        }
+                    ),
                 ))
             }
             None => {
@@ -162,17 +177,23 @@ pub fn plan(
                 ))
             }
         }
-        let reason = if !bridge.ports.contains(&row.uuid) {
-            Some(format!("it is on another bridge than {}", spec.bridge))
-        } else if row
+        if row
             .iface
             .as_ref()
             .is_some_and(|i| i.kind != spec.iface_type())
         {
-            Some(format!(
-                "its style changed to {}",
-                if spec.internal { "internal" } else { "veth" }
-            ))
+            // Style changed under the same name (an explicit hostName equal to the
+            // interface name): the removal goes first, in its own phase, so that the
+            // internal device it deletes is gone before the veth takes the name.
+            changes.push(OvsChange::Remove {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+            });
+            changes.push(OvsChange::Create { spec: spec.clone() });
+            continue;
+        }
+        let reason = if !bridge.ports.contains(&row.uuid) {
+            Some(format!("it is on another bridge than {}", spec.bridge))
         } else {
             row.broken()
         };
@@ -326,7 +347,10 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 20 → 10");
         let c = plan(&s.owner, &[spec(0)], &o).unwrap();
-        assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 10 → untagged");
+        assert_eq!(
+            c[0].to_string(),
+            "set VLAN of OVS port lan: 10 → 0 (untagged)"
+        );
     }
 
     #[test]
@@ -389,9 +413,13 @@ mod tests {
             &observed_with(Some(row_for(&s))),
         )
         .unwrap();
+        // Removal and creation as two changes: the removal runs in its own, earlier
+        // phase (it deletes the internal device the veth's container end replaces).
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[0].to_string(), "remove OVS port lan");
         assert_eq!(
-            c[0].to_string(),
-            "re-create OVS port lan on bridge br0: its style changed to veth"
+            c[1].to_string(),
+            "add OVS port lan to bridge br0 (veth host end, VLAN 10)"
         );
         // On another bridge.
         let mut o = observed_with(Some(row_for(&s)));
@@ -449,7 +477,64 @@ mod tests {
             &observed_with(Some(row)),
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db)");
+        assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db); an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\"");
+    }
+
+    /// Every combination of VLAN, trunks and mode: a port is a trunk only when the props
+    /// say so (`trunks` or a trunk mode); otherwise it is an access port with a `tag`,
+    /// 0 for the untagged VLAN (an empty `tag` and `vlan_mode` would be a trunk of all).
+    #[test]
+    fn tag_column_is_a_trunk_only_when_asked() {
+        use crate::model::VlanMode::*;
+        for vlan in [0, 1, 356, 4095] {
+            for trunks in [vec![], vec![VlanTag::new(20).unwrap()]] {
+                for mode in [None, Some(Access), Some(Trunk), Some(NativeTagged)] {
+                    let mut s = spec(vlan);
+                    s.trunks = trunks.clone();
+                    s.vlan_mode = mode;
+                    let want = match mode {
+                        Some(Trunk) => None,
+                        None if !trunks.is_empty() && vlan == 0 => None,
+                        _ => Some(vlan as u16),
+                    };
+                    assert_eq!(
+                        s.tag_column(),
+                        want,
+                        "vlan {vlan} trunks {trunks:?} {mode:?}"
+                    );
+                    // Never the implicit trunk of every VLAN.
+                    assert!(
+                        !(s.tag_column().is_none()
+                            && s.mode_column().is_none()
+                            && s.trunks.is_empty()),
+                        "vlan {vlan} {mode:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_tag_of_an_untagged_port_migrates_to_access_in_place() {
+        let s = spec(0);
+        let mut row = row_for(&s);
+        row.tag = None;
+        let c = plan(
+            &s.owner,
+            std::slice::from_ref(&s),
+            &observed_with(Some(row)),
+        )
+        .unwrap();
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].to_string(),
+            "set VLAN of OVS port lan: none → 0 (untagged)"
+        );
+        // And then nothing.
+        let o = observed_with(Some(row_for(&s)));
+        assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -460,7 +545,7 @@ mod tests {
         let c = OvsChange::Create { spec: s };
         assert_eq!(
             c.to_string(),
-            "add OVS port lan to bridge br0 (internal, untagged, trunks [10, 20], vlan_mode trunk)"
+            "add OVS port lan to bridge br0 (internal, trunks [10, 20], vlan_mode trunk)"
         );
         let j = serde_json::to_value(&c).unwrap();
         assert_eq!(j["spec"]["trunks"], serde_json::json!([10, 20]));
