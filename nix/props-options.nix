@@ -106,6 +106,36 @@ let
         example = { iface-id = "web1-lan"; };
         description = "`external_ids` of the OVSDB Interface row (for example `iface-id` for OVN).";
       };
+      ovn = mkOption {
+        type = types.nullOr (types.submodule ovnModule);
+        default = null;
+        description = ''
+          Make the port an OVN logical switch port `<id>:<interface>` in the OVN
+          Northbound database, bound to this chassis; apply waits for ovn-controller
+          to install it (see docs/ovn.md).
+        '';
+      };
+    };
+  };
+
+  ovnModule = {
+    options = {
+      switch = mkOption {
+        type = types.str;
+        example = "tenant-a";
+        description = "OVN logical switch (must exist in the Northbound database).";
+      };
+      addresses = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [ "0a:58:0a:00:01:02 10.0.1.2" ];
+        description = "`Logical_Switch_Port.addresses`; null: the interface's MAC and `ip4`/`ip6`.";
+      };
+      port_security = mkOption {
+        type = types.nullOr (types.either types.bool (types.listOf types.str));
+        default = null;
+        description = "`Logical_Switch_Port.port_security`: true (null) = the addresses, false = none, or explicit entries.";
+      };
     };
   };
 

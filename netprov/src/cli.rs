@@ -31,6 +31,18 @@ pub struct Cli {
     /// OVSDB socket, e.g. unix:/run/openvswitch/db.sock.
     #[arg(long, global = true, env = "NETPROV_OVSDB", value_name = "unix:PATH", value_parser = ovsdb_socket)]
     pub ovsdb: Option<PathBuf>,
+    /// OVN Northbound database, as ovn-nbctl --db takes it: unix:PATH or tcp:HOST:PORT
+    /// (comma-separated for a cluster); default unix:/run/ovn/ovnnb_db.sock.
+    #[arg(long, global = true, env = "NETPROV_OVN_NB", value_name = "unix:PATH|tcp:HOST:PORT", value_parser = crate::ovn::OvnEndpoint::parse)]
+    pub ovn_nb: Option<crate::ovn::OvnEndpoint>,
+    /// Seconds apply waits for ovn-controller to install an OVN port (default 30).
+    #[arg(
+        long,
+        global = true,
+        env = "NETPROV_OVN_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub ovn_timeout: Option<u64>,
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -170,10 +182,25 @@ fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The OVN options of the command line being run (`--ovn-nb`, `--ovn-timeout`), for
+/// [`with_engine`]: kept beside it rather than passed, so every command that starts an
+/// engine gets them.
+static OVN: std::sync::Mutex<crate::ovn::OvnOptions> =
+    std::sync::Mutex::new(crate::ovn::OvnOptions::DEFAULT);
+
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     let ovsdb = cli.ovsdb;
+    if let Ok(mut o) = OVN.lock() {
+        *o = crate::ovn::OvnOptions {
+            nb: cli.ovn_nb,
+            install_timeout: cli.ovn_timeout.map_or(
+                crate::ovn::chassis::INSTALL_TIMEOUT,
+                std::time::Duration::from_secs,
+            ),
+        };
+    }
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
@@ -260,7 +287,7 @@ fn with_engine(
         fail_after: fail_after.map(|n| n as usize),
     };
     match Engine::new(opts) {
-        Ok(e) => f(&e),
+        Ok(e) => f(&e.with_ovn(OVN.lock().map(|o| o.clone()).unwrap_or_default())),
         Err(e) => {
             err(&format!("netprov: {e}"));
             exit::FAILURE

@@ -56,6 +56,8 @@ pub struct DestroyReport {
     pub ruleset_removed: bool,
     /// OVS ports (marked as this container's) removed.
     pub ovs_ports_removed: Vec<String>,
+    /// OVN logical switch ports (marked as this container's) removed from Northbound.
+    pub ovn_ports_removed: Vec<String>,
     /// Why `/run/netns/<id>` was left alone: it is not netprov's (no owner mark, a
     /// symlink, …). Nothing inside it was touched.
     #[serde(skip_serializing_if = "Option::is_none")]

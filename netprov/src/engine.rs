@@ -80,6 +80,8 @@ pub struct Engine {
     opts: Options,
     /// Test hook (see [`Engine::drop_step_for_tests`]); `usize::MAX`: off.
     drop_step: std::sync::atomic::AtomicUsize,
+    /// OVN Northbound endpoint and install timeout (see [`Engine::with_ovn`]).
+    ovn: crate::ovn::OvnOptions,
 }
 
 impl Engine {
@@ -113,7 +115,14 @@ impl Engine {
             host_path,
             opts,
             drop_step: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            ovn: Default::default(),
         })
+    }
+
+    /// Sets the OVN Northbound endpoint and install timeout (docs/ovn.md).
+    pub fn with_ovn(mut self, ovn: crate::ovn::OvnOptions) -> Self {
+        self.ovn = ovn;
+        self
     }
 
     /// Fault injection for tests: in every pass of every apply, step `n` of the plan is
@@ -212,8 +221,10 @@ impl Engine {
                 rows = Some(r);
             }
         }
+        let ovn = self.observe_ovn(d, ovs.clone()).await?;
         let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
         o.ovs = rows;
+        o.ovn = ovn;
         // Existing links about to be moved in: does Open vSwitch claim them?
         let names = crate::diff::existing::in_host(d, &o);
         if !names.is_empty() {
@@ -224,6 +235,37 @@ impl Engine {
             .await?;
         }
         Ok((o, ovs))
+    }
+
+    /// The container's OVN ports in NB and on this chassis: when it wants some, or
+    /// when a Northbound database is configured or present (to find ports to remove).
+    async fn observe_ovn(
+        &self,
+        d: &Desired,
+        ovs: Option<OvsConn>,
+    ) -> Result<Option<crate::ovn::Observed>, OpError> {
+        let wanted = crate::ovn::wanted(d);
+        if !wanted && !self.ovn.look_anyway() {
+            return Ok(None);
+        }
+        let (ep, d2) = (self.ovn.endpoint(), d.clone());
+        blocking("observe OVN logical ports", move || {
+            let mut nb = match crate::ovn::OvnClient::connect(&ep, crate::ovn::client::NB_DB) {
+                Ok(nb) => nb,
+                // Only looking for leftovers: a database that is down has none to give.
+                Err(_) if !wanted => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut guard = match &ovs {
+                Some(c) => Some(
+                    c.lock()
+                        .map_err(|_| OpError::new("observe OVN chassis", "connection poisoned"))?,
+                ),
+                None => None,
+            };
+            crate::ovn::observe(&mut nb, guard.as_deref_mut(), &d2).map(Some)
+        })
+        .await
     }
 
     /// What apply would change, changing nothing.
@@ -297,7 +339,8 @@ impl Engine {
                 rt: self.rt.handle().clone(),
                 count: &count,
                 ovs: ovs.clone(),
-                ovs_specs: PortSpec::all(&d.id, &d.interfaces),
+                ovs_specs: crate::ovn::port_specs(d, o.ovn.as_ref()),
+                ovn: self.ovn.clone(),
                 refused: None,
             };
             // Fault injection (a simulated SIGKILL) applies to the first pass only.
@@ -552,8 +595,10 @@ impl Engine {
     }
 
     /// The destroy itself, without the lock (an apply undoing itself holds it).
+    /// OVN's logical ports first, then everything else (see `destroy::destroy`).
     async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
-        crate::destroy::destroy(
+        let ovn = self.destroy_ovn(t).await;
+        let r = crate::destroy::destroy(
             t,
             &self.host,
             &self.host_ns,
@@ -561,6 +606,46 @@ impl Engine {
             &self.endpoint(),
             self.rt.handle(),
         )
+        .await;
+        match (r, ovn) {
+            (Ok(mut rep), Ok(names)) => {
+                rep.ovn_ports_removed = names;
+                Ok(rep)
+            }
+            (Ok(rep), Err(e)) => Err(DestroyFailed {
+                report: Box::new(rep),
+                failures: vec![e],
+            }),
+            (Err(mut f), Ok(names)) => {
+                f.report.ovn_ports_removed = names;
+                Err(f)
+            }
+            (Err(mut f), Err(e)) => {
+                f.failures.insert(0, e);
+                Err(f)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Removes the container's logical switch ports from Northbound: when its props
+    /// name OVN ports (an unreachable database is then an error), or when a Northbound
+    /// database is configured or present here.
+    async fn destroy_ovn(&self, t: &DestroyTarget) -> Result<Vec<String>, OpError> {
+        let wanted = matches!(t, DestroyTarget::Props(d) if crate::ovn::wanted(d));
+        if !wanted && !self.ovn.look_anyway() {
+            return Ok(Vec::new());
+        }
+        let (ep, id) = (self.ovn.endpoint(), t.id().to_string());
+        blocking("remove OVN logical ports", move || {
+            let mut nb = match crate::ovn::OvnClient::connect(&ep, crate::ovn::client::NB_DB) {
+                Ok(nb) => nb,
+                Err(_) if !wanted => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            crate::ovn::lsp::destroy(&mut nb, &id)
+        })
         .await
     }
 }

@@ -50,6 +50,8 @@ pub struct Exec<'a> {
     /// Set when the kernel refused the container's ruleset (the load is its syntax
     /// check, see `nft::ruleset::load_checked`): the input was invalid.
     pub refused: Option<nft::NftSyntaxError>,
+    /// OVN Northbound endpoint and install timeout.
+    pub ovn: crate::ovn::OvnOptions,
 }
 
 impl Exec<'_> {
@@ -329,6 +331,27 @@ impl Exec<'_> {
                 .await??;
             }
             Step::OvsPort { change } => self.ovs(vec![change.clone()]).await?,
+            Step::OvnPort { change } => {
+                let (c, id, ovn, ovs) = (
+                    change.clone(),
+                    self.id.to_string(),
+                    self.ovn.clone(),
+                    self.ovs.clone(),
+                );
+                blocking(op, move || {
+                    let nb = match &c {
+                        crate::ovn::OvnChange::WaitInstalled { .. } => None,
+                        _ => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                            crate::ovn::OvnClient::connect(
+                                &ovn.endpoint(),
+                                crate::ovn::client::NB_DB,
+                            )?,
+                        ))),
+                    };
+                    crate::ovn::execute(&c, &id, nb.as_ref(), ovs.as_ref(), ovn.install_timeout)
+                })
+                .await?;
+            }
             // nftables: one transaction each, counted as one mutating message.
             Step::LoadRuleset { ruleset, .. } => {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());

@@ -23,6 +23,7 @@ pub mod netns_owner;
 pub mod netns_release;
 pub mod nft;
 pub mod observe;
+pub mod ovn;
 pub mod ovsdb;
 pub mod plan;
 pub mod props;

@@ -259,6 +259,25 @@ pub struct OvsPort {
     pub style: OvsStyle,
     /// Passed through to the Interface row's `external_ids` (e.g. `iface-id` for OVN).
     pub external_ids: BTreeMap<String, String>,
+    /// The OVN logical switch port of this interface (`ovs.ovn`).
+    pub ovn: Option<OvnPort>,
+}
+
+/// An OVN logical switch port netprov creates in the Northbound database and binds to
+/// this OVS interface (`external_ids:iface-id`); see docs/ovn.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvnPort {
+    /// `Logical_Switch.name`.
+    pub switch: String,
+    /// `Logical_Switch_Port.name` and the OVS Interface's `iface-id`: `<id>:<iface>`
+    /// (neither part can contain `:`, so it is unambiguous).
+    pub name: String,
+    /// The interface's MAC: given, or derived (the interface gets it).
+    pub mac: MacAddr,
+    /// `Logical_Switch_Port.addresses`, sorted.
+    pub addresses: Vec<String>,
+    /// `Logical_Switch_Port.port_security`, sorted.
+    pub port_security: Vec<String>,
 }
 
 impl OvsPort {

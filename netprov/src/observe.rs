@@ -65,6 +65,8 @@ pub struct Observed {
     /// OVSDB Interface rows named like an existing-link interface still in the host:
     /// name → Interface type (see diff/existing.rs).
     pub ovsdb_interfaces: BTreeMap<String, String>,
+    /// The container's OVN logical ports and this chassis (`None`: OVN not asked).
+    pub ovn: Option<crate::ovn::Observed>,
 }
 
 fn errno_op(op: String) -> impl Fn(i32) -> OpError {

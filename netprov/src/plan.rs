@@ -46,8 +46,11 @@ pub enum Phase {
     Addresses,
     Routes,
     Sysctls,
-    /// Slot: nftables steps (container ruleset, host rules) go last.
+    /// Slot: nftables steps (container ruleset, host rules).
     Nft,
+    /// OVN logical switch ports in the Northbound database, then the waits for
+    /// ovn-controller to install them: last, once the port is up (docs/ovn.md).
+    Ovn,
 }
 
 /// Where a step acts.
@@ -218,6 +221,10 @@ pub enum Step {
     OvsPort {
         change: OvsChange,
     },
+    /// One change to the container's OVN logical switch ports, or a wait for one.
+    OvnPort {
+        change: crate::ovn::OvnChange,
+    },
     /// Replace the container netns's whole ruleset with the props' text, atomically.
     LoadRuleset {
         netns: String,
@@ -269,6 +276,7 @@ impl Step {
                 change: OvsChange::Remove { .. },
             } => Phase::OvsRemovals,
             Step::OvsPort { .. } => Phase::OvsPorts,
+            Step::OvnPort { .. } => Phase::Ovn,
             Step::LoadRuleset { .. }
             | Step::RemoveRuleset { .. }
             | Step::InstallHostRules { .. }
@@ -367,6 +375,7 @@ impl Step {
                 },
             ),
             Step::OvsPort { change } => ovs_drift(change),
+            Step::OvnPort { change } => change.as_drift(),
             Step::LoadRuleset { netns, reason, .. } => (
                 format!("nftables ruleset in netns {netns}"),
                 match reason {
@@ -490,6 +499,7 @@ impl fmt::Display for Step {
                 netns, key, value, ..
             } => write!(f, "set sysctl {key}={value} in netns {netns}"),
             Step::OvsPort { change } => write!(f, "{change}"),
+            Step::OvnPort { change } => write!(f, "{change}"),
             Step::LoadRuleset {
                 netns,
                 digest,

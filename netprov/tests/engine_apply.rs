@@ -510,6 +510,7 @@ fn ovs_internal_port_device_is_moved_in_marked_and_removed() {
             vlan_mode: None,
             style: OvsStyle::Internal,
             external_ids: Default::default(),
+            ovn: None,
         }),
         addrs: nets(&["10.6.0.2/24"]),
         mtu: None,

@@ -34,6 +34,7 @@ fn spec(owner: &str, iface: &str, bridge: &str, vlan: i64, style: OvsStyle) -> P
         vlan_mode: None,
         style,
         external_ids: BTreeMap::from([("iface-id".to_owned(), format!("{owner}-{iface}"))]),
+        ovn: None,
     };
     let i = Interface {
         name: IfName::new(iface).unwrap(),

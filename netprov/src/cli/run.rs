@@ -192,12 +192,16 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
             return;
         }
         out(&format!(
-            "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, netns {})",
+            "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, {}netns {})",
             if fails.is_empty() { "destroyed" } else { "destroyed in part" },
             rep.links_deleted.len(),
             rep.links_returned.len(),
             rep.routes_deleted,
             rep.ovs_ports_removed.len(),
+            match rep.ovn_ports_removed.len() {
+                0 => String::new(),
+                n => format!("{n} OVN ports, "),
+            },
             if rep.netns_removed { "removed" } else { "kept" }
         ));
         if let Some(why) = &rep.netns_not_ours {

@@ -10,14 +10,14 @@ use crate::error::OpError;
 use crate::model::Desired;
 use crate::observe::Observed;
 use crate::ovsdb::port::IFACE_KEY;
-use crate::ovsdb::{self, OvsChange, PortSpec};
+use crate::ovsdb::{self, OvsChange};
 use crate::plan::{At, Step};
 
 pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     let Some(rows) = &o.ovs else {
         return Ok(Vec::new());
     };
-    let specs = PortSpec::all(&d.id, &d.interfaces);
+    let specs = crate::ovn::port_specs(d, o.ovn.as_ref());
     let mut rows = rows.clone();
     for s in &specs {
         let in_host = o.host.links.contains_key(s.port.as_str());
@@ -112,6 +112,7 @@ mod tests {
                     vlan_mode: None,
                     style: OvsStyle::Internal,
                     external_ids: Default::default(),
+                    ovn: None,
                 }),
                 addrs: vec![],
                 mtu: None,

@@ -324,10 +324,15 @@ pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
         let io = |e: std::io::Error| CheckError::Op(OpError::io(&op, &e));
         // Also the probe for libnftables' exit() on a missing socket (see ffi).
         let sock = super::netlink::NfSocket::open().map_err(io)?;
-        let g = marker::generation_on(&sock).map_err(io)?;
-        let cmds = format!("{PREFIX}{text}\n{}", marker_gen(&src, next_generation(g)));
-        let res = ffi::with_ctx_unprobed(|ctx| ctx.run_as_file(&cmds))
-            .map_err(|e| CheckError::Op(ctx_error(&op, e)))?;
+        // The generation is read under the libnftables lock, with the commit: two
+        // loads into one netns from two threads would otherwise both read g and both
+        // record g+1 (the lock serializes this process; the container lock others).
+        let res = ffi::with_ctx_unprobed(|ctx| -> Result<ffi::RunResult, CheckError> {
+            let g = marker::generation_on(&sock).map_err(io)?;
+            let cmds = format!("{PREFIX}{text}\n{}", marker_gen(&src, next_generation(g)));
+            Ok(ctx.run_as_file(&cmds))
+        })
+        .map_err(|e| CheckError::Op(ctx_error(&op, e)))??;
         drop(sock);
         if res.rc != 0 {
             return Err(CheckError::Syntax(syntax_error(&res.error, user_lines)));

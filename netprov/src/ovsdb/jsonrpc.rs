@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ pub struct Notification {
 /// requests (answered here) would otherwise restart the read timeout forever.
 #[derive(Debug)]
 pub struct Connection {
-    sock: UnixStream,
+    sock: Stream,
     framer: Framer,
     next_id: u64,
     /// How long [`Connection::call`] waits for its answer.
@@ -111,6 +112,35 @@ fn timed_out() -> RpcError {
     RpcError::Io(io::Error::from(io::ErrorKind::TimedOut))
 }
 
+/// The socket under a [`Connection`]: unix (the local `Open_vSwitch` database) or TCP
+/// (a remote OVN Northbound database, `tcp:HOST:PORT`).
+#[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.write_all(buf),
+            Stream::Tcp(s) => s.write_all(buf),
+        }
+    }
+}
+
 impl Connection {
     pub fn connect(path: &Path, timeout: Duration) -> io::Result<Self> {
         let sock = UnixStream::connect(path)?;
@@ -118,7 +148,28 @@ impl Connection {
         Ok(Self::from_stream(sock, timeout))
     }
 
+    /// Connects to `addr` (`HOST:PORT`) over TCP, within `timeout` for each address.
+    pub fn connect_tcp(addr: &str, timeout: Duration) -> io::Result<Self> {
+        use std::net::ToSocketAddrs;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(sock) => {
+                    sock.set_write_timeout(Some(timeout))?;
+                    sock.set_nodelay(true)?;
+                    return Ok(Self::with(Stream::Tcp(sock), timeout));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     fn from_stream(sock: UnixStream, timeout: Duration) -> Self {
+        Self::with(Stream::Unix(sock), timeout)
+    }
+
+    fn with(sock: Stream, timeout: Duration) -> Self {
         Self {
             sock,
             framer: Framer::default(),

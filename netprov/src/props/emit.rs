@@ -104,6 +104,11 @@ fn interface(i: &Interface) -> raw::Interface {
                     }
                 }),
                 external_ids: Some(p.external_ids.clone()),
+                ovn: p.ovn.as_ref().map(|o| raw::Ovn {
+                    switch: Some(o.switch.clone()),
+                    addresses: Some(o.addresses.clone()),
+                    port_security: Some(raw::PortSecurity::Entries(o.port_security.clone())),
+                }),
             });
         }
         InterfaceKind::Existing => {}

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use ipnetwork::IpNetwork;
+
 use super::addr::{self, Family};
 use super::raw;
 use super::validate::{given, Errors};
@@ -120,7 +122,20 @@ pub fn interface(
             },
         )
     });
-    let mac = given(&raw.mac).and_then(|s| e.check(f("mac"), addr::mac(s)));
+    let mut mac = given(&raw.mac).and_then(|s| e.check(f("mac"), addr::mac(s)));
+    let mut kind = kind;
+    if let (Some(InterfaceKind::Ovs(port)), Some(n)) = (kind.as_mut(), name.as_ref()) {
+        if let Some(o) = raw.ovs.as_ref().and_then(|o| o.ovn.as_ref()) {
+            let addrs: Vec<IpNetwork> = ip4.into_iter().chain(ip6).collect();
+            port.ovn =
+                super::ovn::port(e, &f("ovs.ovn"), o, id, n, mac, &addrs, &port.external_ids);
+            // The logical port's addresses and port security name this MAC: the
+            // interface must have it, so a derived one is set on the interface too.
+            if let Some(p) = &port.ovn {
+                mac = Some(p.mac);
+            }
+        }
+    }
     Some(Interface {
         name: name?,
         kind: kind?,
@@ -145,6 +160,10 @@ fn ovs_unset(e: &mut Errors, at: &str, ovs: &raw::Ovs) {
         (
             "external_ids",
             ovs.external_ids.as_ref().is_some_and(|x| !x.is_empty()),
+        ),
+        (
+            "ovn",
+            ovs.ovn.as_ref().is_some_and(|o| given(&o.switch).is_some()),
         ),
     ];
     for (field, is_set) in set {
@@ -247,6 +266,7 @@ fn ovs_port(
         vlan_mode,
         style: style?,
         external_ids,
+        ovn: None,
     })
 }
 

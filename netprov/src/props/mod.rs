@@ -3,7 +3,7 @@
 //! JSON text ─[`parse`]─▶ [`raw::Props`] ─[`validate`]─▶ [`Desired`]; [`to_json`] goes
 //! back. Nothing here does I/O except [`load`] reading the file.
 
-mod addr;
+pub(crate) mod addr;
 mod adopt;
 mod cross;
 mod dupkeys;
@@ -11,6 +11,7 @@ mod emit;
 mod iface;
 pub(crate) mod locate;
 pub mod names;
+mod ovn;
 mod parse;
 pub mod raw;
 mod sysctl;

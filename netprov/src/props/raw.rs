@@ -167,6 +167,37 @@ pub struct Ovs {
     /// Extension: `external_ids` of the OVSDB Interface row (e.g. `iface-id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_ids: Option<BTreeMap<String, String>>,
+    /// Extension: attach the port to an OVN logical switch (see docs/ovn.md); null: no OVN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovn: Option<Ovn>,
+}
+
+/// `ovs.ovn`: the OVN logical switch port netprov creates for this interface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ovn {
+    /// Logical switch (OVN Northbound `Logical_Switch.name`, must exist); `""`: no OVN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub switch: Option<String>,
+    /// `Logical_Switch_Port.addresses`: `"MAC [IP...]"` entries, or `["unknown"]`.
+    /// Absent or empty: one entry from the interface's MAC and its `ip4`/`ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<String>>,
+    /// `Logical_Switch_Port.port_security`: `true` (default) = the addresses, `false` =
+    /// none, or explicit `"MAC [IP/prefix...]"` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_security: Option<PortSecurity>,
+}
+
+/// `ovs.ovn.port_security`: on/off, or explicit entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortSecurity {
+    /// `true`: the logical port's addresses; `false`: none.
+    Enabled(bool),
+    /// Explicit `Logical_Switch_Port.port_security` entries.
+    Entries(Vec<String>),
 }
 
 /// `macvlan`: a macvlan named `mv-<if>` or `mv-<if>-<vrid>`.

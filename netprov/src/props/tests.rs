@@ -307,3 +307,98 @@ mod bad_names {
         }
     }
 }
+
+fn ovn_port(d: &Desired) -> (&crate::model::OvnPort, Option<MacAddr>) {
+    match &d.interfaces[0].kind {
+        InterfaceKind::Ovs(p) => (p.ovn.as_ref().expect("ovn"), d.interfaces[0].mac),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn ovn_port_defaults_follow_the_interface() {
+    let d = ok(&one(
+        r#"{"lan":{"ip4":"10.0.0.2/24","ip6":"fd00::2/64","ovs":{"bridge":"br-int","ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    let (p, mac) = ovn_port(&d);
+    assert_eq!(p.name, "c1:lan");
+    assert_eq!(mac, Some(p.mac), "a derived MAC is set on the interface");
+    assert_eq!(p.addresses, [format!("{} 10.0.0.2 fd00::2", p.mac)]);
+    assert_eq!(p.port_security, p.addresses);
+    // Round trip through the emitted JSON keeps everything.
+    let again = ok(&crate::props::to_json(&d).to_string());
+    assert_eq!(again, d);
+
+    let d = ok(&one(
+        r#"{"lan":{"mac":"02:00:00:00:00:05","ovs":{"bridge":"br-int","ovn":{"switch":"ls-a","addresses":["unknown"],"port_security":false}}}}"#,
+    ));
+    let (p, _) = ovn_port(&d);
+    assert_eq!(p.mac.to_string(), "02:00:00:00:00:05");
+    assert_eq!(p.addresses, ["unknown"]);
+    assert!(p.port_security.is_empty());
+}
+
+#[test]
+fn ovn_port_errors_name_the_field() {
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","external_ids":{"iface-id":"x"},"ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("ovs.external_ids.iface-id") && m.contains("written by netprov")),
+        "{e:?}"
+    );
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"","ovn":{"switch":"ls-a"}}}}"#,
+    ));
+    assert!(e.iter().any(|m| m.contains("ovs.ovn")), "{e:?}");
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","ovn":{"addresses":["02:00:00:00:00:01"]}}}}"#,
+    ));
+    assert!(e.iter().any(|m| m.contains("ovs.ovn.switch")), "{e:?}");
+    let e = errs(&one(
+        r#"{"lan":{"ovs":{"bridge":"br-int","ovn":{"switch":"s","port_security":[" x"]}}}}"#,
+    ));
+    assert!(
+        e.iter().any(|m| m.contains("ovs.ovn.port_security[0]")),
+        "{e:?}"
+    );
+}
+
+mod ovn_generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any valid id and interface name: the logical port name is unambiguous (it
+        /// splits back at its only `:`), the derived MAC is unicast and locally
+        /// administered and set on the interface, the default addresses name it and
+        /// the IPs, and the props round-trip.
+        #[test]
+        fn ovn_ports_from_any_names(
+            id in "[A-Za-z0-9][A-Za-z0-9_-]{0,20}",
+            iface in "[a-z][a-z0-9_.-]{0,14}",
+            host in 2u8..250,
+            v6 in any::<bool>(),
+        ) {
+            prop_assume!(!["lo", "all", "default"].contains(&iface.as_str()));
+            let ip6 = if v6 { format!(r#","ip6":"fd00::{host:x}/64""#) } else { String::new() };
+            let json = format!(
+                r#"{{"id":"{id}","network":{{"interfaces":{{"{iface}":{{"ip4":"10.0.0.{host}/24"{ip6},"ovs":{{"bridge":"br-int","ovn":{{"switch":"A"}}}}}}}}}}}}"#
+            );
+            let d = ok(&json);
+            let (p, mac) = ovn_port(&d);
+            prop_assert_eq!(p.name.split_once(':'), Some((id.as_str(), iface.as_str())));
+            prop_assert_eq!(p.name.matches(':').count(), 1);
+            prop_assert_eq!(p.mac.0[0] & 0x03, 0x02);
+            prop_assert_eq!(mac, Some(p.mac));
+            let mut want = format!("{} 10.0.0.{host}", p.mac);
+            if v6 {
+                want.push_str(&format!(" fd00::{host:x}"));
+            }
+            prop_assert_eq!(&p.addresses, &vec![want]);
+            prop_assert_eq!(&p.port_security, &p.addresses);
+            prop_assert_eq!(ok(&crate::props::to_json(&d).to_string()), d.clone());
+        }
+    }
+}

@@ -10,6 +10,10 @@ use super::{Observed, PortSpec, OWNER_KEY};
 use crate::error::OpError;
 use crate::model::ContainerId;
 
+/// Interface `external_ids` keys that ovn-controller sets on a bound port; netprov
+/// neither removes nor reports them.
+pub const CONTROLLER_KEYS: [&str; 2] = ["ovn-installed", "ovn-installed-ts"];
+
 /// One change to OVSDB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -231,12 +235,22 @@ pub fn plan(
             });
         }
         if let Some(i) = &row.iface {
-            if i.external_ids != spec.iface_ids() {
+            // Keys ovn-controller writes (ovn-installed) are kept, not fought over.
+            let mut to = spec.iface_ids();
+            // ...unless the binding changes: a stale ovn-installed would end the wait
+            // for the new one at once.
+            let same_binding = i.external_ids.get("iface-id") == to.get("iface-id");
+            for k in CONTROLLER_KEYS.into_iter().filter(|_| same_binding) {
+                if let Some(v) = i.external_ids.get(k) {
+                    to.insert(k.to_owned(), v.clone());
+                }
+            }
+            if i.external_ids != to {
                 changes.push(OvsChange::SetExternalIds {
                     port: row.name.clone(),
                     iface_uuid: i.uuid.clone(),
                     from: i.external_ids.clone(),
-                    to: spec.iface_ids(),
+                    to,
                 });
             }
         }
@@ -551,5 +565,101 @@ mod tests {
         assert_eq!(j["spec"]["trunks"], serde_json::json!([10, 20]));
         assert_eq!(j["spec"]["vlan_mode"], "trunk");
         assert_eq!(j["spec"]["owner"], "web");
+    }
+}
+
+#[cfg(test)]
+mod controller_keys {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn ovn_installed_is_kept_for_the_same_binding_only() {
+        let mut s = spec_with_iface_id("web:lan");
+        for installed in [None, Some("true")] {
+            let mut row = row_for(&s);
+            if let (Some(v), Some(i)) = (installed, row.iface.as_mut()) {
+                i.external_ids.insert("ovn-installed".into(), v.into());
+                i.external_ids.insert("ovn-installed-ts".into(), "1".into());
+            }
+            let o = observed_with(Some(row.clone()));
+            // Same iface-id: ovn-controller's keys are neither drift nor removed.
+            assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
+                .unwrap()
+                .is_empty());
+            // Another iface-id: the update drops them (the new binding is not installed).
+            s.external_ids.insert("iface-id".into(), "web:lan2".into());
+            let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+            match &c[..] {
+                [OvsChange::SetExternalIds { to, .. }] => {
+                    assert!(!to.contains_key("ovn-installed"), "{to:?}");
+                    assert_eq!(to["iface-id"], "web:lan2");
+                }
+                other => panic!("{other:?}"),
+            }
+            s.external_ids.insert("iface-id".into(), "web:lan".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::model::{IfName, VlanTag};
+    use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow};
+
+    pub fn spec_with_iface_id(id: &str) -> PortSpec {
+        PortSpec {
+            owner: ContainerId::new("web").unwrap(),
+            iface: IfName::new("lan").unwrap(),
+            port: IfName::new("ve-web-lan").unwrap(),
+            bridge: IfName::new("br-int").unwrap(),
+            internal: false,
+            vlan: VlanTag::new(0).unwrap(),
+            trunks: vec![],
+            vlan_mode: None,
+            external_ids: BTreeMap::from([("iface-id".to_owned(), id.to_owned())]),
+        }
+    }
+
+    pub fn observed_with(port: Option<PortRow>) -> Observed {
+        let mut b = BridgeRow {
+            uuid: "b".into(),
+            name: "br-int".into(),
+            ports: BTreeSet::new(),
+        };
+        let mut ports = BTreeMap::new();
+        if let Some(p) = port {
+            b.ports.insert(p.uuid.clone());
+            ports.insert(p.name.clone(), p);
+        }
+        Observed {
+            owner: ContainerId::new("web").unwrap(),
+            bridges: BTreeMap::from([("br-int".to_owned(), b)]),
+            ports,
+            stray_interfaces: BTreeSet::new(),
+        }
+    }
+
+    pub fn row_for(s: &PortSpec) -> PortRow {
+        PortRow {
+            uuid: "p".into(),
+            name: s.port.to_string(),
+            tag: s.tag_column(),
+            trunks: vec![],
+            vlan_mode: None,
+            external_ids: s.port_ids(),
+            interfaces: vec!["i".into()],
+            iface: Some(IfaceRow {
+                uuid: "i".into(),
+                name: s.port.to_string(),
+                kind: String::new(),
+                ofport: Some(1),
+                error: None,
+                ifindex: Some(5),
+                external_ids: s.iface_ids(),
+            }),
+            device_missing: None,
+        }
     }
 }
