@@ -14,7 +14,7 @@ from . import proc, report
 from .profile import run_profile
 from .ovs import NetprovOvs, NetprovOvsEach, PrivateOvs, ShellOvs
 from .sandbox import NETNS_DIR, Sandbox
-from .tools import NETAVARK_CACHE, CniPtp, CniPtpDual, Netavark, NetprovBatch, NetprovEach, NotAvailable, Shell
+from .tools import NETAVARK_CACHE, Bare, CniPtp, CniPtpDual, Netavark, NetprovBatch, NetprovEach, NotAvailable, Shell
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -45,7 +45,7 @@ def parse_args(argv):
                    help="CI smoke: N = 10 only (veth and OVS), 2 rounds; under a minute")
     p.add_argument("--sizes", help="veth sizes and rounds, e.g. 10:5,100:3 (overrides the mode)")
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
-    p.add_argument("--tools", default="netprov,netprov_each,shell,cni_ptp,cni_ptp_dual,netavark",
+    p.add_argument("--tools", default="netprov,netprov_each,shell,bare,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
     p.add_argument("--peers-max-n", type=int, default=100, metavar="N",
                    help="run CNI and netavark only up to this N (default %(default)s: at "
@@ -230,7 +230,7 @@ def main(argv=None):
         peers = [CniPtp(sb), CniPtpDual(sb), Netavark(sb, args.netavark)]
         for t in peers:
             t.max_n = min(t.max_n or args.peers_max_n, args.peers_max_n)
-        veth = [t for t in [NetprovBatch(sb, binary), NetprovEach(sb, binary), Shell(sb)] + peers
+        veth = [t for t in [NetprovBatch(sb, binary), NetprovEach(sb, binary), Shell(sb), Bare(sb)] + peers
                 if t.key in wanted]
         bench.run_variant("veth", veth, veth_plan)
         if ovs_plan:

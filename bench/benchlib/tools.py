@@ -192,6 +192,37 @@ class NetprovEach(Netprov):
     per_container = True
 
 
+# --------------------------------------------------------------- bare process start
+
+class Bare(Tool):
+    """The floor of one process per container: `/bin/true` started and reaped the same
+    way as every measured process, N times per phase. No network work at all; the no-op
+    goal compares netprov's no-op re-apply (one process per container) with it."""
+    key = "bare"
+    label = "bare process (/bin/true)"
+    letter = "b"
+    idempotent = True
+    base_links = 1
+
+    def _phase(self):
+        self.sb.enter(self.host)
+        ph = Phase(self.n)
+        for _ in range(self.n):
+            r = proc.measured(["/bin/true"])
+            r.check("bare process start")
+            ph.add(r)
+        return ph
+
+    def cold(self):
+        return self._phase()
+
+    def noop(self):
+        return self._phase()
+
+    def destroy(self):
+        return self._phase()
+
+
 # ------------------------------------------------------------------------------ shell
 
 class Shell(Tool):

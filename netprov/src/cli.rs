@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::engine::{DestroyTarget, Engine, Options};
 use crate::error::{exit, Invalid};
-use crate::model::{ContainerId, Desired, IfName};
+use crate::model::{ContainerId, Desired};
 use crate::nft::CheckError;
 use crate::props;
 
@@ -225,14 +225,14 @@ pub fn run(cli: Cli) -> i32 {
             fail_after,
             drop_step,
             userns,
-        } => match load(&props, json, Dry::UnlessLoaded) {
+        } => match load(&props, json, Dry::Never) {
             Ok(mut ds) => {
                 if userns {
                     ds.iter_mut().for_each(crate::userns::add_sysctls);
                 }
                 with_engine(ovsdb, fail_after, |e| {
                     e.drop_step_for_tests(drop_step);
-                    run::apply(e, &ds, json)
+                    run::apply(e, &ds, &props, json)
                 })
             }
             Err(code) => code,
@@ -334,6 +334,12 @@ enum Dry {
     /// netns and a kernel round trip — tens of milliseconds — which would otherwise
     /// dominate a no-op re-apply.
     UnlessLoaded,
+    /// `apply`: never here. The engine checks a ruleset only when it is about to load
+    /// it, after observing (so a no-op reads the marker once): a reload in an existing
+    /// netns is dry-run first; into a netns the apply creates, the load itself is the
+    /// check (the kernel refuses an invalid ruleset and commits nothing; apply then
+    /// removes what it created and exits 2). See `Engine::apply_each`.
+    Never,
 }
 
 /// Checks every `network.nft` ruleset with a libnftables dry run (in a throwaway netns
@@ -345,32 +351,13 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
     let mut errs = Vec::new();
     for (p, d) in files.iter().zip(ds) {
         let Some(r) = &d.nft else { continue };
-        if dry == Dry::UnlessLoaded && already_loaded(d, r) {
+        if dry == Dry::Never || (dry == Dry::UnlessLoaded && already_loaded(d, r)) {
             continue;
         }
-        // Placeholders cost a device each (and its teardown waits for the kernel): only
-        // for names the ruleset mentions, as `iif lan` needs `lan` to exist.
-        let names: Vec<IfName> = d
-            .interfaces
-            .iter()
-            .flat_map(|i| {
-                std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone()))
-            })
-            .filter(|n| mentions(&r.text, n.as_str()))
-            .collect();
+        let names = crate::nft::ruleset::placeholder_names(d, r);
         match crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names) {
             Ok(()) => {}
-            Err(CheckError::Syntax(e)) => errs.push(Invalid {
-                file: Some(p.clone()),
-                path: "network.nft".into(),
-                location: props::read(p)
-                    .ok()
-                    .and_then(|t| props::locate::locate(&t, "network.nft")),
-                message: match e.line {
-                    Some(l) => format!("nftables ruleset line {l}: {}", e.message.trim_end()),
-                    None => format!("nftables ruleset: {}", e.message.trim_end()),
-                },
-            }),
+            Err(CheckError::Syntax(e)) => errs.push(ruleset_invalid(p, &e)),
             Err(CheckError::Op(e)) => {
                 err(&format!("netprov: {}: {e}", p.display()));
                 return Err(exit::FAILURE);
@@ -384,22 +371,27 @@ fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Re
     }
 }
 
+/// A ruleset libnftables or the kernel refused, as invalid input at `network.nft`.
+pub(crate) fn ruleset_invalid(p: &Path, e: &crate::nft::NftSyntaxError) -> Invalid {
+    Invalid {
+        file: Some(p.to_owned()),
+        path: "network.nft".into(),
+        location: props::read(p)
+            .ok()
+            .and_then(|t| props::locate::locate(&t, "network.nft")),
+        message: match e.line {
+            Some(l) => format!("nftables ruleset line {l}: {}", e.message.trim_end()),
+            None => format!("nftables ruleset: {}", e.message.trim_end()),
+        },
+    }
+}
+
 /// The container's netns exists and runs a ruleset netprov loaded from this very text.
 fn already_loaded(d: &Desired, r: &crate::model::Ruleset) -> bool {
     use crate::nft::ruleset::{digest, observe, RulesetState};
     let path = d.netns.path();
     crate::netns::is_handle(path)
         && matches!(observe(path), Ok(RulesetState::Loaded { source_digest, .. }) if source_digest == digest(r))
-}
-
-/// `name` occurs in `text` as a whole word (interface-name characters on neither side).
-fn mentions(text: &str, name: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    text.match_indices(name).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + name.len()..].chars().next();
-        !before.is_some_and(word) && !after.is_some_and(word)
-    })
 }
 
 /// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
@@ -516,15 +508,6 @@ pub fn main() -> i32 {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn mentions_whole_words_only() {
-        assert!(mentions("iif lan accept", "lan"));
-        assert!(mentions("iifname \"lan\" accept", "lan"));
-        assert!(!mentions("iif lan0 accept", "lan"));
-        assert!(!mentions("iif wlan accept", "lan"));
-        assert!(!mentions("table inet filter {}", "lan"));
-    }
 
     #[test]
     fn cli_is_consistent() {

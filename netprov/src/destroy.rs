@@ -19,6 +19,11 @@
 //! come back together ([`DestroyFailed`]) after everything else that could go is gone.
 //! The one thing held back is an owned netns holding a link netprov could not move
 //! back: removing the netns would destroy a link that is not netprov's.
+//!
+//! An owned netns netprov may remove goes in bulk (see `netns_release`): its routes and
+//! netprov's links in it are not deleted one by one; the kernel's netns cleanup takes
+//! them, veth host ends included, and destroy waits for those host ends to go. When the
+//! netns must be kept, netprov's links in it are deleted one by one instead.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -185,13 +190,19 @@ pub async fn destroy(
     // one is fine, so this needs no observation.
     {
         let (hp, id) = (host_path.to_owned(), id.clone());
-        count.bump();
-        if let Err(e) = blocking("delete host nftables table", move || {
-            nft::host::remove_host(&hp, &id)
+        // Looked up first: deleting even an absent table queues work for the kernel's
+        // nf_tables destroy list, and closing the socket then waits an RCU grace period.
+        match blocking("delete host nftables table", move || {
+            if matches!(nft::host::observe_host(&hp, &id)?, nft::HostState::Absent) {
+                return Ok(false);
+            }
+            nft::host::remove_host(&hp, &id).map(|()| true)
         })
         .await
         {
-            fails.push(e);
+            Ok(true) => count.bump(),
+            Ok(false) => {}
+            Err(e) => fails.push(e),
         }
     }
     // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
@@ -199,6 +210,8 @@ pub async fn destroy(
     // Why an owned netns must stay: removing it would destroy links netprov does not
     // own (an `Existing` link it could not move back, or could not even list).
     let mut keep_netns = false;
+    // An owned netns goes in bulk (see netns_release): these host ends go with it.
+    let mut peers = Vec::new();
     let handle_ok = if owned {
         match crate::netns_owner::handle(&path) {
             Ok(h) => h == crate::netns_owner::Handle::Netns,
@@ -260,6 +273,12 @@ pub async fn destroy(
                 if unreachable.is_some() && !has_ovs {
                     has_ovs = shows_ovs(&st, host, &id, &calias).await;
                 }
+                if owned {
+                    match crate::netns_release::host_peers(host, &id, &st, &calias).await {
+                        Ok(p) => peers = p,
+                        Err(e) => fails.push(e),
+                    }
+                }
                 let routes: Vec<_> = match t {
                     DestroyTarget::Props(d) if !owned => {
                         let want: Vec<_> = d
@@ -274,7 +293,8 @@ pub async fn destroy(
                             .collect();
                         crate::netns_owner::adopted_routes(d, &st, &want)
                     }
-                    _ => st.routes.clone(),
+                    // An owned netns: its routes go with it.
+                    _ => Vec::new(),
                 };
                 for r in &routes {
                     // Routes through links about to be deleted go with them; the rest
@@ -296,8 +316,17 @@ pub async fn destroy(
                 // Macvlans first (their parent may be a veth about to go), then the rest.
                 let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
                 links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
+                // In an owned netns, the links netprov does not own go back to the host
+                // first: whether the netns may go (and take netprov's links with it, in
+                // bulk) depends on it.
+                if owned {
+                    links.sort_by_key(|l| l.owned_as(&calias));
+                }
                 for l in links {
-                    if l.owned_as(&calias) {
+                    if l.owned_as(&calias) && owned && !keep_netns {
+                        // Deleted by the kernel's netns cleanup, host ends included.
+                        rep.links_deleted.push(format!("{} ({label})", l.name));
+                    } else if l.owned_as(&calias) {
                         match nl.mutate(link::delete(l.index), 0, &count).await {
                             // ENODEV: it went with its parent or peer.
                             Ok(()) | Err(libc::ENODEV) => {
@@ -332,11 +361,21 @@ pub async fn destroy(
                         }
                     }
                 }
+                if owned && !keep_netns {
+                    // netprov's routes in an owned netns go with it (reported like the
+                    // links that do).
+                    rep.routes_deleted += st.routes.len();
+                }
             }
         }
     }
     if let DestroyTarget::Props(d) = t {
         for i in &d.interfaces {
+            if peers.iter().any(|p| {
+                p.alias.as_deref() == Some(link::host_alias(&id, i.name.as_str()).as_str())
+            }) {
+                continue;
+            }
             let host_end = match &i.kind {
                 InterfaceKind::Veth(h) => &h.name,
                 InterfaceKind::Ovs(p) => match &p.style {
@@ -378,9 +417,30 @@ pub async fn destroy(
             "kept: it holds links netprov does not own that could not be moved back to the host netns (removing it would destroy them)",
         ));
     } else if owned && rep.netns_not_ours.is_none() {
+        // Subscribed before the netns is released, so no deletion is missed. (The
+        // container socket is gone by now: it was one of the netns's references.)
+        let watch = if peers.is_empty() {
+            None
+        } else {
+            match crate::netns_release::LinkWatch::open(host_path) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    fails.push(e);
+                    None
+                }
+            }
+        };
         let existed = path.exists();
         match netns::remove_handle(&path) {
-            Ok(()) => rep.netns_removed = existed,
+            Ok(()) => {
+                rep.netns_removed = existed;
+                if let Some(w) = watch {
+                    if let Err(e) = crate::netns_release::await_peers(host, w, &peers, &count).await
+                    {
+                        fails.push(e);
+                    }
+                }
+            }
             Err(e) => fails.push(e),
         }
     }

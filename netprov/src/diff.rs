@@ -68,6 +68,10 @@ struct Differ<'a> {
     ovs_new_device: BTreeSet<String>,
     /// OVS ports this plan removes (their host ends leave the switch with them).
     ovs_removed: BTreeSet<String>,
+    /// Veth host ends this plan adds as OVS ports: one still in a Linux bridge (a plain
+    /// veth on a bridge before) leaves it first. The kernel datapath would refuse a
+    /// device with a master; the userspace one takes it and the device stays in both.
+    ovs_new_veth_port: BTreeSet<String>,
 }
 
 impl Differ<'_> {
@@ -321,8 +325,8 @@ impl Differ<'_> {
                 });
             }
         } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
-            && matches!(i.kind, InterfaceKind::Veth(_))
-            && !self.ovs_removed.contains(host_name)
+            && ((matches!(i.kind, InterfaceKind::Veth(_)) && !self.ovs_removed.contains(host_name))
+                || self.ovs_new_veth_port.contains(host_name))
         {
             self.steps.push(Step::Release {
                 link: host_name.to_owned(),
@@ -590,6 +594,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         v4_flushed: BTreeSet::new(),
         ovs_new_device: BTreeSet::new(),
         ovs_removed: BTreeSet::new(),
+        ovs_new_veth_port: BTreeSet::new(),
     };
     let ovs_steps = ovs::steps(d, o)?;
     for s in &ovs_steps {
@@ -599,6 +604,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         {
             if spec.internal {
                 df.ovs_new_device.insert(spec.iface.to_string());
+            } else {
+                df.ovs_new_veth_port.insert(spec.port.to_string());
             }
         }
         if let Step::OvsPort {

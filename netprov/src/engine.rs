@@ -68,7 +68,7 @@ pub const MAX_PASSES: usize = 3;
 /// a netlink socket (with its receive buffers) and its observed state; a bound keeps
 /// the memory of `netprov apply` over a thousand files flat, while still overlapping
 /// the kernel round trips of many containers.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub const MAX_IN_FLIGHT: usize = 16;
 
 pub struct Engine {
     rt: tokio::runtime::Runtime,
@@ -92,12 +92,22 @@ impl Engine {
             .map_err(|e| OpError::io("start async runtime", &e))?;
         let host = Netlink::open(opts.host_netns.as_deref(), rt.handle(), "host netns".into())?;
         // /proc/self is the main thread: its netns is the process's.
-        let host_path = opts
+        let opened = opts
             .host_netns
             .clone()
             .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
-        let host_ns = File::open(&host_path)
-            .map_err(|e| OpError::io(format!("open host netns {}", host_path.display()), &e))?;
+        let host_ns = File::open(&opened)
+            .map_err(|e| OpError::io(format!("open host netns {}", opened.display()), &e))?;
+        // Threads enter the host netns by this path. Not /proc/self/ns/net: that is
+        // whatever netns the main thread is in at the moment, and the main thread enters
+        // container netns briefly (see netns::in_netns). The open handle is stable.
+        let host_path = match &opts.host_netns {
+            Some(p) => p.clone(),
+            None => PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&host_ns)
+            )),
+        };
         Ok(Self {
             rt,
             host,
@@ -193,10 +203,11 @@ impl Engine {
             .await?;
             ovs = Some(Arc::new(Mutex::new(client)));
             rows = Some(r);
-        } else {
+        } else if ep.path().exists() {
             // No OVS interface wanted: ports this container still owns (its props
             // dropped them all) must go. Only look when OVS runs here; a host without
-            // OVS, or with a stale socket, has no such ports to find.
+            // OVS (no socket: checked here, without a blocking-pool thread), or with a
+            // stale socket, has no such ports to find.
             let found = blocking("observe OVS ports", move || {
                 let Ok(Some(mut client)) = Client::connect_if_present(&ep) else {
                     return Ok(None);
@@ -275,7 +286,7 @@ impl Engine {
     /// One container's apply, under its lock: each container of an `apply_many` holds
     /// only its own lock and never waits for another while holding it, so two
     /// multi-file applies cannot deadlock, whatever their order.
-    async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+    async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
         let _lock = lock::acquire(&d.id, lock::Op::Apply).await?;
         self.apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))
@@ -285,7 +296,10 @@ impl Engine {
     /// Observe, plan, execute; then observe again (read only) and, while something
     /// still differs, plan and execute only that, at most [`MAX_PASSES`] plans in all.
     /// `Ok` means the last observe found nothing to change: the next `check` is clean.
-    async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, OpError> {
+    ///
+    /// A ruleset the kernel refuses (see [`ApplyError::Refused`]) ends the apply at
+    /// once: its pass is undone as far as it created the netns, and nothing repeats.
+    async fn apply_traced(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
         let mut c = self.container_conn(d)?;
         let count = MutationCount::default();
         let mut ovs: Option<OvsConn> = None;
@@ -303,7 +317,10 @@ impl Engine {
                 break;
             }
             if plans.len() == MAX_PASSES {
-                return Err(not_converged(d, &p));
+                return Err(not_converged(d, &p).into());
+            }
+            if let Some(e) = precheck_ruleset(d, &p).await? {
+                return Err(e);
             }
             if !plans.is_empty() {
                 tracing::warn!(id = %d.id, pass = plans.len() + 1, steps = p.steps.len(),
@@ -324,6 +341,7 @@ impl Engine {
                 ovs: ovs.clone(),
                 ovs_specs: crate::ovn::port_specs(d, o.ovn.as_ref()),
                 ovn: self.ovn.clone(),
+                refused: None,
             };
             // Fault injection (a simulated SIGKILL) applies to the first pass only.
             let fail_after = if plans.is_empty() {
@@ -340,8 +358,19 @@ impl Engine {
                 execute::run(&mut ex, &p, fail_after).await
             };
             c = ex.container.take();
+            let refused = ex.refused.take();
             ovs_sent += ovs.as_ref().map_or(0, mutating) - before;
-            r?;
+            if let Err(e) = r {
+                return Err(match refused {
+                    Some(error) => {
+                        // Netprov's own socket in the netns goes before the undo: it
+                        // is a reference the bulk release of the netns would wait out.
+                        std::mem::drop(c.take());
+                        self.refused(d, &p, error, e).await
+                    }
+                    None => ApplyError::Op(e),
+                });
+            }
             plans.push(p);
         }
         let passes = plans.len();
@@ -359,19 +388,67 @@ impl Engine {
         })
     }
 
+    /// The kernel refused the ruleset of `d` (nothing of it was committed). When this
+    /// apply created the netns, everything it made goes again (a destroy of this
+    /// container), so an invalid ruleset leaves nothing behind, as if it had been
+    /// rejected before anything was touched.
+    async fn refused(
+        &self,
+        d: &Desired,
+        p: &Plan,
+        error: crate::nft::NftSyntaxError,
+        op: OpError,
+    ) -> ApplyError {
+        let created = p
+            .steps
+            .iter()
+            .any(|s| matches!(s, crate::plan::Step::CreateNetns { .. }));
+        if created {
+            if let Err(e) = self.destroy_async(&DestroyTarget::Props(d.clone())).await {
+                return ApplyError::Op(OpError::new(
+                    format!(
+                        "undo the apply of {} after its ruleset was refused ({op})",
+                        d.id
+                    ),
+                    e.to_string(),
+                ));
+            }
+        }
+        ApplyError::Refused { error, op }
+    }
+
     /// Makes the kernel match `d`.
     pub fn apply(&self, d: &Desired) -> Result<ApplyReport, OpError> {
-        self.rt.block_on(self.apply_one(d))
+        self.rt
+            .block_on(self.apply_one(d))
+            .map_err(ApplyError::into_op)
     }
 
     /// Applies several containers concurrently in this process, at most
     /// [`MAX_IN_FLIGHT`] at a time; results come back in the order of `ds`.
     pub fn apply_many(&self, ds: &[Desired]) -> Vec<Result<ApplyReport, OpError>> {
+        let mut out = Vec::with_capacity(ds.len());
+        self.apply_each(ds, |_, r| out.push(r.map_err(ApplyError::into_op)));
+        out
+    }
+
+    /// Like [`Engine::apply_many`], but hands each container's result to `f` (with its
+    /// index in `ds`, in order) as soon as it is known, keeping none: the memory of
+    /// `netprov apply` over a thousand files stays flat.
+    pub fn apply_each(
+        &self,
+        ds: &[Desired],
+        mut f: impl FnMut(usize, Result<ApplyReport, ApplyError>),
+    ) {
         use futures::stream::{self, StreamExt};
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| self.apply_one(d)))
                 .buffered(MAX_IN_FLIGHT)
-                .collect(),
+                .enumerate()
+                .for_each(|(i, r)| {
+                    f(i, r);
+                    std::future::ready(())
+                }),
         )
     }
 
@@ -399,7 +476,8 @@ impl Engine {
                 Some(
                     self.apply_traced(d)
                         .instrument(tracing::info_span!("apply", id = %d.id))
-                        .await,
+                        .await
+                        .map_err(ApplyError::into_op),
                 )
             }))
             .buffered(MAX_IN_FLIGHT)
@@ -484,39 +562,69 @@ impl Engine {
     /// Removes everything netprov owns for the target, under its lock. Best effort:
     /// a failing part does not stop the others; the error lists every failure.
     pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
-        self.rt.block_on(async {
-            let _lock = lock::acquire(t.id(), lock::Op::Destroy)
-                .await
-                .map_err(|e| DestroyFailed::new(t.id(), e))?;
-            let ovn = self.destroy_ovn(t).await;
-            let r = crate::destroy::destroy(
-                t,
-                &self.host,
-                &self.host_ns,
-                &self.host_path,
-                &self.endpoint(),
-                self.rt.handle(),
-            )
-            .await;
-            match (r, ovn) {
-                (Ok(mut rep), Ok(names)) => {
-                    rep.ovn_ports_removed = names;
-                    Ok(rep)
-                }
-                (Ok(rep), Err(e)) => Err(DestroyFailed {
-                    report: Box::new(rep),
-                    failures: vec![e],
+        self.rt.block_on(self.destroy_locked(t))
+    }
+
+    /// Destroys several targets concurrently (at most [`MAX_IN_FLIGHT`] at once),
+    /// handing each result to `f` in the order of `ts`: most of a destroy is waiting for
+    /// the kernel's netns cleanup (see `netns_release`), which then overlaps — the
+    /// kernel even cleans up namespaces released together in one batch.
+    /// Each target is destroyed under its lock, as [`Engine::destroy`].
+    pub fn destroy_each(
+        &self,
+        ts: &[DestroyTarget],
+        mut f: impl FnMut(usize, Result<DestroyReport, DestroyFailed>),
+    ) {
+        use futures::stream::{self, StreamExt};
+        self.rt.block_on(
+            stream::iter(ts.iter().map(|t| self.destroy_locked(t)))
+                .buffered(MAX_IN_FLIGHT)
+                .enumerate()
+                .for_each(|(i, r)| {
+                    f(i, r);
+                    std::future::ready(())
                 }),
-                (Err(mut f), Ok(names)) => {
-                    f.report.ovn_ports_removed = names;
-                    Err(f)
-                }
-                (Err(mut f), Err(e)) => {
-                    f.failures.insert(0, e);
-                    Err(f)
-                }
+        )
+    }
+
+    async fn destroy_locked(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
+        let _lock = lock::acquire(t.id(), lock::Op::Destroy)
+            .await
+            .map_err(|e| DestroyFailed::new(t.id(), e))?;
+        self.destroy_async(t).await
+    }
+
+    /// The destroy itself, without the lock (an apply undoing itself holds it).
+    /// OVN's logical ports first, then everything else (see `destroy::destroy`).
+    async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
+        let ovn = self.destroy_ovn(t).await;
+        let r = crate::destroy::destroy(
+            t,
+            &self.host,
+            &self.host_ns,
+            &self.host_path,
+            &self.endpoint(),
+            self.rt.handle(),
+        )
+        .await;
+        match (r, ovn) {
+            (Ok(mut rep), Ok(names)) => {
+                rep.ovn_ports_removed = names;
+                Ok(rep)
             }
-        })
+            (Ok(rep), Err(e)) => Err(DestroyFailed {
+                report: Box::new(rep),
+                failures: vec![e],
+            }),
+            (Err(mut f), Ok(names)) => {
+                f.report.ovn_ports_removed = names;
+                Err(f)
+            }
+            (Err(mut f), Err(e)) => {
+                f.failures.insert(0, e);
+                Err(f)
+            }
+        }
     }
 }
 
@@ -563,4 +671,70 @@ fn mutating(c: &OvsConn) -> u64 {
     c.lock()
         .map(|c| c.mutating_transactions())
         .unwrap_or_default()
+}
+
+/// Why an apply failed.
+#[derive(Debug, Clone)]
+pub enum ApplyError {
+    /// An operation failed (exit 1).
+    Op(OpError),
+    /// The kernel refused the container's nftables ruleset: invalid input (exit 2).
+    /// Nothing of the ruleset was committed, and a netns this apply created was removed
+    /// again with everything in it.
+    Refused {
+        error: crate::nft::NftSyntaxError,
+        op: OpError,
+    },
+}
+
+impl ApplyError {
+    pub fn into_op(self) -> OpError {
+        match self {
+            ApplyError::Op(e) | ApplyError::Refused { op: e, .. } => e,
+        }
+    }
+}
+
+impl From<OpError> for ApplyError {
+    fn from(e: OpError) -> Self {
+        ApplyError::Op(e)
+    }
+}
+
+/// A ruleset about to be loaded into a netns that exists already (a reload, or an
+/// adopted netns) is dry-run first, in a scratch netns, so an invalid one changes
+/// nothing at all — neither the ruleset nor the other steps of the plan. Into a netns
+/// the plan creates, the load itself is the check (see [`Engine::refused`]).
+async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, OpError> {
+    use crate::plan::Step;
+    let loads = p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::LoadRuleset { .. }));
+    let creates = p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateNetns { .. }));
+    let Some(r) = d.nft.clone().filter(|_| loads && !creates) else {
+        return Ok(None);
+    };
+    let names = crate::nft::ruleset::placeholder_names(d, &r);
+    let op = format!("check nftables ruleset of {}", d.id);
+    let res = blocking(&op, move || {
+        Ok(crate::nft::ruleset::check_syntax_with_interfaces(
+            &r.text, &names,
+        ))
+    })
+    .await?;
+    match res {
+        Ok(()) => Ok(None),
+        Err(crate::nft::CheckError::Op(e)) => Err(e),
+        Err(crate::nft::CheckError::Syntax(error)) => Ok(Some(ApplyError::Refused {
+            op: OpError::new(
+                format!("load nftables ruleset in netns {}", d.id),
+                error.to_string(),
+            ),
+            error,
+        })),
+    }
 }

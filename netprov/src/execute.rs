@@ -47,6 +47,9 @@ pub struct Exec<'a> {
     pub ovs: Option<crate::engine::OvsConn>,
     /// The container's OVS ports (for re-converging after a lost race).
     pub ovs_specs: Vec<crate::ovsdb::PortSpec>,
+    /// Set when the kernel refused the container's ruleset (the load is its syntax
+    /// check, see `nft::ruleset::load_checked`): the input was invalid.
+    pub refused: Option<nft::NftSyntaxError>,
     /// OVN Northbound endpoint and install timeout.
     pub ovn: crate::ovn::OvnOptions,
 }
@@ -357,7 +360,18 @@ impl Exec<'_> {
                     let id = self.id.to_string();
                     blocking(op, move || nft::ruleset::load_adopted(&ns, &r, &id)).await?;
                 } else {
-                    blocking(op, move || nft::ruleset::load(&ns, &r)).await?;
+                    // Inline, not on the blocking pool: into a fresh netns one small
+                    // transaction with nothing queued for destruction (see
+                    // nft::ruleset::load_checked) costs less than a thread hand-off.
+                    match nft::ruleset::load_checked(&ns, &r) {
+                        Ok(()) => {}
+                        Err(nft::CheckError::Op(e)) => return Err(e),
+                        Err(nft::CheckError::Syntax(e)) => {
+                            let err = OpError::new(op, e.to_string());
+                            self.refused = Some(e);
+                            return Err(err);
+                        }
+                    }
                 }
             }
             Step::RemoveRuleset { .. } => {

@@ -20,6 +20,7 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod netns_owner;
+pub mod netns_release;
 pub mod nft;
 pub mod observe;
 pub mod ovn;

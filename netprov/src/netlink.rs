@@ -1,8 +1,8 @@
 //! One rtnetlink connection bound to one network namespace.
 //!
 //! A netlink socket belongs to the netns it was created in, whatever thread later uses
-//! it. So [`Netlink::open`] creates the socket on a short-lived OS thread that has
-//! `setns`'d into the target netns and hands it to the tokio runtime; every request on
+//! it. So [`Netlink::open`] creates the socket while the calling thread is inside the
+//! target netns (`netns::in_netns`) and hands it to the tokio runtime; every request on
 //! it then acts in that netns. `NETLINK_GET_STRICT_CHK` is on so the kernel filters
 //! dumps by the header fields and attributes we send (ifindex, table, protocol, oif)
 //! instead of returning everything.

@@ -2,9 +2,11 @@
 //!
 //! Kernel quirk that shapes this module: `setns(CLONE_NEWNET)` changes the namespace of
 //! the calling *thread* only, and sockets stay bound to the namespace they were created
-//! in. So work that must happen inside a container netns runs on a dedicated OS thread
-//! that joins it — never on a tokio worker or blocking-pool thread, which would carry
-//! the foreign namespace into unrelated tasks.
+//! in. So work that must happen inside a container netns runs on the calling thread
+//! between a `setns` into the netns and a `setns` back ([`in_netns`]), with no `.await`
+//! in between: nothing else runs on the thread meanwhile, so the foreign namespace
+//! cannot leak into unrelated tasks. Two `setns` calls cost far less than the thread
+//! per call netprov used before (a no-op apply made nine).
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -15,51 +17,53 @@ use nix::sched::{setns, CloneFlags};
 use crate::error::OpError;
 use crate::model::ContainerId;
 
-/// Runs `f` on a fresh OS thread that has joined the network namespace at `path`
-/// (a `/run/netns/<id>` handle or any `/proc/<pid>/ns/net`), and returns its result.
-/// The thread ends with `f`, so the namespace switch cannot leak.
-pub fn in_netns<T, F>(path: &Path, f: F) -> Result<T, OpError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let ns =
-        File::open(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
-    let what = path.display().to_string();
-    std::thread::Builder::new()
-        .name("netns".into())
-        .spawn(move || -> Result<T, OpError> {
-            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| OpError::errno(format!("enter netns {what}"), e as i32))?;
-            Ok(f())
-        })
-        .map_err(|e| OpError::io("spawn netns thread", &e))?
-        .join()
-        .map_err(|_| OpError::new("netns thread", "panicked"))?
+/// The calling thread inside another netns until dropped; then back in its own.
+struct Entered {
+    own: File,
 }
 
-/// Like [`in_netns`] but awaitable: the thread reports back through a channel, so the
-/// async runtime keeps serving other containers meanwhile.
-pub async fn in_netns_async<T, F>(path: &Path, f: F) -> Result<T, OpError>
+impl Entered {
+    fn enter(ns: &File, what: &str) -> Result<Self, OpError> {
+        let own = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| OpError::io("open this thread's netns", &e))?;
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| OpError::errno(format!("enter netns {what}"), e as i32))?;
+        Ok(Self { own })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // Returning into the namespace the thread was just in cannot fail short of the
+        // kernel running out of memory; a thread left in a container netns would make
+        // every later socket on it act there, so that is not survivable.
+        if setns(self.own.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+            eprintln!("netprov: cannot return to the original network namespace");
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs `f` on the calling thread inside the network namespace at `path` (a
+/// `/run/netns/<id>` handle or any `/proc/<pid>/ns/net`), and returns its result. The
+/// thread is back in its own netns when this returns (or unwinds).
+pub fn in_netns<T, F>(path: &Path, f: F) -> Result<T, OpError>
 where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> T,
 {
     let ns =
         File::open(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
-    let what = path.display().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns".into())
-        .spawn(move || {
-            let r = setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| OpError::errno(format!("enter netns {what}"), e as i32))
-                .map(|()| f());
-            let _ = tx.send(r);
-        })
-        .map_err(|e| OpError::io("spawn netns thread", &e))?;
-    rx.await
-        .map_err(|_| OpError::new("netns thread", "panicked"))?
+    let _inside = Entered::enter(&ns, &path.display().to_string())?;
+    Ok(f())
+}
+
+/// [`in_netns`] for async callers: `f` must be short (socket opens, sysctl files), as it
+/// runs on the runtime's thread.
+pub async fn in_netns_async<T, F>(path: &Path, f: F) -> Result<T, OpError>
+where
+    F: FnOnce() -> T,
+{
+    in_netns(path, f)
 }
 
 /// Stacked handle mounts [`remove_handle`] takes off at most.

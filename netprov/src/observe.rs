@@ -206,20 +206,18 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|_| OpError::new(op, "worker thread panicked"))?
 }
 
-/// The container ruleset (when its netns exists) and the container's host table.
+/// The container ruleset (when its netns exists) and the container's host table. Run
+/// inline, not on the blocking pool: each is a few tiny netfilter requests (the ruleset
+/// reads its marker and generation; a full listing only after a foreign commit), less
+/// than handing them to another thread would cost.
 async fn nftables(d: &Desired, host_path: &Path, o: &mut Observed) -> Result<(), OpError> {
     if o.netns_exists {
-        let ns = d.netns.path().clone();
-        o.ruleset =
-            Some(blocking("list nftables ruleset", move || nft::ruleset::observe(&ns)).await?);
+        o.ruleset = Some(nft::ruleset::observe(d.netns.path())?);
     }
-    let (hp, spec) = (host_path.to_owned(), nft::HostSpec::from_desired(d));
-    o.host_rules = Some(
-        blocking("read host nftables table", move || {
-            nft::host::observe_host_for(&hp, &spec)
-        })
-        .await?,
-    );
+    o.host_rules = Some(nft::host::observe_host_for(
+        host_path,
+        &nft::HostSpec::from_desired(d),
+    )?);
     Ok(())
 }
 

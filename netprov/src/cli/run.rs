@@ -8,8 +8,10 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use std::path::PathBuf;
+
 use super::{err, out, out_raw};
-use crate::engine::{DestroyFailed, DestroyTarget, Engine};
+use crate::engine::{ApplyError, DestroyFailed, DestroyTarget, Engine};
 use crate::error::{exit, OpError};
 use crate::model::Desired;
 
@@ -52,35 +54,79 @@ fn code(failed: bool) -> i32 {
     }
 }
 
-pub fn apply(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
-    let results = engine.apply_many(ds);
-    let named = ds.iter().map(|d| d.id.to_string()).zip(results);
-    code(report("apply", json, named, |id, rep| {
-        if rep.plan.steps.is_empty() {
-            out(&format!("{id}: in sync, nothing to do"));
-        } else {
-            out_raw(&rep.plan.to_string());
-            for (k, p) in rep.repairs.iter().enumerate() {
-                out(&format!(
-                    "{id}: pass {}: the kernel still differed, repairing:",
-                    k + 2
-                ));
-                out_raw(&p.to_string());
+/// Applies every container, printing each one's result as soon as it is known (one
+/// JSON array element at a time with `--json`): nothing is kept per container, so the
+/// memory of an apply over a thousand files stays flat. Exit 1 if any failed, else 2 if
+/// the kernel refused a ruleset (see `ApplyError::Refused`), else 0.
+pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> i32 {
+    let (mut failed, mut invalid) = (false, false);
+    let mut first = true;
+    if json {
+        out_raw("[");
+    }
+    engine.apply_each(ds, |i, r| {
+        let id = ds[i].id.to_string();
+        let doc = match r {
+            Ok(rep) if json => json!({ "id": id, "ok": true, "result": rep }),
+            Ok(rep) => {
+                print_applied(&id, &rep);
+                return;
             }
-            let changes: usize =
-                rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
-            let passes = if rep.passes > 1 {
-                format!(" in {} passes", rep.passes)
-            } else {
-                String::new()
-            };
-            out(&format!(
-                "{id}: applied {changes} changes{passes} ({} netlink messages, {} OVSDB transactions)",
-                rep.messages,
-                rep.ovsdb_transactions
-            ));
+            Err(ApplyError::Refused { error, .. }) => {
+                invalid = true;
+                let inv = super::ruleset_invalid(&files[i], &error);
+                err(&inv.to_string());
+                json!({ "id": id, "ok": false, "invalid": true, "error": inv.to_string(), "errno": null })
+            }
+            Err(ApplyError::Op(e)) => {
+                failed = true;
+                err(&format!("netprov apply: {id}: {e}"));
+                json!({ "id": id, "ok": false, "error": e.to_string(), "errno": e.errno })
+            }
+        };
+        if json {
+            let sep = if std::mem::take(&mut first) { "" } else { "," };
+            out_raw(&format!("{sep}{doc}"));
         }
-    }))
+    });
+    if json {
+        out("]");
+    }
+    if failed {
+        exit::FAILURE
+    } else if invalid {
+        exit::INVALID
+    } else {
+        exit::OK
+    }
+}
+
+/// The human output of one successful apply: its plan, the repairs of later passes,
+/// and a summary line.
+fn print_applied(id: &str, rep: &crate::engine::ApplyReport) {
+    if rep.plan.steps.is_empty() {
+        out(&format!("{id}: in sync, nothing to do"));
+        return;
+    }
+    out_raw(&rep.plan.to_string());
+    for (k, p) in rep.repairs.iter().enumerate() {
+        out(&format!(
+            "{id}: pass {}: the kernel still differed, repairing:",
+            k + 2
+        ));
+        out_raw(&p.to_string());
+    }
+    let changes: usize =
+        rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
+    let passes = if rep.passes > 1 {
+        format!(" in {} passes", rep.passes)
+    } else {
+        String::new()
+    };
+    out(&format!(
+        "{id}: applied {changes} changes{passes} ({} netlink messages, {} OVSDB transactions)",
+        rep.messages, rep.ovsdb_transactions
+    ));
 }
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
@@ -116,13 +162,14 @@ pub fn check(engine: &Engine, ds: &[Desired], json: bool) -> i32 {
 }
 
 /// Destroy is best effort: a container whose destroy failed in part still gets its
-/// summary line (what was removed), then one line per failure on stderr.
+/// summary line (what was removed), then one line per failure on stderr. The targets
+/// are destroyed concurrently (see `Engine::destroy_each`); results print in order.
 pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 {
     let mut failed = false;
     let mut docs = Vec::new();
-    for t in &targets {
-        let id = t.id().to_string();
-        let (rep, fails) = match engine.destroy(t) {
+    engine.destroy_each(&targets, |i, r| {
+        let id = targets[i].id().to_string();
+        let (rep, fails) = match r {
             Ok(rep) => (rep, Vec::new()),
             Err(DestroyFailed { report, failures }) => (*report, failures),
         };
@@ -142,7 +189,7 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
             for e in &fails {
                 err(&format!("netprov destroy: {id}: {e}"));
             }
-            continue;
+            return;
         }
         out(&format!(
             "{id}: {} ({} links deleted, {} returned to the host, {} routes, {} OVS ports, {}netns {})",
@@ -163,7 +210,7 @@ pub fn destroy(engine: &Engine, targets: Vec<DestroyTarget>, json: bool) -> i32 
         for e in &fails {
             err(&format!("netprov destroy: {id}: {e}"));
         }
-    }
+    });
     if json {
         out(&Value::Array(docs).to_string());
     }

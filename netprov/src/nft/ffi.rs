@@ -15,9 +15,9 @@
 //!
 //! * a process-wide mutex serializes all libnftables calls: two runs never interleave,
 //!   so one netns's interface cache can never be used for another netns;
-//! * one context per call, created **and freed on the calling thread**, which is a
-//!   fresh thread inside the target netns (`netns::in_netns`, or a thread that unshared
-//!   a scratch netns): the context's netfilter socket and the interface dump are opened
+//! * one context per call, created **and freed on the calling thread** while that
+//!   thread is inside the target netns (`netns::in_netns`, or a thread that unshared a
+//!   scratch netns): the context's netfilter socket and the interface dump are opened
 //!   inside that netns, and nothing outlives the call;
 //! * before creating the context we open and close a `NETLINK_NETFILTER` socket
 //!   ourselves, so the common way to hit `exit()` (no socket: fd exhaustion) becomes an
@@ -174,6 +174,18 @@ pub fn with_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
     // state across contexts that the panic could have corrupted.
     let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
     probe_netfilter_socket()?;
+    new_ctx(f)
+}
+
+/// [`with_ctx`] for a caller that holds a netfilter socket of its own open in this
+/// netns (the probe's purpose is served: a socket could be made). Saves a socket; each
+/// netfilter socket's close may wait for the kernel's nf_tables destroy work.
+pub fn with_ctx_unprobed<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+    let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
+    new_ctx(f)
+}
+
+fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
     // SAFETY: plain constructor; NULL on allocation failure.
     let raw = NonNull::new(unsafe { nft_ctx_new(0) }).ok_or(CtxError {
         cause: "nft_ctx_new failed".into(),

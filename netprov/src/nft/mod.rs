@@ -6,6 +6,7 @@
 mod ffi;
 pub mod host;
 pub mod include;
+mod marker;
 mod netlink;
 pub mod ruleset;
 

@@ -3,13 +3,12 @@
 //!
 //! Ownership and drift: every load is ONE libnftables run — `flush ruleset`, the user's
 //! text, then a marker table `inet netprov_state` whose comment records the SHA-256 of
-//! the user's text — so the kernel commits all of it or nothing (nft's `-f` semantics:
-//! one netlink batch). Right after, a second transaction that touches only the marker
-//! table records the digest of the live listing (text, stateless, terse, marker
-//! table excluded). `observe` recomputes that listing digest: if it differs,
-//! someone changed the ruleset behind netprov's back. A crash between the two
-//! transactions leaves `live=pending`, which reads as "does not match", so the next
-//! apply reloads.
+//! the user's text and the ruleset generation this commit produces — so the kernel
+//! commits all of it or nothing (nft's `-f` semantics: one netlink batch), and nothing
+//! else is sent. `observe` reads the marker and the generation (`super::marker`): the
+//! same generation means nobody committed since, so the ruleset is intact; otherwise it
+//! falls back to the listing digest (text, stateless, terse, marker excluded), which a
+//! marker with `gen=` does not record: any foreign commit in an owned netns is drift.
 //!
 //! That is for a netns netprov owns. In an adopted netns ([`load_adopted`]) there is no
 //! `flush ruleset`: the load deletes exactly the tables the marker lists, and the marker
@@ -21,6 +20,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
+use super::marker;
 use crate::error::OpError;
 use crate::model::{IfName, Ruleset};
 use crate::netns::in_netns;
@@ -184,6 +184,29 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
     }
 }
 
+/// The interfaces of `d` that the ruleset names (placeholders for a dry run in a
+/// scratch netns: `iif lan` needs `lan` to exist). Only those: each placeholder costs a
+/// device, and its teardown waits for the kernel.
+pub fn placeholder_names(d: &crate::model::Desired, r: &Ruleset) -> Vec<IfName> {
+    d.interfaces
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.name.clone()).chain(i.macvlan.iter().map(|m| m.name.clone()))
+        })
+        .filter(|n| mentions(&r.text, n.as_str()))
+        .collect()
+}
+
+/// `name` occurs in `text` as a whole word (interface-name characters on neither side).
+fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
 /// The marker table's name is netprov's; a ruleset that uses it would clobber (or be
 /// clobbered by) the marker.
 fn reserved_name(text: &str) -> Option<NftSyntaxError> {
@@ -231,56 +254,112 @@ fn placeholder_interface(name: &IfName) -> Result<std::fs::File, OpError> {
     Ok(tun)
 }
 
-/// Reads the ruleset state in the netns at `netns`.
+/// Reads the ruleset state in the netns at `netns`: the marker and the generation
+/// first (two tiny requests, see [`super::marker`]); the full listing only when the
+/// generation says something was committed since netprov's load (or the marker is an
+/// adopted netns's, or an older netprov's).
 pub fn observe(netns: &Path) -> Result<RulesetState, OpError> {
     let op = format!("list nftables ruleset in netns {}", netns.display());
-    let res = run_in(netns, &op, OUTPUT_STATELESS | OUTPUT_TERSE, "list ruleset")?;
-    parse_listing(&res.output).map_err(|e| OpError::new(op, e))
+    in_netns(netns, move || -> Result<RulesetState, OpError> {
+        let q = marker::read_here().map_err(|e| OpError::io(&op, &e))?;
+        let Some(comment) = &q.comment else {
+            return Ok(RulesetState::Absent);
+        };
+        if marker::recorded_generation(comment) == Some(q.generation) {
+            let token = format!("gen:{}", q.generation);
+            return Ok(RulesetState::Loaded {
+                source_digest: comment_field(comment, "src=").unwrap_or_default(),
+                recorded_live_digest: Some(token.clone()),
+                live_digest: token,
+            });
+        }
+        let res = ffi::with_ctx(|ctx| {
+            ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
+            ctx.run("list ruleset")
+        })
+        .map_err(|e| ctx_error(&op, e))?;
+        if res.rc != 0 {
+            return Err(OpError::new(&op, res.error.trim().to_owned()));
+        }
+        parse_listing(&res.output).map_err(|e| OpError::new(&op, e))
+    })?
 }
 
-/// Replaces the ruleset in the netns at `netns` with `r` in one transaction and records
-/// its digests.
+/// Replaces the ruleset in the netns at `netns` with `r` in one transaction, marker
+/// included (see [`load_checked`]).
 pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
-    if let Some(e) = reserved_name(&r.text) {
-        return Err(OpError::new(
+    load_checked(netns, r).map_err(|e| match e {
+        CheckError::Syntax(s) => OpError::new(
             format!("load nftables ruleset in netns {}", netns.display()),
-            e.message,
-        ));
+            s.to_string(),
+        ),
+        CheckError::Op(e) => e,
+    })
+}
+
+/// Replaces the ruleset in the netns at `netns` with `r`: ONE libnftables run, one
+/// transaction — `flush ruleset`, the text, and the marker recording the text's digest
+/// and the generation this very commit produces — so the kernel commits all of it or
+/// nothing, and nothing else is sent. A refused batch is [`CheckError::Syntax`]
+/// (libnftables' message in the user's terms): the transaction was aborted, the netns
+/// keeps the ruleset it had. This is also the syntax check of a netns the apply creates:
+/// the kernel validates exactly what it would run, with the real interfaces.
+///
+/// The generation: the kernel adds one per commit, so netprov reads it (g) right
+/// before and records g+1. A commit by someone else in between makes the record wrong,
+/// which the next observe reads as "changed since" and answers with the full listing
+/// (then drift: the ruleset is reloaded) — never as intact by mistake.
+///
+/// Into a fresh netns this queues nothing for the kernel to destroy: no RCU grace
+/// period when the sockets close (a reload's flush does queue the old ruleset).
+pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
+    let op = format!("load nftables ruleset in netns {}", netns.display());
+    if let Some(e) = reserved_name(&r.text) {
+        return Err(CheckError::Syntax(e));
     }
     let src = digest(r);
     let user_lines = r.text.lines().count().max(1);
-    let cmds = load_commands(&r.text, &src, PENDING);
-    let path = netns.to_owned();
-    in_netns(netns, move || -> Result<(), OpError> {
-        let op = format!("load nftables ruleset in netns {}", path.display());
-        ffi::with_ctx(|ctx| -> Result<(), OpError> {
-            let res = ctx.run_as_file(&cmds);
-            if res.rc != 0 {
-                return Err(OpError::new(
-                    &op,
-                    syntax_error(&res.error, user_lines).to_string(),
-                ));
-            }
-            ctx.set_output_flags(OUTPUT_STATELESS | OUTPUT_TERSE);
-            let listed = ctx.run("list ruleset");
-            if listed.rc != 0 {
-                return Err(OpError::new(&op, listed.error.trim().to_owned()));
-            }
-            let live = listing_digest(&listed.output).map_err(|e| OpError::new(&op, e))?;
-            let rec = ctx.run(&format!(
-                "delete table {MARKER_FAMILY} {MARKER_TABLE}\n{}",
-                marker(&src, &live)
-            ));
-            if rec.rc != 0 {
-                return Err(OpError::new(
-                    format!("record nftables ruleset digest in netns {}", path.display()),
-                    rec.error.trim().to_owned(),
-                ));
-            }
-            Ok(())
+    let text = r.text.clone();
+    in_netns(netns, move || -> Result<(), CheckError> {
+        let io = |e: std::io::Error| CheckError::Op(OpError::io(&op, &e));
+        // Also the probe for libnftables' exit() on a missing socket (see ffi).
+        let sock = super::netlink::NfSocket::open().map_err(io)?;
+        // The generation is read under the libnftables lock, with the commit: two
+        // loads into one netns from two threads would otherwise both read g and both
+        // record g+1 (the lock serializes this process; the container lock others).
+        let res = ffi::with_ctx_unprobed(|ctx| -> Result<ffi::RunResult, CheckError> {
+            let g = marker::generation_on(&sock).map_err(io)?;
+            let cmds = format!("{PREFIX}{text}\n{}", marker_gen(&src, next_generation(g)));
+            Ok(ctx.run_as_file(&cmds))
         })
-        .map_err(|e| ctx_error(&op, e))?
-    })?
+        .map_err(|e| CheckError::Op(ctx_error(&op, e)))??;
+        drop(sock);
+        if res.rc != 0 {
+            return Err(CheckError::Syntax(syntax_error(&res.error, user_lines)));
+        }
+        Ok(())
+    })
+    .map_err(CheckError::Op)?
+}
+
+/// The generation after one more commit (the kernel skips 0 when it wraps).
+fn next_generation(g: u32) -> u32 {
+    match g.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
+}
+
+/// The marker of a netns netprov owns: the source digest and the generation of the
+/// commit that loaded it.
+fn marker_gen(src: &str, gen: u32) -> String {
+    format!("table {MARKER_FAMILY} {MARKER_TABLE} {{ comment \"netprov src={src} gen={gen}\"; }}\n")
+}
+
+fn comment_field(comment: &str, k: &str) -> Option<String> {
+    comment
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(k).map(str::to_owned))
 }
 
 /// Loads `r` into an *adopted* netns: never `flush ruleset`. One transaction deletes
@@ -798,6 +877,15 @@ fn listing_digest(listing: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_whole_words_only() {
+        assert!(mentions("iif lan accept", "lan"));
+        assert!(mentions("iifname \"lan\" accept", "lan"));
+        assert!(!mentions("iif lan0 accept", "lan"));
+        assert!(!mentions("iif wlan accept", "lan"));
+        assert!(!mentions("table inet filter {}", "lan"));
+    }
 
     #[test]
     fn syntax_error_line() {
