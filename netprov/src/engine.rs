@@ -438,11 +438,24 @@ impl Engine {
     pub fn apply_each(
         &self,
         ds: &[Desired],
-        mut f: impl FnMut(usize, Result<ApplyReport, ApplyError>),
+        f: impl FnMut(usize, Result<ApplyReport, ApplyError>),
     ) {
+        self.each(ds, |d| self.apply_one(d), f)
+    }
+
+    /// Runs `op` on every item, at most [`MAX_IN_FLIGHT`] at once, and hands each
+    /// result to `f` in the order of `items` as soon as it is known.
+    fn each<'a, T, R, Fut>(
+        &self,
+        items: &'a [T],
+        op: impl Fn(&'a T) -> Fut,
+        mut f: impl FnMut(usize, R),
+    ) where
+        Fut: std::future::Future<Output = R>,
+    {
         use futures::stream::{self, StreamExt};
         self.rt.block_on(
-            stream::iter(ds.iter().map(|d| self.apply_one(d)))
+            stream::iter(items.iter().map(op))
                 .buffered(MAX_IN_FLIGHT)
                 .enumerate()
                 .for_each(|(i, r)| {
@@ -519,15 +532,8 @@ impl Engine {
             if !still() {
                 return Ok(None);
             }
-            let r = crate::destroy::destroy(
-                t,
-                &self.host,
-                &self.host_ns,
-                &self.host_path,
-                &self.endpoint(),
-                self.rt.handle(),
-            )
-            .await;
+            // The same destroy as `destroy` (OVN ports included), then the host ends.
+            let r = self.destroy_async(t).await;
             let (mut rep, mut fails) = match r {
                 Ok(rep) => (rep, Vec::new()),
                 Err(DestroyFailed { report, failures }) => (*report, failures),
@@ -573,18 +579,9 @@ impl Engine {
     pub fn destroy_each(
         &self,
         ts: &[DestroyTarget],
-        mut f: impl FnMut(usize, Result<DestroyReport, DestroyFailed>),
+        f: impl FnMut(usize, Result<DestroyReport, DestroyFailed>),
     ) {
-        use futures::stream::{self, StreamExt};
-        self.rt.block_on(
-            stream::iter(ts.iter().map(|t| self.destroy_locked(t)))
-                .buffered(MAX_IN_FLIGHT)
-                .enumerate()
-                .for_each(|(i, r)| {
-                    f(i, r);
-                    std::future::ready(())
-                }),
-        )
+        self.each(ts, |t| self.destroy_locked(t), f)
     }
 
     async fn destroy_locked(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
