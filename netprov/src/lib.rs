@@ -17,6 +17,7 @@
 //! ovsdb/        OVSDB JSON-RPC client and OVS port management
 //! ovn/          OVN logical switch ports
 //! inventory.rs  what netprov owns on this host (list, status, gc, reconcile)
+//! ser.rs       serde helpers (serialise through Display)
 //! userns.rs     sysctls for containers that run in a user namespace
 //! error.rs      errors and exit codes
 //! ```
@@ -31,4 +32,5 @@ pub mod nft;
 pub mod ovn;
 pub mod ovsdb;
 pub mod props;
+pub mod ser;
 pub mod userns;

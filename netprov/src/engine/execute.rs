@@ -44,7 +44,7 @@ pub struct Exec<'a> {
     pub rt: tokio::runtime::Handle,
     pub count: &'a MutationCount,
     /// The OVSDB connection, when the container has OVS interfaces.
-    pub ovs: Option<crate::engine::OvsConn>,
+    pub ovs: Option<crate::ovsdb::OvsConn>,
     /// The container's OVS ports (for re-converging after a lost race).
     pub ovs_specs: Vec<crate::ovsdb::PortSpec>,
     /// Set when the kernel refused the container's ruleset (the load is its syntax

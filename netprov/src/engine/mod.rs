@@ -46,9 +46,7 @@ pub struct Options {
     pub ovsdb: Option<PathBuf>,
 }
 
-/// An OVSDB connection shared between the observe and execute phases of one container
-/// (the client is blocking: it is only used from blocking-pool threads).
-pub type OvsConn = Arc<Mutex<Client>>;
+pub use crate::ovsdb::OvsConn;
 
 /// What an apply did.
 #[derive(Debug, Clone, Serialize)]

@@ -16,16 +16,6 @@ use crate::model::{MacAddr, Ruleset};
 use crate::nft::HostSpec;
 use crate::ovsdb::OvsChange;
 
-pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn ser_opt_mac<S: Serializer>(v: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(m) => s.collect_str(m),
-        None => s.serialize_none(),
-    }
-}
 
 /// The order steps run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -118,7 +108,7 @@ pub enum Step {
         host_alias: String,
         peer_alias: String,
         mtu: Option<u32>,
-        #[serde(serialize_with = "ser_opt_mac")]
+        #[serde(serialize_with = "crate::ser::opt_display")]
         mac: Option<MacAddr>,
     },
     /// Delete the surviving half of a netprov-owned link whose other half is gone.
@@ -161,14 +151,14 @@ pub enum Step {
         parent: String,
         netns: String,
         alias: String,
-        #[serde(serialize_with = "ser_opt_mac")]
+        #[serde(serialize_with = "crate::ser::opt_display")]
         mac: Option<MacAddr>,
     },
     SetLink {
         at: At,
         link: String,
         mtu: Option<u32>,
-        #[serde(serialize_with = "ser_opt_mac")]
+        #[serde(serialize_with = "crate::ser::opt_display")]
         mac: Option<MacAddr>,
     },
     Enslave {
@@ -182,13 +172,13 @@ pub enum Step {
     DelAddress {
         at: At,
         link: String,
-        #[serde(serialize_with = "ser_display")]
+        #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
     AddAddress {
         at: At,
         link: String,
-        #[serde(serialize_with = "ser_display")]
+        #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
     /// Add again a wanted IPv4 address that the kernel may drop with a deleted
@@ -196,7 +186,7 @@ pub enum Step {
     ReAddAddress {
         at: At,
         link: String,
-        #[serde(serialize_with = "ser_display")]
+        #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
     DelRoute {
