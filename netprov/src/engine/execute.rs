@@ -16,7 +16,10 @@ use netlink_packet_route::RouteNetlinkMessage;
 use tracing::Instrument;
 
 use crate::engine::blocking::blocking;
-use crate::engine::plan::{At, Plan, Step};
+use crate::engine::plan::{
+    AddressStep, At, LinkStep, NetnsStep, NftStep, OvnStep, OvsStep, Plan, RouteStep, Step,
+    SysctlStep,
+};
 use crate::error::OpError;
 use crate::kernel::address;
 use crate::kernel::link::{self, LinkChange, LinkState};
@@ -125,11 +128,11 @@ impl Exec<'_> {
         let op = s.to_string();
         let op = op.as_str();
         match s {
-            Step::CreateNetns { path, .. } => {
+            Step::Netns(NetnsStep::CreateNetns { path, .. }) => {
                 netns::create_handle(path, &self.id)?;
                 self.open_container()?;
             }
-            Step::CreateVeth {
+            Step::Link(LinkStep::CreateVeth {
                 host,
                 peer,
                 netns,
@@ -137,7 +140,7 @@ impl Exec<'_> {
                 peer_alias,
                 mtu,
                 mac,
-            } => {
+            }) => {
                 let ns = self.open_ns(op)?;
                 let msg = link::new_veth(host, peer, ns.as_raw_fd(), *mtu, *mac);
                 self.send(&At::Host, msg, NLM_F_CREATE | NLM_F_EXCL, op)
@@ -149,14 +152,15 @@ impl Exec<'_> {
                 self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
                     .await?;
             }
-            Step::DeleteLink { at, link: name } | Step::RemoveLink { at, link: name } => {
+            Step::Link(LinkStep::DeleteLink { at, link: name })
+            | Step::Link(LinkStep::RemoveLink { at, link: name }) => {
                 self.delete_link(at, name, op).await?;
             }
-            Step::DeleteDeadOvsDevice { netns, link: name } => {
+            Step::Link(LinkStep::DeleteDeadOvsDevice { netns, link: name }) => {
                 self.delete_link(&At::Netns(netns.clone()), name, op)
                     .await?;
             }
-            Step::Release { link: name } => {
+            Step::Link(LinkStep::Release { link: name }) => {
                 let l = self.link(&At::Host, name, op).await?;
                 // IFLA_MASTER 0: leave whatever bridge it is a port of.
                 let c = LinkChange {
@@ -165,16 +169,16 @@ impl Exec<'_> {
                 };
                 self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
             }
-            Step::MarkLink {
+            Step::Link(LinkStep::MarkLink {
                 at,
                 link: name,
                 alias,
-            } => {
+            }) => {
                 self.set_alias(at, name, alias, op).await?;
             }
-            Step::MoveLinkIn {
+            Step::Link(LinkStep::MoveLinkIn {
                 link: name, alias, ..
-            } => {
+            }) => {
                 let l = self.link(&At::Host, name, op).await?;
                 let ns = self.open_ns(op)?;
                 // One message: the kernel moves the link first, then applies the alias
@@ -186,13 +190,13 @@ impl Exec<'_> {
                 };
                 self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
             }
-            Step::CreateMacvlan {
+            Step::Link(LinkStep::CreateMacvlan {
                 link: name,
                 parent,
                 netns,
                 alias,
                 mac,
-            } => {
+            }) => {
                 let at = At::Netns(netns.clone());
                 let p = self.link(&at, parent, op).await?;
                 self.send(
@@ -212,12 +216,12 @@ impl Exec<'_> {
                 };
                 self.send(&at, link::set(l.index, &c), 0, op).await?;
             }
-            Step::SetLink {
+            Step::Link(LinkStep::SetLink {
                 at,
                 link: name,
                 mtu,
                 mac,
-            } => {
+            }) => {
                 let l = self.link(at, name, op).await?;
                 let c = LinkChange {
                     mtu: *mtu,
@@ -226,7 +230,7 @@ impl Exec<'_> {
                 };
                 self.send(at, link::set(l.index, &c), 0, op).await?;
             }
-            Step::Enslave { link: name, bridge } => {
+            Step::Link(LinkStep::Enslave { link: name, bridge }) => {
                 let br = self.link(&At::Host, bridge, op).await?;
                 let l = self.link(&At::Host, name, op).await?;
                 let c = LinkChange {
@@ -235,7 +239,7 @@ impl Exec<'_> {
                 };
                 self.send(&At::Host, link::set(l.index, &c), 0, op).await?;
             }
-            Step::LinkUp { at, link: name } => {
+            Step::Link(LinkStep::LinkUp { at, link: name }) => {
                 let l = self.link(at, name, op).await?;
                 let c = LinkChange {
                     up: true,
@@ -243,11 +247,11 @@ impl Exec<'_> {
                 };
                 self.send(at, link::set(l.index, &c), 0, op).await?;
             }
-            Step::AddAddress {
+            Step::Address(AddressStep::AddAddress {
                 at,
                 link: name,
                 addr,
-            } => {
+            }) => {
                 let l = self.link(at, name, op).await?;
                 self.send(
                     at,
@@ -257,11 +261,11 @@ impl Exec<'_> {
                 )
                 .await?;
             }
-            Step::ReAddAddress {
+            Step::Address(AddressStep::ReAddAddress {
                 at,
                 link: name,
                 addr,
-            } => {
+            }) => {
                 let l = self.link(at, name, op).await?;
                 match self
                     .send(
@@ -276,11 +280,11 @@ impl Exec<'_> {
                     r => r?,
                 }
             }
-            Step::DelAddress {
+            Step::Address(AddressStep::DelAddress {
                 at,
                 link: name,
                 addr,
-            } => {
+            }) => {
                 // Already gone is success: the link went (ENODEV), or the kernel took
                 // the address with another one (a primary takes its secondaries).
                 let l = match self.link(at, name, op).await {
@@ -292,7 +296,7 @@ impl Exec<'_> {
                     r => r?,
                 }
             }
-            Step::ReplaceRoute { at, route: r, .. } => {
+            Step::Route(RouteStep::ReplaceRoute { at, route: r, .. }) => {
                 let oif = match &r.dev {
                     Some(d) => Some(self.link(at, d, op).await?.index),
                     None => None,
@@ -300,7 +304,7 @@ impl Exec<'_> {
                 self.send(at, route::replace(r, oif), NLM_F_CREATE | NLM_F_REPLACE, op)
                     .await?;
             }
-            Step::DelRoute { at, route: r } => {
+            Step::Route(RouteStep::DelRoute { at, route: r }) => {
                 let oif = match &r.dev {
                     Some(d) => self.link(at, d, op).await.ok().map(|l| l.index),
                     None => None,
@@ -312,13 +316,13 @@ impl Exec<'_> {
                     r => r?,
                 }
             }
-            Step::WriteSysctl {
+            Step::Sysctl(SysctlStep::WriteSysctl {
                 netns: id,
                 key,
                 path,
                 value,
                 ..
-            } => {
+            }) => {
                 let (key, path, value, label) = (
                     key.clone(),
                     path.clone(),
@@ -330,8 +334,8 @@ impl Exec<'_> {
                 })
                 .await??;
             }
-            Step::OvsPort { change } => self.ovs(vec![change.clone()]).await?,
-            Step::OvnPort { change } => {
+            Step::Ovs(OvsStep::OvsPort { change }) => self.ovs(vec![change.clone()]).await?,
+            Step::Ovn(OvnStep::OvnPort { change }) => {
                 let (c, id, ovn, ovs) = (
                     change.clone(),
                     self.id.to_string(),
@@ -353,7 +357,7 @@ impl Exec<'_> {
                 .await?;
             }
             // nftables: one transaction each, counted as one mutating message.
-            Step::LoadRuleset { ruleset, .. } => {
+            Step::Nft(NftStep::LoadRuleset { ruleset, .. }) => {
                 let (ns, r) = (self.netns_path.clone(), ruleset.clone());
                 self.count.bump();
                 if self.adopted {
@@ -374,7 +378,7 @@ impl Exec<'_> {
                     }
                 }
             }
-            Step::RemoveRuleset { .. } => {
+            Step::Nft(NftStep::RemoveRuleset { .. }) => {
                 let ns = self.netns_path.clone();
                 self.count.bump();
                 if self.adopted {
@@ -391,12 +395,12 @@ impl Exec<'_> {
                     blocking(op, move || nft::ruleset::remove(&ns)).await?;
                 }
             }
-            Step::InstallHostRules { spec, .. } => {
+            Step::Nft(NftStep::InstallHostRules { spec, .. }) => {
                 let (hp, spec) = (self.host_netns.clone(), spec.clone());
                 self.count.bump();
                 blocking(op, move || nft::host::apply_host(&hp, &spec)).await?;
             }
-            Step::RemoveHostRules { .. } => {
+            Step::Nft(NftStep::RemoveHostRules { .. }) => {
                 let hp = self.host_netns.clone();
                 let id = self.id.clone();
                 self.count.bump();
@@ -472,14 +476,14 @@ async fn run_phase(
             ));
         }
         *n += 1;
-        if let Step::OvsPort { .. } = s {
+        if let Step::Ovs(OvsStep::OvsPort { .. }) = s {
             // The OVS steps are adjacent (one phase) and go as one transaction.
             if !ovs_done {
                 ovs_done = true;
                 let all = steps
                     .iter()
                     .filter_map(|s| match s {
-                        Step::OvsPort { change } => Some(change.clone()),
+                        Step::Ovs(OvsStep::OvsPort { change }) => Some(change.clone()),
                         _ => None,
                     })
                     .collect();

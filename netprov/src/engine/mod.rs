@@ -8,6 +8,7 @@
 pub mod blocking;
 pub mod destroy;
 pub mod diff;
+pub mod drift;
 pub mod execute;
 pub mod lock;
 pub mod observe;
@@ -21,9 +22,10 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::engine::blocking::blocking;
+use crate::engine::drift::Drift;
 use crate::engine::execute::Exec;
 use crate::engine::observe::Observed;
-use crate::engine::plan::{Drift, Plan};
+use crate::engine::plan::Plan;
 use crate::error::OpError;
 use crate::kernel::netlink::{MutationCount, Netlink};
 use crate::kernel::netns;
@@ -407,10 +409,14 @@ impl Engine {
         error: crate::nft::NftSyntaxError,
         op: OpError,
     ) -> ApplyError {
-        let created = p
-            .steps
-            .iter()
-            .any(|s| matches!(s, crate::engine::plan::Step::CreateNetns { .. }));
+        let created = p.steps.iter().any(|s| {
+            matches!(
+                s,
+                crate::engine::plan::Step::Netns(
+                    crate::engine::plan::NetnsStep::CreateNetns { .. }
+                )
+            )
+        });
         if created {
             if let Err(e) = self.destroy_async(&DestroyTarget::Props(d.clone())).await {
                 return ApplyError::Op(OpError::new(
@@ -711,15 +717,15 @@ impl From<OpError> for ApplyError {
 /// nothing at all — neither the ruleset nor the other steps of the plan. Into a netns
 /// the plan creates, the load itself is the check (see [`Engine::refused`]).
 async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, OpError> {
-    use crate::engine::plan::Step;
+    use crate::engine::plan::{NetnsStep, NftStep, Step};
     let loads = p
         .steps
         .iter()
-        .any(|s| matches!(s, Step::LoadRuleset { .. }));
+        .any(|s| matches!(s, Step::Nft(NftStep::LoadRuleset { .. })));
     let creates = p
         .steps
         .iter()
-        .any(|s| matches!(s, Step::CreateNetns { .. }));
+        .any(|s| matches!(s, Step::Netns(NetnsStep::CreateNetns { .. })));
     let Some(r) = d.nft.clone().filter(|_| loads && !creates) else {
         return Ok(None);
     };

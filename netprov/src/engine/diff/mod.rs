@@ -16,7 +16,10 @@ use std::collections::BTreeSet;
 use ipnetwork::IpNetwork;
 
 use crate::engine::observe::{NsState, Observed};
-use crate::engine::plan::{At, MoveKind, Plan, Step};
+use crate::engine::plan::{
+    AddressStep, At, LinkStep, MoveKind, NetnsStep, OvnStep, OvsStep, Plan, RouteStep, Step,
+    SysctlStep,
+};
 use crate::error::OpError;
 use crate::kernel::link::{container_alias, host_alias, Kind, LinkState};
 use crate::kernel::route::{default_metric, RouteSpec};
@@ -116,10 +119,10 @@ impl Differ<'_> {
             // Only the kinds netprov makes over rtnetlink: an OVS internal port's device
             // goes with its port (the OVSDB part of the plan removes it).
             if l.owned_as(&alias) && matches!(l.kind, Kind::Veth | Kind::Macvlan) {
-                self.steps.push(Step::RemoveLink {
+                self.steps.push(Step::Link(LinkStep::RemoveLink {
                     at: self.ns(),
                     link: l.name.clone(),
-                });
+                }));
                 self.renew(&self.ns(), &l.name);
             }
         }
@@ -145,18 +148,18 @@ impl Differ<'_> {
             None => (None, None, false),
         };
         if mtu_diff.is_some() || mac_diff.is_some() {
-            self.steps.push(Step::SetLink {
+            self.steps.push(Step::Link(LinkStep::SetLink {
                 at: at.clone(),
                 link: name.to_owned(),
                 mtu: mtu_diff,
                 mac: mac_diff,
-            });
+            }));
         }
         if !up {
-            self.steps.push(Step::LinkUp {
+            self.steps.push(Step::Link(LinkStep::LinkUp {
                 at,
                 link: name.to_owned(),
-            });
+            }));
         }
     }
 
@@ -196,25 +199,25 @@ impl Differ<'_> {
             self.v4_flushed.insert((at == At::Host, name.to_owned()));
         }
         for a in &deleted {
-            self.steps.push(Step::DelAddress {
+            self.steps.push(Step::Address(AddressStep::DelAddress {
                 at: at.clone(),
                 link: name.to_owned(),
                 addr: **a,
-            });
+            }));
         }
         for a in want {
             if !have.contains(a) {
-                self.steps.push(Step::AddAddress {
+                self.steps.push(Step::Address(AddressStep::AddAddress {
                     at: at.clone(),
                     link: name.to_owned(),
                     addr: *a,
-                });
+                }));
             } else if at_risk(a) {
-                self.steps.push(Step::ReAddAddress {
+                self.steps.push(Step::Address(AddressStep::ReAddAddress {
                     at: at.clone(),
                     link: name.to_owned(),
                     addr: *a,
-                });
+                }));
             }
         }
     }
@@ -271,20 +274,20 @@ impl Differ<'_> {
         };
         if !whole {
             if host.is_some() {
-                self.steps.push(Step::DeleteLink {
+                self.steps.push(Step::Link(LinkStep::DeleteLink {
                     at: At::Host,
                     link: host_name.to_owned(),
-                });
+                }));
             }
             if cont.is_some() {
-                self.steps.push(Step::DeleteLink {
+                self.steps.push(Step::Link(LinkStep::DeleteLink {
                     at: self.ns(),
                     link: i.name.to_string(),
-                });
+                }));
             }
             self.renew(&At::Host, host_name);
             self.renew(&self.ns(), i.name.as_str());
-            self.steps.push(Step::CreateVeth {
+            self.steps.push(Step::Link(LinkStep::CreateVeth {
                 host: host_name.to_owned(),
                 peer: i.name.to_string(),
                 netns: id.clone(),
@@ -292,22 +295,22 @@ impl Differ<'_> {
                 peer_alias: c_alias,
                 mtu: i.mtu,
                 mac: i.mac,
-            });
+            }));
         } else {
             let (h, c) = (host.expect("whole"), cont.expect("whole"));
             if h.alias.as_deref() != Some(h_alias.as_str()) {
-                self.steps.push(Step::MarkLink {
+                self.steps.push(Step::Link(LinkStep::MarkLink {
                     at: At::Host,
                     link: host_name.to_owned(),
                     alias: h_alias,
-                });
+                }));
             }
             if c.alias.as_deref() != Some(c_alias.as_str()) {
-                self.steps.push(Step::MarkLink {
+                self.steps.push(Step::Link(LinkStep::MarkLink {
                     at: self.ns(),
                     link: i.name.to_string(),
                     alias: c_alias,
-                });
+                }));
             }
         }
         let host_st = if whole { host } else { None };
@@ -319,18 +322,18 @@ impl Differ<'_> {
                 ));
             };
             if host_st.and_then(|h| h.controller) != Some(br.index) {
-                self.steps.push(Step::Enslave {
+                self.steps.push(Step::Link(LinkStep::Enslave {
                     link: host_name.to_owned(),
                     bridge: b.to_owned(),
-                });
+                }));
             }
         } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
             && ((matches!(i.kind, InterfaceKind::Veth(_)) && !self.ovs_removed.contains(host_name))
                 || self.ovs_new_veth_port.contains(host_name))
         {
-            self.steps.push(Step::Release {
+            self.steps.push(Step::Link(LinkStep::Release {
                 link: host_name.to_owned(),
-            });
+            }));
         }
         self.link_state(
             At::Host,
@@ -382,10 +385,10 @@ impl Differ<'_> {
         // deleting it removes the pair; the new internal device is moved in.
         if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
             if c.owned_as(a) && c.kind == crate::kernel::link::Kind::Veth {
-                self.steps.push(Step::DeleteLink {
+                self.steps.push(Step::Link(LinkStep::DeleteLink {
                     at: self.ns(),
                     link: i.name.to_string(),
-                });
+                }));
                 in_container = None;
             }
         }
@@ -394,10 +397,10 @@ impl Differ<'_> {
         // docs/ovs.md). The container's copy is dead: delete it, move the new one in.
         if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
             if c.owned_as(a) && o.host.links.contains_key(i.name.as_str()) {
-                self.steps.push(Step::DeleteDeadOvsDevice {
+                self.steps.push(Step::Link(LinkStep::DeleteDeadOvsDevice {
                     netns: id.clone(),
                     link: i.name.to_string(),
-                });
+                }));
                 self.renew(&self.ns(), i.name.as_str());
                 in_container = None;
             }
@@ -413,10 +416,10 @@ impl Differ<'_> {
             let new_port =
                 kind == MoveKind::OvsInternal && self.ovs_new_device.contains(i.name.as_str());
             if made_here && (other_kind || new_port) {
-                self.steps.push(Step::RemoveLink {
+                self.steps.push(Step::Link(LinkStep::RemoveLink {
                     at: self.ns(),
                     link: i.name.to_string(),
-                });
+                }));
                 self.renew(&self.ns(), i.name.as_str());
                 in_container = None;
             }
@@ -433,11 +436,11 @@ impl Differ<'_> {
                         ));
                     }
                     if c.alias.as_deref() != Some(a.as_str()) {
-                        self.steps.push(Step::MarkLink {
+                        self.steps.push(Step::Link(LinkStep::MarkLink {
                             at: self.ns(),
                             link: i.name.to_string(),
                             alias: a.clone(),
-                        });
+                        }));
                     }
                 }
                 self.container_side(i, Some(c), kind == MoveKind::OvsInternal);
@@ -453,12 +456,12 @@ impl Differ<'_> {
                 if let (MoveKind::Existing, Some(l)) = (kind, o.host.links.get(i.name.as_str())) {
                     existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
                 }
-                self.steps.push(Step::MoveLinkIn {
+                self.steps.push(Step::Link(LinkStep::MoveLinkIn {
                     link: i.name.to_string(),
                     netns: id.clone(),
                     kind,
                     alias,
-                });
+                }));
                 self.moving = true;
                 self.container_side(i, None, kind == MoveKind::OvsInternal);
                 self.moving = false;
@@ -479,10 +482,10 @@ impl Differ<'_> {
             let parent_stays = !self.renewed.contains(&(false, i.name.to_string()));
             let parent = o.container.links.get(i.name.as_str()).map(|p| p.index);
             if l.kind != Kind::Macvlan || !parent_stays || l.link != parent || parent.is_none() {
-                self.steps.push(Step::RemoveLink {
+                self.steps.push(Step::Link(LinkStep::RemoveLink {
                     at: self.ns(),
                     link: m.name.to_string(),
-                });
+                }));
                 self.renew(&self.ns(), m.name.as_str());
                 st = None;
             }
@@ -497,20 +500,20 @@ impl Differ<'_> {
                 ));
             }
             if l.alias.is_none() {
-                self.steps.push(Step::MarkLink {
+                self.steps.push(Step::Link(LinkStep::MarkLink {
                     at: self.ns(),
                     link: m.name.to_string(),
                     alias: alias.clone(),
-                });
+                }));
             }
         } else {
-            self.steps.push(Step::CreateMacvlan {
+            self.steps.push(Step::Link(LinkStep::CreateMacvlan {
                 link: m.name.to_string(),
                 parent: i.name.to_string(),
                 netns: id.clone(),
                 alias,
                 mac: m.mac,
-            });
+            }));
         }
         self.link_state(
             self.ns(),
@@ -533,20 +536,20 @@ impl Differ<'_> {
     fn routes(&mut self, at: At, have: &[RouteSpec], want: &[RouteSpec]) {
         for h in have {
             if !want.iter().any(|w| w.same_key(h)) {
-                self.steps.push(Step::DelRoute {
+                self.steps.push(Step::Route(RouteStep::DelRoute {
                     at: at.clone(),
                     route: h.clone(),
-                });
+                }));
             }
         }
         for w in want {
             if !have.iter().any(|h| w.satisfied_by(h)) {
                 let was = have.iter().find(|h| w.same_key(h)).cloned();
-                self.steps.push(Step::ReplaceRoute {
+                self.steps.push(Step::Route(RouteStep::ReplaceRoute {
                     at: at.clone(),
                     route: w.clone(),
                     was,
-                });
+                }));
             }
         }
     }
@@ -558,11 +561,11 @@ fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Opti
     use crate::kernel::netns_owner::{self, Owner};
     match netns_owner::owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
-        Owner::Unmarked => Ok(Some(Step::MarkLink {
+        Owner::Unmarked => Ok(Some(Step::Link(LinkStep::MarkLink {
             at: At::Netns(d.id.to_string()),
             link: "lo".into(),
             alias: netns_owner::mark(&d.id),
-        })),
+        }))),
         other => Err(netns_owner::not_ours(&d.id, path, &other)),
     }
 }
@@ -598,9 +601,9 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     };
     let ovs_steps = ovs::steps(d, o)?;
     for s in &ovs_steps {
-        if let Step::OvsPort {
+        if let Step::Ovs(OvsStep::OvsPort {
             change: OvsChange::Create { spec } | OvsChange::Recreate { spec, .. },
-        } = s
+        }) = s
         {
             if spec.internal {
                 df.ovs_new_device.insert(spec.iface.to_string());
@@ -608,18 +611,20 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
                 df.ovs_new_veth_port.insert(spec.port.to_string());
             }
         }
-        if let Step::OvsPort {
+        if let Step::Ovs(OvsStep::OvsPort {
             change: OvsChange::Remove { port, .. },
-        } = s
+        }) = s
         {
             df.ovs_removed.insert(port.clone());
         }
     }
     match &d.netns {
-        NetnsSpec::Owned { path } if !o.netns_exists => df.steps.push(Step::CreateNetns {
-            netns: id.clone(),
-            path: path.clone(),
-        }),
+        NetnsSpec::Owned { path } if !o.netns_exists => {
+            df.steps.push(Step::Netns(NetnsStep::CreateNetns {
+                netns: id.clone(),
+                path: path.clone(),
+            }))
+        }
         NetnsSpec::Adopted { path } if !o.netns_exists => {
             return Err(OpError::new(
                 format!("open netns {}", path.display()),
@@ -630,10 +635,10 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         NetnsSpec::Adopted { path } => adopted_netns(d, path, o)?,
     }
     if !o.container.links.get("lo").is_some_and(|l| l.up) {
-        df.steps.push(Step::LinkUp {
+        df.steps.push(Step::Link(LinkStep::LinkUp {
             at: df.ns(),
             link: "lo".into(),
-        });
+        }));
     }
     df.unwanted(d);
     for i in &d.interfaces {
@@ -691,13 +696,13 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
             .as_deref()
             .is_some_and(|c| sysctl::same_value(c, &s.value))
         {
-            df.steps.push(Step::WriteSysctl {
+            df.steps.push(Step::Sysctl(SysctlStep::WriteSysctl {
                 netns: id.clone(),
                 key: s.key.clone(),
                 path: s.path.clone(),
                 value: s.value.clone(),
                 current: cur,
-            });
+            }));
         }
     }
     let mut steps = df.steps;
@@ -706,7 +711,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         steps.extend(
             crate::ovn::plan(d, ovn)?
                 .into_iter()
-                .map(|change| Step::OvnPort { change }),
+                .map(|change| Step::Ovn(OvnStep::OvnPort { change })),
         );
     } else if crate::ovn::wanted(d) {
         return Err(OpError::new(
@@ -836,12 +841,12 @@ mod tests {
         let mv = p
             .steps
             .iter()
-            .position(|s| matches!(s, Step::MoveLinkIn { .. }))
+            .position(|s| matches!(s, Step::Link(LinkStep::MoveLinkIn { .. })))
             .unwrap();
         let mac = p
             .steps
             .iter()
-            .position(|s| matches!(s, Step::CreateMacvlan { .. }))
+            .position(|s| matches!(s, Step::Link(LinkStep::CreateMacvlan { .. })))
             .unwrap();
         assert!(mv < mac);
         assert!(p.steps[mv].phase() > Phase::OvsPorts);

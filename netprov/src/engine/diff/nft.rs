@@ -5,7 +5,7 @@
 //! unchanged ruleset or table yields no step and sends nothing.
 
 use crate::engine::observe::Observed;
-use crate::engine::plan::{RulesetReason, Step};
+use crate::engine::plan::{NftStep, RulesetReason, Step};
 use crate::model::Desired;
 use crate::nft::host::{self, HostChange, HostSpec, HostState};
 use crate::nft::ruleset::{self, RulesetChange, RulesetState};
@@ -17,7 +17,7 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
     let rs = o.ruleset.clone().unwrap_or(RulesetState::Absent);
     match ruleset::plan(d.nft.as_ref(), &rs) {
         None => {}
-        Some(RulesetChange::Remove) => out.push(Step::RemoveRuleset { netns: id }),
+        Some(RulesetChange::Remove) => out.push(Step::Nft(NftStep::RemoveRuleset { netns: id })),
         Some(RulesetChange::Load { drifted }) => {
             let r = d
                 .nft
@@ -28,27 +28,27 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
                 (RulesetState::Absent, false) => RulesetReason::Missing,
                 (RulesetState::Loaded { .. }, false) => RulesetReason::Changed,
             };
-            out.push(Step::LoadRuleset {
+            out.push(Step::Nft(NftStep::LoadRuleset {
                 netns: id,
                 digest: ruleset::digest(&r),
                 reason,
                 ruleset: r,
-            });
+            }));
         }
     }
     let spec = HostSpec::from_desired(d);
     let hs = o.host_rules.clone().unwrap_or(HostState::Absent);
     match host::plan_host(&spec, &hs) {
         None => {}
-        Some(HostChange::Remove) => out.push(Step::RemoveHostRules {
+        Some(HostChange::Remove) => out.push(Step::Nft(NftStep::RemoveHostRules {
             table: spec.table_name(),
-        }),
-        Some(HostChange::Apply { differs }) => out.push(Step::InstallHostRules {
+        })),
+        Some(HostChange::Apply { differs }) => out.push(Step::Nft(NftStep::InstallHostRules {
             table: spec.table_name(),
             replace: matches!(hs, HostState::Present(_)),
             differs,
             spec,
-        }),
+        })),
     }
     out
 }

@@ -7,7 +7,7 @@
 //! re-created; so is a veth-style port whose host end is gone.
 
 use crate::engine::observe::Observed;
-use crate::engine::plan::{At, Step};
+use crate::engine::plan::{At, LinkStep, OvsStep, Step};
 use crate::error::OpError;
 use crate::model::Desired;
 use crate::ovsdb::port::IFACE_KEY;
@@ -57,7 +57,7 @@ pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     }
     Ok(ovsdb::plan(&d.id, &specs, &rows)?
         .into_iter()
-        .map(|change| Step::OvsPort { change })
+        .map(|change| Step::Ovs(OvsStep::OvsPort { change }))
         .collect())
 }
 
@@ -73,9 +73,9 @@ pub fn skip_deletes_done_by_port_removal(steps: &mut Vec<Step>, o: &Observed) {
     let gone: Vec<String> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::OvsPort {
+            Step::Ovs(OvsStep::OvsPort {
                 change: OvsChange::Remove { port, .. },
-            } => rows.port(port),
+            }) => rows.port(port),
             _ => None,
         })
         .filter(|r| r.iface.as_ref().is_some_and(|i| i.kind == "internal"))
@@ -83,7 +83,7 @@ pub fn skip_deletes_done_by_port_removal(steps: &mut Vec<Step>, o: &Observed) {
         .filter_map(|r| r.external_ids.get(IFACE_KEY).cloned())
         .collect();
     steps.retain(
-        |s| !matches!(s, Step::DeleteLink { at: At::Netns(_), link } if gone.contains(link)),
+        |s| !matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if gone.contains(link)),
     );
 }
 
@@ -209,9 +209,9 @@ mod tests {
         assert!(
             matches!(
                 &s[..],
-                [Step::OvsPort {
+                [Step::Ovs(OvsStep::OvsPort {
                     change: OvsChange::Recreate { .. }
-                }]
+                })]
             ),
             "{s:?}"
         );
@@ -291,7 +291,9 @@ mod tests {
         assert_eq!(text[0], "remove OVS port lan");
         assert!(text[1].starts_with("create veth ve-web-lan"), "{text:#?}");
         assert!(
-            !p.steps.iter().any(|s| matches!(s, Step::DeleteLink { .. })),
+            !p.steps
+                .iter()
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteLink { .. }))),
             "{text:#?}"
         );
         assert!(
@@ -326,7 +328,7 @@ mod tests {
         assert!(
             p.steps
                 .iter()
-                .any(|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan")),
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if link == "lan")),
             "{p}"
         );
     }
@@ -363,22 +365,23 @@ mod tests {
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
         assert_eq!(text[0], "remove OVS port ve-web-lan", "{text:#?}");
         let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();
-        let del =
-            pos(&|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan"));
+        let del = pos(
+            &|s| matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if link == "lan"),
+        );
         let add = pos(&|s| {
             matches!(
                 s,
-                Step::OvsPort {
+                Step::Ovs(OvsStep::OvsPort {
                     change: OvsChange::Create { .. }
-                }
+                })
             )
         });
-        let mv = pos(&|s| matches!(s, Step::MoveLinkIn { .. }));
+        let mv = pos(&|s| matches!(s, Step::Link(LinkStep::MoveLinkIn { .. })));
         assert!(del < add && add < mv, "{text:#?}");
         assert!(
             !p.steps
                 .iter()
-                .any(|s| matches!(s, Step::DeleteDeadOvsDevice { .. })),
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteDeadOvsDevice { .. }))),
             "{text:#?}"
         );
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::diff;
 use crate::engine::observe::{NsState, Observed};
-use crate::engine::plan::Step;
+use crate::engine::plan::{AddressStep, Step};
 use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
 use crate::kernel::route::RouteSpec;
 use crate::model::*;
@@ -205,7 +205,9 @@ fn a_deleted_primary_takes_the_wanted_secondary_which_is_re_added() {
     );
     let steps = diff(&d, &o).unwrap().steps;
     assert!(
-        steps.iter().any(|s| matches!(s, Step::ReAddAddress { .. })),
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Address(AddressStep::ReAddAddress { .. }))),
         "{steps:#?}"
     );
     assert!(
