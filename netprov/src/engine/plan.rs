@@ -79,12 +79,53 @@ pub use ovs::{OvnStep, OvsStep};
 pub use route::RouteStep;
 pub use sysctl::SysctlStep;
 
-/// One change. Each kind of object has its own step type, with its phase, its
-/// sentence (Display: the operation named in any error) and its reading as drift; the
-/// JSON of `plan --json` is the inner step's (`{"op": "add_address", ...}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Step {
+/// Defines [`Step`] with one variant per kind and dispatches each concern (phase,
+/// sentence, drift) to the kind's own step type.
+macro_rules! steps {
+    ($($kind:ident($t:ty)),* $(,)?) => {
+        /// One change. Each kind of object has its own step type, with its phase, its
+        /// sentence (Display: the operation named in any error) and its reading as
+        /// drift; the JSON of `plan --json` is the inner step's (`{"op": ..., ...}`).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(untagged)]
+        pub enum Step {
+            $($kind($t)),*
+        }
+
+        $(impl From<$t> for Step {
+            fn from(s: $t) -> Self {
+                Step::$kind(s)
+            }
+        })*
+
+        impl Step {
+            /// The phase the step runs in.
+            pub fn phase(&self) -> Phase {
+                match self {
+                    $(Step::$kind(k) => k.phase()),*
+                }
+            }
+
+            /// The same step read as a difference between the kernel and the desired
+            /// state.
+            pub fn as_drift(&self) -> Drift {
+                match self {
+                    $(Step::$kind(k) => k.as_drift()),*
+                }
+            }
+        }
+
+        impl fmt::Display for Step {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Step::$kind(k) => k.fmt(f)),*
+                }
+            }
+        }
+    };
+}
+
+steps!(
     Netns(NetnsStep),
     Link(LinkStep),
     Address(AddressStep),
@@ -93,61 +134,7 @@ pub enum Step {
     Ovs(OvsStep),
     Ovn(OvnStep),
     Nft(NftStep),
-}
-
-macro_rules! step_from {
-    ($($kind:ident($t:ty)),*) => {$(
-        impl From<$t> for Step {
-            fn from(s: $t) -> Self {
-                Step::$kind(s)
-            }
-        }
-    )*};
-}
-step_from!(
-    Netns(NetnsStep),
-    Link(LinkStep),
-    Address(AddressStep),
-    Route(RouteStep),
-    Sysctl(SysctlStep),
-    Ovs(OvsStep),
-    Ovn(OvnStep),
-    Nft(NftStep)
 );
-
-/// Calls `$e` on the step of whatever kind `$s` holds.
-macro_rules! each_kind {
-    ($s:expr, $k:ident => $e:expr) => {
-        match $s {
-            Step::Netns($k) => $e,
-            Step::Link($k) => $e,
-            Step::Address($k) => $e,
-            Step::Route($k) => $e,
-            Step::Sysctl($k) => $e,
-            Step::Ovs($k) => $e,
-            Step::Ovn($k) => $e,
-            Step::Nft($k) => $e,
-        }
-    };
-}
-
-impl Step {
-    /// The phase the step runs in.
-    pub fn phase(&self) -> Phase {
-        each_kind!(self, k => k.phase())
-    }
-
-    /// The same step read as a difference between the kernel and the desired state.
-    pub fn as_drift(&self) -> Drift {
-        each_kind!(self, k => k.as_drift())
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        each_kind!(self, k => k.fmt(f))
-    }
-}
 
 /// The ordered steps for one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
