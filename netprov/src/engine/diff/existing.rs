@@ -96,23 +96,7 @@ fn owner(l: &LinkState, host: &NsState) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn link(name: &str, index: u32) -> LinkState {
-        LinkState {
-            index,
-            name: name.into(),
-            alias: None,
-            group: 0,
-            kind: Kind::Unknown,
-            up: true,
-            mtu: None,
-            mac: None,
-            link: None,
-            controller: None,
-            link_netnsid: None,
-            addrgenmode: None,
-        }
-    }
+    use crate::engine::diff::testkit::link;
 
     fn none() -> BTreeMap<String, String> {
         BTreeMap::new()

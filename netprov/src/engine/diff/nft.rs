@@ -56,34 +56,19 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::diff::testkit;
     use crate::engine::plan::Phase;
     use crate::model::*;
 
     fn desired(nft: Option<&str>, masquerade: bool) -> Desired {
+        let wan = testkit::veth("wan", "ve-web-wan", "70.0.0.1/31", "70.0.0.2/31");
         Desired {
-            id: ContainerId::new("web").unwrap(),
-            netns: NetnsSpec::Owned {
-                path: "/run/netns/web".into(),
-            },
-            interfaces: vec![Interface {
-                name: IfName::new("wan").unwrap(),
-                kind: InterfaceKind::Veth(VethHost {
-                    name: IfName::new("ve-web-wan").unwrap(),
-                    addrs: vec!["70.0.0.1/31".parse().unwrap()],
-                    bridge: None,
-                }),
-                addrs: vec!["70.0.0.2/31".parse().unwrap()],
-                mtu: None,
-                mac: None,
-                macvlan: None,
-            }],
-            routes: vec![],
-            sysctls: vec![],
             nft: nft.map(|t| Ruleset { text: t.into() }),
             host_rules: HostRules {
                 masquerade,
                 ..Default::default()
             },
+            ..testkit::desired(vec![wan])
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::diff;
+use super::{diff, testkit};
 use crate::engine::observe::{NsState, Observed};
 use crate::engine::plan::{AddressStep, Step};
 use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
@@ -13,18 +13,13 @@ use crate::model::*;
 
 fn link(index: u32, name: &str, alias: Option<&str>, kind: Kind, peer: Option<u32>) -> LinkState {
     LinkState {
-        index,
-        name: name.into(),
         alias: alias.map(Into::into),
         group: if alias.is_some() { NETPROV_GROUP } else { 0 },
         kind,
-        up: true,
         mtu: Some(1500),
         mac: Some([2, 0, 0, 0, 0, index as u8]),
         link: peer,
-        controller: None,
-        link_netnsid: None,
-        addrgenmode: None,
+        ..testkit::link(name, index)
     }
 }
 
@@ -40,31 +35,13 @@ fn route(dest: &str, gw: Option<&str>, dev: &str) -> RouteSpec {
 
 fn desired(c4: &str, h4: &str, gw: &str) -> Desired {
     Desired {
-        id: ContainerId::new("web").unwrap(),
-        netns: NetnsSpec::Owned {
-            path: "/run/netns/web".into(),
-        },
-        interfaces: vec![Interface {
-            name: IfName::new("wan").unwrap(),
-            kind: InterfaceKind::Veth(VethHost {
-                name: IfName::new("ve-web-wan").unwrap(),
-                addrs: vec![h4.parse().unwrap()],
-                bridge: None,
-            }),
-            addrs: vec![c4.parse().unwrap()],
-            mtu: None,
-            mac: None,
-            macvlan: None,
-        }],
         routes: vec![Route {
             dest: "0.0.0.0/0".parse().unwrap(),
             gateway: Some(gw.parse().unwrap()),
             dev: None,
             metric: None,
         }],
-        sysctls: vec![],
-        nft: None,
-        host_rules: HostRules::default(),
+        ..testkit::desired(vec![testkit::veth("wan", "ve-web-wan", h4, c4)])
     }
 }
 
