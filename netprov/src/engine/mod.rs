@@ -386,7 +386,7 @@ impl Engine {
         let passes = plans.len();
         let mut plans = plans.into_iter();
         let plan = plans.next().unwrap_or_else(|| Plan {
-            id: d.id.to_string(),
+            id: d.id.clone(),
             steps: Vec::new(),
         });
         Ok(ApplyReport {

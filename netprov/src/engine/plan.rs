@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 pub use crate::engine::drift::Drift;
+use crate::model::ContainerId;
 
 /// The order steps run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,7 +43,7 @@ pub enum Phase {
 pub enum At {
     Host,
     /// The container netns, by container id.
-    Netns(String),
+    Netns(ContainerId),
 }
 
 impl fmt::Display for At {
@@ -58,7 +59,7 @@ impl Serialize for At {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             At::Host => s.serialize_str("host"),
-            At::Netns(id) => s.serialize_str(id),
+            At::Netns(id) => s.collect_str(id),
         }
     }
 }
@@ -139,7 +140,8 @@ steps!(
 /// The ordered steps for one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    pub id: String,
+    #[serde(serialize_with = "crate::ser::display")]
+    pub id: ContainerId,
     pub steps: Vec<Step>,
 }
 
@@ -165,19 +167,28 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::kernel::route::RouteSpec;
+    use crate::model::IfName;
+
+    fn web() -> ContainerId {
+        ContainerId::new("web").unwrap()
+    }
+
+    fn name(s: &str) -> IfName {
+        IfName::new(s).unwrap()
+    }
 
     #[test]
     fn steps_read_as_sentences() {
         let s = Step::from(AddressStep::AddAddress {
-            at: At::Netns("web".into()),
-            link: "lan".into(),
+            at: At::Netns(web()),
+            link: name("lan"),
             addr: "10.0.0.2/31".parse().unwrap(),
         });
         assert_eq!(s.to_string(), "add address 10.0.0.2/31 to lan in netns web");
         let v = Step::from(LinkStep::CreateVeth {
-            host: "ve-web-lan".into(),
-            peer: "lan".into(),
-            netns: "web".into(),
+            host: name("ve-web-lan"),
+            peer: name("lan"),
+            netns: web(),
             host_alias: "netprov:web:lan".into(),
             peer_alias: "netprov:web".into(),
             mtu: None,
@@ -195,7 +206,7 @@ mod tests {
     #[test]
     fn drift_reads_as_object_and_problem() {
         let s = Step::from(RouteStep::ReplaceRoute {
-            at: At::Netns("web".into()),
+            at: At::Netns(web()),
             route: RouteSpec {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 gateway: Some("70.0.0.1".parse().unwrap()),

@@ -5,6 +5,7 @@ use ipnetwork::IpNetwork;
 use crate::engine::diff::Differ;
 use crate::engine::observe::NsState;
 use crate::engine::plan::{AddressStep, At, Step};
+use crate::model::IfName;
 
 impl Differ<'_> {
     /// Address steps for one link; `owned`: extra permanent addresses are removed.
@@ -12,12 +13,16 @@ impl Differ<'_> {
         &mut self,
         at: At,
         side: &NsState,
-        name: &str,
+        name: &IfName,
         exists: bool,
         want: &[IpNetwork],
         owned: bool,
     ) {
-        let have: &[IpNetwork] = if exists { side.addrs_of(name) } else { &[] };
+        let have: &[IpNetwork] = if exists {
+            side.addrs_of(name.as_str())
+        } else {
+            &[]
+        };
         let deleted: Vec<&IpNetwork> = if owned {
             have.iter().filter(|a| !want.contains(a)).collect()
         } else {
@@ -40,12 +45,12 @@ impl Differ<'_> {
         // With every IPv4 address gone, the kernel flushes every IPv4 route through the
         // link (fib_disable_ip), including routes this plan keeps.
         if deleted.iter().any(|a| a.is_ipv4()) && survivors == 0 {
-            self.v4_flushed.insert((at == At::Host, name.to_owned()));
+            self.v4_flushed.insert((at == At::Host, name.to_string()));
         }
         for a in &deleted {
             self.steps.push(Step::Address(AddressStep::DelAddress {
                 at: at.clone(),
-                link: name.to_owned(),
+                link: name.clone(),
                 addr: **a,
             }));
         }
@@ -53,13 +58,13 @@ impl Differ<'_> {
             if !have.contains(a) {
                 self.steps.push(Step::Address(AddressStep::AddAddress {
                     at: at.clone(),
-                    link: name.to_owned(),
+                    link: name.clone(),
                     addr: *a,
                 }));
             } else if at_risk(a) {
                 self.steps.push(Step::Address(AddressStep::ReAddAddress {
                     at: at.clone(),
-                    link: name.to_owned(),
+                    link: name.clone(),
                     addr: *a,
                 }));
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::engine::diff::Differ;
 use crate::engine::plan::{At, LinkStep, Step};
 use crate::kernel::link::{container_alias, Kind, LinkState};
-use crate::model::{Desired, Interface, MacAddr};
+use crate::model::{Desired, IfName, Interface, MacAddr};
 
 impl Differ<'_> {
     /// Container links the props do not name: netprov's own are deleted. Others stay:
@@ -47,7 +47,7 @@ impl Differ<'_> {
         &mut self,
         at: At,
         st: Option<&LinkState>,
-        name: &str,
+        name: &IfName,
         mtu: Option<u32>,
         mac: Option<MacAddr>,
     ) {
@@ -65,7 +65,7 @@ impl Differ<'_> {
         if mtu_diff.is_some() || mac_diff.is_some() {
             self.steps.push(Step::Link(LinkStep::SetLink {
                 at: at.clone(),
-                link: name.to_owned(),
+                link: name.clone(),
                 mtu: mtu_diff,
                 mac: mac_diff,
             }));
@@ -73,7 +73,7 @@ impl Differ<'_> {
         if !up {
             self.steps.push(Step::Link(LinkStep::LinkUp {
                 at,
-                link: name.to_owned(),
+                link: name.to_string(),
             }));
         }
     }
@@ -81,11 +81,11 @@ impl Differ<'_> {
     /// Link state, addresses and peer routes of a container-side interface.
     pub(super) fn container_side(&mut self, i: &Interface, st: Option<&LinkState>, owned: bool) {
         let o = self.o;
-        self.link_state(self.ns(), st, i.name.as_str(), i.mtu, i.mac);
+        self.link_state(self.ns(), st, &i.name, i.mtu, i.mac);
         self.addrs(
             self.ns(),
             &o.container,
-            i.name.as_str(),
+            &i.name,
             st.is_some(),
             &i.addrs,
             owned,

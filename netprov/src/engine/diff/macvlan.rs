@@ -45,24 +45,18 @@ impl Differ<'_> {
             }
         } else {
             self.steps.push(Step::Link(LinkStep::CreateMacvlan {
-                link: m.name.to_string(),
-                parent: i.name.to_string(),
-                netns: id.clone(),
+                link: m.name.clone(),
+                parent: i.name.clone(),
+                netns: self.cid.clone(),
                 alias,
                 mac: m.mac,
             }));
         }
-        self.link_state(
-            self.ns(),
-            st,
-            m.name.as_str(),
-            None,
-            m.mac.filter(|_| st.is_some()),
-        );
+        self.link_state(self.ns(), st, &m.name, None, m.mac.filter(|_| st.is_some()));
         self.addrs(
             self.ns(),
             &o.container,
-            m.name.as_str(),
+            &m.name,
             st.is_some(),
             &m.addrs,
             true,

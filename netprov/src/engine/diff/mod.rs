@@ -73,7 +73,7 @@ struct Differ<'a> {
 
 impl Differ<'_> {
     fn ns(&self) -> At {
-        At::Netns(self.id.clone())
+        At::Netns(self.cid.clone())
     }
 
     fn renew(&mut self, at: &At, name: &str) {
@@ -100,7 +100,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     // addresses before additions, links before the macvlans on top of them).
     steps.sort_by_key(|s| s.phase());
     Ok(Plan {
-        id: d.id.to_string(),
+        id: d.id.clone(),
         steps,
     })
 }
@@ -149,14 +149,9 @@ impl<'a> Differ<'a> {
     fn interfaces(&mut self, d: &Desired) -> Result<(), OpError> {
         for i in &d.interfaces {
             match &i.kind {
-                InterfaceKind::Veth(h) => self.veth(
-                    i,
-                    h.name.as_str(),
-                    &h.addrs,
-                    h.bridge.as_ref().map(|b| b.as_str()),
-                )?,
+                InterfaceKind::Veth(h) => self.veth(i, &h.name, &h.addrs, h.bridge.as_ref())?,
                 InterfaceKind::Ovs(p) => match &p.style {
-                    OvsStyle::Veth { host } => self.veth(i, host.as_str(), &[], None)?,
+                    OvsStyle::Veth { host } => self.veth(i, host, &[], None)?,
                     OvsStyle::Internal => self.moved(i, MoveKind::OvsInternal)?,
                 },
                 InterfaceKind::Existing => self.moved(i, MoveKind::Existing)?,

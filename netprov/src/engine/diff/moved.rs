@@ -34,7 +34,7 @@ impl<'a> Differ<'a> {
             if c.owned_as(a) && c.kind == crate::kernel::link::Kind::Veth {
                 self.steps.push(Step::Link(LinkStep::DeleteLink {
                     at: self.ns(),
-                    link: i.name.to_string(),
+                    link: i.name.clone(),
                 }));
                 in_container = None;
             }
@@ -45,8 +45,8 @@ impl<'a> Differ<'a> {
         if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, alias) {
             if c.owned_as(a) && o.host.links.contains_key(i.name.as_str()) {
                 self.steps.push(Step::Link(LinkStep::DeleteDeadOvsDevice {
-                    netns: self.id.clone(),
-                    link: i.name.to_string(),
+                    netns: self.cid.clone(),
+                    link: i.name.clone(),
                 }));
                 self.renew(&self.ns(), i.name.as_str());
                 in_container = None;
@@ -123,8 +123,8 @@ impl<'a> Differ<'a> {
             existing::check_free(l, &o.host, &o.ovsdb_interfaces, &id)?;
         }
         self.steps.push(Step::Link(LinkStep::MoveLinkIn {
-            link: i.name.to_string(),
-            netns: id,
+            link: i.name.clone(),
+            netns: self.cid.clone(),
             kind,
             alias,
         }));

@@ -11,7 +11,7 @@ pub(super) fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     match &d.netns {
         NetnsSpec::Owned { path } if !o.netns_exists => {
             steps.push(Step::Netns(NetnsStep::CreateNetns {
-                netns: d.id.to_string(),
+                netns: d.id.clone(),
                 path: path.clone(),
             }))
         }
@@ -26,7 +26,7 @@ pub(super) fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     }
     if !o.container.links.get("lo").is_some_and(|l| l.up) {
         steps.push(Step::Link(LinkStep::LinkUp {
-            at: At::Netns(d.id.to_string()),
+            at: At::Netns(d.id.clone()),
             link: "lo".into(),
         }));
     }
@@ -40,7 +40,7 @@ fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Opti
     match netns_owner::owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
         Owner::Unmarked => Ok(Some(Step::Link(LinkStep::MarkLink {
-            at: At::Netns(d.id.to_string()),
+            at: At::Netns(d.id.clone()),
             link: "lo".into(),
             alias: netns_owner::mark(&d.id),
         }))),

@@ -12,7 +12,7 @@ use crate::nft::ruleset::{self, RulesetChange, RulesetState};
 
 pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
     let mut out = Vec::new();
-    let id = d.id.to_string();
+    let id = d.id.clone();
     // A netns this plan creates has no ruleset yet.
     let rs = o.ruleset.clone().unwrap_or(RulesetState::Absent);
     match ruleset::plan(d.nft.as_ref(), &rs) {

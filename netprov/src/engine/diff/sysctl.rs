@@ -14,7 +14,7 @@ pub(super) fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
             .is_some_and(|c| sysctl::same_value(c, &s.value))
         {
             steps.push(Step::Sysctl(SysctlStep::WriteSysctl {
-                netns: d.id.to_string(),
+                netns: d.id.clone(),
                 key: s.key.clone(),
                 path: s.path.clone(),
                 value: s.value.clone(),

@@ -6,21 +6,21 @@ use crate::engine::diff::{foreign, Differ};
 use crate::engine::plan::{At, LinkStep, Step};
 use crate::error::OpError;
 use crate::kernel::link::{container_alias, host_alias, Kind, LinkState};
-use crate::model::{Interface, InterfaceKind};
+use crate::model::{IfName, Interface, InterfaceKind};
 
 impl<'a> Differ<'a> {
     /// A veth (plain or OVS-veth): host end `host_name`, container side `i.name`.
     pub(super) fn veth(
         &mut self,
         i: &Interface,
-        host_name: &str,
+        host_name: &IfName,
         host_addrs: &[IpNetwork],
-        bridge: Option<&str>,
+        bridge: Option<&IfName>,
     ) -> Result<(), OpError> {
         let o = self.o;
         let h_alias = host_alias(self.cid, i.name.as_str());
         let c_alias = container_alias(self.cid);
-        let host = o.host.links.get(host_name);
+        let host = o.host.links.get(host_name.as_str());
         let cont = o.container.links.get(i.name.as_str());
         self.check_veth_ends(i, host_name, host, cont, &h_alias, &c_alias)?;
         // A pair is whole when the container side's peer is the host end we found.
@@ -51,7 +51,7 @@ impl<'a> Differ<'a> {
             host_addrs,
             true,
         );
-        let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name);
+        let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name.as_str());
         self.host_routes.extend(routes);
         let cont_st = if whole { cont } else { None };
         self.container_side(i, cont_st, true);
@@ -62,7 +62,7 @@ impl<'a> Differ<'a> {
     fn check_veth_ends(
         &self,
         i: &Interface,
-        host_name: &str,
+        host_name: &IfName,
         host: Option<&LinkState>,
         cont: Option<&LinkState>,
         h_alias: &str,
@@ -94,7 +94,7 @@ impl<'a> Differ<'a> {
     fn recreate_pair(
         &mut self,
         i: &Interface,
-        host_name: &str,
+        host_name: &IfName,
         host: Option<&LinkState>,
         cont: Option<&LinkState>,
         h_alias: String,
@@ -103,21 +103,21 @@ impl<'a> Differ<'a> {
         if host.is_some() {
             self.steps.push(Step::Link(LinkStep::DeleteLink {
                 at: At::Host,
-                link: host_name.to_owned(),
+                link: host_name.clone(),
             }));
         }
         if cont.is_some() {
             self.steps.push(Step::Link(LinkStep::DeleteLink {
                 at: self.ns(),
-                link: i.name.to_string(),
+                link: i.name.clone(),
             }));
         }
-        self.renew(&At::Host, host_name);
+        self.renew(&At::Host, host_name.as_str());
         self.renew(&self.ns(), i.name.as_str());
         self.steps.push(Step::Link(LinkStep::CreateVeth {
-            host: host_name.to_owned(),
-            peer: i.name.to_string(),
-            netns: self.id.clone(),
+            host: host_name.clone(),
+            peer: i.name.clone(),
+            netns: self.cid.clone(),
             host_alias: h_alias,
             peer_alias: c_alias,
             mtu: i.mtu,
@@ -129,7 +129,7 @@ impl<'a> Differ<'a> {
     fn mark_pair(
         &mut self,
         i: &Interface,
-        host_name: &str,
+        host_name: &IfName,
         h: &LinkState,
         c: &LinkState,
         h_alias: String,
@@ -138,7 +138,7 @@ impl<'a> Differ<'a> {
         if h.alias.as_deref() != Some(h_alias.as_str()) {
             self.steps.push(Step::Link(LinkStep::MarkLink {
                 at: At::Host,
-                link: host_name.to_owned(),
+                link: host_name.to_string(),
                 alias: h_alias,
             }));
         }
@@ -156,12 +156,12 @@ impl<'a> Differ<'a> {
     fn host_bridge(
         &mut self,
         i: &Interface,
-        host_name: &str,
+        host_name: &IfName,
         host_st: Option<&LinkState>,
-        bridge: Option<&str>,
+        bridge: Option<&IfName>,
     ) -> Result<(), OpError> {
         if let Some(b) = bridge {
-            let Some(br) = self.o.host.links.get(b) else {
+            let Some(br) = self.o.host.links.get(b.as_str()) else {
                 return Err(OpError::new(
                     format!("attach {host_name} to bridge {b} in host netns"),
                     "no such bridge in the host netns",
@@ -169,16 +169,17 @@ impl<'a> Differ<'a> {
             };
             if host_st.and_then(|h| h.controller) != Some(br.index) {
                 self.steps.push(Step::Link(LinkStep::Enslave {
-                    link: host_name.to_owned(),
-                    bridge: b.to_owned(),
+                    link: host_name.clone(),
+                    bridge: b.clone(),
                 }));
             }
         } else if host_st.is_some_and(|h| h.controller.is_some_and(|c| c != 0))
-            && ((matches!(i.kind, InterfaceKind::Veth(_)) && !self.ovs_removed.contains(host_name))
-                || self.ovs_new_veth_port.contains(host_name))
+            && ((matches!(i.kind, InterfaceKind::Veth(_))
+                && !self.ovs_removed.contains(host_name.as_str()))
+                || self.ovs_new_veth_port.contains(host_name.as_str()))
         {
             self.steps.push(Step::Link(LinkStep::Release {
-                link: host_name.to_owned(),
+                link: host_name.clone(),
             }));
         }
         Ok(())

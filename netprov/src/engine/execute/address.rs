@@ -10,6 +10,7 @@ use crate::kernel::address;
 impl Exec<'_> {
     pub(super) async fn address_step(&self, s: &AddressStep, op: &str) -> Result<(), OpError> {
         let (at, name, addr) = s.parts();
+        let name = name.as_str();
         match s {
             AddressStep::AddAddress { .. } => {
                 let l = self.link(at, name, op).await?;

@@ -22,18 +22,20 @@ impl Exec<'_> {
                 mtu,
                 mac,
             } => {
-                self.create_veth(host, peer, *mtu, *mac, op).await?;
+                self.create_veth(host.as_str(), peer.as_str(), *mtu, *mac, op)
+                    .await?;
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
                 // then the netprov group marks them (see kernel/link.rs).
-                self.set_alias(&At::Host, host, host_alias, op).await?;
-                self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
+                self.set_alias(&At::Host, host.as_str(), host_alias, op)
+                    .await?;
+                self.set_alias(&At::Netns(netns.clone()), peer.as_str(), peer_alias, op)
                     .await
             }
-            LinkStep::DeleteLink { at, link } | LinkStep::RemoveLink { at, link } => {
-                self.delete_link(at, link, op).await
-            }
+            LinkStep::DeleteLink { at, link } => self.delete_link(at, link.as_str(), op).await,
+            LinkStep::RemoveLink { at, link } => self.delete_link(at, link, op).await,
             LinkStep::DeleteDeadOvsDevice { netns, link } => {
-                self.delete_link(&At::Netns(netns.clone()), link, op).await
+                self.delete_link(&At::Netns(netns.clone()), link.as_str(), op)
+                    .await
             }
             // IFLA_MASTER 0: leave whatever bridge it is a port of.
             LinkStep::Release { link } => {
@@ -41,10 +43,12 @@ impl Exec<'_> {
                     controller: Some(0),
                     ..Default::default()
                 };
-                self.change_link(&At::Host, link, &c, op).await
+                self.change_link(&At::Host, link.as_str(), &c, op).await
             }
             LinkStep::MarkLink { at, link, alias } => self.set_alias(at, link, alias, op).await,
-            LinkStep::MoveLinkIn { link, alias, .. } => self.move_in(link, alias, op).await,
+            LinkStep::MoveLinkIn { link, alias, .. } => {
+                self.move_in(link.as_str(), alias, op).await
+            }
             LinkStep::CreateMacvlan {
                 link,
                 parent,
@@ -53,7 +57,7 @@ impl Exec<'_> {
                 mac,
             } => {
                 let at = At::Netns(netns.clone());
-                self.create_macvlan(&at, link, parent, alias, *mac, op)
+                self.create_macvlan(&at, link.as_str(), parent.as_str(), alias, *mac, op)
                     .await
             }
             LinkStep::SetLink { at, link, mtu, mac } => {
@@ -62,9 +66,11 @@ impl Exec<'_> {
                     mac: *mac,
                     ..Default::default()
                 };
-                self.change_link(at, link, &c, op).await
+                self.change_link(at, link.as_str(), &c, op).await
             }
-            LinkStep::Enslave { link, bridge } => self.enslave(link, bridge, op).await,
+            LinkStep::Enslave { link, bridge } => {
+                self.enslave(link.as_str(), bridge.as_str(), op).await
+            }
             LinkStep::LinkUp { at, link } => {
                 let c = LinkChange {
                     up: true,

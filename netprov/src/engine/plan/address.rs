@@ -7,19 +7,22 @@ use serde::Serialize;
 
 use crate::engine::drift::{Drift, Object};
 use crate::engine::plan::{At, Phase};
+use crate::model::IfName;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AddressStep {
     DelAddress {
         at: At,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
         #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
     AddAddress {
         at: At,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
         #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
@@ -27,7 +30,8 @@ pub enum AddressStep {
     /// address of its subnet (a primary takes its secondaries); present is success.
     ReAddAddress {
         at: At,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
         #[serde(serialize_with = "crate::ser::display")]
         addr: IpNetwork,
     },
@@ -39,7 +43,7 @@ impl AddressStep {
     }
 
     /// Where, on which link, which address.
-    pub fn parts(&self) -> (&At, &str, &IpNetwork) {
+    pub fn parts(&self) -> (&At, &IfName, &IpNetwork) {
         match self {
             AddressStep::DelAddress { at, link, addr }
             | AddressStep::AddAddress { at, link, addr }

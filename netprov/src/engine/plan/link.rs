@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::engine::drift::{Drift, Object};
 use crate::engine::plan::{At, Phase};
-use crate::model::MacAddr;
+use crate::model::{ContainerId, IfName, MacAddr};
 
 /// Why a link is moved into the container netns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,9 +24,12 @@ pub enum LinkStep {
     /// A veth pair: `host` in the host netns, `peer` created directly in the container
     /// netns; both ends born in the netprov group, then aliased.
     CreateVeth {
-        host: String,
-        peer: String,
-        netns: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        host: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        peer: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
         host_alias: String,
         peer_alias: String,
         mtu: Option<u32>,
@@ -36,61 +39,66 @@ pub enum LinkStep {
     /// Delete the surviving half of a netprov-owned link whose other half is gone.
     DeleteLink {
         at: At,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
     },
     /// Delete a link netprov made for this container that the props no longer want as
     /// it is: not named any more (interface renamed or removed, macvlan dropped) or of
-    /// another kind or parent than wanted. Links on top of it go with it.
-    RemoveLink {
-        at: At,
-        link: String,
-    },
+    /// another kind or parent than wanted. Links on top of it go with it. `link` is any
+    /// name the kernel reports (a link the props no longer name), hence not an `IfName`.
+    RemoveLink { at: At, link: String },
     /// Detach a veth host end from the Linux bridge it is a port of (the props name
     /// no `hostBridge` any more).
     Release {
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
     },
     /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
     /// drives (it restarted and made a new device in the host netns, moved in next).
     DeleteDeadOvsDevice {
-        netns: String,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
     },
     /// Set the ownership alias on a netprov-created link (finishing an interrupted run).
-    MarkLink {
-        at: At,
-        link: String,
-        alias: String,
-    },
+    /// `link` may be `lo` (the owner mark of a netns), which no `IfName` is.
+    MarkLink { at: At, link: String, alias: String },
     MoveLinkIn {
-        link: String,
-        netns: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
         kind: MoveKind,
         alias: Option<String>,
     },
     CreateMacvlan {
-        link: String,
-        parent: String,
-        netns: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        parent: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
         alias: String,
         #[serde(serialize_with = "crate::ser::opt_display")]
         mac: Option<MacAddr>,
     },
     SetLink {
         at: At,
-        link: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
         mtu: Option<u32>,
         #[serde(serialize_with = "crate::ser::opt_display")]
         mac: Option<MacAddr>,
     },
     Enslave {
-        link: String,
-        bridge: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        link: IfName,
+        #[serde(serialize_with = "crate::ser::display")]
+        bridge: IfName,
     },
-    LinkUp {
-        at: At,
-        link: String,
-    },
+    /// `link` may be `lo`, which no `IfName` is.
+    LinkUp { at: At, link: String },
 }
 
 /// " mtu M mac X", for what is set.

@@ -7,11 +7,16 @@ use serde::Serialize;
 
 use crate::engine::drift::{Drift, Object};
 use crate::engine::plan::Phase;
+use crate::model::ContainerId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum NetnsStep {
-    CreateNetns { netns: String, path: PathBuf },
+    CreateNetns {
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
+        path: PathBuf,
+    },
 }
 
 impl NetnsStep {

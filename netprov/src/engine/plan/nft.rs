@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::engine::drift::{Drift, Object};
 use crate::engine::plan::Phase;
-use crate::model::Ruleset;
+use crate::model::{ContainerId, Ruleset};
 use crate::nft::HostSpec;
 
 /// Why the container ruleset is (re)loaded.
@@ -26,7 +26,8 @@ pub enum RulesetReason {
 pub enum NftStep {
     /// Replace the container netns's whole ruleset with the props' text, atomically.
     LoadRuleset {
-        netns: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
         /// SHA-256 (first 128 bits) of the text, as recorded in netprov's marker table.
         digest: String,
         reason: RulesetReason,
@@ -34,7 +35,10 @@ pub enum NftStep {
         ruleset: Ruleset,
     },
     /// `nft` left the props: flush the ruleset netprov loaded.
-    RemoveRuleset { netns: String },
+    RemoveRuleset {
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
+    },
     /// Create or atomically replace the container's host table `inet netprov-<id>`.
     InstallHostRules {
         table: String,

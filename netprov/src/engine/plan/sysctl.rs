@@ -6,12 +6,14 @@ use serde::Serialize;
 
 use crate::engine::drift::{Drift, Object};
 use crate::engine::plan::Phase;
+use crate::model::ContainerId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum SysctlStep {
     WriteSysctl {
-        netns: String,
+        #[serde(serialize_with = "crate::ser::display")]
+        netns: ContainerId,
         key: String,
         path: String,
         value: String,
