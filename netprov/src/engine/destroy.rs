@@ -25,6 +25,8 @@
 //! them, veth host ends included, and destroy waits for those host ends to go. When the
 //! netns must be kept, netprov's links in it are deleted one by one instead.
 
+mod engine;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
