@@ -12,10 +12,11 @@
 use std::os::fd::RawFd;
 
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::model::{ContainerId, MacAddr};
 
@@ -171,45 +172,35 @@ pub fn new_veth(
     mtu: Option<u32>,
     peer_mac: Option<MacAddr>,
 ) -> RouteNetlinkMessage {
-    let mut p = LinkMessage::default();
-    p.attributes.push(LinkAttribute::IfName(peer.to_owned()));
-    p.attributes.push(LinkAttribute::NetNsFd(peer_ns));
-    p.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut p = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer)
+        .setns_by_fd(peer_ns)
+        .link_group(NETPROV_GROUP);
     if let Some(mtu) = mtu {
-        p.attributes.push(LinkAttribute::Mtu(mtu));
+        p = p.mtu(mtu);
     }
     if let Some(mac) = peer_mac {
-        p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        p = p.address(mac.0.to_vec());
     }
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(host.to_owned()));
-    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut m = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host)
+        .link_group(NETPROV_GROUP);
     if let Some(mtu) = mtu {
-        m.attributes.push(LinkAttribute::Mtu(mtu));
+        m = m.mtu(mtu);
     }
-    m.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
-    ]));
-    RouteNetlinkMessage::NewLink(m)
+    let m = m.set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())));
+    RouteNetlinkMessage::NewLink(m.build())
 }
 
 /// A macvlan in bridge mode on top of `parent` (ifindex in the same netns).
 pub fn new_macvlan(name: &str, parent: u32, mac: Option<MacAddr>) -> RouteNetlinkMessage {
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-    m.attributes.push(LinkAttribute::Link(parent));
-    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut m = LinkMessageBuilder::<LinkMacVlan>::new(name)
+        .link(parent)
+        .link_group(NETPROV_GROUP);
     if let Some(mac) = mac {
-        m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        m = m.address(mac.0.to_vec());
     }
-    m.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::MacVlan),
-        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
-            MacVlanMode::Bridge,
-        )])),
-    ]));
-    RouteNetlinkMessage::NewLink(m)
+    RouteNetlinkMessage::NewLink(m.mode(MacVlanMode::Bridge).build())
 }
 
 /// What one RTM_SETLINK changes on an existing link.
