@@ -5,13 +5,16 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::engine::blocking::blocking;
+use crate::engine::destroy::DestroyTarget;
 use crate::engine::execute::{self, Exec};
+use crate::engine::lock;
 use crate::engine::observe::Observed;
 use crate::engine::plan::Plan;
-use crate::engine::{lock, DestroyTarget, Engine, OvsConn, MAX_IN_FLIGHT};
+use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::kernel::netlink::{MutationCount, Netlink};
 use crate::model::Desired;
+use crate::ovsdb::OvsConn;
 
 /// What an apply did.
 #[derive(Debug, Clone, Serialize)]
@@ -193,39 +196,6 @@ impl Engine {
         self.rt
             .block_on(self.apply_one(d))
             .map_err(ApplyError::into_op)
-    }
-
-    /// Applies the containers for which `keep` (asked under each container's lock, so
-    /// a concurrent destroy or apply is seen) returns true, concurrently as
-    /// [`Engine::apply_many`]; `None` for a container `keep` skipped. Used by
-    /// `reconcile`, which heals only networks that exist: deciding before the lock
-    /// would let it re-create a network that a container's stop destroyed meanwhile.
-    pub fn apply_many_if(
-        &self,
-        ds: &[Desired],
-        keep: impl Fn(&Desired) -> bool,
-    ) -> Vec<Option<Result<ApplyReport, OpError>>> {
-        use futures::stream::{self, StreamExt};
-        let keep = &keep;
-        self.rt.block_on(
-            stream::iter(ds.iter().map(|d| async move {
-                let _lock = match lock::acquire(&d.id, lock::Op::Apply).await {
-                    Ok(l) => l,
-                    Err(e) => return Some(Err(e)),
-                };
-                if !keep(d) {
-                    return None;
-                }
-                Some(
-                    self.apply_traced(d)
-                        .instrument(tracing::info_span!("apply", id = %d.id))
-                        .await
-                        .map_err(ApplyError::into_op),
-                )
-            }))
-            .buffered(MAX_IN_FLIGHT)
-            .collect(),
-        )
     }
 }
 

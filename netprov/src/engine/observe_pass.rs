@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::engine::blocking::blocking;
 use crate::engine::observe::{self, Observed};
-use crate::engine::{Engine, OvsConn};
+use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::kernel::netlink::Netlink;
 use crate::model::Desired;
+use crate::ovsdb::OvsConn;
 use crate::ovsdb::{self, Client, PortSpec};
 
 impl Engine {

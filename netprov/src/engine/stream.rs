@@ -3,7 +3,12 @@
 //! as it is known.
 
 use crate::engine::apply::ApplyError;
-use crate::engine::{ApplyReport, DestroyFailed, DestroyReport, DestroyTarget, Engine};
+use tracing::Instrument;
+
+use crate::engine::apply::ApplyReport;
+use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
+use crate::engine::lock;
+use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::model::Desired;
 
@@ -66,5 +71,38 @@ impl Engine {
         f: impl FnMut(usize, Result<DestroyReport, DestroyFailed>),
     ) {
         self.each(ts, |t| self.destroy_locked(t), f)
+    }
+
+    /// Applies the containers for which `keep` (asked under each container's lock, so
+    /// a concurrent destroy or apply is seen) returns true, concurrently as
+    /// [`Engine::apply_many`]; `None` for a container `keep` skipped. Used by
+    /// `reconcile`, which heals only networks that exist: deciding before the lock
+    /// would let it re-create a network that a container's stop destroyed meanwhile.
+    pub fn apply_many_if(
+        &self,
+        ds: &[Desired],
+        keep: impl Fn(&Desired) -> bool,
+    ) -> Vec<Option<Result<ApplyReport, OpError>>> {
+        use futures::stream::{self, StreamExt};
+        let keep = &keep;
+        self.rt.block_on(
+            stream::iter(ds.iter().map(|d| async move {
+                let _lock = match lock::acquire(&d.id, lock::Op::Apply).await {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(e)),
+                };
+                if !keep(d) {
+                    return None;
+                }
+                Some(
+                    self.apply_traced(d)
+                        .instrument(tracing::info_span!("apply", id = %d.id))
+                        .await
+                        .map_err(ApplyError::into_op),
+                )
+            }))
+            .buffered(MAX_IN_FLIGHT)
+            .collect(),
+        )
     }
 }

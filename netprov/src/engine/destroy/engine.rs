@@ -3,7 +3,8 @@
 
 use crate::engine::blocking::blocking;
 use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
-use crate::engine::{lock, Engine};
+use crate::engine::lock;
+use crate::engine::runtime::Engine;
 use crate::error::OpError;
 
 impl Engine {
