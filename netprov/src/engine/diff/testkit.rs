@@ -2,7 +2,7 @@
 //! its interfaces, and observed links.
 
 use crate::engine::observe::Observed;
-use crate::kernel::link::{Kind, LinkState};
+use crate::kernel::link::LinkState;
 use crate::model::*;
 
 /// Container `web` in `/run/netns/web` with `interfaces` and nothing else.
@@ -41,16 +41,8 @@ pub fn link(name: &str, index: u32) -> LinkState {
     LinkState {
         index,
         name: name.into(),
-        alias: None,
-        group: 0,
-        kind: Kind::Unknown,
         up: true,
-        mtu: None,
-        mac: None,
-        link: None,
-        controller: None,
-        link_netnsid: None,
-        addrgenmode: None,
+        ..LinkState::parse(&Default::default())
     }
 }
 
