@@ -164,6 +164,9 @@ impl fmt::Display for Plan {
 }
 
 #[cfg(test)]
+mod every_kind;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernel::route::RouteSpec;
