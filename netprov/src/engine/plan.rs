@@ -4,6 +4,27 @@
 //! Steps are ordered by [`Phase`]. Two phases are slots for other layers: OVS port
 //! steps (after the host-side links, before anything is moved into the container) and
 //! nftables steps (last, once every interface exists).
+//!
+//! Each kind of object has its own step type in `plan/<kind>.rs`, which holds all
+//! there is to say about it: its phase, its sentence and how it reads as drift.
+
+mod address;
+#[cfg(test)]
+mod every_kind;
+mod link;
+mod netns;
+mod nft;
+mod ovs;
+mod route;
+mod sysctl;
+
+pub use address::AddressStep;
+pub use link::{LinkStep, MoveKind};
+pub use netns::NetnsStep;
+pub use nft::{NftStep, RulesetReason};
+pub use ovs::{OvnStep, OvsStep};
+pub use route::RouteStep;
+pub use sysctl::SysctlStep;
 
 use std::fmt;
 
@@ -63,22 +84,6 @@ impl Serialize for At {
         }
     }
 }
-
-mod address;
-mod link;
-mod netns;
-mod nft;
-mod ovs;
-mod route;
-mod sysctl;
-
-pub use address::AddressStep;
-pub use link::{LinkStep, MoveKind};
-pub use netns::NetnsStep;
-pub use nft::{NftStep, RulesetReason};
-pub use ovs::{OvnStep, OvsStep};
-pub use route::RouteStep;
-pub use sysctl::SysctlStep;
 
 /// Defines [`Step`] with one variant per kind and dispatches each concern (phase,
 /// sentence, drift) to the kind's own step type.
@@ -162,9 +167,6 @@ impl fmt::Display for Plan {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod every_kind;
 
 #[cfg(test)]
 mod tests {
