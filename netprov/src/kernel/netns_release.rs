@@ -61,7 +61,7 @@ pub async fn host_peers(
             let h = LinkState::parse(&m);
             // Its mark, or — a SIGKILL between creating the veth and marking it — the
             // netprov group without an alias (see kernel/link.rs).
-            let alias = link::host_alias(id, &l.name);
+            let alias = crate::marks::host_alias(id, &l.name);
             if is_peer(&h, Some(alias.as_str())) || is_peer(&h, None) {
                 out.push(HostPeer {
                     index: h.index,
@@ -222,7 +222,7 @@ async fn exists(host: &Netlink, p: &HostPeer) -> Result<bool, OpError> {
 fn is_peer(h: &LinkState, alias: Option<&str>) -> bool {
     h.kind == Kind::Veth
         && h.alias.as_deref() == alias
-        && (alias.is_some() || h.group == link::NETPROV_GROUP)
+        && (alias.is_some() || h.group == crate::marks::NETPROV_GROUP)
 }
 
 /// The ifindexes of the `RTM_DELLINK` messages in one datagram.

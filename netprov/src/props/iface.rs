@@ -9,13 +9,11 @@ use super::addr::{self, Family};
 use super::raw;
 use super::validate::{given, Errors};
 use super::{key_path, names};
+use crate::marks::OWNER_KEY;
 use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, MacAddr, Macvlan, OvsPort, OvsStyle, VethHost,
     VlanMode, VlanTag,
 };
-
-/// External id netprov writes itself to mark the rows it owns.
-pub const OWNER_KEY: &str = "netprov-id";
 
 pub fn interface(
     e: &mut Errors,

@@ -24,9 +24,8 @@ use crate::model::{Desired, IfName, Interface, InterfaceKind};
 
 pub use adopt::check_adopted_netns;
 pub use cross::check_conflicts;
-pub use iface::OWNER_KEY;
 pub use sysctl::proc_path;
-pub use validate::{NETNS_DIR, NFT_MAX};
+pub use validate::NFT_MAX;
 
 /// Reads, parses and validates one properties file.
 pub fn load(path: &Path) -> Result<Desired, Vec<Invalid>> {

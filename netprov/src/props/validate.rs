@@ -2,13 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
 
 use ipnetwork::IpNetwork;
 
 use super::addr::{self, Family};
 use super::{iface, problem, raw, sysctl};
 use crate::error::Invalid;
+use crate::marks::NETNS_DIR;
 use crate::model::{
     ContainerId, Desired, HostRules, IfName, InterfaceKind, L4Proto, NetnsSpec, PortForward, Route,
     Ruleset,
@@ -16,8 +17,6 @@ use crate::model::{
 
 /// Largest `nft` ruleset text accepted.
 pub const NFT_MAX: usize = 1 << 20;
-/// Where netprov creates the netns handle of a container.
-pub const NETNS_DIR: &str = "/run/netns";
 
 /// Problems found so far.
 #[derive(Default)]
@@ -51,7 +50,7 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
 
     let netns = match given(&net.netns_path) {
         None => Some(NetnsSpec::Owned {
-            path: Path::new(NETNS_DIR).join(name_id.as_str()),
+            path: crate::marks::netns_path(&name_id),
         }),
         Some(p) => e
             .check("network.netns_path", netns_path(p))
