@@ -95,52 +95,6 @@ impl fmt::Display for OpError {
 
 impl std::error::Error for OpError {}
 
-/// Any error netprov reports.
-#[derive(Debug)]
-pub enum Error {
-    /// One or more invalid values; nothing was touched.
-    Invalid(Vec<Invalid>),
-    /// Bad command line usage.
-    Usage(String),
-    /// An operation failed.
-    Op(OpError),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Invalid(_) | Error::Usage(_) => exit::INVALID,
-            Error::Op(_) => exit::FAILURE,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Invalid(v) => {
-                for (i, e) in v.iter().enumerate() {
-                    if i > 0 {
-                        writeln!(f)?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                Ok(())
-            }
-            Error::Usage(m) => f.write_str(m),
-            Error::Op(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<OpError> for Error {
-    fn from(e: OpError) -> Self {
-        Error::Op(e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,7 +179,6 @@ pub struct LinkChange {
     pub controller: Option<u32>,
     /// Move to the netns of this fd (the kernel moves first, then applies the rest).
     pub netns_fd: Option<RawFd>,
-    pub rename: Option<String>,
     /// Set IPv6 address generation mode random (macvlan; before the link goes up).
     pub addrgen_random: bool,
 }
@@ -189,9 +188,6 @@ pub fn set(index: u32, c: &LinkChange) -> RouteNetlinkMessage {
     m.header.index = index;
     if let Some(fd) = c.netns_fd {
         m.attributes.push(LinkAttribute::NetNsFd(fd));
-    }
-    if let Some(n) = &c.rename {
-        m.attributes.push(LinkAttribute::IfName(n.clone()));
     }
     if let Some(a) = &c.alias {
         m.attributes.push(LinkAttribute::IfAlias(a.clone()));

@@ -13,11 +13,6 @@ use crate::model::{ContainerId, IfName, IFNAME_MAX};
 /// networkd, NetworkManager or dhcpcd rule matches `np-*` (docs/nspawn.md, coexistence).
 pub const VETH_HOST_PREFIX: &str = "np-";
 
-/// The prefix netprov derived host ends with before [`VETH_HOST_PREFIX`]; an apply
-/// re-creates such a pair under the new name (the container side is found by its alias,
-/// and deleting it takes the old host end with it).
-pub const OLD_VETH_HOST_PREFIX: &str = "ve-";
-
 /// `np-<id>-<if>`, or `np-` + 12 hex digits of SHA-256(`<id>/<if>`) when that is longer
 /// than 15 bytes.
 pub fn veth_host(id: &ContainerId, iface: &IfName) -> IfName {

@@ -133,11 +133,9 @@ impl PortSpec {
 }
 
 mod apply;
-mod device;
 mod observe;
 mod plan;
 
 pub use apply::{apply, converge, destroy};
-pub use device::{locate_internal_device, InternalDevice};
 pub use observe::{observe, BridgeRow, IfaceRow, Observed, PortRow};
 pub use plan::{plan, show_tag, OvsChange};
