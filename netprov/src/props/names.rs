@@ -3,8 +3,6 @@
 //! A derived name that would exceed the kernel's 15 bytes is replaced by a
 //! deterministic short hash, so the same file always yields the same names.
 
-use sha2::{Digest, Sha256};
-
 use crate::model::{ContainerId, IfName, IFNAME_MAX};
 
 /// Prefix of derived veth host-end names. Not `ve-`: systemd-networkd's stock
@@ -34,9 +32,7 @@ fn fit(plain: String, prefix: &str, seed: &str) -> IfName {
     let name = if plain.len() <= IFNAME_MAX {
         plain
     } else {
-        let digest = Sha256::digest(seed.as_bytes());
-        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("{prefix}{hex}")
+        format!("{prefix}{}", crate::marks::sha256_hex(seed.as_bytes(), 6))
     };
     // Both parts are valid interface-name characters (ids and names are checked first).
     IfName::new(&name).expect("derived interface name is valid")
