@@ -5,7 +5,8 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::{host_name, key_path, problem};
+use super::errors::{key_path, problem};
+use super::names::host_name;
 use crate::error::Invalid;
 use crate::model::{Desired, InterfaceKind, NetnsSpec};
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::{key_path, problem};
+use super::errors::{key_path, problem};
 use crate::error::Invalid;
 
 /// Nesting deeper than this is not scanned (serde_json refuses it anyway, at 128).

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 
 use super::addr::{self, Family};
-use super::raw;
-use super::validate::{given, Errors};
-use super::{key_path, names};
+use super::errors::{key_path, Errors};
+use super::names;
+use super::raw::{self, given};
 use crate::marks::OWNER_KEY;
 use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, MacAddr, Macvlan, OvsPort, OvsStyle, VethHost,

@@ -3,7 +3,7 @@
 //! A derived name that would exceed the kernel's 15 bytes is replaced by a
 //! deterministic short hash, so the same file always yields the same names.
 
-use crate::model::{ContainerId, IfName, IFNAME_MAX};
+use crate::model::{ContainerId, IfName, Interface, InterfaceKind, IFNAME_MAX};
 
 /// Prefix of derived veth host-end names. Not `ve-`: systemd-networkd's stock
 /// `80-container-ve.network` matches `ve-*` (nspawn's own `--network-veth` ends) and would
@@ -36,6 +36,16 @@ fn fit(plain: String, prefix: &str, seed: &str) -> IfName {
     };
     // Both parts are valid interface-name characters (ids and names are checked first).
     IfName::new(&name).expect("derived interface name is valid")
+}
+
+/// The name this interface occupies in the host netns (or on the OVS switch): the veth
+/// host end, or the OVS port.
+pub fn host_name(i: &Interface) -> Option<&IfName> {
+    match &i.kind {
+        InterfaceKind::Veth(h) => Some(&h.name),
+        InterfaceKind::Ovs(p) => Some(p.port_name(&i.name)),
+        InterfaceKind::Existing => None,
+    }
 }
 
 #[cfg(test)]

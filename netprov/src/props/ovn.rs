@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
-use super::raw;
-use super::validate::{given, Errors};
+use super::errors::Errors;
+use super::raw::{self, given};
 use crate::model::{ContainerId, IfName, MacAddr, OvnPort};
 
 /// `external_ids` keys of the OVS Interface that netprov writes for OVN itself.

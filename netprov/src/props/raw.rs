@@ -273,3 +273,8 @@ pub enum Proto {
     Tcp,
     Udp,
 }
+
+/// NixUnits writes `""` for an unset string.
+pub fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}

@@ -7,7 +7,9 @@ use std::path::{Component, PathBuf};
 use ipnetwork::IpNetwork;
 
 use super::addr::{self, Family};
-use super::{iface, problem, raw, sysctl};
+use super::errors::{key_path, Errors};
+use super::raw::{self, given};
+use super::{iface, names, sysctl};
 use crate::error::Invalid;
 use crate::marks::NETNS_DIR;
 use crate::model::{
@@ -17,24 +19,6 @@ use crate::model::{
 
 /// Largest `nft` ruleset text accepted.
 pub const NFT_MAX: usize = 1 << 20;
-
-/// Problems found so far.
-#[derive(Default)]
-pub struct Errors(pub Vec<Invalid>);
-
-impl Errors {
-    pub fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(problem(path, message));
-    }
-    pub fn check<T>(&mut self, path: impl Into<String>, r: Result<T, String>) -> Option<T> {
-        r.map_err(|m| self.err(path, m)).ok()
-    }
-}
-
-/// NixUnits writes `""` for an unset string.
-pub fn given(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
-}
 
 pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     let mut e = Errors::default();
@@ -168,15 +152,15 @@ fn unique_names(e: &mut Errors, interfaces: &[crate::model::Interface]) {
         if let Some(m) = &i.macvlan {
             if !inside.insert(&m.name) {
                 e.err(
-                    format!("{}.macvlan", super::key_path("network.interfaces", i.name.as_str())),
+                    format!("{}.macvlan", key_path("network.interfaces", i.name.as_str())),
                     format!("the macvlan name {} is already used in this container; rename the interface", m.name),
                 );
             }
         }
-        if let Some(h) = super::host_name(i) {
+        if let Some(h) = names::host_name(i) {
             if let Some(other) = host.insert(h.clone(), &i.name) {
                 e.err(
-                    super::key_path("network.interfaces", i.name.as_str()),
+                    key_path("network.interfaces", i.name.as_str()),
                     format!("host-side name {h} is also used by interface {other}; set hostName to tell them apart"),
                 );
             }
