@@ -29,6 +29,15 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// 1-based line and column (in characters) of byte `at` of `text`, as an
+/// [`Invalid::location`] or a message gives it.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {

@@ -18,10 +18,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
             None => break,
         }
     }
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, col))
+    Some(crate::error::line_col(text, at))
 }
 
 fn segments(path: &str) -> Option<Vec<Seg>> {
