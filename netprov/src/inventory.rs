@@ -32,7 +32,7 @@ use crate::kernel::link::{self, LinkState};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::netns_owner;
 use crate::kernel::route;
-use crate::marks::{alias_owner, Owner, NETPROV_GROUP};
+use crate::marks::{alias_owner, Owner};
 use crate::model::{ContainerId, Desired, NetnsSpec};
 use crate::nft::{self, HostState, RulesetState};
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, set_members, Op};
@@ -183,7 +183,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
                 h.held_elsewhere |= l.kind == link::Kind::Veth && l.link_netnsid.is_some();
                 owner_of.insert(l.index, id.to_string());
             }
-            None if l.group == NETPROV_GROUP && l.alias.is_none() => s
+            None if l.has_mark(None) => s
                 .unattributed
                 .push(format!("link {} (netprov's group, no alias)", l.name)),
             None => {}

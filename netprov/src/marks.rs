@@ -98,6 +98,12 @@ impl LinkState {
                 .is_some_and(|a| a.starts_with(ALIAS_PREFIX))
     }
 
+    /// Carries exactly this mark: alias `alias`, or (`None`) no alias and the netprov
+    /// group — a link whose creation was interrupted before its alias was set.
+    pub fn has_mark(&self, alias: Option<&str>) -> bool {
+        self.alias.as_deref() == alias && (alias.is_some() || self.group == NETPROV_GROUP)
+    }
+
     /// Whether netprov may manage this link as `alias`: it carries exactly that alias,
     /// or it is a netprov-created link whose alias was never set.
     pub fn owned_as(&self, alias: &str) -> bool {

@@ -220,9 +220,7 @@ async fn exists(host: &Netlink, p: &HostPeer) -> Result<bool, OpError> {
 
 /// `h` is a veth with this mark (`None`: no alias and the netprov group).
 fn is_peer(h: &LinkState, alias: Option<&str>) -> bool {
-    h.kind == Kind::Veth
-        && h.alias.as_deref() == alias
-        && (alias.is_some() || h.group == crate::marks::NETPROV_GROUP)
+    h.kind == Kind::Veth && h.has_mark(alias)
 }
 
 /// The ifindexes of the `RTM_DELLINK` messages in one datagram.
