@@ -11,7 +11,7 @@
 //! netns is left in place with its foreign links; only netprov's links, its routes
 //! (through links it created or the props name, or the props' routes) and the nftables
 //! tables it loaded leave it. A `/run/netns/<id>` that is not netprov's — no owner mark
-//! (see `netns_owner`), or a symlink — is left whole, and the report says why. Things
+//! (see `marks`), or a symlink — is left whole, and the report says why. Things
 //! already gone are fine: destroy is idempotent.
 //!
 //! Best effort and complete: a failing part (OVSDB unreachable, a link the kernel will
@@ -207,7 +207,7 @@ pub async fn destroy(
         }
     }
     // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
-    // it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
+    // it is netprov's (its owner mark, see marks.rs). A foreign handle is left whole.
     // Why an owned netns must stay: removing it would destroy links netprov does not
     // own (an `Existing` link it could not move back, or could not even list).
     let mut keep_netns = false;

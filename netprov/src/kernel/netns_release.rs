@@ -60,7 +60,7 @@ pub async fn host_peers(
         if let Some(RouteNetlinkMessage::NewLink(m)) = got {
             let h = LinkState::parse(&m);
             // Its mark, or — a SIGKILL between creating the veth and marking it — the
-            // netprov group without an alias (see kernel/link.rs).
+            // netprov group without an alias (see marks.rs).
             let alias = crate::marks::host_alias(id, &l.name);
             if is_peer(&h, Some(alias.as_str())) || is_peer(&h, None) {
                 out.push(HostPeer {
