@@ -1,4 +1,4 @@
-//! Errors and exit codes.
+//! Errors (the exit codes they map to are in `cli/output.rs`).
 //!
 //! Two families: [`Invalid`] (bad input, found before anything is touched, exit 2) and
 //! [`OpError`] (an operation on the kernel or OVSDB failed, exit 1). An `OpError` always
@@ -7,14 +7,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-
-/// Process exit codes (see docs/cli.md).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const INVALID: i32 = 2;
-    pub const DRIFT: i32 = 3;
-}
 
 /// One invalid value in a properties file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,7 +20,7 @@
 //! ovn/          OVN logical switch ports
 //! inventory.rs  what netprov owns on this host (list, status, gc, reconcile)
 //! userns.rs     sysctls for containers that run in a user namespace
-//! error.rs      errors and exit codes
+//! error.rs      errors (`Invalid`, `OpError`); exit codes: cli/output.rs
 //! ```
 
 pub mod cli;

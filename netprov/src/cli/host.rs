@@ -3,9 +3,8 @@
 
 use serde_json::json;
 
-use super::output::{err, exit_code, fail, out};
+use super::output::{err, exit, exit_code, fail, out};
 use crate::engine::Engine;
-use crate::error::exit;
 use crate::inventory::{self, Places, Reconciled, SyncState};
 use crate::model::ContainerId;
 

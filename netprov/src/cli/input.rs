@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::output::{err, report};
+use super::output::{err, exit, report};
 use crate::engine::DestroyTarget;
-use crate::error::{exit, Invalid};
+use crate::error::Invalid;
 use crate::model::{ContainerId, Desired};
 use crate::nft::CheckError;
 use crate::props;

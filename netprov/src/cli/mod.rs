@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::engine::{Engine, Options};
-use crate::error::exit;
 use crate::props;
 
 mod host;
@@ -19,9 +18,9 @@ mod run;
 
 pub use input::destroy_targets;
 use input::{ids_arg, load, Dry};
+pub use output::exit;
 pub use output::init_logging;
-use output::report;
-use output::{err, out};
+use output::{err, out, report};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -9,7 +9,15 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::error::{exit, Invalid};
+use crate::error::Invalid;
+
+/// Process exit codes (see docs/cli.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const INVALID: i32 = 2;
+    pub const DRIFT: i32 = 3;
+}
 
 /// Prints every problem (one per line on stderr, or a JSON document on stdout).
 pub(crate) fn report(errs: &[Invalid], json: bool) -> i32 {

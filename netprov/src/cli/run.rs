@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use std::path::PathBuf;
 
-use super::output::{err, exit_code, out, out_raw};
+use super::output::{err, exit, exit_code, out, out_raw};
 use crate::engine::{ApplyError, DestroyFailed, DestroyTarget, Engine};
-use crate::error::{exit, OpError};
+use crate::error::OpError;
 use crate::model::Desired;
 
 /// Reports one result per container (`print` for human output of a success) and
