@@ -330,27 +330,13 @@ mod tests {
     /// one of the container's routes: deletable exactly when either says it is ours.
     #[test]
     fn adopted_routes_matrix() {
-        use crate::kernel::route::RouteSpec;
-        use crate::model::*;
-        let id = ContainerId::new("web").unwrap();
-        let d = Desired {
-            id: id.clone(),
-            netns: NetnsSpec::Adopted {
-                path: "/run/netns/x".into(),
-            },
-            interfaces: vec![Interface {
-                name: IfName::new("lan").unwrap(),
-                kind: InterfaceKind::Existing,
-                addrs: vec![],
-                mtu: None,
-                mac: None,
-                macvlan: None,
-            }],
-            routes: vec![],
-            sysctls: vec![],
-            nft: None,
-            host_rules: HostRules::default(),
-        };
+        use crate::model::InterfaceKind;
+        let d = crate::props::parse_str(
+            r#"{"id": "web", "network": {"netns_path": "/run/netns/x", "interfaces": {"lan": {}}}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.interfaces[0].kind, InterfaceKind::Existing);
         let mut st = crate::engine::observe::NsState::default();
         for (name, alias, ours) in [
             ("lan", None, true),                // named by the props
