@@ -11,7 +11,7 @@
 //! netns is left in place with its foreign links; only netprov's links, its routes
 //! (through links it created or the props name, or the props' routes) and the nftables
 //! tables it loaded leave it. A `/run/netns/<id>` that is not netprov's — no owner mark
-//! (see `netns_owner`), or a symlink — is left whole, and the report says why. Things
+//! (see `marks`), or a symlink — is left whole, and the report says why. Things
 //! already gone are fine: destroy is idempotent.
 //!
 //! Best effort and complete: a failing part (OVSDB unreachable, a link the kernel will
@@ -89,7 +89,7 @@ pub async fn destroy(
         },
         fails: Vec::new(),
         count: MutationCount::default(),
-        calias: link::container_alias(&id),
+        calias: crate::marks::container_alias(&id),
         label: format!("netns {id}"),
         id,
         path,
@@ -179,7 +179,7 @@ impl Run<'_> {
     }
 
     /// Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
-    /// it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
+    /// it is netprov's (its owner mark, see marks.rs). A foreign handle is left whole.
     fn handle_ok(&mut self) -> bool {
         if self.owned {
             match crate::kernel::netns_owner::handle(&self.path) {
@@ -203,10 +203,10 @@ impl Run<'_> {
         };
         let st = match st {
             Ok((nl, st)) => {
-                let who = crate::kernel::netns_owner::owner(&id, &st.links);
+                let who = crate::marks::netns_owner(&id, &st.links);
                 if owned && !who.is_ours() {
                     self.rep.netns_not_ours =
-                        Some(crate::kernel::netns_owner::not_ours(&id, &path, &who).to_string());
+                        Some(crate::marks::netns_not_ours(&id, &path, &who).to_string());
                     None
                 } else {
                     Some((nl, st))
@@ -297,7 +297,7 @@ impl Run<'_> {
                         metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
                     })
                     .collect();
-                crate::kernel::netns_owner::adopted_routes(d, st, &want)
+                crate::marks::adopted_routes(d, st, &want)
             }
             // An owned netns: its routes go with it.
             _ => Vec::new(),
@@ -370,7 +370,7 @@ impl Run<'_> {
         let (id, host) = (self.id.clone(), self.host);
         for i in &d.interfaces {
             if self.peers.iter().any(|p| {
-                p.alias.as_deref() == Some(link::host_alias(&id, i.name.as_str()).as_str())
+                p.alias.as_deref() == Some(crate::marks::host_alias(&id, i.name.as_str()).as_str())
             }) {
                 continue;
             }
@@ -382,7 +382,7 @@ impl Run<'_> {
                 },
                 InterfaceKind::Existing => continue,
             };
-            let halias = link::host_alias(&id, i.name.as_str());
+            let halias = crate::marks::host_alias(&id, i.name.as_str());
             let got = match host.get(link::get_by_name(host_end.as_str())).await {
                 Ok(got) => got,
                 Err(e) => {

@@ -33,7 +33,7 @@ pub(super) async fn shows_ovs(
             }
         };
         let Some(h) = get(peer).await else { continue };
-        if h.alias.as_deref() != Some(link::host_alias(id, &l.name).as_str()) {
+        if h.alias.as_deref() != Some(crate::marks::host_alias(id, &l.name).as_str()) {
             continue;
         }
         if let Some(m) = h.controller {

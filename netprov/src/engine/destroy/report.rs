@@ -1,7 +1,5 @@
 //! What a destroy is asked to remove, and what it reports.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::error::OpError;
@@ -51,7 +49,7 @@ impl DestroyTarget {
         match self {
             DestroyTarget::Props(d) => d.netns.clone(),
             DestroyTarget::Id(id) => NetnsSpec::Owned {
-                path: PathBuf::from("/run/netns").join(id.as_str()),
+                path: crate::marks::netns_path(id),
             },
         }
     }

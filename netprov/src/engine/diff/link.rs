@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use crate::engine::diff::Differ;
 use crate::engine::plan::{At, LinkStep, Step};
-use crate::kernel::link::{container_alias, Kind, LinkState};
+use crate::kernel::link::{Kind, LinkState};
+use crate::marks::container_alias;
 use crate::model::{Desired, IfName, Interface, MacAddr};
 
 impl Differ<'_> {

@@ -3,7 +3,8 @@
 use crate::engine::diff::{foreign, Differ};
 use crate::engine::plan::{LinkStep, Step};
 use crate::error::OpError;
-use crate::kernel::link::{container_alias, Kind};
+use crate::kernel::link::Kind;
+use crate::marks::container_alias;
 use crate::model::Interface;
 
 impl Differ<'_> {

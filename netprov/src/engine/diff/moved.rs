@@ -4,7 +4,8 @@
 use crate::engine::diff::{existing, foreign, Differ};
 use crate::engine::plan::{LinkStep, MoveKind, Step};
 use crate::error::OpError;
-use crate::kernel::link::{container_alias, Kind, LinkState};
+use crate::kernel::link::{Kind, LinkState};
+use crate::marks::container_alias;
 use crate::model::Interface;
 
 impl<'a> Differ<'a> {

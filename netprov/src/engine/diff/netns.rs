@@ -36,22 +36,22 @@ pub(super) fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
 /// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
 /// older netprov, with this container's links: then it gets the mark now).
 fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
-    use crate::kernel::netns_owner::{self, Owner};
-    match netns_owner::owner(&d.id, &o.container.links) {
+    use crate::marks::{self, Owner};
+    match marks::netns_owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
         Owner::Unmarked => Ok(Some(Step::Link(LinkStep::MarkLink {
             at: At::Netns(d.id.clone()),
             link: "lo".into(),
-            alias: netns_owner::mark(&d.id),
+            alias: marks::netns_mark(&d.id),
         }))),
-        other => Err(netns_owner::not_ours(&d.id, path, &other)),
+        other => Err(marks::netns_not_ours(&d.id, path, &other)),
     }
 }
 
 /// An adopted netns may be anything but another container's own netns.
 fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
-    use crate::kernel::netns_owner::{self, Owner};
-    match netns_owner::owner(&d.id, &o.container.links) {
+    use crate::marks::{self, Owner};
+    match marks::netns_owner(&d.id, &o.container.links) {
         Owner::Other(other) => Err(OpError::new(
             format!("adopt netns {} for {}", path.display(), d.id),
             format!("it is netprov's own netns of container {other}"),

@@ -42,7 +42,7 @@ pub fn link(name: &str, index: u32) -> LinkState {
         index,
         name: name.into(),
         up: true,
-        ..LinkState::parse(&Default::default())
+        ..Default::default()
     }
 }
 
@@ -55,7 +55,7 @@ pub fn owned_netns(d: &Desired, lo: LinkState) -> Observed {
     o.container.links.insert(
         "lo".into(),
         LinkState {
-            alias: Some(crate::kernel::netns_owner::mark(&d.id)),
+            alias: Some(crate::marks::netns_mark(&d.id)),
             ..lo
         },
     );

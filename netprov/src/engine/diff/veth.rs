@@ -5,7 +5,8 @@ use ipnetwork::IpNetwork;
 use crate::engine::diff::{foreign, Differ};
 use crate::engine::plan::{At, LinkStep, Step};
 use crate::error::OpError;
-use crate::kernel::link::{container_alias, host_alias, Kind, LinkState};
+use crate::kernel::link::{Kind, LinkState};
+use crate::marks::{container_alias, host_alias};
 use crate::model::{IfName, Interface, InterfaceKind};
 
 impl<'a> Differ<'a> {
@@ -73,11 +74,10 @@ impl<'a> Differ<'a> {
         if let Some(h) = host {
             // Also this container's host end of another interface (a `hostName` moved
             // between interfaces): netprov's, re-created below for this one.
-            let this_container = format!("netprov:{}:", self.cid);
             let ours = h.owned_as(h_alias)
                 || h.alias
                     .as_deref()
-                    .is_some_and(|a| a.starts_with(&this_container));
+                    .is_some_and(|a| crate::marks::is_host_end_of(a, self.cid));
             if !ours {
                 return Err(foreign(&create_op, h, &At::Host, id));
             }

@@ -25,7 +25,7 @@ impl Exec<'_> {
                 self.create_veth(host.as_str(), peer.as_str(), *mtu, *mac, op)
                     .await?;
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
-                // then the netprov group marks them (see kernel/link.rs).
+                // then the netprov group marks them (see marks.rs).
                 self.set_alias(&At::Host, host.as_str(), host_alias, op)
                     .await?;
                 self.set_alias(&At::Netns(netns.clone()), peer.as_str(), peer_alias, op)
