@@ -1,0 +1,144 @@
+//! Fixtures for the end-to-end tests of `netprov` and `netprov-nspawn-glue` (a
+//! dev-dependency of both; never published): a simulated host netns per test
+//! ([`HostNetns`]), a private Open vSwitch ([`ovs`]) and OVN ([`ovn`]) inside it, the
+//! seeded props generator of the convergence test ([`props_gen`]), and helpers to run
+//! commands and the `netprov` binary.
+//!
+//! Tests run as root but touch only namespaces they create here; nothing is sent to or
+//! configured on the machine's own interfaces. Every fixture cleans up on drop, also
+//! when the test panics.
+//!
+//! All tests of a crate run in one process (one `e2e` binary, several threads), so
+//! nothing here changes process-wide state: namespaces are entered by child processes
+//! (`nsenter`), environment variables are set on child commands only.
+
+pub mod host;
+pub mod ovn;
+pub mod ovs;
+pub mod props_gen;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use host::HostNetns;
+
+/// The netprov binary under test: `$NETPROV_TEST_BIN`, or the one cargo built next to
+/// the running test (`target/<profile>/deps/<test>` → `target/<profile>/netprov`; cargo
+/// builds it for netprov's own integration tests and for `cargo test --workspace`;
+/// with `-p netprov-nspawn-glue` build it first).
+pub fn netprov_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NETPROV_TEST_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("netprov");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p netprov` first (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A unique short name for this process and call: `<prefix><pid-hex><n>`, ≤ 15 bytes
+/// (an interface or netns name may be derived from it). The counter is shared by every
+/// test of the process.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{:x}{n}", std::process::id() % 0xfffff);
+    assert!(name.len() <= 15, "{name} too long");
+    name
+}
+
+/// A fresh path in the temp dir, `<prefix>-<unique>` (no length limit).
+pub fn temp_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-{}", unique("")))
+}
+
+/// A command's exit status, stdout and stderr, for assertion messages (and for
+/// `contains` checks on what netprov printed, wherever it printed it).
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a command, returning its output; panics if it cannot be started.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    output(Command::new(cmd).args(args))
+}
+
+/// Runs a command and panics with its stderr unless it succeeds; returns stdout.
+pub fn ok(cmd: &str, args: &[&str]) -> String {
+    succeeded(&format!("{cmd} {args:?}"), run(cmd, args))
+}
+
+/// Panics naming `what` with the output unless it succeeded; returns stdout.
+pub fn succeeded(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a prepared command, returning its output; panics if it cannot be started.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a prepared command and panics with its output unless it succeeds; returns stdout.
+pub fn ok_cmd(mut cmd: Command) -> String {
+    let out = output(&mut cmd);
+    succeeded(&format!("{cmd:?}"), out)
+}
+
+/// `nsenter --net=/run/netns/<ns> -- cmd args...` (not `ip netns exec`, which would
+/// also unshare the mount namespace and hide new /run/netns handles).
+pub fn in_ns(ns: &str, cmd: &str, args: &[&str]) -> Command {
+    nsenter(&host::netns_path(ns), cmd, args)
+}
+
+/// `nsenter --net=<path> -- cmd args...`.
+pub fn nsenter(netns: &std::path::Path, cmd: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", netns.display()))
+        .arg("--")
+        .arg(cmd)
+        .args(args);
+    c
+}
+
+/// A process kept alive in the background (killed and reaped on drop).
+pub struct Bg(pub Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it holds; panics after `timeout` naming `what` (a
+/// bound on waiting for a daemon, not a timed assertion).
+pub fn wait_until(timeout: Duration, what: &str, f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
