@@ -1,0 +1,103 @@
+//! Whose netns it is, end to end through the `netprov` binary in a simulated host netns:
+//! the owner mark on `/run/netns/<id>`, foreign and symlinked handles, the host netns as
+//! `netns_path`, and what netprov may touch in an adopted netns (nftables tables,
+//! routes, addresses, links).
+//!
+//! Only namespaces made here are changed. The one look at the real host
+//! (`/proc/1/ns/net`) is `netprov validate`, which reads inode numbers and nothing else.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use serde_json::{json, Value};
+use testkit::{ok, text, unique, HostNetns};
+
+const RULES_A: &str = "table inet mine {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp accept\n  }\n}\n";
+const RULES_B: &str = "table inet mine2 {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 9 drop\n  }\n}\n";
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+mod adopted;
+mod marks;
+mod refusals;
+
+/// A scratch directory for props files, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(unique("npa"));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    fn write(&self, v: &Value) -> String {
+        let p = self.0.join(format!("{}.json", v["id"].as_str().unwrap()));
+        std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes a path (a planted symlink) on drop.
+struct Unlink(PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A veth container with addresses from block `n`; `extra` is merged into `network`.
+fn props(id: &str, host_end: &str, n: u8, extra: Value) -> Value {
+    let mut network = json!({
+        "interfaces": { "wan": {
+            "ip4": format!("10.79.{n}.2/31"), "hostIp4": format!("10.79.{n}.3/31"),
+            "hostName": host_end } },
+        "routes": [ { "to": format!("10.80.{n}.0/24"), "via": format!("10.79.{n}.3") } ]
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        network[k] = v.clone();
+    }
+    json!({ "id": id, "network": network })
+}
+
+fn ns(name: &str, cmd: &str, args: &[&str]) -> String {
+    let mut a = vec![format!("--net=/run/netns/{name}"), "--".into(), cmd.into()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    ok("nsenter", &a)
+}
+
+/// Everything in a netns netprov could touch, as text: links (with aliases),
+/// addresses, routes of every protocol, the nftables ruleset.
+fn snapshot(name: &str) -> String {
+    [
+        ns(name, "ip", &["-d", "-o", "link", "show"]),
+        ns(name, "ip", &["-o", "addr", "show"]),
+        ns(name, "ip", &["route", "show", "table", "all"]),
+        ns(name, "ip", &["-6", "route", "show", "table", "all"]),
+        ns(name, "nft", &["list", "ruleset"]),
+    ]
+    .join("\n")
+}
+
+fn host_snapshot(host: &HostNetns) -> String {
+    [
+        host.ok("ip", &["-d", "-o", "link", "show"]),
+        host.ok("ip", &["-o", "addr", "show"]),
+        host.ok("ip", &["route", "show", "table", "all"]),
+        host.ok("nft", &["list", "ruleset"]),
+    ]
+    .join("\n")
+}
+
+fn lo_alias(name: &str) -> String {
+    ns(name, "ip", &["-o", "link", "show", "lo"])
+}

@@ -1,0 +1,204 @@
+//! End-to-end: host-side rules (nftnl batches) in a simulated host netns.
+//!
+//! Topology (made with `ip` as scaffolding):
+//!   container netns ── veth ── host netns ── veth ── "outside" netns
+//!   10.78.0.2/24          10.78.0.1/24  192.168.78.1/24        192.168.78.2/24
+//! The outside netns has no route to 10.78.0.0/24, so it can only answer the
+//! container when the host masquerades it.
+
+// Pings send 3 echo requests: "passes" = at least one reply (tolerates slow neighbour
+// discovery on a loaded machine), "dropped" = none of the three answered.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netprov::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
+use netprov::nft::host::{
+    self, apply_host, observe_host, observe_host_for, plan_host, remove_host, HostChange, HostSpec,
+    HostState, VethLink,
+};
+use testkit::{ok, unique, HostNetns};
+
+mod tables;
+mod traffic;
+
+const CT_IP: &str = "10.78.0.2";
+const HOST_IP: &str = "10.78.0.1";
+const HOST_OUT_IP: &str = "192.168.78.1";
+const OUT_IP: &str = "192.168.78.2";
+
+struct Topo {
+    host: HostNetns,
+    ct: String,
+    out: String,
+    ve: String,
+    id: ContainerId,
+}
+
+fn nsok(ns: &str, cmd: &str, args: &[&str]) -> String {
+    let mut full = vec![format!("--net=/run/netns/{ns}"), "--".into(), cmd.into()];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ok("nsenter", &refs)
+}
+
+fn nscmd(ns: &str, cmd: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"))
+        .arg("--")
+        .arg(cmd)
+        .args(args);
+    c
+}
+
+impl Topo {
+    fn new() -> Self {
+        let mut host = HostNetns::new();
+        let ct = unique("c");
+        let out = unique("o");
+        for ns in [&ct, &out] {
+            ok("ip", &["netns", "add", ns]);
+            host.track(ns);
+            ok("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        let ve = unique("ve");
+        let vo = unique("vo");
+        host.ok(
+            "ip",
+            &[
+                "link", "add", &ve, "type", "veth", "peer", "name", "eth0", "netns", &ct,
+            ],
+        );
+        host.ok(
+            "ip",
+            &[
+                "link", "add", &vo, "type", "veth", "peer", "name", "eth0", "netns", &out,
+            ],
+        );
+        host.ok("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", &ve]);
+        host.ok(
+            "ip",
+            &["addr", "add", &format!("{HOST_OUT_IP}/24"), "dev", &vo],
+        );
+        host.ok("ip", &["link", "set", &ve, "up"]);
+        host.ok("ip", &["link", "set", &vo, "up"]);
+        host.ok("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        ok(
+            "ip",
+            &[
+                "-n",
+                &ct,
+                "addr",
+                "add",
+                &format!("{CT_IP}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        ok("ip", &["-n", &ct, "link", "set", "eth0", "up"]);
+        ok(
+            "ip",
+            &["-n", &ct, "route", "add", "default", "via", HOST_IP],
+        );
+        ok(
+            "ip",
+            &[
+                "-n",
+                &out,
+                "addr",
+                "add",
+                &format!("{OUT_IP}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        ok("ip", &["-n", &out, "link", "set", "eth0", "up"]);
+        let id = ContainerId::new(&ct).unwrap();
+        Topo {
+            host,
+            ct,
+            out,
+            ve,
+            id,
+        }
+    }
+
+    fn hp(&self) -> PathBuf {
+        self.host.path()
+    }
+
+    fn spec(&self, rules: HostRules) -> HostSpec {
+        HostSpec::new(
+            self.id.clone(),
+            &rules,
+            vec![VethLink {
+                host_if: IfName::new(&self.ve).unwrap(),
+                container_addrs: vec![CT_IP.parse().unwrap()],
+            }],
+        )
+    }
+
+    fn converge(&self, spec: &HostSpec) {
+        let st = observe_host(&self.hp(), &spec.id).unwrap();
+        match plan_host(spec, &st) {
+            Some(HostChange::Apply { .. }) => apply_host(&self.hp(), spec).unwrap(),
+            Some(HostChange::Remove) => remove_host(&self.hp(), &spec.id).unwrap(),
+            None => {}
+        }
+        let st = observe_host(&self.hp(), &spec.id).unwrap();
+        assert_eq!(plan_host(spec, &st), None, "converged: {st:?}");
+    }
+
+    fn ct_ping(&self, src: &str, dst: &str) -> bool {
+        nscmd(
+            &self.ct,
+            "ping",
+            &["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst],
+        )
+        .output()
+        .unwrap()
+        .status
+        .success()
+    }
+
+    fn host_tables(&self) -> String {
+        self.host.ok("nft", &["list", "tables"])
+    }
+}
+
+struct Bg(Child);
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn connect(cmd: Command) -> bool {
+    let mut cmd = cmd;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if cmd.output().unwrap().status.success() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn add_foreign_table(t: &Topo) {
+    t.host.ok(
+        "nft",
+        &["add table inet foreign { chain input { type filter hook input priority 0; policy accept; counter; }; }"],
+    );
+    t.host.ok("nft", &["add table ip netprov_other"]);
+}
+
+fn assert_foreign_table(t: &Topo) {
+    let l = t.host.ok("nft", &["list", "table", "inet", "foreign"]);
+    assert!(l.contains("chain input"), "{l}");
+    assert!(t.host_tables().contains("table ip netprov_other"));
+}
