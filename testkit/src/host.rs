@@ -52,6 +52,34 @@ impl HostNetns {
         self.containers.push(id.to_owned());
     }
 
+    /// A netns `<prefix><unique>` with lo up, deleted on drop ([`HostNetns::track`]).
+    pub fn netns(&mut self, prefix: &str) -> String {
+        let ns = unique(prefix);
+        ok("ip", &["netns", "add", &ns]);
+        self.track(&ns);
+        ok("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair `name` / `peer` in this host (a veth end also stands in for a
+    /// physical NIC: this kernel has no dummy driver).
+    pub fn add_veth(&self, name: &str, peer: &str) {
+        self.ok(
+            "ip",
+            &["link", "add", name, "type", "veth", "peer", "name", peer],
+        );
+    }
+
+    /// A veth pair `name` (in this host) / `peer` (moved into netns `ns`).
+    pub fn add_veth_into(&self, name: &str, peer: &str, ns: &str) {
+        self.ok(
+            "ip",
+            &[
+                "link", "add", name, "type", "veth", "peer", "name", peer, "netns", ns,
+            ],
+        );
+    }
+
     /// `nsenter --net=/run/netns/<host> cmd args...` with [`HostNetns::env`].
     pub fn cmd(&self, cmd: &str, args: &[&str]) -> Command {
         let mut c = nsenter(&self.path(), cmd, args);

@@ -15,6 +15,7 @@
 pub mod host;
 pub mod ovn;
 pub mod ovs;
+pub mod props_dir;
 pub mod props_gen;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use host::HostNetns;
+pub use props_dir::PropsDir;
 
 /// The netprov binary under test: `$NETPROV_TEST_BIN`, or the one cargo built next to
 /// the running test (`target/<profile>/deps/<test>` → `target/<profile>/netprov`; cargo
@@ -113,6 +115,15 @@ pub fn in_ns(ns: &str, cmd: &str, args: &[&str]) -> Command {
     nsenter(&host::netns_path(ns), cmd, args)
 }
 
+/// Runs `cmd args...` in netns `ns`; panics naming the netns unless it succeeds;
+/// returns stdout.
+pub fn ns_ok(ns: &str, cmd: &str, args: &[&str]) -> String {
+    succeeded(
+        &format!("[{ns}] {cmd} {args:?}"),
+        output(&mut in_ns(ns, cmd, args)),
+    )
+}
+
 /// `nsenter --net=<path> -- cmd args...`.
 pub fn nsenter(netns: &std::path::Path, cmd: &str, args: &[&str]) -> Command {
     let mut c = Command::new("nsenter");
@@ -130,6 +141,21 @@ impl Drop for Bg {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Retries a command every 100 ms until it succeeds, for up to `timeout` (a listener
+/// may still be starting); whether it did.
+pub fn eventually(mut cmd: Command, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if output(&mut cmd).status.success() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

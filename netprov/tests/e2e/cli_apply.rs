@@ -2,34 +2,13 @@
 //! destroy on veth containers, exit codes, idempotence measured from `--json`, crash
 //! recovery (fault injection after every step, and real SIGKILLs), and no child process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::PropsDir as Dir;
 use testkit::{ok, run, text, unique, HostNetns};
-
-/// A scratch directory for props files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(unique("np"));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn write(&self, name: &str, v: &Value) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A veth container `id` with /31 and /127 point-to-point addresses from block `n`.
 fn veth_props(id: &str, n: u8) -> Value {

@@ -6,33 +6,15 @@
 //! with the host table using `nft` inside the simulated host netns.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
+use testkit::{in_ns as nscmd, ns_ok as nsok};
 use testkit::{ok, text, unique, HostNetns};
 
 const CT_IP: &str = "10.78.0.2";
 const HOST_IP: &str = "10.78.0.1";
 const SPOOF_IP: &str = "10.78.0.99";
-
-fn nscmd(ns: &str, cmd: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"))
-        .arg("--")
-        .arg(cmd)
-        .args(args);
-    c
-}
-
-fn nsok(ns: &str, cmd: &str, args: &[&str]) -> String {
-    let out = nscmd(ns, cmd, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "[{ns}] {cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// 3 echo requests: true when at least one is answered.
 fn ping(ns: &str, src: &str, dst: &str) -> bool {

@@ -8,10 +8,11 @@
 //! host masquerades it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use testkit::{in_ns as nscmd, ns_ok as nsok, Bg};
 use testkit::{ok, text, unique, HostNetns};
 
 const CT_IP: &str = "10.78.0.2";
@@ -21,47 +22,6 @@ const OUT_IP: &str = "192.168.78.2";
 
 const DROP_ICMP: &str = "table inet filter {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp drop\n  }\n}\n";
 const ALLOW_ICMP: &str = "table inet filter {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp accept\n  }\n}\n";
-
-fn nscmd(ns: &str, cmd: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"))
-        .arg("--")
-        .arg(cmd)
-        .args(args);
-    c
-}
-
-fn nsok(ns: &str, cmd: &str, args: &[&str]) -> String {
-    let out = nscmd(ns, cmd, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "[{ns}] {cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Retries for up to 3 s (a listener may still be starting).
-fn eventually(mut cmd: Command) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if cmd.output().unwrap().status.success() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 struct T {
     host: HostNetns,
@@ -376,4 +336,9 @@ fn adopted_netns_keeps_its_foreign_ruleset_and_loses_only_netprovs_tables_on_des
             && !rs.contains("netprov_state"),
         "only netprov's tables removed: {rs}"
     );
+}
+
+/// Retries for up to 3 s (a listener may still be starting).
+fn eventually(cmd: Command) -> bool {
+    testkit::eventually(cmd, Duration::from_secs(3))
 }

@@ -4,34 +4,13 @@
 //! says what it waits for; other ids are not held up).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 use testkit::ovs::Ovs;
+use testkit::PropsDir as Dir;
 use testkit::{text, unique, HostNetns};
-
-/// A scratch directory for props files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(unique("lc"));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn write(&self, id: &str, network: Value) -> String {
-        let p = self.0.join(format!("{id}.json"));
-        std::fs::write(&p, json!({ "id": id, "network": network }).to_string()).unwrap();
-        p.display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
@@ -62,7 +41,7 @@ fn props(dir: &Dir, id: &str, n: u8, with_ovs: bool) -> String {
                     // (docs/engine.md, destroy step 0).
                     "ovs": { "bridge": "br0", "vlan": 7, "style": "internal" } });
     }
-    dir.write(
+    dir.write_network(
         id,
         json!({ "interfaces": ifs, "ip4route": format!("70.1.{n}.1"), "masquerade": true }),
     )
@@ -217,7 +196,7 @@ fn concurrent_applies_of_one_id_mount_the_netns_once() {
     for round in 0..20u8 {
         let id = unique("r");
         host.track(&id);
-        let p = dir.write(
+        let p = dir.write_network(
             &id,
             json!({
                 "interfaces": { "wan": { "ip4": "70.2.0.2/31", "hostIp4": "70.2.0.1/31",
@@ -270,7 +249,7 @@ fn destroy_removes_stacked_netns_mounts() {
     let dir = Dir::new();
     let id = unique("s");
     host.track(&id);
-    let p = dir.write(
+    let p = dir.write_network(
         &id,
         json!({ "interfaces": { "wan": { "ip4": "70.3.0.2/31", "hostIp4": "70.3.0.1/31",
                                          "hostName": format!("w{id}") } } }),
@@ -302,8 +281,8 @@ fn same_id_waits_and_says_so_other_ids_do_not() {
         json!({ "interfaces": { "wan": { "ip4": "70.4.0.2/31", "hostIp4": "70.4.0.1/31",
                                          "hostName": format!("w{id}") } } })
     };
-    let pa = dir.write(&a, veth(&a));
-    let pb = dir.write(&b, veth(&b));
+    let pa = dir.write_network(&a, veth(&a));
+    let pb = dir.write_network(&b, veth(&b));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -369,7 +348,7 @@ fn destroy_carries_on_past_a_failing_part_and_keeps_a_netns_with_foreign_links()
             &format!("y{id}"),
         ],
     );
-    let p = dir.write(
+    let p = dir.write_network(
         &id,
         json!({
             "interfaces": {
@@ -444,7 +423,7 @@ fn multi_file_applies_in_opposite_orders_do_not_deadlock() {
             .enumerate()
             .map(|(n, id)| {
                 host.track(id);
-                dir.write(
+                dir.write_network(
                     id,
                     json!({ "interfaces": { "wan": {
                         "ip4": format!("70.6.{n}.2/31"), "hostIp4": format!("70.6.{n}.1/31"),

@@ -6,11 +6,12 @@
 // discovery on a loaded machine), "dropped" = none of the three answered.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netprov::model::Ruleset;
 use netprov::nft::ruleset::{self, CheckError, RulesetChange, RulesetState};
+use testkit::Bg;
 use testkit::{ok, unique, HostNetns};
 
 const HOST_IP: &str = "10.77.0.1";
@@ -103,15 +104,6 @@ impl Topo {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-/// A background process killed on drop.
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

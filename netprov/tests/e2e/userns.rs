@@ -8,19 +8,12 @@
 //! ≥ 261 runs one.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use testkit::Bg;
 use testkit::{text, unique, HostNetns};
-
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Props(PathBuf);
 impl Drop for Props {

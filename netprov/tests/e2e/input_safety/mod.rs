@@ -5,43 +5,17 @@
 //! exits 2 at once; a closed stdout or a full stderr does not stop the work.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use testkit::PropsDir as Dir;
 use testkit::{text, unique, HostNetns};
 
 mod existing_links;
 mod files;
 mod validation;
-
-/// A scratch directory for props files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(unique("np"));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-    fn write_text(&self, name: &str, t: &str) -> String {
-        std::fs::write(self.0.join(name), t).unwrap();
-        self.path(name)
-    }
-    fn write(&self, name: &str, v: &Value) -> String {
-        self.write_text(name, &serde_json::to_string_pretty(v).unwrap())
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)

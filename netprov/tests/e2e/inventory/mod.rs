@@ -9,34 +9,17 @@
 //! what is reported and collected (other tests' containers must survive this one).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use testkit::ovs::Ovs;
+use testkit::{in_ns, Bg};
 use testkit::{text, unique};
 
 mod gc;
 mod reconcile;
 mod status;
-
-/// A process kept alive in a netns (killed on drop).
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn in_ns(ns: &str, cmd: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"))
-        .arg("--")
-        .arg(cmd)
-        .args(args);
-    c
-}
 
 fn pings(ns: &str, addr: &str) -> bool {
     in_ns(ns, "ping", &["-c", "2", "-i", "0.2", "-W", "2", addr])
@@ -44,20 +27,6 @@ fn pings(ns: &str, addr: &str) -> bool {
         .unwrap()
         .status
         .success()
-}
-
-/// Retries a command for up to 5 s (a listener may still be starting).
-fn eventually(mut cmd: Command) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if cmd.output().unwrap().status.success() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A private OVS (bridge br0) in a simulated host, a props directory (what the
@@ -179,4 +148,9 @@ fn entry<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
         .unwrap()
         .iter()
         .find(|e| e["id"] == id)
+}
+
+/// Retries a command for up to 5 s (a listener may still be starting).
+fn eventually(cmd: Command) -> bool {
+    testkit::eventually(cmd, Duration::from_secs(5))
 }

@@ -49,7 +49,7 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
         if let Some(t) = nft {
             extra["nft"] = json!(t);
         }
-        dir.write(&props(&id, &hv, 4, extra))
+        dir.write_props(&props(&id, &hv, 4, extra))
     };
     let f = mk(Some(RULES_A));
     let o = host.netprov(&["apply", &f]);
@@ -146,7 +146,7 @@ fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
     ok("ip", &["netns", "add", &name]);
     let path = format!("/run/netns/{name}");
     let a = unique("c");
-    let fa = dir.write(&props(
+    let fa = dir.write_props(&props(
         &a,
         &unique("v"),
         7,
@@ -163,7 +163,7 @@ fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
     // Its own interface name: the two containers share the netns.
     let wan = pb["network"]["interfaces"]["wan"].take();
     pb["network"]["interfaces"] = json!({ "lan": wan });
-    let fb = dir.write(&pb);
+    let fb = dir.write_props(&pb);
     let o = host.netprov(&["apply", &fb]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(
@@ -172,7 +172,7 @@ fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
         text(&o)
     );
     pb["network"]["nft"] = json!("");
-    let fb = dir.write(&pb);
+    let fb = dir.write_props(&pb);
     let o = host.netprov(&["apply", &fb]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     let before = snapshot(&name);

@@ -12,7 +12,7 @@ fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
     let dir = Dir::new();
     let id = unique("m");
     host.track(&id);
-    let f = dir.write(&props(&id, &unique("v"), 5, json!({})));
+    let f = dir.write_props(&props(&id, &unique("v"), 5, json!({})));
     let handle = Path::new("/run/netns").join(&id);
     let marked = |when: &str| {
         if netprov::kernel::netns::is_handle(&handle) {
@@ -65,7 +65,7 @@ fn an_unmarked_netns_of_an_older_netprov_is_marked_on_apply() {
     let dir = Dir::new();
     let id = unique("u");
     host.track(&id);
-    let f = dir.write(&props(&id, &unique("v"), 6, json!({})));
+    let f = dir.write_props(&props(&id, &unique("v"), 6, json!({})));
     assert_eq!(code(&host.netprov(&["apply", &f])), 0);
     // What an older netprov left: no mark on lo.
     ns(&id, "ip", &["link", "set", "lo", "alias", ""]);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
+use testkit::{ns_ok as ns, PropsDir as Dir};
 use testkit::{ok, text, unique, HostNetns};
 
 const RULES_A: &str = "table inet mine {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp accept\n  }\n}\n";
@@ -22,28 +23,6 @@ fn code(o: &Output) -> i32 {
 mod adopted;
 mod marks;
 mod refusals;
-
-/// A scratch directory for props files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(unique("npa"));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn write(&self, v: &Value) -> String {
-        let p = self.0.join(format!("{}.json", v["id"].as_str().unwrap()));
-        std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Removes a path (a planted symlink) on drop.
 struct Unlink(PathBuf);
@@ -66,13 +45,6 @@ fn props(id: &str, host_end: &str, n: u8, extra: Value) -> Value {
         network[k] = v.clone();
     }
     json!({ "id": id, "network": network })
-}
-
-fn ns(name: &str, cmd: &str, args: &[&str]) -> String {
-    let mut a = vec![format!("--net=/run/netns/{name}"), "--".into(), cmd.into()];
-    a.extend(args.iter().map(|s| s.to_string()));
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    ok("nsenter", &a)
 }
 
 /// Everything in a netns netprov could touch, as text: links (with aliases),

@@ -27,7 +27,7 @@ fn the_host_netns_as_netns_path_is_invalid_and_nothing_changes() {
             1,
             json!({ "netns_path": path, "nft": RULES_A }),
         );
-        let f = dir.write(&p);
+        let f = dir.write_props(&p);
         for cmd in ["validate", "plan", "apply", "check", "destroy"] {
             let o = host.netprov(&[cmd, &f]);
             assert_eq!(code(&o), 2, "{cmd} with netns_path {path}: {}", text(&o));
@@ -43,7 +43,7 @@ fn the_host_netns_as_netns_path_is_invalid_and_nothing_changes() {
     }
     // PID 1's netns (the machine's own): validation only.
     let id = unique("h");
-    let f = dir.write(&props(
+    let f = dir.write_props(&props(
         &id,
         &unique("v"),
         1,
@@ -115,7 +115,7 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
     ns(&id, "ip", &["link", "set", "fb", "up"]);
     let inside = snapshot(&id);
     let outside = host_snapshot(&host);
-    let f = dir.write(&props(&id, &unique("v"), 2, json!({ "nft": RULES_A })));
+    let f = dir.write_props(&props(&id, &unique("v"), 2, json!({ "nft": RULES_A })));
     for cmd in ["apply", "plan", "check"] {
         let o = host.netprov(&[cmd, &f]);
         assert_eq!(code(&o), 1, "{cmd}: {}", text(&o));
@@ -142,7 +142,7 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
 
     // Adopting it on purpose works, and destroy then leaves the foreign veth.
     let path = format!("/run/netns/{id}");
-    let f = dir.write(&props(&id, &unique("v"), 2, json!({ "netns_path": path })));
+    let f = dir.write_props(&props(&id, &unique("v"), 2, json!({ "netns_path": path })));
     let o = host.netprov(&["apply", &f]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     host.ok("ping", &["-c1", "-W2", "10.79.2.2"]);
@@ -164,7 +164,7 @@ fn a_symlink_at_run_netns_is_refused() {
     std::os::unix::fs::symlink(format!("/run/netns/{target}"), &link).unwrap();
     let _guard = Unlink(link.clone());
     let inside = snapshot(&target);
-    let f = dir.write(&props(&id, &unique("v"), 3, json!({})));
+    let f = dir.write_props(&props(&id, &unique("v"), 3, json!({})));
     let o = host.netprov(&["apply", &f]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(

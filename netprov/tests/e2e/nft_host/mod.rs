@@ -10,7 +10,7 @@
 // discovery on a loaded machine), "dropped" = none of the three answered.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netprov::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
@@ -18,6 +18,7 @@ use netprov::nft::host::{
     self, apply_host, observe_host, observe_host_for, plan_host, remove_host, HostChange, HostSpec,
     HostState, VethLink,
 };
+use testkit::{in_ns as nscmd, ns_ok as nsok, Bg};
 use testkit::{ok, unique, HostNetns};
 
 mod tables;
@@ -34,22 +35,6 @@ struct Topo {
     out: String,
     ve: String,
     id: ContainerId,
-}
-
-fn nsok(ns: &str, cmd: &str, args: &[&str]) -> String {
-    let mut full = vec![format!("--net=/run/netns/{ns}"), "--".into(), cmd.into()];
-    full.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    ok("nsenter", &refs)
-}
-
-fn nscmd(ns: &str, cmd: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"))
-        .arg("--")
-        .arg(cmd)
-        .args(args);
-    c
 }
 
 impl Topo {
@@ -164,14 +149,6 @@ impl Topo {
 
     fn host_tables(&self) -> String {
         self.host.ok("nft", &["list", "tables"])
-    }
-}
-
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
