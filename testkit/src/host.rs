@@ -80,6 +80,16 @@ impl HostNetns {
         );
     }
 
+    /// Links netns `ns` to this host: a veth `host_end` here (address `host_addr`) and
+    /// `eth0` in `ns` (address `ns_addr`), both up.
+    pub fn link_netns(&self, ns: &str, host_end: &str, host_addr: &str, ns_addr: &str) {
+        self.add_veth_into(host_end, "eth0", ns);
+        self.ok("ip", &["addr", "add", host_addr, "dev", host_end]);
+        self.ok("ip", &["link", "set", host_end, "up"]);
+        ok("ip", &["-n", ns, "addr", "add", ns_addr, "dev", "eth0"]);
+        ok("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+    }
+
     /// `nsenter --net=/run/netns/<host> cmd args...` with [`HostNetns::env`].
     pub fn cmd(&self, cmd: &str, args: &[&str]) -> Command {
         let mut c = nsenter(&self.path(), cmd, args);

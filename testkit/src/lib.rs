@@ -124,6 +124,13 @@ pub fn ns_ok(ns: &str, cmd: &str, args: &[&str]) -> String {
     )
 }
 
+/// 3 echo requests from netns `ns`, source address `src`, to `dst`: true when at
+/// least one is answered.
+pub fn ping_from(ns: &str, src: &str, dst: &str) -> bool {
+    let args = ["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst];
+    output(&mut in_ns(ns, "ping", &args)).status.success()
+}
+
 /// `nsenter --net=<path> -- cmd args...`.
 pub fn nsenter(netns: &std::path::Path, cmd: &str, args: &[&str]) -> Command {
     let mut c = Command::new("nsenter");

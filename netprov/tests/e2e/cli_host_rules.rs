@@ -5,40 +5,20 @@
 //! Topology: netprov makes the container netns and its veths; the test only tampers
 //! with the host table using `nft` inside the simulated host netns.
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::{json, Value};
-use testkit::{in_ns as nscmd, ns_ok as nsok};
+use testkit::{ns_ok as nsok, ping_from as ping, PropsDir};
 use testkit::{ok, text, unique, HostNetns};
 
 const CT_IP: &str = "10.78.0.2";
 const HOST_IP: &str = "10.78.0.1";
 const SPOOF_IP: &str = "10.78.0.99";
 
-/// 3 echo requests: true when at least one is answered.
-fn ping(ns: &str, src: &str, dst: &str) -> bool {
-    nscmd(
-        ns,
-        "ping",
-        &["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst],
-    )
-    .output()
-    .unwrap()
-    .status
-    .success()
-}
-
 struct T {
     host: HostNetns,
     id: String,
-    dir: PathBuf,
-}
-
-impl Drop for T {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: PropsDir,
 }
 
 impl T {
@@ -46,8 +26,7 @@ impl T {
         let mut host = HostNetns::new();
         let id = unique("n");
         host.track(&id);
-        let dir = testkit::temp_path("netprov-t");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = PropsDir::new();
         T { host, id, dir }
     }
 
@@ -56,7 +35,7 @@ impl T {
     }
 
     fn props(&self, interfaces: Value) -> String {
-        let p = self.dir.join(format!("{}.json", self.id));
+        let p = self.dir.0.join(format!("{}.json", self.id));
         let v = json!({ "id": self.id, "network": { "interfaces": interfaces } });
         std::fs::write(&p, v.to_string()).unwrap();
         p.display().to_string()

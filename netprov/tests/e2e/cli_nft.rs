@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::{in_ns as nscmd, ns_ok as nsok, Bg};
+use testkit::{in_ns as nscmd, ns_ok as nsok, Bg, PropsDir};
 use testkit::{ok, text, unique, HostNetns};
 
 const CT_IP: &str = "10.78.0.2";
@@ -28,13 +28,7 @@ struct T {
     id: String,
     out: String,
     hve: String,
-    dir: PathBuf,
-}
-
-impl Drop for T {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: PropsDir,
 }
 
 impl T {
@@ -42,39 +36,16 @@ impl T {
         let mut host = HostNetns::new();
         let id = unique("n");
         host.track(&id);
-        let out = unique("o");
-        ok("ip", &["netns", "add", &out]);
-        host.track(&out);
-        ok("ip", &["-n", &out, "link", "set", "lo", "up"]);
-        let vo = unique("vo");
-        host.ok(
-            "ip",
-            &[
-                "link", "add", &vo, "type", "veth", "peer", "name", "eth0", "netns", &out,
-            ],
-        );
-        host.ok(
-            "ip",
-            &["addr", "add", &format!("{HOST_OUT_IP}/24"), "dev", &vo],
-        );
-        host.ok("ip", &["link", "set", &vo, "up"]);
+        let out = host.netns("o");
+        let (host_out, out_addr) = (format!("{HOST_OUT_IP}/24"), format!("{OUT_IP}/24"));
+        host.link_netns(&out, &unique("vo"), &host_out, &out_addr);
         host.ok("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-        nsok(
-            &out,
-            "ip",
-            &["addr", "add", &format!("{OUT_IP}/24"), "dev", "eth0"],
-        );
-        nsok(&out, "ip", &["link", "set", "eth0", "up"]);
         T {
             host,
             hve: unique("hv"),
             id,
             out,
-            dir: {
-                let d = testkit::temp_path("netprov-t");
-                std::fs::create_dir_all(&d).unwrap();
-                d
-            },
+            dir: PropsDir::new(),
         }
     }
 
@@ -89,7 +60,7 @@ impl T {
         for (k, v) in extra.as_object().unwrap() {
             network[k] = v.clone();
         }
-        let p: PathBuf = self.dir.join(format!("{}.json", self.id));
+        let p: PathBuf = self.dir.0.join(format!("{}.json", self.id));
         std::fs::write(&p, json!({ "id": self.id, "network": network }).to_string()).unwrap();
         p.display().to_string()
     }
@@ -119,15 +90,7 @@ impl T {
     }
 
     fn ct_ping(&self, src: &str, dst: &str) -> bool {
-        nscmd(
-            &self.id,
-            "ping",
-            &["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst],
-        )
-        .output()
-        .unwrap()
-        .status
-        .success()
+        testkit::ping_from(&self.id, src, dst)
     }
 
     fn host_tables(&self) -> String {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use netprov::model::Ruleset;
 use netprov::nft::ruleset::{self, CheckError, RulesetChange, RulesetState};
 use testkit::Bg;
-use testkit::{ok, unique, HostNetns};
+use testkit::{unique, HostNetns};
 
 const HOST_IP: &str = "10.77.0.1";
 const CT_IP: &str = "10.77.0.2";
@@ -26,32 +26,9 @@ struct Topo {
 impl Topo {
     fn new() -> Self {
         let mut host = HostNetns::new();
-        let ct = unique("c");
-        ok("ip", &["netns", "add", &ct]);
-        host.track(&ct);
-        let ve = unique("v");
-        host.ok(
-            "ip",
-            &[
-                "link", "add", &ve, "type", "veth", "peer", "name", "eth0", "netns", &ct,
-            ],
-        );
-        host.ok("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", &ve]);
-        host.ok("ip", &["link", "set", &ve, "up"]);
-        ok(
-            "ip",
-            &[
-                "-n",
-                &ct,
-                "addr",
-                "add",
-                &format!("{CT_IP}/24"),
-                "dev",
-                "eth0",
-            ],
-        );
-        ok("ip", &["-n", &ct, "link", "set", "eth0", "up"]);
-        ok("ip", &["-n", &ct, "link", "set", "lo", "up"]);
+        let ct = host.netns("c");
+        let (host_addr, ct_addr) = (format!("{HOST_IP}/24"), format!("{CT_IP}/24"));
+        host.link_netns(&ct, &unique("v"), &host_addr, &ct_addr);
         Topo { host, ct }
     }
 

@@ -40,65 +40,17 @@ struct Topo {
 impl Topo {
     fn new() -> Self {
         let mut host = HostNetns::new();
-        let ct = unique("c");
-        let out = unique("o");
-        for ns in [&ct, &out] {
-            ok("ip", &["netns", "add", ns]);
-            host.track(ns);
-            ok("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        }
+        let ct = host.netns("c");
+        let out = host.netns("o");
         let ve = unique("ve");
-        let vo = unique("vo");
-        host.ok(
-            "ip",
-            &[
-                "link", "add", &ve, "type", "veth", "peer", "name", "eth0", "netns", &ct,
-            ],
-        );
-        host.ok(
-            "ip",
-            &[
-                "link", "add", &vo, "type", "veth", "peer", "name", "eth0", "netns", &out,
-            ],
-        );
-        host.ok("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", &ve]);
-        host.ok(
-            "ip",
-            &["addr", "add", &format!("{HOST_OUT_IP}/24"), "dev", &vo],
-        );
-        host.ok("ip", &["link", "set", &ve, "up"]);
-        host.ok("ip", &["link", "set", &vo, "up"]);
+        host.link_netns(&ct, &ve, &format!("{HOST_IP}/24"), &format!("{CT_IP}/24"));
+        let (host_out, out_addr) = (format!("{HOST_OUT_IP}/24"), format!("{OUT_IP}/24"));
+        host.link_netns(&out, &unique("vo"), &host_out, &out_addr);
         host.ok("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-        ok(
-            "ip",
-            &[
-                "-n",
-                &ct,
-                "addr",
-                "add",
-                &format!("{CT_IP}/24"),
-                "dev",
-                "eth0",
-            ],
-        );
-        ok("ip", &["-n", &ct, "link", "set", "eth0", "up"]);
         ok(
             "ip",
             &["-n", &ct, "route", "add", "default", "via", HOST_IP],
         );
-        ok(
-            "ip",
-            &[
-                "-n",
-                &out,
-                "addr",
-                "add",
-                &format!("{OUT_IP}/24"),
-                "dev",
-                "eth0",
-            ],
-        );
-        ok("ip", &["-n", &out, "link", "set", "eth0", "up"]);
         let id = ContainerId::new(&ct).unwrap();
         Topo {
             host,
@@ -136,15 +88,7 @@ impl Topo {
     }
 
     fn ct_ping(&self, src: &str, dst: &str) -> bool {
-        nscmd(
-            &self.ct,
-            "ping",
-            &["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst],
-        )
-        .output()
-        .unwrap()
-        .status
-        .success()
+        testkit::ping_from(&self.ct, src, dst)
     }
 
     fn host_tables(&self) -> String {
@@ -153,17 +97,7 @@ impl Topo {
 }
 
 fn connect(cmd: Command) -> bool {
-    let mut cmd = cmd;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if cmd.output().unwrap().status.success() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    testkit::eventually(cmd, Duration::from_secs(3))
 }
 
 fn add_foreign_table(t: &Topo) {
