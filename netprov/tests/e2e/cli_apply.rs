@@ -134,19 +134,7 @@ fn several_files_in_one_process_and_errors_name_the_operation() {
     host.track(&id);
     let f = dir.write("x.json", &veth_props(&id, 20));
     let hostend = format!("np-{id}-wan");
-    host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &hostend,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "foreignpeer",
-        ],
-    );
+    host.add_veth(&hostend, "foreignpeer");
     let out = host.netprov(&["apply", &f]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains(&hostend), "{}", text(&out));

@@ -232,12 +232,7 @@ fn ping_peers(e: &Env) {
 #[test]
 fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
     let host = HostNetns::new();
-    host.ok(
-        "ip",
-        &[
-            "link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p",
-        ],
-    );
+    host.add_veth("ex0", "ex0-p");
     let mut host = host;
     let id = unique("dm");
     host.track(&id);
@@ -332,12 +327,7 @@ fn deleting_a_primary_address_keeps_the_wanted_secondary_and_its_routes() {
 /// A container applied, with the existing link it needs.
 fn env(prefix: &str) -> Env {
     let mut host = HostNetns::new();
-    host.ok(
-        "ip",
-        &[
-            "link", "add", "ex0", "type", "veth", "peer", "name", "ex0-p",
-        ],
-    );
+    host.add_veth("ex0", "ex0-p");
     let id = unique(prefix);
     host.track(&id);
     let file = std::env::temp_dir().join(format!("{id}.json"));

@@ -335,19 +335,7 @@ fn destroy_carries_on_past_a_failing_part_and_keeps_a_netns_with_foreign_links()
     let ex = format!("x{id}");
     // A veth end stands in for a physical NIC (this kernel has no dummy driver); being
     // virtual, it would die with the netns instead of going back.
-    host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &ex,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("y{id}"),
-        ],
-    );
+    host.add_veth(&ex, &format!("y{id}"));
     let p = dir.write_network(
         &id,
         json!({
@@ -363,19 +351,7 @@ fn destroy_carries_on_past_a_failing_part_and_keeps_a_netns_with_foreign_links()
     assert_eq!(code(&out), 0, "{}", text(&out));
     host.ok("ping", &["-c1", "-W2", "70.5.0.2"]);
     // An impostor takes the existing link's name in the host.
-    host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &ex,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("z{id}"),
-        ],
-    );
+    host.add_veth(&ex, &format!("z{id}"));
 
     let out = host.netprov(&["destroy", &id]);
     assert_eq!(code(&out), 1, "{}", text(&out));

@@ -84,12 +84,7 @@ fn foreign_links_are_never_taken_over_and_foreign_routes_survive() {
     d.interfaces
         .push(veth("lan", &["10.0.0.1/31"], &["10.0.0.0/31"]));
     let he = host_end(&d.interfaces[0]);
-    host.ok(
-        "ip",
-        &[
-            "link", "add", &he, "type", "veth", "peer", "name", "foreignp",
-        ],
-    );
+    host.add_veth(&he, "foreignp");
     let err = e.apply(&d).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("not netprov's") && msg.contains(&he), "{msg}");
@@ -135,19 +130,7 @@ fn adopted_netns_survives_destroy_and_existing_links_move_back() {
     // Existing link moved in (owned netns), configured, moved back on destroy.
     let mut c = container(&mut host);
     let ex = testkit::unique("ex");
-    host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &ex,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{ex}p"),
-        ],
-    );
+    host.add_veth(&ex, &format!("{ex}p"));
     host.ok(
         "ip",
         &["addr", "add", "10.5.0.1/24", "dev", &format!("{ex}p")],

@@ -25,19 +25,7 @@ fn existing_links_must_be_free() {
     host.ok("ip", &["link", "add", &br, "type", "bridge"]);
     // (veth pairs: this kernel may have no dummy module)
     for l in [&port, &free] {
-        host.ok(
-            "ip",
-            &[
-                "link",
-                "add",
-                l,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("{l}p"),
-            ],
-        );
+        host.add_veth(l, &format!("{l}p"));
     }
     host.ok("ip", &["link", "set", &port, "master", &br]);
 
@@ -103,19 +91,7 @@ fn existing_links_claimed_by_ovs_are_refused() {
         "type=internal",
     ]);
     let system = unique("os");
-    o.host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &system,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{system}p"),
-        ],
-    );
+    o.host.add_veth(&system, &format!("{system}p"));
     o.vsctl(&["add-port", "br0", &system]);
     let ep = o.endpoint();
     let before = snapshot(&o.host, &b);

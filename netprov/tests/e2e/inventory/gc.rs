@@ -39,19 +39,7 @@ fn list_and_gc_find_orphans_by_marks_and_leave_the_rest() {
     let fid = t.id();
     testkit::ok("ip", &["netns", "add", &fid]);
     let flink = format!("w{fid}");
-    t.o.host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &flink,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("p{fid}"),
-        ],
-    );
+    t.o.host.add_veth(&flink, &format!("p{fid}"));
     t.o.host.ok("ip", &["link", "set", &flink, "up"]);
     t.o.host.ok(
         "ip",

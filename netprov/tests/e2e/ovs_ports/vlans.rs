@@ -132,12 +132,7 @@ fn veth_style_passes_tagged_traffic() {
         (&n2, "vh-v2", 30, "10.51.0.2/24"),
         (&n3, "vh-v3", 31, "10.51.0.3/24"),
     ] {
-        o.host.ok(
-            "ip",
-            &[
-                "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns,
-            ],
-        );
+        o.host.add_veth_into(host_end, "eth0", ns);
         o.host.ok("ip", &["link", "set", host_end, "up"]);
         for args in [
             vec!["addr", "add", addr, "dev", "eth0"],
@@ -201,12 +196,7 @@ fn veth_style_passes_tagged_traffic() {
         matches!(changes.as_slice(), [OvsChange::Recreate { .. }]),
         "{changes:?}"
     );
-    o.host.ok(
-        "ip",
-        &[
-            "link", "add", "vh-v2", "type", "veth", "peer", "name", "eth1", "netns", &n2,
-        ],
-    );
+    o.host.add_veth_into("vh-v2", "eth1", &n2);
     o.host.ok("ip", &["link", "set", "vh-v2", "up"]);
     for args in [
         vec!["addr", "add", "10.51.0.2/24", "dev", "eth1"],
