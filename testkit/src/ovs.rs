@@ -10,11 +10,11 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::host::netns_path;
-use crate::{in_ns, ok, run, unique, HostNetns};
+use crate::{in_ns, ok, run, unique, HostNetns, PropsDir};
 
 pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 
@@ -270,5 +270,44 @@ impl Drop for Ovs {
         for n in self.containers.iter().rev() {
             let _ = run("ip", &["netns", "del", n]);
         }
+    }
+}
+
+/// A private OVS with bridge `br0`, a props directory, and the `netprov` binary run in
+/// its host against its database (`--ovsdb`): the fixture of the CLI tests with OVS.
+pub struct OvsCli {
+    pub dir: PropsDir,
+    pub o: Ovs,
+}
+
+impl OvsCli {
+    pub fn new() -> Self {
+        let o = Ovs::start();
+        o.add_bridge("br0");
+        OvsCli {
+            dir: PropsDir::new(),
+            o,
+        }
+    }
+
+    /// A fresh container id (its netns is deleted on drop if a test fails).
+    pub fn id(&mut self) -> String {
+        let id = unique("k");
+        self.o.host.track(&id);
+        id
+    }
+
+    /// `netprov --ovsdb <private> args...` in the host netns.
+    pub fn netprov(&self, args: &[&str]) -> Output {
+        let ep = self.o.endpoint();
+        let mut all = vec!["--ovsdb", ep.as_str()];
+        all.extend_from_slice(args);
+        self.o.host.netprov(&all)
+    }
+}
+
+impl Default for OvsCli {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -2,45 +2,38 @@
 //! datapath) running inside a simulated host netns: OVS ports with VLANs, the router
 //! example shape (OVS + veth + nftables), repair, errors, concurrency, no child process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::{json, Value};
-use testkit::ovs::Ovs;
-use testkit::{text, unique};
+use std::ops::{Deref, DerefMut};
+
+use testkit::ovs::{Ovs, OvsCli};
+use testkit::text;
 
 /// A private OVS with bridge br0 and a temp dir for props files.
-struct T {
-    o: Ovs,
-    dir: PathBuf,
+struct T(OvsCli);
+
+impl Deref for T {
+    type Target = OvsCli;
+    fn deref(&self) -> &OvsCli {
+        &self.0
+    }
 }
 
-impl Drop for T {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl DerefMut for T {
+    fn deref_mut(&mut self) -> &mut OvsCli {
+        &mut self.0
     }
 }
 
 impl T {
     fn new() -> Self {
-        let o = Ovs::start();
-        o.add_bridge("br0");
-        let dir = o.dir.join("props");
-        std::fs::create_dir_all(&dir).unwrap();
-        T { o, dir }
-    }
-
-    /// A fresh container id (its netns is deleted on drop if a test fails).
-    fn id(&mut self) -> String {
-        let id = unique("k");
-        self.o.host.track(&id);
-        id
+        T(OvsCli::new())
     }
 
     fn write(&self, id: &str, network: Value) -> String {
-        let p = self.dir.join(format!("{id}.json"));
-        std::fs::write(&p, json!({ "id": id, "network": network }).to_string()).unwrap();
-        p.display().to_string()
+        self.dir.write_network(id, network)
     }
 
     /// An OVS internal port `iface` with `addr` on br0, VLAN `vlan` (the default style is
@@ -51,13 +44,6 @@ impl T {
             json!({ "interfaces": { iface: { "ip4": addr,
                 "ovs": { "bridge": "br0", "vlan": vlan, "style": "internal" } } } }),
         )
-    }
-
-    fn netprov(&self, args: &[&str]) -> Output {
-        let ep = self.o.endpoint();
-        let mut all = vec!["--ovsdb", ep.as_str()];
-        all.extend_from_slice(args);
-        self.o.host.netprov(&all)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
@@ -328,7 +314,7 @@ fn apply_runs_no_child_process() {
     let mut t = T::new();
     let id = t.id();
     let p = router(&t, &id);
-    let trace = t.dir.join("strace.out");
+    let trace = t.dir.0.join("strace.out");
     let ep = t.o.endpoint();
     let bin = testkit::netprov_bin();
     let out = t.o.host.run(

@@ -12,33 +12,33 @@
 //! VLAN sub-interface) and looked for with another raw socket in the other container.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
 use netprov::model::{ContainerId, IfName};
 use serde_json::{json, Value};
-use testkit::ovs::Ovs;
+use std::ops::{Deref, DerefMut};
+
+use testkit::ovs::{Ovs, OvsCli};
 use testkit::{text, unique};
 
-struct T {
-    o: Ovs,
-    dir: PathBuf,
+struct T(OvsCli);
+
+impl Deref for T {
+    type Target = OvsCli;
+    fn deref(&self) -> &OvsCli {
+        &self.0
+    }
+}
+
+impl DerefMut for T {
+    fn deref_mut(&mut self) -> &mut OvsCli {
+        &mut self.0
+    }
 }
 
 impl T {
     fn new() -> Self {
-        let o = Ovs::start();
-        o.add_bridge("br0");
-        let dir = o.dir.join("props");
-        std::fs::create_dir_all(&dir).unwrap();
-        T { o, dir }
-    }
-
-    fn id(&mut self) -> String {
-        let id = unique("k");
-        self.o.host.track(&id);
-        id
+        T(OvsCli::new())
     }
 
     /// Props of container `id` with one OVS interface `iface` (`ovs` merged over
@@ -49,18 +49,10 @@ impl T {
             o[k] = v.clone();
         }
         // A file per call: a test keeps several versions of one container's props.
-        let p = self.dir.join(format!("{}.json", unique("p")));
         let props =
             json!({ "id": id, "network": { "interfaces": { iface: { "ip4": addr, "ovs": o } } } });
-        std::fs::write(&p, props.to_string()).unwrap();
-        p.display().to_string()
-    }
-
-    fn netprov(&self, args: &[&str]) -> Output {
-        let ep = self.o.endpoint();
-        let mut all = vec!["--ovsdb", ep.as_str()];
-        all.extend_from_slice(args);
-        self.o.host.netprov(&all)
+        self.dir
+            .write_text(&format!("{}.json", unique("p")), &props.to_string())
     }
 
     fn ok(&self, args: &[&str]) -> String {
