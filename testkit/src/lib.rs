@@ -175,3 +175,22 @@ pub fn wait_until(timeout: Duration, what: &str, f: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `testkit::extends!(T => Fixture)`: `T(Fixture)` derefs (mutably too) to the testkit
+/// fixture it wraps, so a test module's `T` adds its own methods to a shared fixture.
+#[macro_export]
+macro_rules! extends {
+    ($t:ty => $target:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = $target;
+            fn deref(&self) -> &$target {
+                &self.0
+            }
+        }
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut $target {
+                &mut self.0
+            }
+        }
+    };
+}

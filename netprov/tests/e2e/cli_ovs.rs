@@ -6,26 +6,13 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::{json, Value};
-use std::ops::{Deref, DerefMut};
-
 use testkit::ovs::{Ovs, OvsCli};
 use testkit::text;
 
 /// A private OVS with bridge br0 and a temp dir for props files.
 struct T(OvsCli);
 
-impl Deref for T {
-    type Target = OvsCli;
-    fn deref(&self) -> &OvsCli {
-        &self.0
-    }
-}
-
-impl DerefMut for T {
-    fn deref_mut(&mut self) -> &mut OvsCli {
-        &mut self.0
-    }
-}
+testkit::extends!(T => OvsCli);
 
 impl T {
     fn new() -> Self {

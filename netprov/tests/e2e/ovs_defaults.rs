@@ -16,25 +16,12 @@ use std::time::Duration;
 
 use netprov::model::{ContainerId, IfName};
 use serde_json::{json, Value};
-use std::ops::{Deref, DerefMut};
-
 use testkit::ovs::{Ovs, OvsCli};
 use testkit::{text, unique};
 
 struct T(OvsCli);
 
-impl Deref for T {
-    type Target = OvsCli;
-    fn deref(&self) -> &OvsCli {
-        &self.0
-    }
-}
-
-impl DerefMut for T {
-    fn deref_mut(&mut self) -> &mut OvsCli {
-        &mut self.0
-    }
-}
+testkit::extends!(T => OvsCli);
 
 impl T {
     fn new() -> Self {
