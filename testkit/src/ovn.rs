@@ -266,20 +266,21 @@ impl Drop for Chassis {
 pub fn underlay(a: &Chassis, b: &Chassis) -> (String, String) {
     let n = unique("");
     let (ea, eb) = (format!("ula{n}"), format!("ulb{n}"));
-    a.ovs.host.ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            &ea,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &eb,
-            "netns",
-            &b.ovs.host.name,
-        ],
-    );
+    a.ovs.host.add_veth_into(&ea, &eb, &b.ovs.host.name);
     (ea, eb)
+}
+
+/// Two chassis, encap IPs `<net>.1` and `<net>.2` (not joined yet).
+pub fn chassis_pair(net: &str) -> (Chassis, Chassis) {
+    (
+        Chassis::new(&unique("cha"), &format!("{net}.1")),
+        Chassis::new(&unique("chb"), &format!("{net}.2")),
+    )
+}
+
+/// Joins both chassis to `central` over an [`underlay`] between them.
+pub fn join_pair(central: &Central, a: &mut Chassis, b: &mut Chassis) {
+    let (ua, ub) = underlay(a, b);
+    a.join(central, &ua);
+    b.join(central, &ub);
 }

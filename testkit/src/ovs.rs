@@ -297,6 +297,15 @@ impl OvsCli {
         id
     }
 
+    /// Whether the host netns has a link `name`.
+    pub fn host_has_link(&self, name: &str) -> bool {
+        self.o
+            .host
+            .run("ip", &["link", "show", "dev", name])
+            .status
+            .success()
+    }
+
     /// `netprov --ovsdb <private> args...` in the host netns.
     pub fn netprov(&self, args: &[&str]) -> Output {
         let ep = self.o.endpoint();

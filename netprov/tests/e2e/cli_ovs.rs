@@ -44,14 +44,6 @@ impl T {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn host_has_link(&self, name: &str) -> bool {
-        self.o
-            .host
-            .run("ip", &["link", "show", "dev", name])
-            .status
-            .success()
-    }
-
     fn ports(&self) -> String {
         self.o.vsctl(&["list-ports", "br0"])
     }

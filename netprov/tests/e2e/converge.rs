@@ -263,15 +263,21 @@ fn sorted_host_links(host: &HostNetns) -> Vec<String> {
 /// Veths, existing links, macvlans, routes, nft, sysctls, host rules.
 #[test]
 fn any_valid_props_a_to_b_converges_in_one_apply() {
-    let target = env_u64("NETPROV_CONVERGE_PAIRS").unwrap_or(300) as usize;
-    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    property_in_host(Kinds::Existing, "NETPROV_CONVERGE_PAIRS", 300);
+}
+
+/// The walks of `kinds` in a simulated host without OVS: `pairs_var` pairs (default
+/// `default_pairs`).
+fn property_in_host(kinds: Kinds, pairs_var: &str, default_pairs: u64) {
+    let target = env_u64(pairs_var).unwrap_or(default_pairs) as usize;
+    let len = walk_len();
     let run_seed = run_seed();
     let mut host = HostNetns::new();
-    host_fixtures(&host, Kinds::Existing);
+    host_fixtures(&host, kinds);
     let e = engine(&host, None);
     let r = Run {
         e: &e,
-        kinds: Kinds::Existing,
+        kinds,
         fixtures: sorted_host_links(&host),
         extra: &|_| {},
         run_seed,
@@ -280,25 +286,16 @@ fn any_valid_props_a_to_b_converges_in_one_apply() {
     property(&r, &mut host, target);
 }
 
+/// Pairs per walk: `NETPROV_CONVERGE_WALK` (default 6, at least 2).
+fn walk_len() -> usize {
+    env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize
+}
+
 /// Veths in an adopted netns (`netns_path`): the netns stays after destroy, empty of
 /// netprov's links, routes and tables. `NETPROV_CONVERGE_ADOPTED_PAIRS` (default 60).
 #[test]
 fn any_valid_props_in_an_adopted_netns_converges_in_one_apply() {
-    let target = env_u64("NETPROV_CONVERGE_ADOPTED_PAIRS").unwrap_or(60) as usize;
-    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
-    let run_seed = run_seed();
-    let mut host = HostNetns::new();
-    host_fixtures(&host, Kinds::Adopted);
-    let e = engine(&host, None);
-    let r = Run {
-        e: &e,
-        kinds: Kinds::Adopted,
-        fixtures: sorted_host_links(&host),
-        extra: &|_| {},
-        run_seed,
-        len,
-    };
-    property(&r, &mut host, target);
+    property_in_host(Kinds::Adopted, "NETPROV_CONVERGE_ADOPTED_PAIRS", 60);
 }
 
 /// The same with OVS ports (internal and veth style, VLAN tags) instead of existing
@@ -306,7 +303,7 @@ fn any_valid_props_in_an_adopted_netns_converges_in_one_apply() {
 #[test]
 fn any_valid_props_with_ovs_ports_converges_in_one_apply() {
     let target = env_u64("NETPROV_CONVERGE_OVS_PAIRS").unwrap_or(60) as usize;
-    let len = env_u64("NETPROV_CONVERGE_WALK").unwrap_or(6).max(2) as usize;
+    let len = walk_len();
     let run_seed = run_seed();
     let mut o = testkit::ovs::Ovs::start();
     for b in OVS_BRIDGES {

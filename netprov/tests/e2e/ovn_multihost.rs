@@ -10,9 +10,9 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::ovn::{underlay, Central, Chassis};
+use testkit::ovn::{chassis_pair, join_pair, Central, Chassis};
 use testkit::ovs::Ovs;
-use testkit::{text, unique};
+use testkit::{text, unique, PropsDir};
 
 struct Host<'a> {
     ch: &'a mut Chassis,
@@ -83,17 +83,14 @@ fn steps(report: &Value) -> usize {
 
 #[test]
 fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
-    let mut ha = Chassis::new(&unique("cha"), "10.99.0.1");
-    let mut hb = Chassis::new(&unique("chb"), "10.99.0.2");
+    let (mut ha, mut hb) = chassis_pair("10.99.0");
     // Host A reaches NB over TCP (loopback of its own netns), host B over unix.
     let central = Central::start_with_tcp(Some(&ha.ovs.host));
     central.nbctl(&["ls-add", "A"]);
     central.nbctl(&["ls-add", "B"]);
-    let (ua, ub) = underlay(&ha, &hb);
-    ha.join(&central, &ua);
-    hb.join(&central, &ub);
-    let dir = std::env::temp_dir().join(unique("ovnp"));
-    std::fs::create_dir_all(&dir).unwrap();
+    join_pair(&central, &mut ha, &mut hb);
+    let props = PropsDir::new();
+    let dir = props.0.clone();
     let mut a = Host {
         ch: &mut ha,
         nb: central.nb(),
@@ -261,13 +258,10 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
 fn refusals_name_what_is_missing_or_taken() {
     let central = Central::start();
     central.nbctl(&["ls-add", "A"]);
-    let mut ha = Chassis::new(&unique("cha"), "10.98.0.1");
-    let mut hb = Chassis::new(&unique("chb"), "10.98.0.2");
-    let (ua, ub) = underlay(&ha, &hb);
-    ha.join(&central, &ua);
-    hb.join(&central, &ub);
-    let dir = std::env::temp_dir().join(unique("ovnp"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut ha, mut hb) = chassis_pair("10.98.0");
+    join_pair(&central, &mut ha, &mut hb);
+    let props = PropsDir::new();
+    let dir = props.0.clone();
     let mut a = Host {
         ch: &mut ha,
         nb: central.nb(),
@@ -347,13 +341,10 @@ fn many_containers_on_both_hosts_at_once() {
     const PER_HOST: usize = 5;
     let central = Central::start();
     central.nbctl(&["ls-add", "A"]);
-    let mut ha = Chassis::new(&unique("cha"), "10.97.0.1");
-    let mut hb = Chassis::new(&unique("chb"), "10.97.0.2");
-    let (ua, ub) = underlay(&ha, &hb);
-    ha.join(&central, &ua);
-    hb.join(&central, &ub);
-    let dir = std::env::temp_dir().join(unique("ovnp"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut ha, mut hb) = chassis_pair("10.97.0");
+    join_pair(&central, &mut ha, &mut hb);
+    let props = PropsDir::new();
+    let dir = props.0.clone();
     let mut hosts = [
         Host {
             ch: &mut ha,

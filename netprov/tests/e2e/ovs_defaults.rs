@@ -75,14 +75,6 @@ impl T {
         p.sort();
         p
     }
-
-    fn host_has_link(&self, name: &str) -> bool {
-        self.o
-            .host
-            .run("ip", &["link", "show", "dev", name])
-            .status
-            .success()
-    }
 }
 
 /// The OVS port (veth host end) netprov derives for `iface` of container `id`.
