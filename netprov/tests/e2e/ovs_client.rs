@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use netprov::model::{ContainerId, IfName, VlanTag};
 use netprov::ovsdb::ops::{Cond, Op};
 use netprov::ovsdb::{self, Client, Endpoint, PortSpec, Txn};
-use serde_json::json;
+use serde_json::{json, Value};
 use testkit::ovs::Ovs;
 
 fn client(o: &Ovs) -> Client {
@@ -35,31 +35,7 @@ fn transact_ops_and_errors() {
     assert_eq!(c.mutating_transactions(), 0);
 
     // insert with named uuid + mutate, then update and delete.
-    let mut t = Txn::new();
-    t.push(
-        Op::Insert {
-            table: "Interface",
-            row: json!({"name": "raw0", "type": "internal"}),
-            uuid_name: Some("i".into()),
-        },
-        None,
-    );
-    t.push(
-        Op::Insert {
-            table: "Port",
-            row: json!({"name": "raw0", "interfaces": ["named-uuid", "i"]}),
-            uuid_name: Some("p".into()),
-        },
-        None,
-    );
-    t.push(
-        Op::Mutate {
-            table: "Bridge",
-            conds: vec![Cond::eq("name", "br0")],
-            mutations: vec![json!(["ports", "insert", ["set", [["named-uuid", "p"]]]])],
-        },
-        None,
-    );
+    let t = add_port(json!({"name": "raw0", "type": "internal"}), "raw0");
     c.transact("add raw0", &t).unwrap();
     assert_eq!(c.mutating_transactions(), 1);
     let mut t = Txn::new();
@@ -95,31 +71,7 @@ fn transact_ops_and_errors() {
         e.error
     );
     // A commit-level error (the trailing result) too: a second interface named raw0.
-    let mut t = Txn::new();
-    t.push(
-        Op::Insert {
-            table: "Interface",
-            row: json!({"name": "raw0"}),
-            uuid_name: Some("i".into()),
-        },
-        None,
-    );
-    t.push(
-        Op::Insert {
-            table: "Port",
-            row: json!({"name": "raw1", "interfaces": ["named-uuid", "i"]}),
-            uuid_name: Some("p".into()),
-        },
-        None,
-    );
-    t.push(
-        Op::Mutate {
-            table: "Bridge",
-            conds: vec![Cond::eq("name", "br0")],
-            mutations: vec![json!(["ports", "insert", ["set", [["named-uuid", "p"]]]])],
-        },
-        None,
-    );
+    let t = add_port(json!({"name": "raw0"}), "raw1");
     let e = c
         .transact("add OVS port raw1 to bridge br0", &t)
         .unwrap_err();
@@ -249,4 +201,35 @@ fn echo_probes_are_answered_while_waiting() {
         None,
     );
     c.transact("read cur_cfg", &t).unwrap();
+}
+
+/// A transaction that inserts Interface `iface` (its row) and a Port `port` holding it,
+/// and adds the port to bridge br0.
+fn add_port(iface: Value, port: &str) -> Txn {
+    let mut t = Txn::new();
+    t.push(
+        Op::Insert {
+            table: "Interface",
+            row: iface,
+            uuid_name: Some("i".into()),
+        },
+        None,
+    );
+    t.push(
+        Op::Insert {
+            table: "Port",
+            row: json!({"name": port, "interfaces": ["named-uuid", "i"]}),
+            uuid_name: Some("p".into()),
+        },
+        None,
+    );
+    t.push(
+        Op::Mutate {
+            table: "Bridge",
+            conds: vec![Cond::eq("name", "br0")],
+            mutations: vec![json!(["ports", "insert", ["set", [["named-uuid", "p"]]]])],
+        },
+        None,
+    );
+    t
 }
