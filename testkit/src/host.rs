@@ -46,6 +46,14 @@ impl HostNetns {
         self.tracked.push(name.to_owned());
     }
 
+    /// A fresh container id `<prefix><unique>` whose netns `/run/netns/<id>` is deleted
+    /// on drop ([`HostNetns::track`]).
+    pub fn new_id(&mut self, prefix: &str) -> String {
+        let id = unique(prefix);
+        self.track(&id);
+        id
+    }
+
     /// On drop: `netprov destroy <id>` in this host, then delete a leftover
     /// `/run/netns/<id>` (containers started the way the unit starts them).
     pub fn destroy_on_drop(&mut self, id: &str) {

@@ -52,8 +52,7 @@ fn assert_gone(host: &HostNetns, id: &str) {
 fn apply_is_idempotent_check_reports_drift_and_destroy_by_id_leaves_nothing() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     let f = dir.write("c.json", &veth_props(&id, 1));
 
     // plan shows exactly what apply then does.
@@ -130,8 +129,7 @@ fn several_files_in_one_process_and_errors_name_the_operation() {
     }
 
     // A foreign link holding a wanted host-end name: a clear error, exit 1, untouched.
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     let f = dir.write("x.json", &veth_props(&id, 20));
     let hostend = format!("np-{id}-wan");
     host.add_veth(&hostend, "foreignpeer");
@@ -156,8 +154,7 @@ fn several_files_in_one_process_and_errors_name_the_operation() {
 fn a_crash_after_any_step_is_recovered_by_the_next_apply() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     let f = dir.write("c.json", &veth_props(&id, 30));
     let plan = json_of(&host.netprov(&["--json", "plan", &f]));
     let len = plan[0]["result"]["steps"].as_array().unwrap().len();
@@ -234,8 +231,7 @@ fn sigkill_during_apply_then_apply_converges_and_destroy_leaves_nothing() {
 fn netprov_spawns_no_child_process() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     let f = dir.write("c.json", &veth_props(&id, 50));
     let bin = testkit::netprov_bin();
     for args in [

@@ -24,8 +24,7 @@ struct T {
 impl T {
     fn new() -> Self {
         let mut host = HostNetns::new();
-        let id = unique("n");
-        host.track(&id);
+        let id = host.new_id("n");
         let dir = PropsDir::new();
         T { host, id, dir }
     }

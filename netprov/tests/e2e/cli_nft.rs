@@ -34,8 +34,7 @@ struct T {
 impl T {
     fn new() -> Self {
         let mut host = HostNetns::new();
-        let id = unique("n");
-        host.track(&id);
+        let id = host.new_id("n");
         let out = host.netns("o");
         let (host_out, out_addr) = (format!("{HOST_OUT_IP}/24"), format!("{OUT_IP}/24"));
         host.link_netns(&out, &unique("vo"), &host_out, &out_addr);

@@ -165,8 +165,7 @@ struct Run<'a> {
 /// Runs one walk; returns (pairs, pairs needing more than one pass).
 fn walk(r: &Run, host: &mut HostNetns, walk_seed: u64) -> (usize, usize) {
     let (e, fixtures, run_seed, len) = (r.e, &r.fixtures, r.run_seed, r.len);
-    let id = unique("p");
-    host.track(&id);
+    let id = host.new_id("p");
     // Adopted: a netns the test made, as a container runtime would.
     let adopted = (r.kinds == Kinds::Adopted).then(|| {
         let name = unique("a");

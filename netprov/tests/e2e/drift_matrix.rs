@@ -234,8 +234,7 @@ fn every_drift_is_named_by_check_and_repaired_by_one_apply() {
     let host = HostNetns::new();
     host.add_veth("ex0", "ex0-p");
     let mut host = host;
-    let id = unique("dm");
-    host.track(&id);
+    let id = host.new_id("dm");
     let elsewhere = unique("x");
     testkit::ok("ip", &["netns", "add", &elsewhere]);
     host.track(&elsewhere);

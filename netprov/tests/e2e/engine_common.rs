@@ -28,8 +28,7 @@ pub fn nets(v: &[&str]) -> Vec<ipnetwork::IpNetwork> {
 
 /// An empty container (owned netns `/run/netns/<id>`), tracked for cleanup.
 pub fn container(host: &mut HostNetns) -> Desired {
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     Desired {
         id: ContainerId::new(&id).unwrap(),
         netns: NetnsSpec::Owned {

@@ -62,8 +62,7 @@ fn refused_ruleset_on_a_cold_apply_is_invalid_input_and_leaves_nothing() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
     for (i, (bad, line)) in bad_rulesets().into_iter().enumerate() {
-        let id = unique("f");
-        host.track(&id);
+        let id = host.new_id("f");
         let p = dir.props(&id, i, bad);
         let o = host.netprov(&["apply", &p]);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -196,8 +195,7 @@ fn destroy_by_props_finds_host_ends_left_without_their_peer() {
     e.apply(&d).unwrap();
     // A marked host end whose container end is gone (an interrupted run's leftover):
     // move the container end away into a scratch netns so the peer is elsewhere.
-    let scratch = unique("s");
-    host.track(&scratch);
+    let scratch = host.new_id("s");
     ok("ip", &["netns", "add", &scratch]);
     in_ct_ok(&d, "ip", &["link", "set", "lan", "netns", &scratch]);
     let rep = e

@@ -23,8 +23,7 @@ impl Drop for Props {
 #[test]
 fn an_old_ve_host_end_is_recreated_under_the_np_name() {
     let mut host = HostNetns::new();
-    let id = unique("m");
-    host.track(&id);
+    let id = host.new_id("m");
     let p = Props(std::env::temp_dir().join(format!("{id}.json")));
     let props = json!({ "id": id, "network": { "interfaces": {
         "wan": { "ip4": "70.11.0.2/31", "hostIp4": "70.11.0.1/31" } },

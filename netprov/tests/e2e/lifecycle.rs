@@ -103,8 +103,7 @@ fn destroy_with_ovsdb_down_removes_everything_else() {
                     "OVSDB {down}, by {}, with_ovs {with_ovs}",
                     if by_id { "id" } else { "props" }
                 );
-                let id = unique("d");
-                o.host.track(&id);
+                let id = o.host.new_id("d");
                 let p = props(&dir, &id, n, with_ovs);
                 let out = o.host.netprov(&["--ovsdb", &live, "apply", &p]);
                 assert_eq!(code(&out), 0, "{case}: {}", text(&out));
@@ -157,8 +156,7 @@ fn destroy_json_lists_failures_and_what_was_removed() {
     let mut o = Ovs::start();
     o.add_bridge("br0");
     let dir = Dir::new();
-    let id = unique("j");
-    o.host.track(&id);
+    let id = o.host.new_id("j");
     let p = props(&dir, &id, 200, true);
     let out = o.host.netprov(&["--ovsdb", &o.endpoint(), "apply", &p]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -194,8 +192,7 @@ fn concurrent_applies_of_one_id_mount_the_netns_once() {
     let dir = Dir::new();
     let bin = testkit::netprov_bin();
     for round in 0..20u8 {
-        let id = unique("r");
-        host.track(&id);
+        let id = host.new_id("r");
         let p = dir.write_network(
             &id,
             json!({
@@ -247,8 +244,7 @@ fn concurrent_applies_of_one_id_mount_the_netns_once() {
 fn destroy_removes_stacked_netns_mounts() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("s");
-    host.track(&id);
+    let id = host.new_id("s");
     let p = dir.write_network(
         &id,
         json!({ "interfaces": { "wan": { "ip4": "70.3.0.2/31", "hostIp4": "70.3.0.1/31",
@@ -330,8 +326,7 @@ fn same_id_waits_and_says_so_other_ids_do_not() {
 fn destroy_carries_on_past_a_failing_part_and_keeps_a_netns_with_foreign_links() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("f");
-    host.track(&id);
+    let id = host.new_id("f");
     let ex = format!("x{id}");
     // A veth end stands in for a physical NIC (this kernel has no dummy driver); being
     // virtual, it would die with the netns instead of going back.

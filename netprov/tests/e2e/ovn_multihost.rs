@@ -204,12 +204,7 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     let lsp = format!("{a1}:lan");
     central.nbctl(&["lsp-set-addresses", &lsp, "02:00:00:00:00:99 10.0.1.99"]);
     let out = a.netprov(&["check", &pa1]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!("OVN logical switch port {lsp}")),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 3, &format!("OVN logical switch port {lsp}"));
     a.ok(&["apply", &pa1]);
     a.ok(&["check", &pa1]);
     // Drift on the chassis side: the binding version removed from the OVS Interface.
@@ -217,12 +212,7 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     a.ch.ovs
         .vsctl(&["remove", "Interface", &row, "external_ids", "iface-id-ver"]);
     let out = a.netprov(&["check", &pa1]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!("OVS interface {row}")),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 3, &format!("OVS interface {row}"));
     a.ok(&["apply", &pa1]);
     a.ok(&["check", &pa1]);
     assert!(Ovs::pings(&a1, "10.0.1.3"), "a1 → a2 after the repairs");
@@ -272,12 +262,7 @@ fn refusals_name_what_is_missing_or_taken() {
     let c = unique("c");
     let p = a.props(&c, "nosuch", "10.0.1.2", "10.0.1.1");
     let out = a.netprov(&["apply", &p]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("logical switch nosuch does not exist"),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 1, "logical switch nosuch does not exist");
 
     // The iface-id is already bound on this chassis to something not this container's.
     let c2 = unique("c");
@@ -294,35 +279,20 @@ fn refusals_name_what_is_missing_or_taken() {
         &format!("external_ids:iface-id={c2}:lan"),
     ]);
     let out = a.netprov(&["apply", &p2]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("already on OVS interface squat"),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 1, "already on OVS interface squat");
     a.ch.ovs.vsctl(&["del-port", "br-int", "squat"]);
 
     // A logical port of that name made by someone else is never taken over.
     central.nbctl(&["lsp-add", "A", &format!("{c2}:lan")]);
     let out = a.netprov(&["apply", &p2]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("exists and is not netprov's"),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 1, "exists and is not netprov's");
     central.nbctl(&["lsp-del", &format!("{c2}:lan")]);
 
     // ovn-controller not running: apply times out naming why.
     a.ch.stop_controller();
     let out = a.netprov(&["--ovn-timeout", "2", "apply", &p2]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // The chassis row stays in SB after a kill; nobody claims the port.
-    assert!(
-        text(&out).contains("no external_ids:ovn-installed=true after 2s"),
-        "{}",
-        text(&out)
-    );
+    exits_naming(&out, 1, "no external_ids:ovn-installed=true after 2s");
     assert!(
         text(&out).contains("is not bound to any chassis yet"),
         "{}",
@@ -430,4 +400,10 @@ fn many_containers_on_both_hosts_at_once() {
     ]);
     assert_eq!(left, "", "netprov LSPs left: {left}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Asserts that netprov exited `code` and its output names `what`.
+fn exits_naming(out: &Output, code: i32, what: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+    assert!(text(out).contains(what), "{}", text(out));
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use testkit::Bg;
-use testkit::{text, unique, HostNetns};
+use testkit::{text, HostNetns};
 
 struct Props(PathBuf);
 impl Drop for Props {
@@ -50,8 +50,7 @@ const BIND_80: &str = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 80
 #[test]
 fn userns_root_pings_and_serves_port_80_but_cannot_change_the_network() {
     let mut host = HostNetns::new();
-    let id = unique("u");
-    host.track(&id);
+    let id = host.new_id("u");
     let p = Props(std::env::temp_dir().join(format!("{id}.json")));
     let write = |sysctl: &str| {
         let props = json!({ "id": id, "network": { "interfaces": {

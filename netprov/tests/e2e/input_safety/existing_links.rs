@@ -77,8 +77,7 @@ fn existing_links_claimed_by_ovs_are_refused() {
     let mut o = testkit::ovs::Ovs::start();
     o.add_bridge("br0");
     let dir = Dir::new();
-    let b = unique("c");
-    o.host.track(&b);
+    let b = o.host.new_id("c");
     let internal = unique("oi");
     o.vsctl(&[
         "add-port",

@@ -74,8 +74,7 @@ fn props_must_be_a_regular_file_within_the_limit() {
 fn closed_stdout_and_full_stderr_do_not_stop_the_work() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     let f = dir.write("c.json", &props(&id, 2));
     let bin = testkit::netprov_bin();
 

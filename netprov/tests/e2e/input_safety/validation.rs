@@ -169,8 +169,7 @@ fn cases(id: &str) -> Vec<Case> {
 fn every_validation_gap_exits_2_with_its_path_and_changes_nothing() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("c");
-    host.track(&id);
+    let id = host.new_id("c");
     // The control: the base file is valid (so each case fails for its own change).
     let good = dir.write("good.json", &props(&id, 1));
     let v = host.netprov(&["validate", &good]);

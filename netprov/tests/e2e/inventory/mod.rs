@@ -66,8 +66,7 @@ impl T {
     }
 
     fn id(&mut self) -> String {
-        let id = unique("i");
-        self.o.host.track(&id);
+        let id = self.o.host.new_id("i");
         id
     }
 

@@ -11,8 +11,7 @@ use super::*;
 fn in_an_adopted_netns_only_netprovs_objects_change() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let name = unique("a");
-    host.track(&name);
+    let name = host.new_id("a");
     ok("ip", &["netns", "add", &name]);
     ns(&name, "ip", &["link", "set", "lo", "up"]);
     ns(
@@ -141,8 +140,7 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
 fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let name = unique("a");
-    host.track(&name);
+    let name = host.new_id("a");
     ok("ip", &["netns", "add", &name]);
     let path = format!("/run/netns/{name}");
     let a = unique("c");

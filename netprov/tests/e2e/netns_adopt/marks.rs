@@ -10,8 +10,7 @@ use super::*;
 fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("m");
-    host.track(&id);
+    let id = host.new_id("m");
     let f = dir.write_props(&props(&id, &unique("v"), 5, json!({})));
     let handle = Path::new("/run/netns").join(&id);
     let marked = |when: &str| {
@@ -63,8 +62,7 @@ fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
 fn an_unmarked_netns_of_an_older_netprov_is_marked_on_apply() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("u");
-    host.track(&id);
+    let id = host.new_id("u");
     let f = dir.write_props(&props(&id, &unique("v"), 6, json!({})));
     assert_eq!(code(&host.netprov(&["apply", &f])), 0);
     // What an older netprov left: no mark on lo.
@@ -91,8 +89,7 @@ fn create_handle_marks_and_reuses_only_a_marked_netns() {
     use netprov::kernel::netns::{create_handle, remove_handle};
     use netprov::model::ContainerId;
     let mut host = HostNetns::new();
-    let id = unique("r");
-    host.track(&id);
+    let id = host.new_id("r");
     let cid = ContainerId::new(&id).unwrap();
     let path = Path::new("/run/netns").join(&id);
     create_handle(&path, &cid).unwrap();

@@ -101,8 +101,7 @@ fn the_engine_refuses_its_host_netns_as_an_adopted_netns() {
 fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let id = unique("f");
-    host.track(&id);
+    let id = host.new_id("f");
     ok("ip", &["netns", "add", &id]);
     ns(&id, "ip", &["link", "set", "lo", "up"]);
     ns(
@@ -156,8 +155,7 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
 fn a_symlink_at_run_netns_is_refused() {
     let mut host = HostNetns::new();
     let dir = Dir::new();
-    let target = unique("t");
-    host.track(&target);
+    let target = host.new_id("t");
     ok("ip", &["netns", "add", &target]);
     let id = unique("s");
     let link = Path::new("/run/netns").join(&id);
