@@ -5,7 +5,7 @@
 //! `ovn-installed`; traffic crosses the tunnel, switches are isolated until a logical
 //! router joins them, re-apply sends nothing, destroy removes only its own port.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,15 @@ struct Host<'a> {
     dir: PathBuf,
 }
 
-impl Host<'_> {
+impl<'a> Host<'a> {
+    fn new(ch: &'a mut Chassis, central: &Central, dir: &Path) -> Self {
+        Host {
+            ch,
+            nb: central.nb(),
+            dir: dir.to_owned(),
+        }
+    }
+
     fn netprov(&self, args: &[&str]) -> Output {
         let ep = self.ch.ovs.endpoint();
         let mut all = vec!["--ovsdb", ep.as_str(), "--ovn-nb", self.nb.as_str()];
@@ -91,19 +99,11 @@ fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     join_pair(&central, &mut ha, &mut hb);
     let props = PropsDir::new();
     let dir = props.0.clone();
-    let mut a = Host {
-        ch: &mut ha,
-        nb: central.nb(),
-        dir: dir.clone(),
-    };
+    let mut a = Host::new(&mut ha, &central, &dir);
     let (a1, b1) = (unique("a1"), unique("b1"));
     let pa1 = a.props(&a1, "A", "10.0.1.2", "10.0.1.1");
     let pb1 = a.props(&b1, "B", "10.0.2.2", "10.0.2.1");
-    let mut b = Host {
-        ch: &mut hb,
-        nb: central.nb(),
-        dir: dir.clone(),
-    };
+    let mut b = Host::new(&mut hb, &central, &dir);
     let a2 = unique("a2");
     let pa2 = b.props(&a2, "A", "10.0.1.3", "10.0.1.1");
 
@@ -252,11 +252,7 @@ fn refusals_name_what_is_missing_or_taken() {
     join_pair(&central, &mut ha, &mut hb);
     let props = PropsDir::new();
     let dir = props.0.clone();
-    let mut a = Host {
-        ch: &mut ha,
-        nb: central.nb(),
-        dir: dir.clone(),
-    };
+    let mut a = Host::new(&mut ha, &central, &dir);
 
     // A switch that does not exist: exit 1, named; nothing created.
     let c = unique("c");
@@ -316,16 +312,8 @@ fn many_containers_on_both_hosts_at_once() {
     let props = PropsDir::new();
     let dir = props.0.clone();
     let mut hosts = [
-        Host {
-            ch: &mut ha,
-            nb: central.nb(),
-            dir: dir.clone(),
-        },
-        Host {
-            ch: &mut hb,
-            nb: central.nb(),
-            dir: dir.clone(),
-        },
+        Host::new(&mut ha, &central, &dir),
+        Host::new(&mut hb, &central, &dir),
     ];
     let mut ids: Vec<Vec<(String, String, String)>> = Vec::new();
     for (h, host) in hosts.iter_mut().enumerate() {
