@@ -127,16 +127,7 @@ fn iface(
         } else {
             port.insert("style".into(), json!("veth"));
             if rng.chance(1, 3) {
-                let free: Vec<&'static str> = HOST_NAMES
-                    .iter()
-                    .copied()
-                    .filter(|h| !used_host_names.contains(h))
-                    .collect();
-                if !free.is_empty() {
-                    let h = *rng.pick(&free);
-                    used_host_names.push(h);
-                    o.insert("hostName".into(), json!(h));
-                }
+                free_host_name(rng, used_host_names, &mut o);
             }
         }
         o.insert("ovs".into(), Value::Object(port));
@@ -200,16 +191,7 @@ fn iface(
             }
         }
         if rng.chance(1, 4) {
-            let free: Vec<&'static str> = HOST_NAMES
-                .iter()
-                .copied()
-                .filter(|h| !used_host_names.contains(h))
-                .collect();
-            if !free.is_empty() {
-                let h = *rng.pick(&free);
-                used_host_names.push(h);
-                o.insert("hostName".into(), json!(h));
-            }
+            free_host_name(rng, used_host_names, &mut o);
         }
         let bridged = rng.chance(1, 5);
         if bridged {
@@ -379,4 +361,23 @@ pub fn reuses_lent_name(d: &netprov::model::Desired, lent: &[String]) -> bool {
         !matches!(i.kind, netprov::model::InterfaceKind::Existing)
             && lent.iter().any(|l| l == i.name.as_str())
     })
+}
+
+/// Gives interface `o` a `hostName` no other interface of this draw has, if one is
+/// left (one draw from `rng` when one is).
+fn free_host_name(
+    rng: &mut Rng,
+    used_host_names: &mut Vec<&'static str>,
+    o: &mut Map<String, Value>,
+) {
+    let free: Vec<&'static str> = HOST_NAMES
+        .iter()
+        .copied()
+        .filter(|h| !used_host_names.contains(h))
+        .collect();
+    if !free.is_empty() {
+        let h = *rng.pick(&free);
+        used_host_names.push(h);
+        o.insert("hostName".into(), json!(h));
+    }
 }

@@ -51,6 +51,21 @@ fn props(id: &str, subnet: u8) -> String {
     props.to_string()
 }
 
+/// Starts container `id` as the unit does: ExecStartPre, then ExecStart (the netns is
+/// complete before nspawn runs).
+fn start(host: &Host, unit: &UnitCommands, rootfs: &Path, id: &str) -> Container {
+    host.run_argv_ok(&unit.start_pre(id));
+    Container::start(host, &unit.start(id, rootfs), id)
+}
+
+/// Stops a container as the unit does: nspawn, then ExecStopPost; returns its id.
+fn stop(host: &Host, unit: &UnitCommands, c: Container) -> String {
+    let id = c.id.clone();
+    c.stop();
+    host.run_argv_ok(&unit.stop_post(&id));
+    id
+}
+
 fn host_state(host: &Host) -> NetState {
     NetState::collect(|args| host.cmd("ip", args))
 }
@@ -114,15 +129,9 @@ fn two_containers_join_the_netns_netprov_prepared() {
     host.destroy_on_drop(&a);
     host.destroy_on_drop(&b);
     let unit = UnitCommands::nspawn(&netprov_bin(), props_dir.path());
-    let start = |id: &str| {
-        // ExecStartPre, then ExecStart: the netns is complete before nspawn runs.
-        host.run_argv_ok(&unit.start_pre(id));
-        Container::start(&host, &unit.start(id, &rootfs), id)
-    };
+    let start = |id: &str| start(&host, &unit, &rootfs, id);
     let stop = |c: Container| {
-        let id = c.id.clone();
-        c.stop();
-        host.run_argv_ok(&unit.stop_post(&id));
+        let id = stop(&host, &unit, c);
         assert!(
             !Path::new("/run/netns").join(&id).exists(),
             "ExecStopPost left /run/netns/{id}"
@@ -234,14 +243,9 @@ fn ovs_vlan_containers() {
         host.destroy_on_drop(id);
     }
     let unit = UnitCommands::nspawn(&netprov_bin(), props_dir.path());
-    let start = |id: &str| {
-        host.run_argv_ok(&unit.start_pre(id));
-        Container::start(&host, &unit.start(id, &rootfs), id)
-    };
+    let start = |id: &str| start(&host, &unit, &rootfs, id);
     let stop = |c: Container| {
-        let id = c.id.clone();
-        c.stop();
-        host.run_argv_ok(&unit.stop_post(&id));
+        stop(&host, &unit, c);
     };
 
     let mut cs: Vec<Container> = members.iter().map(|(id, ..)| start(id)).collect();
