@@ -2,7 +2,7 @@
 //! changed behind netprov's back, `check` exits 3 naming it, one `apply` converges (in
 //! one pass), `check` exits 0 and the container reaches its veth peers again.
 //!
-//! The host nftables table is left out here (tests/nft_host.rs covers its drift).
+//! The host nftables table is left out here (the nft_host module covers its drift).
 
 use std::path::PathBuf;
 
