@@ -18,9 +18,10 @@ pub mod ovs;
 pub mod props_dir;
 pub mod props_gen;
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use host::HostNetns;
@@ -49,14 +50,40 @@ pub fn netprov_bin() -> PathBuf {
 }
 
 /// A unique short name for this process and call: `<prefix><pid-hex><n>`, ≤ 15 bytes
-/// (an interface or netns name may be derived from it). The counter is shared by every
-/// test of the process.
+/// (an interface or netns name may be derived from it; the pid, 5 hex digits, keeps test
+/// processes running at the same time apart).
+///
+/// `n` counts per prefix, in base 36, so names stay as short as when every module was a
+/// process of its own: all modules now share one process, and one decimal counter would
+/// grow every module's names (tests rely on `np-<id>-<iface>` fitting in 15 bytes, the
+/// limit past which netprov derives a hashed name instead). A set of the names given out
+/// keeps them unique even where two prefixes could spell the same name.
 pub fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{prefix}{:x}{n}", std::process::id() % 0xfffff);
-    assert!(name.len() <= 15, "{name} too long");
-    name
+    static GIVEN: Mutex<Option<(HashMap<String, u32>, HashSet<String>)>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let (counters, names) = given.get_or_insert_with(Default::default);
+    let pid = std::process::id() % 0xfffff;
+    loop {
+        let n = counters.entry(prefix.to_owned()).or_insert(0);
+        let name = format!("{prefix}{pid:05x}{}", base36(*n));
+        *n += 1;
+        if names.insert(name.clone()) {
+            assert!(name.len() <= 15, "{name} too long");
+            return name;
+        }
+    }
+}
+
+/// `n` in lowercase base 36 (`0`–`9`, `a`–`z`).
+fn base36(mut n: u32) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(char::from_digit(n % 36, 36).unwrap());
+        n /= 36;
+        if n == 0 {
+            return digits.iter().rev().collect();
+        }
+    }
 }
 
 /// A fresh path in the temp dir, `<prefix>-<unique>` (no length limit).
@@ -193,4 +220,36 @@ macro_rules! extends {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base36_digits() {
+        let cases = [
+            (0, "0"),
+            (9, "9"),
+            (10, "a"),
+            (35, "z"),
+            (36, "10"),
+            (1295, "zz"),
+        ];
+        for (n, s) in cases {
+            assert_eq!(base36(n), s);
+        }
+    }
+
+    #[test]
+    fn unique_names_are_distinct_short_and_count_per_prefix() {
+        let names: Vec<String> = (0..2000)
+            .flat_map(|_| [unique("a"), unique("a1"), unique("")])
+            .collect();
+        let set: HashSet<&String> = names.iter().collect();
+        assert_eq!(set.len(), names.len());
+        assert!(names.iter().all(|n| n.len() <= 15));
+        // 2000 names of one prefix: 3 base-36 digits after the prefix and the pid.
+        assert!(names.iter().all(|n| n.len() <= 2 + 5 + 3), "{names:?}");
+    }
 }
