@@ -13,15 +13,7 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
     let dir = Dir::new();
     let name = host.new_id("a");
     ok("ip", &["netns", "add", &name]);
-    ns(&name, "ip", &["link", "set", "lo", "up"]);
-    ns(
-        &name,
-        "ip",
-        &["link", "add", "fa", "type", "veth", "peer", "name", "fb"],
-    );
-    ns(&name, "ip", &["addr", "add", "10.66.0.1/24", "dev", "fa"]);
-    ns(&name, "ip", &["link", "set", "fa", "up"]);
-    ns(&name, "ip", &["link", "set", "fb", "up"]);
+    foreign_veths(&name);
     // Another container's netprov route (protocol 77) and an admin's static route.
     ns(
         &name,

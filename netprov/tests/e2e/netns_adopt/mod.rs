@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::{ns_ok as ns, PropsDir as Dir};
@@ -68,6 +69,32 @@ fn host_snapshot(host: &HostNetns) -> String {
         host.ok("nft", &["list", "ruleset"]),
     ]
     .join("\n")
+}
+
+/// A foreign netns's own links: lo up and a veth pair `fa` (10.66.0.1/24) / `fb`, both
+/// up. Returns once the kernel has finished bringing them up (carrier seen, operstate
+/// UP, IPv6 link-local addresses added): that happens asynchronously (linkwatch, delayed
+/// up to 1 s under load), and a snapshot taken in between would differ from a later one.
+fn foreign_veths(name: &str) {
+    ns(name, "ip", &["link", "set", "lo", "up"]);
+    ns(
+        name,
+        "ip",
+        &["link", "add", "fa", "type", "veth", "peer", "name", "fb"],
+    );
+    ns(name, "ip", &["addr", "add", "10.66.0.1/24", "dev", "fa"]);
+    ns(name, "ip", &["link", "set", "fa", "up"]);
+    ns(name, "ip", &["link", "set", "fb", "up"]);
+    testkit::wait_until(Duration::from_secs(10), "fa and fb up", || {
+        let links = ns(name, "ip", &["-o", "link", "show"]);
+        let addrs = ns(name, "ip", &["-o", "-6", "addr", "show", "scope", "link"]);
+        ["fa", "fb"].iter().all(|l| {
+            links
+                .lines()
+                .any(|x| x.contains(&format!(" {l}@")) && x.contains("state UP"))
+                && addrs.lines().any(|x| x.contains(&format!(" {l} ")))
+        })
+    });
 }
 
 fn lo_alias(name: &str) -> String {

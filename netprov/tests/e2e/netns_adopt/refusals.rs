@@ -103,15 +103,7 @@ fn a_foreign_run_netns_is_refused_by_apply_and_left_by_destroy() {
     let dir = Dir::new();
     let id = host.new_id("f");
     ok("ip", &["netns", "add", &id]);
-    ns(&id, "ip", &["link", "set", "lo", "up"]);
-    ns(
-        &id,
-        "ip",
-        &["link", "add", "fa", "type", "veth", "peer", "name", "fb"],
-    );
-    ns(&id, "ip", &["addr", "add", "10.66.0.1/24", "dev", "fa"]);
-    ns(&id, "ip", &["link", "set", "fa", "up"]);
-    ns(&id, "ip", &["link", "set", "fb", "up"]);
+    foreign_veths(&id);
     let inside = snapshot(&id);
     let outside = host_snapshot(&host);
     let f = dir.write_props(&props(&id, &unique("v"), 2, json!({ "nft": RULES_A })));
