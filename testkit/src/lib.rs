@@ -59,19 +59,26 @@ pub fn netprov_bin() -> PathBuf {
 /// limit past which netprov derives a hashed name instead). A set of the names given out
 /// keeps them unique even where two prefixes could spell the same name.
 pub fn unique(prefix: &str) -> String {
-    static GIVEN: Mutex<Option<(HashMap<String, u32>, HashSet<String>)>> = Mutex::new(None);
+    static GIVEN: Mutex<Option<Given>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    let (counters, names) = given.get_or_insert_with(Default::default);
+    let given = given.get_or_insert_with(Given::default);
     let pid = std::process::id() % 0xfffff;
     loop {
-        let n = counters.entry(prefix.to_owned()).or_insert(0);
+        let n = given.counters.entry(prefix.to_owned()).or_insert(0);
         let name = format!("{prefix}{pid:05x}{}", base36(*n));
         *n += 1;
-        if names.insert(name.clone()) {
+        if given.names.insert(name.clone()) {
             assert!(name.len() <= 15, "{name} too long");
             return name;
         }
     }
+}
+
+/// What [`unique`] gave out: the next `n` per prefix, and every name.
+#[derive(Default)]
+struct Given {
+    counters: HashMap<String, u32>,
+    names: HashSet<String>,
 }
 
 /// `n` in lowercase base 36 (`0`–`9`, `a`–`z`).

@@ -292,9 +292,7 @@ impl OvsCli {
 
     /// A fresh container id (its netns is deleted on drop if a test fails).
     pub fn id(&mut self) -> String {
-        let id = unique("k");
-        self.o.host.track(&id);
-        id
+        self.o.host.new_id("k")
     }
 
     /// Whether the host netns has a link `name`.

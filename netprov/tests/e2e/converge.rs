@@ -229,7 +229,7 @@ fn property(r: &Run, host: &mut HostNetns, target: usize) {
     }
     let mut seeds = Rng::new(r.run_seed);
     while pairs < target {
-        let (p, rep) = walk(r, host, seeds.next());
+        let (p, rep) = walk(r, host, seeds.next_u64());
         pairs += p;
         repaired += rep;
         walks += 1;

@@ -66,8 +66,7 @@ impl T {
     }
 
     fn id(&mut self) -> String {
-        let id = self.o.host.new_id("i");
-        id
+        self.o.host.new_id("i")
     }
 
     fn write(dir: &Path, id: &str, network: Value) -> String {
