@@ -98,6 +98,8 @@ pub struct Facts {
     pub pings: Vec<(String, String)>,
 }
 
+// Long on purpose: the grammar's draws for one interface in order; the sequence of `rng`
+// calls is what a seed replays, so it stays one readable sequence.
 fn iface(
     rng: &mut Rng,
     k: usize,
@@ -236,6 +238,8 @@ fn iface(
 }
 
 /// One draw of props for `id` (possibly invalid; see [`valid_props`]).
+// Long on purpose: the grammar's draws for one container in order; the sequence of `rng`
+// calls is what a seed replays, so it stays one readable sequence.
 pub fn draw(rng: &mut Rng, id: &str, kinds: Kinds) -> (Value, Facts) {
     let mut top = Map::new();
     top.insert("id".into(), json!(id));

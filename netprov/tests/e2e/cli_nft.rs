@@ -97,6 +97,8 @@ impl T {
     }
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn container_ruleset_through_the_cli() {
     let t = T::new();

@@ -89,6 +89,8 @@ fn steps(report: &Value) -> usize {
         .map_or(usize::MAX, Vec::len)
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn two_hosts_share_a_logical_switch_and_are_isolated_from_another() {
     let (mut ha, mut hb) = chassis_pair("10.99.0");
@@ -302,6 +304,8 @@ fn refusals_name_what_is_missing_or_taken() {
 /// Many containers on one logical switch applied at once, on both hosts at the same
 /// time (concurrent NB inserts into one `Logical_Switch.ports`): all bound, all reach
 /// each other across hosts, a re-apply is a no-op, destroy leaves no netprov LSP.
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn many_containers_on_both_hosts_at_once() {
     const PER_HOST: usize = 5;

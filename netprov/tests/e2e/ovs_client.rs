@@ -13,6 +13,8 @@ fn client(o: &Ovs) -> Client {
     Client::connect(&Endpoint::parse(&o.endpoint()).unwrap()).unwrap()
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn transact_ops_and_errors() {
     let o = Ovs::start();

@@ -47,6 +47,8 @@ fn sysctl(ns: &str, key: &str) -> String {
 /// Tries to bind TCP port 80 and exits 0 when it could.
 const BIND_80: &str = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 80))";
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn userns_root_pings_and_serves_port_80_but_cannot_change_the_network() {
     let mut host = HostNetns::new();

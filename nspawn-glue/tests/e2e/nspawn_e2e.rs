@@ -100,6 +100,8 @@ fn ping_forwarded_v6(c: &Container, addr: &str) {
     }
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn two_containers_join_the_netns_netprov_prepared() {
     let rootfs = rootfs::cached();

@@ -327,6 +327,8 @@ fn generator_keeps_userns_with_systemd_261_or_later() {
     assert!(text.contains(" -U "), "{text}");
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn generated_dropins_verify_and_bad_files_are_skipped_with_a_message() {
     let root = Root::new();

@@ -34,6 +34,7 @@ fn case(what: impl Into<String>, v: &Value, path: impl Into<String>) -> Case {
     }
 }
 
+// Long on purpose: the table of validation gaps, one entry per gap.
 fn cases(id: &str) -> Vec<Case> {
     let base = props(id, 1);
     let mut out = Vec::new();

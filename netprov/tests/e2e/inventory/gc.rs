@@ -14,6 +14,8 @@ use super::*;
 /// changes nothing; `gc` removes the orphan entirely (netns, veth, routes, host table,
 /// OVS port) and nothing else; a second `gc` has nothing to do; `live` still passes
 /// traffic.
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn list_and_gc_find_orphans_by_marks_and_leave_the_rest() {
     let mut t = T::new();

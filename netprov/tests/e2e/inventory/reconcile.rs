@@ -9,6 +9,8 @@ use super::*;
 /// containers on the VLAN flows again — and an ovs-vswitchd restart (new devices). A
 /// stopped container (props, no netns) is skipped and not created; an invalid props file
 /// is reported and does not stop the others (exit 2); a last run finds all in sync.
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn reconcile_repairs_flushed_host_tables_and_lost_ovs_ports() {
     let mut t = T::new();

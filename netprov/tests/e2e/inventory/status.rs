@@ -5,6 +5,8 @@ use super::*;
 /// `status` of a container: host end and netns links with their addresses and
 /// counters (which count the ping), its OVS port with ofport and VLAN, the ruleset and
 /// host-table digests, drift against its props file.
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn status_shows_links_counters_ports_and_drift() {
     let mut t = T::new();

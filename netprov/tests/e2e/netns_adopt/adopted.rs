@@ -7,6 +7,8 @@ use super::*;
 /// all, a changed ruleset replaces only netprov's tables, a foreign table changing is
 /// not drift, a ruleset that would merge into a foreign table is refused, and destroy
 /// removes only what netprov made.
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn in_an_adopted_netns_only_netprovs_objects_change() {
     let mut host = HostNetns::new();

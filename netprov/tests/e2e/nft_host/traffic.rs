@@ -189,6 +189,8 @@ fn port_forward_reaches_the_container() {
     assert_foreign_table(&t);
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn ipv6_forward_and_masquerade() {
     let t = Topo::new();

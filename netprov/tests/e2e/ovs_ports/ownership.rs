@@ -49,6 +49,8 @@ fn sixteen_concurrent_applies_on_one_bridge() {
     assert_eq!(o.vsctl(&["list-ports", "br0"]), "");
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn destroy_removes_only_own_ports_and_foreign_port_is_an_error() {
     let mut o = Ovs::start();

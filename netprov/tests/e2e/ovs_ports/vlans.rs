@@ -2,6 +2,8 @@
 
 use super::*;
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn vlans_isolate_retag_in_place_and_reapply_is_silent() {
     let mut o = Ovs::start();
@@ -117,6 +119,8 @@ fn vlans_isolate_retag_in_place_and_reapply_is_silent() {
     );
 }
 
+// Long on purpose: one end-to-end scenario whose steps build on the state the previous
+// steps left; split, each part would have to rebuild it.
 #[test]
 fn veth_style_passes_tagged_traffic() {
     let mut o = Ovs::start();
