@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use netprov::engine::{Engine, Options};
 use netprov::model::*;
 
-use testkit::{ok, run, unique, HostNetns};
+use testkit::{nsenter, ok, output, succeeded, unique, HostNetns};
 
 pub fn engine(host: &HostNetns, fail_after: Option<usize>) -> Engine {
     Engine::new(Options {
@@ -88,22 +88,11 @@ pub fn netns_path(d: &Desired) -> String {
 
 /// Runs a command inside the container netns.
 pub fn in_ct(d: &Desired, cmd: &str, args: &[&str]) -> std::process::Output {
-    let mut a = vec![format!("--net={}", netns_path(d)), "--".into(), cmd.into()];
-    a.extend(args.iter().map(|s| s.to_string()));
-    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
-    run("nsenter", &a)
+    output(&mut nsenter(d.netns.path(), cmd, args))
 }
 
 pub fn in_ct_ok(d: &Desired, cmd: &str, args: &[&str]) -> String {
-    let out = in_ct(d, cmd, args);
-    assert!(
-        out.status.success(),
-        "[{}] {cmd} {args:?} failed: {}{}",
-        d.id,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(&format!("[{}] {cmd} {args:?}", d.id), in_ct(d, cmd, args))
 }
 
 pub fn ping(from: impl Fn(&str, &[&str]) -> String, to: &str) {
