@@ -27,6 +27,8 @@
 
 mod build;
 mod content;
+#[cfg(test)]
+mod stack_bench;
 
 use std::net::IpAddr;
 use std::path::Path;
