@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::{build, observe_here, table_exists, HostSpec, HostState, VethLink};
+use super::read::{observe_here, table_exists};
+use super::{build, HostSpec, HostState, VethLink};
 use crate::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
 use crate::nft::ffi;
 use crate::nft::netlink::NfSocket;
