@@ -31,6 +31,7 @@
 
 mod build;
 mod content;
+mod obj;
 mod read;
 mod spec;
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Reading the container's host table back: a few requests about this one table, read
 //! until they form one snapshot.
 
+use std::collections::BTreeSet;
+use std::ffi::CStr;
 use std::path::Path;
 
 use nftnl::nftnl_sys::{self as sys, libc};
-use nftnl::ProtoFamily;
 
 use super::build::{self, cstring};
+use super::obj::{ChainObj, RuleObj, SetObj, TableObj};
 use super::{table_name, HostSpec, HostState, HostTable, TABLE_PREFIX};
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
@@ -87,126 +89,114 @@ fn generation(m: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*m.get(18)?, *m.get(19)?]))
 }
 
+/// The replies of one read: the content so far, and the generations they were made
+/// from (`None`: an interrupted dump).
+#[derive(Default)]
+struct Snapshot {
+    gens: BTreeSet<Option<u16>>,
+    content: HostTable,
+}
+
+impl Snapshot {
+    fn feed(&mut self, msgs: Vec<Vec<u8>>) {
+        for m in &msgs {
+            self.gens.insert(generation(m));
+            self.content.add(msg_kind(m), m);
+        }
+    }
+
+    /// The table, if every reply came from one generation.
+    fn consistent(self) -> Option<HostState> {
+        (self.gens.len() == 1 && !self.gens.contains(&None))
+            .then(|| HostState::Present(Box::new(self.content)))
+    }
+}
+
 /// One read of the table; `None` when the replies are not one snapshot.
 fn read_once(sock: &NfSocket, table: &str) -> std::io::Result<Option<HostState>> {
     let ctable = cstring(table);
-    // One datagram, one round trip: the table and the chains netprov may generate (by
-    // name: chain dumps are not filtered by table in the kernel).
-    let mut reqs = vec![request_msg(
-        libc::NFT_MSG_GETTABLE,
-        libc::NLM_F_ACK,
-        1,
-        |nlh| unsafe {
-            let t = sys::nftnl_table_alloc();
-            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
-            sys::nftnl_table_nlmsg_build_payload(nlh, t);
-            sys::nftnl_table_free(t);
-        },
-    )];
-    for chain in build::CHAINS {
-        let cchain = cstring(chain);
-        let seq = reqs.len() as u32 + 1;
-        reqs.push(request_msg(
-            libc::NFT_MSG_GETCHAIN,
-            libc::NLM_F_ACK,
-            seq,
-            |nlh| unsafe {
-                let c = sys::nftnl_chain_alloc();
-                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, ctable.as_ptr());
-                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, cchain.as_ptr());
-                sys::nftnl_chain_nlmsg_build_payload(nlh, c);
-                sys::nftnl_chain_free(c);
-            },
-        ));
+    let mut snap = Snapshot::default();
+    if !read_table_and_chains(sock, &ctable, &mut snap)? {
+        return Ok(Some(HostState::Absent));
     }
-    let mut gens = std::collections::BTreeSet::new();
-    let mut content = HostTable::default();
-    let feed = |gens: &mut std::collections::BTreeSet<_>, c: &mut HostTable, msgs: Vec<Vec<u8>>| {
-        for m in &msgs {
-            gens.insert(generation(m));
-            c.add(msg_kind(m), m);
-        }
-    };
+    read_sets_and_rules(sock, &ctable, &mut snap)?;
+    Ok(snap.consistent())
+}
+
+/// The table and the chains netprov may generate, in one datagram, one round trip (by
+/// name: chain dumps are not filtered by table in the kernel). `false`: no such table.
+fn read_table_and_chains(
+    sock: &NfSocket,
+    ctable: &CStr,
+    snap: &mut Snapshot,
+) -> std::io::Result<bool> {
+    let mut reqs = vec![get_table(ctable, 1)];
+    for chain in build::CHAINS {
+        let seq = reqs.len() as u32 + 1;
+        let chain = ChainObj::with_strs(&[
+            (sys::NFTNL_CHAIN_TABLE, ctable),
+            (sys::NFTNL_CHAIN_NAME, &cstring(chain)),
+        ]);
+        reqs.push(chain.msg(libc::NFT_MSG_GETCHAIN, libc::NLM_F_ACK, seq));
+    }
     for (i, reply) in sock.pipeline(&reqs)?.into_iter().enumerate() {
         match reply {
-            Ok(msgs) => feed(&mut gens, &mut content, msgs),
-            Err(libc::ENOENT) if i == 0 => return Ok(Some(HostState::Absent)),
+            Ok(msgs) => snap.feed(msgs),
+            Err(libc::ENOENT) if i == 0 => return Ok(false),
             // A chain netprov does not generate here.
             Err(libc::ENOENT) => {}
             Err(e) => return Err(std::io::Error::from_raw_os_error(e)),
         }
     }
-    // Dumps one at a time: a socket runs one dump at a time, and the kernel keeps it
-    // running until the reader has taken its NLMSG_DONE, so a second dump in the same
-    // datagram is answered EBUSY. A table deleted while we read it reads as empty (the
-    // plan then replaces it).
+    Ok(true)
+}
+
+/// The table's sets, the elements of the sets netprov may generate, and its rules.
+///
+/// Dumps one at a time: a socket runs one dump at a time, and the kernel keeps it
+/// running until the reader has taken its NLMSG_DONE, so a second dump in the same
+/// datagram is answered EBUSY. A table deleted while we read it reads as empty (the
+/// plan then replaces it).
+fn read_sets_and_rules(sock: &NfSocket, ctable: &CStr, snap: &mut Snapshot) -> std::io::Result<()> {
     let dump = |req: Vec<u8>| match sock.dump(&req) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
         r => r,
     };
-    let sets = dump(request_msg(
-        libc::NFT_MSG_GETSET,
-        libc::NLM_F_DUMP,
-        1,
-        |nlh| unsafe {
-            let s = sys::nftnl_set_alloc();
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
-            sys::nftnl_set_nlmsg_build_payload(nlh, s);
-            sys::nftnl_set_free(s);
-        },
-    ))?;
-    feed(&mut gens, &mut content, sets);
+    let sets = SetObj::with_strs(&[(sys::NFTNL_SET_TABLE, ctable)]);
+    snap.feed(dump(sets.msg(libc::NFT_MSG_GETSET, libc::NLM_F_DUMP, 1))?);
     // The elements of the sets netprov may generate that exist (another set is drift
     // by its mere presence).
     let present: Vec<&str> = build::SETS
         .into_iter()
-        .filter(|s| content.sets.contains_key(*s))
+        .filter(|s| snap.content.sets.contains_key(*s))
         .collect();
     for set in present {
-        let cname = cstring(set);
-        feed(
-            &mut gens,
-            &mut content,
-            dump(request_msg(
-                libc::NFT_MSG_GETSETELEM,
-                libc::NLM_F_DUMP,
-                1,
-                |nlh| unsafe {
-                    let s = sys::nftnl_set_alloc();
-                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, ctable.as_ptr());
-                    sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, cname.as_ptr());
-                    sys::nftnl_set_elems_nlmsg_build_payload(nlh, s);
-                    sys::nftnl_set_free(s);
-                },
-            ))?,
-        );
-    }
-    feed(
-        &mut gens,
-        &mut content,
-        dump(request_msg(
-            libc::NFT_MSG_GETRULE,
+        let set = SetObj::with_strs(&[
+            (sys::NFTNL_SET_TABLE, ctable),
+            (sys::NFTNL_SET_NAME, &cstring(set)),
+        ]);
+        snap.feed(dump(set.elems_msg(
+            libc::NFT_MSG_GETSETELEM,
             libc::NLM_F_DUMP,
             1,
-            |nlh| unsafe {
-                let r = sys::nftnl_rule_alloc();
-                sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, ctable.as_ptr());
-                sys::nftnl_rule_nlmsg_build_payload(nlh, r);
-                sys::nftnl_rule_free(r);
-            },
-        ))?,
-    );
-    Ok((gens.len() == 1 && !gens.contains(&None)).then(|| HostState::Present(Box::new(content))))
+        ))?);
+    }
+    let rules = RuleObj::with_strs(&[(sys::NFTNL_RULE_TABLE, ctable)]);
+    snap.feed(dump(rules.msg(libc::NFT_MSG_GETRULE, libc::NLM_F_DUMP, 1))?);
+    Ok(())
+}
+
+/// A GETTABLE (with an ack) for the table of this name.
+fn get_table(ctable: &CStr, seq: u32) -> Vec<u8> {
+    TableObj::with_strs(&[(sys::NFTNL_TABLE_NAME, ctable)]).msg(
+        libc::NFT_MSG_GETTABLE,
+        libc::NLM_F_ACK,
+        seq,
+    )
 }
 
 pub(super) fn table_exists(sock: &NfSocket, table: &str) -> std::io::Result<bool> {
-    let ctable = cstring(table);
-    let req = request_msg(libc::NFT_MSG_GETTABLE, libc::NLM_F_ACK, 1, |nlh| unsafe {
-        let t = sys::nftnl_table_alloc();
-        sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, ctable.as_ptr());
-        sys::nftnl_table_nlmsg_build_payload(nlh, t);
-        sys::nftnl_table_free(t);
-    });
+    let req = get_table(&cstring(table), 1);
     match sock.pipeline(&[req])?.pop() {
         Some(Ok(_)) => Ok(true),
         Some(Err(libc::ENOENT)) => Ok(false),
@@ -227,12 +217,8 @@ fn msg_kind(m: &[u8]) -> u16 {
 pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> {
     let op = format!("list nftables tables in netns {}", host_netns.display());
     let msgs = in_netns(host_netns, || -> std::io::Result<Vec<Vec<u8>>> {
-        NfSocket::open()?.dump(&request_msg(
-            libc::NFT_MSG_GETTABLE,
-            libc::NLM_F_DUMP,
-            3,
-            |_| {},
-        ))
+        let req = TableObj::new().msg(libc::NFT_MSG_GETTABLE, libc::NLM_F_DUMP, 3);
+        NfSocket::open()?.dump(&req)
     })?
     .map_err(|e| OpError::io(op, &e))?;
     Ok(msgs
@@ -248,40 +234,5 @@ pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> 
 
 /// The table name in a NEWTABLE message.
 fn table_msg_name(msg: &[u8]) -> Option<String> {
-    // SAFETY: msg is one complete netlink message; the table object is freed after the
-    // name (valid until then) is copied.
-    unsafe {
-        let t = sys::nftnl_table_alloc();
-        let name = if sys::nftnl_table_nlmsg_parse(msg.as_ptr().cast(), t) >= 0 {
-            let p = sys::nftnl_table_get_str(t, sys::NFTNL_TABLE_NAME as u16);
-            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
-        } else {
-            None
-        };
-        sys::nftnl_table_free(t);
-        name
-    }
-}
-
-fn request_msg(
-    kind: i32,
-    flags: i32,
-    seq: u32,
-    payload: impl FnOnce(*mut libc::nlmsghdr),
-) -> Vec<u8> {
-    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: buf is large enough for any nftables request; `payload` writes only a
-    // table/chain/set name or two.
-    unsafe {
-        let nlh = sys::nftnl_nlmsg_build_hdr(
-            buf.as_mut_ptr().cast(),
-            kind as u16,
-            ProtoFamily::Inet as u16,
-            flags as u16,
-            seq,
-        );
-        payload(nlh);
-        buf.truncate((*nlh).nlmsg_len as usize);
-    }
-    buf
+    Some(TableObj::parse(msg)?.str(sys::NFTNL_TABLE_NAME)).filter(|n| !n.is_empty())
 }

@@ -32,22 +32,18 @@ pub(super) struct Payload {
 
 impl Expression for Payload {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: the expression is allocated (checked) and handed to the rule; the
-        // setters copy integers.
-        unsafe {
-            let e = NonNull::new(sys::nftnl_expr_alloc(c"payload".as_ptr()))
-                .unwrap_or_else(|| std::process::abort());
-            let p = e.as_ptr();
-            sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_DREG as u16, self.dreg);
-            sys::nftnl_expr_set_u32(
-                p,
-                sys::NFTNL_EXPR_PAYLOAD_BASE as u16,
-                libc::NFT_PAYLOAD_NETWORK_HEADER as u32,
-            );
-            sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, self.offset);
-            sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, self.len);
-            e
-        }
+        expr(
+            c"payload",
+            &[
+                (sys::NFTNL_EXPR_PAYLOAD_DREG, self.dreg),
+                (
+                    sys::NFTNL_EXPR_PAYLOAD_BASE,
+                    libc::NFT_PAYLOAD_NETWORK_HEADER as u32,
+                ),
+                (sys::NFTNL_EXPR_PAYLOAD_OFFSET, self.offset),
+                (sys::NFTNL_EXPR_PAYLOAD_LEN, self.len),
+            ],
+        )
     }
 }
 
@@ -65,21 +61,24 @@ impl Lookup {
 
 impl Expression for Lookup {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: as for Payload; the set name is copied.
+        let e = expr(
+            c"lookup",
+            &[
+                (sys::NFTNL_EXPR_LOOKUP_SREG, libc::NFT_REG_1 as u32),
+                // The kernel always dumps the flags; send them so both sides compare
+                // equal.
+                (sys::NFTNL_EXPR_LOOKUP_FLAGS, 0),
+            ],
+        );
+        // SAFETY: a live expression; the set name is copied.
         unsafe {
-            let e = NonNull::new(sys::nftnl_expr_alloc(c"lookup".as_ptr()))
-                .unwrap_or_else(|| std::process::abort());
-            let p = e.as_ptr();
-            sys::nftnl_expr_set_str(p, sys::NFTNL_EXPR_LOOKUP_SET as u16, self.set.as_ptr());
-            sys::nftnl_expr_set_u32(
-                p,
-                sys::NFTNL_EXPR_LOOKUP_SREG as u16,
-                libc::NFT_REG_1 as u32,
-            );
-            // The kernel always dumps the flags; send them so both sides compare equal.
-            sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, 0);
-            e
-        }
+            sys::nftnl_expr_set_str(
+                e.as_ptr(),
+                sys::NFTNL_EXPR_LOOKUP_SET as u16,
+                self.set.as_ptr(),
+            )
+        };
+        e
     }
 }
 
@@ -95,21 +94,18 @@ pub(super) struct DNat {
 
 impl Expression for DNat {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: as for Payload.
-        unsafe {
-            let e = NonNull::new(sys::nftnl_expr_alloc(c"nat".as_ptr()))
-                .unwrap_or_else(|| std::process::abort());
-            let p = e.as_ptr();
-            let set = |a: u32, v: u32| sys::nftnl_expr_set_u32(p, a as u16, v);
-            set(sys::NFTNL_EXPR_NAT_TYPE, libc::NFT_NAT_DNAT as u32);
-            set(sys::NFTNL_EXPR_NAT_FAMILY, self.family as u32);
-            set(sys::NFTNL_EXPR_NAT_REG_ADDR_MIN, libc::NFT_REG_1 as u32);
-            set(sys::NFTNL_EXPR_NAT_REG_ADDR_MAX, libc::NFT_REG_1 as u32);
-            set(sys::NFTNL_EXPR_NAT_REG_PROTO_MIN, libc::NFT_REG_2 as u32);
-            set(sys::NFTNL_EXPR_NAT_REG_PROTO_MAX, libc::NFT_REG_2 as u32);
-            set(sys::NFTNL_EXPR_NAT_FLAGS, NAT_FLAGS);
-            e
-        }
+        expr(
+            c"nat",
+            &[
+                (sys::NFTNL_EXPR_NAT_TYPE, libc::NFT_NAT_DNAT as u32),
+                (sys::NFTNL_EXPR_NAT_FAMILY, self.family as u32),
+                (sys::NFTNL_EXPR_NAT_REG_ADDR_MIN, libc::NFT_REG_1 as u32),
+                (sys::NFTNL_EXPR_NAT_REG_ADDR_MAX, libc::NFT_REG_1 as u32),
+                (sys::NFTNL_EXPR_NAT_REG_PROTO_MIN, libc::NFT_REG_2 as u32),
+                (sys::NFTNL_EXPR_NAT_REG_PROTO_MAX, libc::NFT_REG_2 as u32),
+                (sys::NFTNL_EXPR_NAT_FLAGS, NAT_FLAGS),
+            ],
+        )
     }
 }
 
@@ -125,27 +121,28 @@ pub(super) struct FibDaddrType;
 
 impl Expression for FibDaddrType {
     fn to_expr(&self, _rule: &Rule) -> NonNull<sys::nftnl_expr> {
-        // SAFETY: nftnl_expr_alloc returns an owned expression (checked for NULL) that
-        // the rule takes over; the setters copy plain integers.
-        unsafe {
-            let e = NonNull::new(sys::nftnl_expr_alloc(c"fib".as_ptr()))
-                .unwrap_or_else(|| std::process::abort());
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_DREG as u16,
-                libc::NFT_REG_1 as u32,
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_RESULT as u16,
-                NFT_FIB_RESULT_ADDRTYPE,
-            );
-            sys::nftnl_expr_set_u32(
-                e.as_ptr(),
-                sys::NFTNL_EXPR_FIB_FLAGS as u16,
-                NFTA_FIB_F_DADDR,
-            );
-            e
+        expr(
+            c"fib",
+            &[
+                (sys::NFTNL_EXPR_FIB_DREG, libc::NFT_REG_1 as u32),
+                (sys::NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE),
+                (sys::NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR),
+            ],
+        )
+    }
+}
+
+/// A libnftnl expression `name` with these integer attributes, for a rule to take over
+/// (`Expression::to_expr`).
+fn expr(name: &CStr, attrs: &[(u32, u32)]) -> NonNull<sys::nftnl_expr> {
+    // SAFETY: nftnl_expr_alloc returns an owned expression (NULL only when out of
+    // memory: abort, as Rust's allocator does); the setters copy plain integers.
+    unsafe {
+        let e = NonNull::new(sys::nftnl_expr_alloc(name.as_ptr()))
+            .unwrap_or_else(|| std::process::abort());
+        for &(attr, v) in attrs {
+            sys::nftnl_expr_set_u32(e.as_ptr(), attr as u16, v);
         }
+        e
     }
 }

@@ -230,37 +230,13 @@ pub(super) fn nlmsg<T: NlMsg>(obj: &T, t: MsgType) -> NftMsg {
 }
 
 /// Truncates a written message to its length and drops its ack request.
-fn finish(mut buf: Vec<u8>) -> NftMsg {
+pub(super) fn finish(mut buf: Vec<u8>) -> NftMsg {
     let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     buf.truncate(len);
     let kind = u16::from_ne_bytes([buf[4], buf[5]]) & 0xff;
     let flags = u16::from_ne_bytes([buf[6], buf[7]]) & !(libc::NLM_F_ACK as u16);
     buf[6..8].copy_from_slice(&flags.to_ne_bytes());
     NftMsg { kind, bytes: buf }
-}
-
-/// Builds one inet message of `kind` with `flags` whose payload `build` writes.
-///
-/// # Safety
-/// `build` must write at most `nft_nlmsg_maxsize()` bytes in total.
-pub(super) unsafe fn raw_msg(
-    kind: i32,
-    flags: i32,
-    build: impl FnOnce(*mut libc::nlmsghdr),
-) -> NftMsg {
-    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: buf is large enough for the header; the caller bounds the payload.
-    unsafe {
-        let nlh = sys::nftnl_nlmsg_build_hdr(
-            buf.as_mut_ptr().cast(),
-            kind as u16,
-            ProtoFamily::Inet as u16,
-            flags as u16,
-            0,
-        );
-        build(nlh);
-    }
-    finish(buf)
 }
 
 pub fn cstring(s: &str) -> CString {

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use nftnl::nftnl_sys::{self as sys, libc};
 
-use super::{raw_msg, NftMsg, ELEMS_PER_MSG, IFNAMSIZ, TYPE_BITS, TYPE_IFNAME};
+use super::super::obj::SetObj;
+use super::{finish, NftMsg, ELEMS_PER_MSG, IFNAMSIZ, TYPE_BITS, TYPE_IFNAME};
 
 pub(super) fn concat_type(second: u32) -> u32 {
     (TYPE_IFNAME << TYPE_BITS) | second
@@ -35,36 +36,19 @@ pub(super) fn set(
     key_len: u32,
     keys: Vec<Vec<u8>>,
 ) {
-    // SAFETY: libnftnl objects are allocated, filled with copies of valid strings and
-    // integers, serialized into a buffer of the maximal message size, and freed.
-    unsafe {
-        let s = sys::nftnl_set_alloc();
-        if s.is_null() {
-            std::process::abort();
-        }
-        sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
-        sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, name.as_ptr());
-        sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_TYPE as u16, key_type);
-        sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_LEN as u16, key_len);
-        // The kernel requires an id (for references by id within the batch); unique
-        // per set in this batch is enough.
-        let id = out.len() as u32 + 1;
-        sys::nftnl_set_set_u32(s, sys::NFTNL_SET_ID as u16, id);
-        out.push(raw_msg(libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE, |nlh| {
-            sys::nftnl_set_nlmsg_build_payload(nlh, s)
-        }));
-        sys::nftnl_set_free(s);
-    }
+    let s = SetObj::with_strs(&[(sys::NFTNL_SET_TABLE, table), (sys::NFTNL_SET_NAME, name)]);
+    s.set_u32(sys::NFTNL_SET_KEY_TYPE, key_type);
+    s.set_u32(sys::NFTNL_SET_KEY_LEN, key_len);
+    // The kernel requires an id (for references by id within the batch); unique per
+    // set in this batch is enough.
+    s.set_u32(sys::NFTNL_SET_ID, out.len() as u32 + 1);
+    out.push(finish(s.msg(libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE, 0)));
     for chunk in keys.chunks(ELEMS_PER_MSG) {
-        // SAFETY: as above; elements are owned by the set and freed with it.
-        unsafe {
-            let s = sys::nftnl_set_alloc();
-            if s.is_null() {
-                std::process::abort();
-            }
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, name.as_ptr());
-            for k in chunk {
+        let s = SetObj::with_strs(&[(sys::NFTNL_SET_TABLE, table), (sys::NFTNL_SET_NAME, name)]);
+        for k in chunk {
+            // SAFETY: the element is allocated (checked), given a copy of the key and
+            // handed to the live set, which owns and frees it.
+            unsafe {
                 let e = sys::nftnl_set_elem_alloc();
                 if e.is_null() {
                     std::process::abort();
@@ -75,15 +59,12 @@ pub(super) fn set(
                     k.as_ptr().cast(),
                     k.len() as u32,
                 );
-                sys::nftnl_set_elem_add(s, e);
+                sys::nftnl_set_elem_add(s.ptr(), e);
             }
-            let mut m = raw_msg(libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE, |nlh| {
-                sys::nftnl_set_elems_nlmsg_build_payload(nlh, s)
-            });
-            list_elem_types(&mut m.bytes);
-            out.push(m);
-            sys::nftnl_set_free(s);
         }
+        let mut m = finish(s.elems_msg(libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE, 0));
+        list_elem_types(&mut m.bytes);
+        out.push(m);
     }
 }
 
