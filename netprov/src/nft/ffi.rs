@@ -96,14 +96,9 @@ impl Ctx {
                 error: "the ruleset contains a NUL byte".into(),
             };
         };
-        // SAFETY: raw is live; buf is NUL-terminated and outlives the call; the buffers
-        // returned by get_*_buffer are valid until the next run or free, and we copy them.
-        unsafe {
-            let rc = nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr());
-            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
-            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
-            RunResult { rc, output, error }
-        }
+        // SAFETY: raw is live; buf is NUL-terminated and outlives the call.
+        let rc = unsafe { nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr()) };
+        self.result(rc)
     }
 
     /// Like [`Ctx::run`], but hands the text to libnftables as a file (an anonymous
@@ -131,24 +126,37 @@ impl Ctx {
         }
         let path = format!("/proc/self/fd/{fd}");
         let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
-        // SAFETY: raw is live; cpath outlives the call; buffers copied as in run().
-        let mut res = unsafe {
-            let rc = nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr());
-            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
-            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
-            RunResult { rc, output, error }
-        };
+        // SAFETY: raw is live; cpath is NUL-terminated and outlives the call.
+        let rc = unsafe { nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr()) };
+        let mut res = self.result(rc);
         drop(file);
         res.error = res.error.replace(&path, "nft");
         res
     }
+
+    /// The result of the run that returned `rc`: its buffered output and errors, copied.
+    fn result(&self, rc: c_int) -> RunResult {
+        // SAFETY: raw is live; the buffers get_*_buffer return (NUL-terminated, or
+        // NULL) are valid until the next run or free, and are copied here.
+        unsafe {
+            RunResult {
+                rc,
+                output: cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr())),
+                error: cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr())),
+            }
+        }
+    }
 }
 
-unsafe fn cstr_lossy(p: *const c_char) -> String {
+/// A copy of a C string (empty for NULL), from libnftables or libnftnl.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that stays valid during the call.
+pub(super) unsafe fn cstr_lossy(p: *const c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
-        // SAFETY: libnftables returns a NUL-terminated buffer it owns.
+        // SAFETY: per the contract.
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 }
@@ -212,21 +220,11 @@ fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
 
 /// Opens and closes a netfilter netlink socket: libnftables `exit()`s when it cannot.
 fn probe_netfilter_socket() -> Result<(), CtxError> {
-    // SAFETY: plain syscalls on an fd we own.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        );
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(CtxError {
-                cause: format!("cannot open a netfilter netlink socket: {e}"),
-                errno: e.raw_os_error(),
-            });
-        }
-        libc::close(fd);
+    match super::netlink::NfSocket::open() {
+        Ok(_closed_on_drop) => Ok(()),
+        Err(e) => Err(CtxError {
+            cause: format!("cannot open a netfilter netlink socket: {e}"),
+            errno: e.raw_os_error(),
+        }),
     }
-    Ok(())
 }

@@ -8,6 +8,8 @@ use std::ptr::NonNull;
 use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::ProtoFamily;
 
+use crate::nft::ffi::cstr_lossy;
+
 /// One libnftnl object type and its functions, under one signature per operation.
 ///
 /// # Safety
@@ -122,7 +124,7 @@ impl<T: Raw> Obj<T> {
     /// A string attribute, copied (empty when unset).
     pub fn str(&self, attr: u32) -> String {
         // SAFETY: live object; the string (NULL when unset) lives as long as it.
-        unsafe { owned(T::get_str(self.ptr(), attr as u16)) }
+        unsafe { cstr_lossy(T::get_str(self.ptr(), attr as u16)) }
     }
 
     /// One inet request or creation of type `kind` about this object.
@@ -161,19 +163,6 @@ impl<T: Raw> Drop for Obj<T> {
 /// `msg` holds at least a header and the whole length the header claims.
 fn whole_message(msg: &[u8]) -> bool {
     msg.len() >= 16 && u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize <= msg.len()
-}
-
-/// A copy of a libnftnl string.
-///
-/// # Safety
-/// `p` is NULL or a NUL-terminated string.
-pub unsafe fn owned(p: *const c_char) -> String {
-    if p.is_null() {
-        String::new()
-    } else {
-        // SAFETY: per the contract.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
 }
 
 /// One inet nf_tables message of `kind` whose payload `payload` writes.

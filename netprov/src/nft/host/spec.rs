@@ -107,12 +107,13 @@ pub fn table_name(id: &ContainerId) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    #[test]
-    fn expected_content_has_constant_rules_and_one_element_per_address() {
-        let links: Vec<VethLink> = (0..500)
+    /// `n` veth host ends `ve-<i>`, each with one IPv4 and one IPv6 container address
+    /// (also the benchmark's links).
+    pub fn numbered_links(n: usize) -> Vec<VethLink> {
+        (0..n)
             .map(|i| VethLink {
                 host_if: IfName::new(&format!("ve-{i}")).unwrap(),
                 container_addrs: vec![
@@ -120,7 +121,12 @@ mod tests {
                     format!("fd00::{i:x}").parse().unwrap(),
                 ],
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn expected_content_has_constant_rules_and_one_element_per_address() {
+        let links = numbered_links(500);
         let s = HostSpec::new(
             ContainerId::new("big").unwrap(),
             &HostRules {

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::read::{observe_here, table_exists};
-use super::{build, HostSpec, HostState, VethLink};
-use crate::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
+use super::spec::tests::numbered_links;
+use super::{build, HostSpec, HostState};
+use crate::model::{ContainerId, HostRules, L4Proto, PortForward};
 use crate::nft::ffi;
 use crate::nft::netlink::NfSocket;
 
@@ -19,15 +20,7 @@ use crate::nft::netlink::NfSocket;
 const OUTPUT_JSON: u32 = 1 << 4;
 
 fn spec(n: usize) -> HostSpec {
-    let links = (0..n)
-        .map(|i| VethLink {
-            host_if: IfName::new(&format!("ve-{i}")).unwrap(),
-            container_addrs: vec![
-                format!("10.{}.{}.2", i / 256, i % 256).parse().unwrap(),
-                format!("fd00::{i:x}").parse().unwrap(),
-            ],
-        })
-        .collect();
+    let links = numbered_links(n);
     let rules = HostRules {
         anti_spoof: true,
         masquerade: true,

@@ -22,7 +22,7 @@ mod set;
 use std::ffi::{c_void, CStr, CString};
 
 use nftnl::nftnl_sys::{self as sys, libc};
-use nftnl::{ChainType, Hook, MsgType, NlMsg, ProtoFamily, Table};
+use nftnl::{Chain, ChainType, Hook, MsgType, NlMsg, ProtoFamily, Table};
 
 use self::rules::{base_chain, forward_rule, masq_rules, spoof_rules};
 use self::set::{addr_key, concat_type, ifname_key, set};
@@ -132,8 +132,7 @@ fn spoof_chain(spec: &HostSpec, table: &Table, tname: &CStr, out: &mut Vec<NftMs
         Hook::PreRouting,
         PRIO_RAW,
     );
-    out.push(nlmsg(&chain, MsgType::Add));
-    spoof_rules(&chain, out);
+    chain_with_rules(&chain, spoof_rules, out);
 }
 
 /// Chains `dnat` (prerouting) and `dnat-local` (output), one rule per forward each.
@@ -177,8 +176,17 @@ fn masq_chain(spec: &HostSpec, table: &Table, tname: &CStr, out: &mut Vec<NftMsg
         Hook::PostRouting,
         PRIO_SRCNAT,
     );
-    out.push(nlmsg(&chain, MsgType::Add));
-    masq_rules(&chain, out);
+    chain_with_rules(&chain, masq_rules, out);
+}
+
+/// NEWCHAIN, then the chain's rules.
+fn chain_with_rules(
+    chain: &Chain<'_>,
+    rules: fn(&Chain<'_>, &mut Vec<NftMsg>),
+    out: &mut Vec<NftMsg>,
+) {
+    out.push(nlmsg(chain, MsgType::Add));
+    rules(chain, out);
 }
 
 /// `add table; delete table` — valid whether or not the table exists; followed by

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv6Addr};
 
-use nftnl::expr::{Bitwise, Cmp, CmpOp, Immediate, Register};
+use nftnl::expr::{Bitwise, Cmp, CmpOp, Immediate, Meta, Register, Verdict};
 use nftnl::nftnl_sys::libc;
 use nftnl::{nft_expr, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
 
@@ -17,18 +17,12 @@ use crate::model::{L4Proto, PortForward};
 /// and `::` (DAD) — how IPv6 comes up on a link at all, never routed beyond it — and
 /// drop every other IPv4/IPv6 packet.
 pub(super) fn spoof_rules(chain: &Chain<'_>, out: &mut Vec<NftMsg>) {
-    for (fam, set) in [
-        (libc::NFPROTO_IPV4, c"links-v4"),
-        (libc::NFPROTO_IPV6, c"links-v6"),
-    ] {
-        let mut r = Rule::new(chain);
-        nfproto(&mut r, fam);
-        r.add_expr(&nft_expr!(meta iifname));
-        r.add_expr(&saddr(fam, libc::NFT_REG_2));
-        r.add_expr(&Lookup::new(set));
-        r.add_expr(&nft_expr!(verdict accept));
-        out.push(nlmsg(&r, MsgType::Add));
-    }
+    own_pair_rules(
+        chain,
+        &nft_expr!(meta iifname),
+        &nft_expr!(verdict accept),
+        out,
+    );
     let on_link = |r: &mut Rule<'_>| {
         r.add_expr(&nft_expr!(meta iifname));
         r.add_expr(&Lookup::new(c"links"));
@@ -67,18 +61,12 @@ pub(super) fn spoof_rules(chain: &Chain<'_>, out: &mut Vec<NftMsg>) {
 /// (`oifname . saddr` in `@links-v4/6`: return); through any other interface they are
 /// masqueraded.
 pub(super) fn masq_rules(chain: &Chain<'_>, out: &mut Vec<NftMsg>) {
-    for (fam, set) in [
-        (libc::NFPROTO_IPV4, c"links-v4"),
-        (libc::NFPROTO_IPV6, c"links-v6"),
-    ] {
-        let mut r = Rule::new(chain);
-        nfproto(&mut r, fam);
-        r.add_expr(&nft_expr!(meta oifname));
-        r.add_expr(&saddr(fam, libc::NFT_REG_2));
-        r.add_expr(&Lookup::new(set));
-        r.add_expr(&nft_expr!(verdict return));
-        out.push(nlmsg(&r, MsgType::Add));
-    }
+    own_pair_rules(
+        chain,
+        &nft_expr!(meta oifname),
+        &nft_expr!(verdict return),
+        out,
+    );
     for (fam, set) in [
         (libc::NFPROTO_IPV4, c"addrs-v4"),
         (libc::NFPROTO_IPV6, c"addrs-v6"),
@@ -88,6 +76,24 @@ pub(super) fn masq_rules(chain: &Chain<'_>, out: &mut Vec<NftMsg>) {
         r.add_expr(&saddr(fam, libc::NFT_REG_1));
         r.add_expr(&Lookup::new(set));
         r.add_expr(&nft_expr!(masquerade));
+        out.push(nlmsg(&r, MsgType::Add));
+    }
+}
+
+/// Per family, `<iface> . saddr @links-v4/6 <verdict>`: the packet's interface
+/// (`iface`: `meta iifname` or `meta oifname`) and source address are one of the
+/// container's host-end/address pairs.
+fn own_pair_rules(chain: &Chain<'_>, iface: &Meta, verdict: &Verdict, out: &mut Vec<NftMsg>) {
+    for (fam, set) in [
+        (libc::NFPROTO_IPV4, c"links-v4"),
+        (libc::NFPROTO_IPV6, c"links-v6"),
+    ] {
+        let mut r = Rule::new(chain);
+        nfproto(&mut r, fam);
+        r.add_expr(iface);
+        r.add_expr(&saddr(fam, libc::NFT_REG_2));
+        r.add_expr(&Lookup::new(set));
+        r.add_expr(verdict);
         out.push(nlmsg(&r, MsgType::Add));
     }
 }
