@@ -30,31 +30,32 @@ macro_rules! raw {
     ($t:ident: $alloc:ident, $free:ident, $set_str:ident, $set_u32:ident, $get_str:ident,
      $get_u32:ident, $build:ident, $parse:ident) => {
         // SAFETY: each function forwards to libnftnl's function of that name for
-        // this type, with the caller's arguments (the trait's contract).
+        // this type, with the caller's arguments: the caller keeps the trait's
+        // contract (an `unsafe fn` body is an unsafe context in edition 2021).
         unsafe impl Raw for sys::$t {
             unsafe fn alloc() -> *mut Self {
-                unsafe { sys::$alloc() }
+                sys::$alloc()
             }
             unsafe fn free(p: *mut Self) {
-                unsafe { sys::$free(p) }
+                sys::$free(p)
             }
             unsafe fn set_str(p: *mut Self, attr: u16, v: *const c_char) {
-                unsafe { sys::$set_str(p, attr, v) };
+                sys::$set_str(p, attr, v);
             }
             unsafe fn set_u32(p: *mut Self, attr: u16, v: u32) {
-                unsafe { sys::$set_u32(p, attr, v) };
+                sys::$set_u32(p, attr, v);
             }
             unsafe fn get_str(p: *const Self, attr: u16) -> *const c_char {
-                unsafe { sys::$get_str(p, attr) }
+                sys::$get_str(p, attr)
             }
             unsafe fn get_u32(p: *const Self, attr: u16) -> u32 {
-                unsafe { sys::$get_u32(p, attr) }
+                sys::$get_u32(p, attr)
             }
             unsafe fn build(nlh: *mut libc::nlmsghdr, p: *mut Self) {
-                unsafe { sys::$build(nlh, p) }
+                sys::$build(nlh, p)
             }
             unsafe fn parse(nlh: *const libc::nlmsghdr, p: *mut Self) -> c_int {
-                unsafe { sys::$parse(nlh, p) }
+                sys::$parse(nlh, p)
             }
         }
     };
