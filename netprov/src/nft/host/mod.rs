@@ -25,9 +25,9 @@
 //! Replacing uses the nft idiom "add table; delete table; add table …" inside one batch:
 //! the add makes the delete valid whether or not the table existed.
 //!
-//! The parts: [`spec`] (what the rules depend on), [`build`] (the messages), [`content`]
-//! (the canonical content both sides are compared in), [`read`] (observe the table) and
-//! [`write`] (apply, remove).
+//! The parts: `spec` (what the rules depend on), `build` (the messages), `content`
+//! (the canonical content both sides are compared in), `read` (observe the table) and
+//! `write` (apply, remove).
 
 mod build;
 mod content;

@@ -11,7 +11,7 @@ use crate::error::OpError;
 use crate::model::{IfName, Ruleset};
 use crate::nft::ffi;
 
-/// Checks `text` with a libnftables dry run, exactly as [`load`] would submit it, on a
+/// Checks `text` with a libnftables dry run, exactly as [`super::load`] would submit it, on a
 /// thread inside a throwaway netns: the dry run parses, evaluates and sends the batch to
 /// the kernel *without* the batch-end message, so the kernel validates and aborts it —
 /// and the throwaway netns makes sure no real ruleset is even read. Needs CAP_SYS_ADMIN

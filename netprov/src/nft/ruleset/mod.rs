@@ -14,9 +14,9 @@
 //! `flush ruleset`: the load deletes exactly the tables the marker lists, and the marker
 //! lists the tables of the new text, in the same transaction (see docs/nftables.md).
 //!
-//! The parts: [`check`] (the dry run in a scratch netns), [`adopted`] (loads into a
-//! netns netprov does not own), [`listing`] (the text listing and its digest),
-//! [`syntax`] (libnftables' errors in the user's terms).
+//! The parts: `check` (the dry run in a scratch netns), `adopted` (loads into a
+//! netns netprov does not own), `listing` (the text listing and its digest),
+//! `syntax` (libnftables' errors in the user's terms).
 
 mod adopted;
 mod check;
