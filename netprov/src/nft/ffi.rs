@@ -30,9 +30,11 @@
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::io::Write;
-use std::os::fd::FromRawFd;
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
 
 #[repr(C)]
 struct NftCtxRaw {
@@ -106,17 +108,16 @@ impl Ctx {
     /// without a location, for files it prints `FILE:LINE:COLS: Error: …`. The file
     /// name is replaced by `nft` in the returned error text.
     pub fn run_as_file(&mut self, cmds: &str) -> RunResult {
-        // SAFETY: memfd_create with a static name; the fd is owned right away.
-        let fd = unsafe { libc::memfd_create(c"netprov-nft".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return RunResult {
-                rc: -1,
-                output: String::new(),
-                error: format!("memfd_create: {}", std::io::Error::last_os_error()),
-            };
-        }
-        // SAFETY: fd is fresh and valid.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let file = match memfd_create(c"netprov-nft", MFdFlags::MFD_CLOEXEC) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                return RunResult {
+                    rc: -1,
+                    output: String::new(),
+                    error: format!("memfd_create: {}", std::io::Error::from(e)),
+                }
+            }
+        };
         if let Err(e) = (&file).write_all(cmds.as_bytes()) {
             return RunResult {
                 rc: -1,
@@ -124,7 +125,7 @@ impl Ctx {
                 error: format!("write memfd: {e}"),
             };
         }
-        let path = format!("/proc/self/fd/{fd}");
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
         let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
         // SAFETY: raw is live; cpath is NUL-terminated and outlives the call.
         let rc = unsafe { nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr()) };
