@@ -109,14 +109,13 @@ pub fn scan(engine: &Engine) -> Result<Scan, OpError> {
         s.ids.entry(id.to_string()).or_default().host_table = true;
     }
     rt.block_on(scan_netns(rt.handle(), &mut s));
-    match rt.block_on(blocking("list OVS ports", move || ovs_ports(&ep))) {
-        Ok(Ok(ports)) => {
+    match query_ovsdb(rt, ep, ovs_ports) {
+        Ok(ports) => {
             for (port, id) in ports {
                 s.ids.entry(id).or_default().ovs_ports.push(port);
             }
         }
-        Ok(Err(why)) => s.ovsdb_skipped = Some(why),
-        Err(e) => s.ovsdb_skipped = Some(e.to_string()),
+        Err(why) => s.ovsdb_skipped = Some(why),
     }
     Ok(s)
 }
@@ -235,16 +234,28 @@ pub(super) async fn links_of(nl: &Netlink) -> Result<BTreeMap<String, LinkState>
         .collect())
 }
 
-/// Every OVS port marked with a container id: `(port, id)`. `Err(why)` when OVSDB was
-/// not consulted (no socket: no OVS on this host; or it does not answer).
-fn ovs_ports(ep: &Endpoint) -> Result<Result<Vec<(String, String)>, String>, OpError> {
-    let mut c = match Client::connect_if_present(ep) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok(Err(format!("no OVSDB socket at {}", ep.path().display()))),
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let rows = select_all(&mut c, "Port", &["name", "external_ids"])?;
-    Ok(Ok(rows
+/// Runs `query` against OVSDB on a blocking thread. `Err(why)` when OVSDB was not
+/// consulted: no socket (no OVS on this host), it does not answer, or the query failed.
+pub(super) fn query_ovsdb<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    ep: Endpoint,
+    query: impl FnOnce(&mut Client) -> Result<T, OpError> + Send + 'static,
+) -> Result<T, String> {
+    let res = rt.block_on(blocking(
+        "list OVS ports",
+        move || match Client::connect_if_present(&ep) {
+            Ok(Some(mut c)) => query(&mut c).map(Ok),
+            Ok(None) => Ok(Err(format!("no OVSDB socket at {}", ep.path().display()))),
+            Err(e) => Ok(Err(e.to_string())),
+        },
+    ));
+    res.unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Every OVS port marked with a container id: `(port, id)`.
+fn ovs_ports(c: &mut Client) -> Result<Vec<(String, String)>, OpError> {
+    let rows = select_all(c, "Port", &["name", "external_ids"])?;
+    Ok(rows
         .iter()
         .filter_map(|r| {
             let ids = parse_string_map(&r["external_ids"]);
@@ -252,7 +263,7 @@ fn ovs_ports(ep: &Endpoint) -> Result<Result<Vec<(String, String)>, String>, OpE
             ContainerId::new(owner).ok()?;
             Some((r["name"].as_str()?.to_owned(), owner.clone()))
         })
-        .collect()))
+        .collect())
 }
 
 pub(super) fn select_all(

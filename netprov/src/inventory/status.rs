@@ -9,9 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::list::{sync_of, SyncState};
-use super::scan::{links_of, select_all};
+use super::scan::{links_of, query_ovsdb, select_all};
 use super::{alias_owner, load_props, machine_running, netns_processes, props_files, Places};
-use crate::engine::blocking::blocking;
 use crate::engine::Engine;
 use crate::error::OpError;
 use crate::kernel::address;
@@ -22,7 +21,7 @@ use crate::model::{ContainerId, NetnsSpec};
 use crate::nft::{self, HostState, RulesetState};
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, set_members};
 use crate::ovsdb::port::OWNER_KEY;
-use crate::ovsdb::{Client, Endpoint};
+use crate::ovsdb::Client;
 
 /// One link in `netprov status`.
 #[derive(Debug, Clone, Serialize)]
@@ -193,12 +192,10 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
         HostState::Present(_)
     );
     let idc = id.clone();
-    let (ovs_ports, ovsdb_skipped) =
-        match rt.block_on(blocking("list OVS ports", move || port_status(&ep, &idc))) {
-            Ok(Ok(p)) => (p, None),
-            Ok(Err(why)) => (Vec::new(), Some(why)),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
+    let (ovs_ports, ovsdb_skipped) = match query_ovsdb(rt, ep, move |c| port_status(c, &idc)) {
+        Ok(p) => (p, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
     Ok(Status {
         id: id.to_string(),
         running: machine_running(places, id.as_str()),
@@ -215,26 +212,18 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
     })
 }
 
-fn port_status(
-    ep: &Endpoint,
-    id: &ContainerId,
-) -> Result<Result<Vec<PortStatus>, String>, OpError> {
-    let mut c = match Client::connect_if_present(ep) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok(Err(format!("no OVSDB socket at {}", ep.path().display()))),
-        Err(e) => return Ok(Err(e.to_string())),
-    };
+fn port_status(c: &mut Client, id: &ContainerId) -> Result<Vec<PortStatus>, OpError> {
     let ports = select_all(
-        &mut c,
+        c,
         "Port",
         &["name", "tag", "trunks", "external_ids", "interfaces"],
     )?;
-    let ifaces = select_all(&mut c, "Interface", &["_uuid", "ofport", "error"])?;
+    let ifaces = select_all(c, "Interface", &["_uuid", "ofport", "error"])?;
     let by_uuid: BTreeMap<String, &Value> = ifaces
         .iter()
         .filter_map(|r| Some((parse_uuid(&r["_uuid"])?, r)))
         .collect();
-    Ok(Ok(ports
+    Ok(ports
         .iter()
         .filter(|r| {
             parse_string_map(&r["external_ids"])
@@ -262,5 +251,5 @@ fn port_status(
                     .and_then(|v| v.as_str().map(str::to_owned)),
             }
         })
-        .collect()))
+        .collect())
 }
