@@ -89,10 +89,17 @@ impl HostSpec {
 
     /// True when no rule would be generated (then the table should not exist).
     pub fn is_empty(&self) -> bool {
-        let spoof = self.rules.anti_spoof && !self.links.is_empty();
-        let masq =
-            self.rules.masquerade && self.links.iter().any(|l| !l.container_addrs.is_empty());
-        !spoof && !masq && self.rules.forwards.is_empty()
+        !self.spoofs() && !self.masquerades() && self.rules.forwards.is_empty()
+    }
+
+    /// Anti-spoofing has a host end to guard (chain `spoof`).
+    pub(super) fn spoofs(&self) -> bool {
+        self.rules.anti_spoof && !self.links.is_empty()
+    }
+
+    /// Masquerade has a container address to masquerade (chain `snat`).
+    pub(super) fn masquerades(&self) -> bool {
+        self.rules.masquerade && self.links.iter().any(|l| !l.container_addrs.is_empty())
     }
 
     /// The table content this spec generates, canonically (what `check` compares the

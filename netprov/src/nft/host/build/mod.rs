@@ -65,8 +65,7 @@ pub fn messages(spec: &HostSpec) -> Vec<NftMsg> {
     let table = Table::new(&tname, ProtoFamily::Inet);
     let mut out = vec![nlmsg(&table, MsgType::Add)];
 
-    let spoof = spec.rules.anti_spoof && !spec.links.is_empty();
-    let masq = spec.rules.masquerade && spec.links.iter().any(|l| !l.container_addrs.is_empty());
+    let (spoof, masq) = (spec.spoofs(), spec.masquerades());
     if spoof || masq {
         link_addr_sets(spec, &tname, &mut out);
     }
