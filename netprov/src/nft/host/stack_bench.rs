@@ -64,7 +64,7 @@ fn nft_text(s: &HostSpec) -> String {
         .iter()
         .map(|l| format!("\"{}\"", l.host_if))
         .collect();
-    let mut t = format!("table inet {} {{\n", s.table_name());
+    let mut t = ["table inet ", &s.table_name(), " {\n"].concat();
     let _ = writeln!(
         t,
         "set links-v4 {{ type ifname . ipv4_addr;{} }}\nset links-v6 {{ type ifname . ipv6_addr;{} }}\nset links {{ type ifname;{} }}",
