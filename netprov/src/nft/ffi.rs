@@ -98,9 +98,14 @@ impl Ctx {
                 error: "the ruleset contains a NUL byte".into(),
             };
         };
-        // SAFETY: raw is live; buf is NUL-terminated and outlives the call.
-        let rc = unsafe { nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr()) };
-        self.result(rc)
+        // SAFETY: raw is live; buf is NUL-terminated and outlives the call; the buffers
+        // returned by get_*_buffer are valid until the next run or free, and we copy them.
+        unsafe {
+            let rc = nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr());
+            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
+            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            RunResult { rc, output, error }
+        }
     }
 
     /// Like [`Ctx::run`], but hands the text to libnftables as a file (an anonymous
@@ -118,6 +123,7 @@ impl Ctx {
                 }
             }
         };
+        let fd = file.as_raw_fd();
         if let Err(e) = (&file).write_all(cmds.as_bytes()) {
             return RunResult {
                 rc: -1,
@@ -125,27 +131,18 @@ impl Ctx {
                 error: format!("write memfd: {e}"),
             };
         }
-        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let path = format!("/proc/self/fd/{fd}");
         let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
-        // SAFETY: raw is live; cpath is NUL-terminated and outlives the call.
-        let rc = unsafe { nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr()) };
-        let mut res = self.result(rc);
+        // SAFETY: raw is live; cpath outlives the call; buffers copied as in run().
+        let mut res = unsafe {
+            let rc = nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr());
+            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
+            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            RunResult { rc, output, error }
+        };
         drop(file);
         res.error = res.error.replace(&path, "nft");
         res
-    }
-
-    /// The result of the run that returned `rc`: its buffered output and errors, copied.
-    fn result(&self, rc: c_int) -> RunResult {
-        // SAFETY: raw is live; the buffers get_*_buffer return (NUL-terminated, or
-        // NULL) are valid until the next run or free, and are copied here.
-        unsafe {
-            RunResult {
-                rc,
-                output: cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr())),
-                error: cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr())),
-            }
-        }
     }
 }
 
