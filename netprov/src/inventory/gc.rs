@@ -7,11 +7,12 @@ use serde::Serialize;
 
 use super::list::entries;
 use super::scan::Holdings;
-use super::{alias_owner, machine_running, netns_processes, props_files, Places};
+use super::{machine_running, netns_processes, props_files, Places};
 use crate::engine::{DestroyFailed, DestroyReport, DestroyTarget, Engine};
 use crate::error::OpError;
 use crate::kernel::link::{self, LinkState};
 use crate::kernel::netlink::Netlink;
+use crate::marks::alias_owner;
 use crate::model::ContainerId;
 
 /// What `gc` did (or, dry, would do) with one orphan.

@@ -63,13 +63,6 @@ pub const PROPS_DIR: &str = "/etc/netprov";
 /// systemd-machined's per-machine state files.
 pub const MACHINES_DIR: &str = "/run/systemd/machines";
 
-/// The container an alias names: `netprov:<id>` or `netprov:<id>:<ifname>`.
-pub fn alias_owner(alias: &str) -> Option<ContainerId> {
-    let rest = alias.strip_prefix("netprov:")?;
-    let id = rest.split(':').next()?;
-    ContainerId::new(id).ok()
-}
-
 /// The props files of `dir` by container id: `*.json`, not hidden, whose name is a
 /// valid id (the generator's rule). A missing directory has none.
 pub fn props_files(dir: &Path) -> BTreeMap<String, PathBuf> {
@@ -130,6 +123,7 @@ pub(super) fn load_props(path: &Path) -> Result<Desired, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::marks::alias_owner;
 
     #[test]
     fn alias_owner_reads_both_alias_forms_only() {

@@ -7,14 +7,14 @@ use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::alias_owner;
 use crate::engine::blocking::blocking;
 use crate::engine::Engine;
 use crate::error::OpError;
-use crate::kernel::link::{self, LinkState, NETPROV_GROUP};
+use crate::kernel::link::{self, LinkState};
 use crate::kernel::netlink::Netlink;
-use crate::kernel::netns_owner::{self, Owner};
+use crate::kernel::netns_owner;
 use crate::kernel::route;
+use crate::marks::{alias_owner, Owner};
 use crate::model::ContainerId;
 use crate::nft;
 use crate::ovsdb::ops::{parse_string_map, Op};
@@ -140,7 +140,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
                 h.held_elsewhere |= l.kind == link::Kind::Veth && l.link_netnsid.is_some();
                 owner_of.insert(l.index, id.to_string());
             }
-            None if l.group == NETPROV_GROUP && l.alias.is_none() => s
+            None if l.has_mark(None) => s
                 .unattributed
                 .push(format!("link {} (netprov's group, no alias)", l.name)),
             None => {}
@@ -180,7 +180,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
 /// netprov's links). Handles that vanish meanwhile, foreign ones and names that are no
 /// valid id are skipped.
 async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
-    let Ok(dir) = std::fs::read_dir(crate::props::NETNS_DIR) else {
+    let Ok(dir) = std::fs::read_dir(crate::marks::NETNS_DIR) else {
         return;
     };
     let mut names: Vec<String> = dir
@@ -192,14 +192,14 @@ async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
         let Ok(id) = ContainerId::new(&name) else {
             continue;
         };
-        let path = Path::new(crate::props::NETNS_DIR).join(&name);
+        let path = Path::new(crate::marks::NETNS_DIR).join(&name);
         if netns_owner::handle(&path).ok() != Some(netns_owner::Handle::Netns) {
             continue;
         }
         let Ok(links) = netns_links(&path, rt).await else {
             continue;
         };
-        let o = netns_owner::owner(&id, &links);
+        let o = crate::marks::netns_owner(&id, &links);
         if o.is_ours() {
             let h = s.ids.entry(name).or_default();
             h.netns = Some(path);

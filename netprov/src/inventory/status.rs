@@ -1,7 +1,7 @@
 //! `netprov status <id>`: one container's links, OVS ports, nftables state and drift.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -10,13 +10,14 @@ use serde_json::Value;
 
 use super::list::{sync_of, SyncState};
 use super::scan::{links_of, query_ovsdb, select_all};
-use super::{alias_owner, load_props, machine_running, netns_processes, props_files, Places};
+use super::{load_props, machine_running, netns_processes, props_files, Places};
 use crate::engine::Engine;
 use crate::error::OpError;
 use crate::kernel::address;
 use crate::kernel::link::{self, LinkState};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::netns_owner;
+use crate::marks::alias_owner;
 use crate::model::{ContainerId, NetnsSpec};
 use crate::nft::{self, HostState, RulesetState};
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, set_members};
@@ -157,7 +158,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
             d.netns.path().clone(),
             matches!(d.netns, NetnsSpec::Owned { .. }),
         ),
-        _ => (Path::new(crate::props::NETNS_DIR).join(id.as_str()), true),
+        _ => (crate::marks::netns_path(id), true),
     };
     let alias_of = |l: &LinkState| l.alias.as_deref().and_then(alias_owner).as_ref() == Some(id);
     let mut links = rt.block_on(links_with_state(host, "host", alias_of))?;
@@ -174,9 +175,9 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
     };
     if usable {
         let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;
-        let who = netns_owner::owner(id, &rt.block_on(links_of(&nl))?);
+        let who = crate::marks::netns_owner(id, &rt.block_on(links_of(&nl))?);
         if owned && !who.is_ours() {
-            netns_not_ours = Some(netns_owner::not_ours(id, &netns, &who).to_string());
+            netns_not_ours = Some(crate::marks::netns_not_ours(id, &netns, &who).to_string());
         } else {
             processes = netns_processes(&netns);
             links.extend(rt.block_on(links_with_state(&nl, "netns", |_| true))?);

@@ -9,7 +9,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::build::{self, cstring};
 use super::obj::{ChainObj, RuleObj, SetObj, TableObj};
-use super::{table_name, HostSpec, HostState, HostTable, TABLE_PREFIX};
+use super::{table_name, HostSpec, HostState, HostTable};
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
 use crate::model::ContainerId;
@@ -227,8 +227,7 @@ pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> 
             m.len() >= 6 && u16::from_ne_bytes([m[4], m[5]]) & 0xff == libc::NFT_MSG_NEWTABLE as u16
         })
         .filter_map(|m| table_msg_name(m))
-        .filter_map(|n| n.strip_prefix(TABLE_PREFIX).map(str::to_owned))
-        .filter_map(|id| ContainerId::new(&id).ok())
+        .filter_map(|n| crate::marks::host_table_owner(&n))
         .collect())
 }
 

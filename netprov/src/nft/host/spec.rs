@@ -6,9 +6,6 @@ use std::net::IpAddr;
 use super::{build, HostTable};
 use crate::model::{ContainerId, Desired, HostRules, IfName, InterfaceKind};
 
-/// Prefix of every host table netprov owns.
-pub const TABLE_PREFIX: &str = "netprov-";
-
 /// A veth host end and the container's addresses on that link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethLink {
@@ -109,8 +106,9 @@ impl HostSpec {
     }
 }
 
+/// The container's host table (`netprov-<id>`, [`crate::marks`]).
 pub fn table_name(id: &ContainerId) -> String {
-    format!("{TABLE_PREFIX}{id}")
+    crate::marks::host_table_name(id)
 }
 
 #[cfg(test)]

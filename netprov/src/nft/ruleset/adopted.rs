@@ -4,12 +4,10 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::check::reserved_name;
 use super::listing::{blocks, is_marker, parse_listing};
 use super::syntax::syntax_error_after;
-use super::{ctx_error, digest, hex, MARKER_FAMILY, MARKER_TABLE, PENDING};
+use super::{ctx_error, digest, sha, MARKER_FAMILY, MARKER_TABLE, PENDING};
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
 use crate::model::Ruleset;
@@ -273,7 +271,7 @@ fn top_level_statements(text: &str) -> Vec<Vec<String>> {
 /// most 128 characters; chain names are identifiers of up to 256), and one chain
 /// `c_<hex of the container id>` naming the container it was loaded for.
 fn adopted_marker(src: &str, live: &str, tables: &[TableRef], id: &str) -> String {
-    let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
+    let hex = |s: &str| crate::marks::hex(s.as_bytes());
     let chains: String = tables
         .iter()
         .map(|t| format!("  chain t_{}_{} {{\n  }}\n", t.family, hex(&t.name)))
@@ -350,7 +348,7 @@ pub(super) fn tables_digest(listing: &str, tables: &[TableRef]) -> String {
         .into_iter()
         .filter(|b| block_table(b).is_some_and(|t| tables.contains(&t)))
         .collect();
-    hex(&Sha256::digest(kept.as_bytes()))
+    sha(kept.as_bytes())
 }
 
 /// How a listed table or chain line ends when its block opens (`table inet f {`).

@@ -3,10 +3,8 @@
 
 use std::os::fd::AsRawFd;
 
-use sha2::{Digest, Sha256};
-
 use super::syntax::syntax_error;
-use super::{ctx_error, hex, load_commands, CheckError, NftSyntaxError, MARKER_TABLE, PENDING};
+use super::{ctx_error, load_commands, sha, CheckError, NftSyntaxError, MARKER_TABLE, PENDING};
 use crate::error::OpError;
 use crate::model::{IfName, Ruleset};
 use crate::nft::ffi;
@@ -31,7 +29,7 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
         return Err(CheckError::Syntax(e));
     }
     let user_lines = text.lines().count().max(1);
-    let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
+    let cmds = load_commands(text, &sha(text.as_bytes()), PENDING);
     let names: Vec<IfName> = ifnames.to_vec();
     let handle = std::thread::Builder::new()
         .name("nft-check".into())

@@ -1,10 +1,8 @@
 //! nft's text listing (stateless, terse): its top-level blocks, the marker in it, and
 //! the digest of what is not the marker.
 
-use sha2::{Digest, Sha256};
-
 use super::adopted::{own_tables, tables_digest};
-use super::{hex, RulesetState, MARKER_FAMILY, MARKER_TABLE, PENDING};
+use super::{sha, RulesetState, MARKER_FAMILY, MARKER_TABLE, PENDING};
 
 /// Splits nft's text listing into its top-level blocks (`table … {` … `}` at column 0).
 pub(super) fn blocks(listing: &str) -> Vec<String> {
@@ -61,7 +59,7 @@ fn listing_digest(listing: &str) -> Result<String, String> {
         .into_iter()
         .filter(|b| !is_marker(b))
         .collect();
-    Ok(hex(&Sha256::digest(kept.as_bytes())))
+    Ok(sha(kept.as_bytes()))
 }
 
 #[cfg(test)]

@@ -25,8 +25,6 @@ mod syntax;
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use self::check::reserved_name;
 use self::listing::parse_listing;
 use self::syntax::syntax_error;
@@ -34,15 +32,12 @@ use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use super::marker;
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
+use crate::marks::{NFT_MARKER_FAMILY as MARKER_FAMILY, NFT_MARKER_TABLE as MARKER_TABLE};
 use crate::model::Ruleset;
 
 pub use self::adopted::{declared_tables, load_adopted, remove_adopted, TableRef};
 pub use self::check::{check_syntax, check_syntax_with_interfaces, placeholder_names};
 
-/// Family and name of the marker table netprov adds to every ruleset it loads. A user
-/// ruleset must not define it.
-pub const MARKER_FAMILY: &str = "inet";
-pub const MARKER_TABLE: &str = "netprov_state";
 pub(super) const PENDING: &str = "pending";
 
 /// libnftables' own error message for a ruleset it rejects.
@@ -118,13 +113,13 @@ pub enum RulesetChange {
 
 /// SHA-256 (first 128 bits, hex) of the ruleset text, as recorded in the marker.
 pub fn digest(r: &Ruleset) -> String {
-    hex(&Sha256::digest(r.text.as_bytes()))
+    sha(r.text.as_bytes())
 }
 
-/// Hex of the first 128 bits: nft limits a table comment to 128 characters and the
-/// marker holds two digests.
-pub(super) fn hex(b: &[u8]) -> String {
-    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
+/// Hex of the first 128 bits of SHA-256: nft limits a table comment to 128 characters
+/// and the marker holds two digests.
+pub(super) fn sha(b: &[u8]) -> String {
+    crate::marks::sha256_hex(b, 16)
 }
 
 /// Compares the desired ruleset with the observed state; `None` = nothing to do.
