@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::observe::{observe, owner_cond, parse_port, rows};
-use super::plan::{plan, OvsChange};
+use super::plan::plan;
+use super::OvsChange;
 use super::{PortRow, PortSpec};
 use crate::error::OpError;
 use crate::model::ContainerId;

@@ -134,11 +134,13 @@ impl PortSpec {
 }
 
 mod apply;
+mod change;
 mod device;
 mod observe;
 mod plan;
 
 pub use apply::{apply, converge, destroy};
+pub use change::{show_tag, OvsChange};
 pub use device::{locate_internal_device, InternalDevice};
 pub use observe::{observe, BridgeRow, IfaceRow, Observed, PortRow};
-pub use plan::{plan, show_tag, OvsChange};
+pub use plan::plan;
