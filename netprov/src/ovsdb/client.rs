@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::jsonrpc::{Connection, RpcError};
-use super::ops::{check_results, Op, TxnError};
+use super::ops::{check_results, Cond, Op, TxnError};
 use crate::error::OpError;
 
 pub const DB: &str = "Open_vSwitch";
@@ -106,6 +106,22 @@ impl Txn {
         self.labels.push(label.map(str::to_owned));
         self.ops.len() - 1
     }
+    /// Adds an unlabelled `select` (reads fail as the transaction's `what`).
+    pub fn select(
+        &mut self,
+        table: &'static str,
+        conds: Vec<Cond>,
+        columns: Vec<&'static str>,
+    ) -> usize {
+        self.push(
+            Op::Select {
+                table,
+                conds,
+                columns,
+            },
+            None,
+        )
+    }
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
@@ -127,14 +143,7 @@ impl Txn {
             },
             None,
         );
-        self.push(
-            Op::Select {
-                table: DB,
-                conds: vec![],
-                columns: vec!["next_cfg"],
-            },
-            None,
-        )
+        self.select(DB, vec![], vec!["next_cfg"])
     }
 }
 

@@ -189,6 +189,11 @@ pub fn check_results(n_ops: usize, result: &Value) -> Result<Vec<Value>, TxnErro
     Ok(items[..n_ops].to_vec())
 }
 
+/// The rows of a `select` result.
+pub fn rows(result: &Value) -> Vec<Value> {
+    result["rows"].as_array().cloned().unwrap_or_default()
+}
+
 // ---- data notation (RFC 7047 §5.1) ----
 
 /// `["set", [..]]` of integers.

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::observe::{observe, owner_cond, parse_port, rows};
+use super::observe::{observe, parse_port};
 use super::plan::plan;
 use super::OvsChange;
-use super::{PortRow, PortSpec};
+use super::{owner_cond, PortRow, PortSpec};
 use crate::error::OpError;
 use crate::model::ContainerId;
 use crate::ovsdb::client::{Client, TransactError, Txn};
-use crate::ovsdb::ops::{int_set, named_uuid, optional, string_map, uuid, Cond, Op};
+use crate::ovsdb::ops::{int_set, named_uuid, optional, rows, string_map, uuid, Cond, Op};
 
 /// How often a transaction that lost a race (a `wait` no longer held) is retried.
 const MAX_ATTEMPTS: u32 = 10;
@@ -246,13 +246,10 @@ pub fn converge(
 /// success and sends no mutation. Returns the names of the removed ports.
 pub fn destroy(client: &mut Client, owner: &ContainerId) -> Result<Vec<String>, OpError> {
     let mut read = Txn::new();
-    read.push(
-        Op::Select {
-            table: "Port",
-            conds: vec![owner_cond(owner)],
-            columns: vec!["_uuid", "name", "interfaces"],
-        },
-        None,
+    read.select(
+        "Port",
+        vec![owner_cond(owner.as_str())],
+        vec!["_uuid", "name", "interfaces"],
     );
     let results = client.transact(&format!("read OVS ports of {owner}"), &read)?;
     let ports: Vec<PortRow> = rows(&results[0]).iter().map(parse_port).collect();

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanMode, VlanTag,
 };
+use crate::ovsdb::ops::{string_map, Cond};
 
 /// `external_ids` key holding the owning container's id.
 pub const OWNER_KEY: &str = "netprov-id";
@@ -60,6 +61,15 @@ fn mode<S: Serializer>(v: &Option<VlanMode>, s: S) -> Result<S::Ok, S::Error> {
         Some(m) => s.serialize_str(m.as_ovsdb()),
         None => s.serialize_none(),
     }
+}
+
+/// Rows marked as `owner`'s (`external_ids` includes `netprov-id=<owner>`): OVS ports
+/// here, OVN logical switch ports in `ovn::lsp`.
+pub(crate) fn owner_cond(owner: &str) -> Cond {
+    Cond::includes(
+        "external_ids",
+        string_map(&BTreeMap::from([(OWNER_KEY.to_owned(), owner.to_owned())])),
+    )
 }
 
 impl PortSpec {
