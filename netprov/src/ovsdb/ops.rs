@@ -65,6 +65,49 @@ pub enum Op {
 }
 
 impl Op {
+    /// Fails the transaction unless a row of `table` is named `name` (a bridge or a
+    /// switch that must still exist).
+    pub fn wait_named(table: &'static str, name: &str) -> Self {
+        Op::Wait {
+            table,
+            conds: vec![Cond::eq("name", name)],
+            columns: vec!["name"],
+            until_equal: true,
+            rows: vec![json!({ "name": name })],
+        }
+    }
+
+    /// Fails the transaction if a row of `table` is named `name` (a name that must
+    /// still be free: another writer may have taken it since it was observed).
+    pub fn wait_unnamed(table: &'static str, name: &str) -> Self {
+        Op::Wait {
+            table,
+            conds: vec![Cond::eq("name", name)],
+            columns: vec!["name"],
+            until_equal: true,
+            rows: vec![],
+        }
+    }
+
+    /// Adds the row inserted as `named` (a uuid-name of the same transaction) to set
+    /// column `column` of the `table` row named `name`.
+    pub fn insert_ref(table: &'static str, name: &str, column: &str, named: &str) -> Self {
+        Op::Mutate {
+            table,
+            conds: vec![Cond::eq("name", name)],
+            mutations: vec![json!([column, "insert", ["set", [named_uuid(named)]]])],
+        }
+    }
+
+    /// Removes row `row_uuid` from set column `column` of every `table` row holding it.
+    pub fn remove_ref(table: &'static str, column: &str, row_uuid: &str) -> Self {
+        Op::Mutate {
+            table,
+            conds: vec![Cond::includes(column, json!(["set", [uuid(row_uuid)]]))],
+            mutations: vec![json!([column, "delete", ["set", [uuid(row_uuid)]]])],
+        }
+    }
+
     /// Whether the operation can change the database (counted for the "re-apply sends
     /// zero mutations" guarantee).
     pub fn is_mutating(&self) -> bool {
