@@ -173,13 +173,9 @@ fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>> {
     }
 }
 
+/// `--ovsdb`: the one remote parser's `unix:PATH` (absolute; see `ovsdb::remote`).
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
-    match s.strip_prefix("unix:") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => Err(format!(
-            "{s:?}: expected unix:PATH (only unix sockets are supported)"
-        )),
-    }
+    crate::ovsdb::remote::Remote::parse_unix(s)
 }
 
 /// The OVN options of the command line being run (`--ovn-nb`, `--ovn-timeout`), for
