@@ -68,24 +68,23 @@ impl Op {
     /// Fails the transaction unless a row of `table` is named `name` (a bridge or a
     /// switch that must still exist).
     pub fn wait_named(table: &'static str, name: &str) -> Self {
-        Op::Wait {
-            table,
-            conds: vec![Cond::eq("name", name)],
-            columns: vec!["name"],
-            until_equal: true,
-            rows: vec![json!({ "name": name })],
-        }
+        Self::wait_name(table, name, vec![json!({ "name": name })])
     }
 
     /// Fails the transaction if a row of `table` is named `name` (a name that must
     /// still be free: another writer may have taken it since it was observed).
     pub fn wait_unnamed(table: &'static str, name: &str) -> Self {
+        Self::wait_name(table, name, vec![])
+    }
+
+    /// The `name` column of the rows of `table` named `name` must be exactly `rows`.
+    fn wait_name(table: &'static str, name: &str, rows: Vec<Value>) -> Self {
         Op::Wait {
             table,
             conds: vec![Cond::eq("name", name)],
             columns: vec!["name"],
             until_equal: true,
-            rows: vec![],
+            rows,
         }
     }
 

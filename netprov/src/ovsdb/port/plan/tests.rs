@@ -41,6 +41,11 @@ fn observed_with(port: Option<PortRow>) -> Observed {
     observed_on("br0", port)
 }
 
+/// `plan` for the one spec `s`.
+fn plan_one(s: &PortSpec, o: &Observed) -> Result<Vec<OvsChange>, OpError> {
+    plan(&s.owner, std::slice::from_ref(s), o)
+}
+
 /// Bridge `bridge` holding `port`, if any.
 fn observed_on(bridge: &str, port: Option<PortRow>) -> Observed {
     let mut b = BridgeRow {
@@ -88,7 +93,7 @@ fn row_for(s: &PortSpec) -> PortRow {
 #[test]
 fn absent_port_is_created() {
     let s = spec(10);
-    let c = plan(&s.owner, std::slice::from_ref(&s), &observed_with(None)).unwrap();
+    let c = plan_one(&s, &observed_with(None)).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(
         c[0].to_string(),
@@ -103,17 +108,10 @@ fn absent_port_is_created() {
 fn matching_port_needs_nothing_and_retag_is_in_place() {
     let s = spec(10);
     let o = observed_with(Some(row_for(&s)));
-    assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-        .unwrap()
-        .is_empty());
+    assert!(plan_one(&s, &o).unwrap().is_empty());
     let mut row = row_for(&s);
     row.tag = Some(20);
-    let c = plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row)),
-    )
-    .unwrap();
+    let c = plan_one(&s, &observed_with(Some(row))).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 20 → 10");
     let c = plan(&s.owner, &[spec(0)], &o).unwrap();
@@ -128,19 +126,14 @@ fn foreign_port_and_missing_bridge_are_errors() {
     let s = spec(10);
     let mut row = row_for(&s);
     row.external_ids.clear();
-    let e = plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row)),
-    )
-    .unwrap_err();
+    let e = plan_one(&s, &observed_with(Some(row))).unwrap_err();
     assert_eq!(
         e.to_string(),
         "add OVS port lan to bridge br0: OVS port lan on br0 exists and is not netprov's (no external_ids:netprov-id=web)"
     );
     let mut o = observed_with(None);
     o.bridges.clear();
-    let e = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap_err();
+    let e = plan_one(&s, &o).unwrap_err();
     assert!(
         e.to_string().contains("OVS bridge br0 does not exist"),
         "{e}"
@@ -153,16 +146,11 @@ fn broken_device_is_recreated_and_stale_port_removed() {
     let mut row = row_for(&s);
     row.iface.as_mut().unwrap().error =
         Some("could not open network device lan (No such device)".into());
-    let c = plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row)),
-    )
-    .unwrap();
+    let c = plan_one(&s, &observed_with(Some(row))).unwrap();
     assert!(matches!(c[0], OvsChange::Recreate { .. }), "{c:?}");
     let mut o = observed_with(Some(row_for(&s)));
     o.mark_device_missing("lan", "no device lan in netns web");
-    let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+    let c = plan_one(&s, &o).unwrap();
     assert_eq!(
         c[0].to_string(),
         "re-create OVS port lan on bridge br0: no device lan in netns web"
@@ -177,12 +165,7 @@ fn style_bridge_and_veth_health_force_recreation() {
     // Style changed internal → veth.
     let mut veth = s.clone();
     veth.internal = false;
-    let c = plan(
-        &s.owner,
-        std::slice::from_ref(&veth),
-        &observed_with(Some(row_for(&s))),
-    )
-    .unwrap();
+    let c = plan_one(&veth, &observed_with(Some(row_for(&s)))).unwrap();
     // Removal and creation as two changes: the removal runs in its own, earlier
     // phase (it deletes the internal device the veth's container end replaces).
     assert_eq!(c.len(), 2, "{c:?}");
@@ -194,7 +177,7 @@ fn style_bridge_and_veth_health_force_recreation() {
     // On another bridge.
     let mut o = observed_with(Some(row_for(&s)));
     o.bridges.get_mut("br0").unwrap().ports.clear();
-    let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+    let c = plan_one(&s, &o).unwrap();
     assert!(
         c[0].to_string()
             .ends_with("it is on another bridge than br0"),
@@ -205,20 +188,11 @@ fn style_bridge_and_veth_health_force_recreation() {
     let mut row = row_for(&veth);
     row.iface.as_mut().unwrap().kind = String::new();
     row.iface.as_mut().unwrap().ifindex = Some(5);
-    assert!(plan(
-        &s.owner,
-        std::slice::from_ref(&veth),
-        &observed_with(Some(row.clone()))
-    )
-    .unwrap()
-    .is_empty());
+    assert!(plan_one(&veth, &observed_with(Some(row.clone())))
+        .unwrap()
+        .is_empty());
     row.iface.as_mut().unwrap().ifindex = Some(0);
-    let c = plan(
-        &s.owner,
-        std::slice::from_ref(&veth),
-        &observed_with(Some(row)),
-    )
-    .unwrap();
+    let c = plan_one(&veth, &observed_with(Some(row))).unwrap();
     assert_eq!(
         c[0].to_string(),
         "re-create OVS port lan on bridge br0: device lan is gone (ifindex 0)"
@@ -227,13 +201,7 @@ fn style_bridge_and_veth_health_force_recreation() {
     let mut row = row_for(&s);
     row.iface.as_mut().unwrap().error =
         Some("could not add network device lan to ofproto (Invalid argument)".into());
-    assert!(plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row))
-    )
-    .unwrap()
-    .is_empty());
+    assert!(plan_one(&s, &observed_with(Some(row))).unwrap().is_empty());
 }
 
 #[test]
@@ -241,12 +209,7 @@ fn other_containers_port_is_an_error() {
     let s = spec(10);
     let mut row = row_for(&s);
     row.external_ids.insert(OWNER_KEY.into(), "db".into());
-    let e = plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row)),
-    )
-    .unwrap_err();
+    let e = plan_one(&s, &observed_with(Some(row))).unwrap_err();
     assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db); an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\"");
 }
 
@@ -287,12 +250,7 @@ fn empty_tag_of_an_untagged_port_migrates_to_access_in_place() {
     let s = spec(0);
     let mut row = row_for(&s);
     row.tag = None;
-    let c = plan(
-        &s.owner,
-        std::slice::from_ref(&s),
-        &observed_with(Some(row)),
-    )
-    .unwrap();
+    let c = plan_one(&s, &observed_with(Some(row))).unwrap();
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(
         c[0].to_string(),
@@ -300,9 +258,7 @@ fn empty_tag_of_an_untagged_port_migrates_to_access_in_place() {
     );
     // And then nothing.
     let o = observed_with(Some(row_for(&s)));
-    assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-        .unwrap()
-        .is_empty());
+    assert!(plan_one(&s, &o).unwrap().is_empty());
 }
 
 #[test]
@@ -332,12 +288,10 @@ fn ovn_installed_is_kept_for_the_same_binding_only() {
         }
         let o = observed_on("br-int", Some(row.clone()));
         // Same iface-id: ovn-controller's keys are neither drift nor removed.
-        assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-            .unwrap()
-            .is_empty());
+        assert!(plan_one(&s, &o).unwrap().is_empty());
         // Another iface-id: the update drops them (the new binding is not installed).
         s.external_ids.insert("iface-id".into(), "web:lan2".into());
-        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
+        let c = plan_one(&s, &o).unwrap();
         match &c[..] {
             [OvsChange::SetExternalIds { to, .. }] => {
                 assert!(!to.contains_key("ovn-installed"), "{to:?}");
