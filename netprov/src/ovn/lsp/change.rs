@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::LspSpec;
+use crate::model::IfName;
+use crate::ovsdb::port::display;
 
 /// One change to NB (or the wait for the chassis).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,7 +29,11 @@ pub enum OvnChange {
     /// Remove a port netprov owns from its switch and delete it.
     Remove { name: String, uuid: String },
     /// Wait until ovn-controller reports the OVS interface `ovs_port` installed.
-    WaitInstalled { name: String, ovs_port: String },
+    WaitInstalled {
+        name: String,
+        #[serde(serialize_with = "display")]
+        ovs_port: IfName,
+    },
 }
 
 impl std::fmt::Display for OvnChange {

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::{ContainerId, Interface, InterfaceKind};
-use crate::ovsdb::port::{IFACE_KEY, OWNER_KEY};
+use crate::model::{ContainerId, IfName, Interface, InterfaceKind};
+use crate::ovsdb::port::{display, IFACE_KEY, OWNER_KEY};
 
 pub use apply::{apply, destroy};
 pub use change::OvnChange;
@@ -26,11 +26,14 @@ pub use plan::plan;
 /// One logical switch port a container wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LspSpec {
-    pub owner: String,
+    #[serde(serialize_with = "display")]
+    pub owner: ContainerId,
     /// The interface inside the container.
-    pub iface: String,
+    #[serde(serialize_with = "display")]
+    pub iface: IfName,
     /// The OVS Interface row it binds to (veth host end or internal port).
-    pub ovs_port: String,
+    #[serde(serialize_with = "display")]
+    pub ovs_port: IfName,
     /// `Logical_Switch_Port.name` = the OVS Interface's `iface-id`.
     pub name: String,
     pub switch: String,
@@ -45,9 +48,9 @@ impl LspSpec {
             .iter()
             .filter_map(|i| match &i.kind {
                 InterfaceKind::Ovs(o) => o.ovn.as_ref().map(|p| Self {
-                    owner: owner.to_string(),
-                    iface: i.name.to_string(),
-                    ovs_port: o.port_name(&i.name).to_string(),
+                    owner: owner.clone(),
+                    iface: i.name.clone(),
+                    ovs_port: o.port_name(&i.name).clone(),
                     name: p.name.clone(),
                     switch: p.switch.clone(),
                     mac: p.mac.to_string(),
@@ -61,8 +64,8 @@ impl LspSpec {
 
     fn external_ids(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            (OWNER_KEY.to_owned(), self.owner.clone()),
-            (IFACE_KEY.to_owned(), self.iface.clone()),
+            (OWNER_KEY.to_owned(), self.owner.to_string()),
+            (IFACE_KEY.to_owned(), self.iface.to_string()),
         ])
     }
 

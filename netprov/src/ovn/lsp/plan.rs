@@ -108,12 +108,13 @@ fn update(s: &LspSpec, row: &LspRow, options: BTreeMap<String, String>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ContainerId, IfName};
 
     fn spec(name: &str, switch: &str) -> LspSpec {
         LspSpec {
-            owner: "web".into(),
-            iface: "lan".into(),
-            ovs_port: "ve-web-lan".into(),
+            owner: ContainerId::new("web").unwrap(),
+            iface: IfName::new("lan").unwrap(),
+            ovs_port: IfName::new("ve-web-lan").unwrap(),
             name: name.into(),
             switch: switch.into(),
             mac: "0a:00:00:00:00:01".into(),

@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::PortSpec;
+use super::{display, PortSpec};
+use crate::model::IfName;
 
 /// One change to OVSDB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,30 +23,36 @@ pub enum OvsChange {
         reason: String,
     },
     SetVlan {
-        port: String,
+        #[serde(serialize_with = "display")]
+        port: IfName,
         port_uuid: String,
         from: Option<u16>,
         to: Option<u16>,
     },
     SetTrunks {
-        port: String,
+        #[serde(serialize_with = "display")]
+        port: IfName,
         port_uuid: String,
         from: Vec<u16>,
         to: Vec<u16>,
     },
     SetVlanMode {
-        port: String,
+        #[serde(serialize_with = "display")]
+        port: IfName,
         port_uuid: String,
         from: Option<String>,
         to: Option<String>,
     },
     SetExternalIds {
-        port: String,
+        #[serde(serialize_with = "display")]
+        port: IfName,
         iface_uuid: String,
         from: BTreeMap<String, String>,
         to: BTreeMap<String, String>,
     },
-    /// A port this container owns that its props no longer name.
+    /// A port this container owns that its props no longer name (or whose style
+    /// changed). `port` is the observed row's name: OVSDB takes any string, and a row
+    /// marked as this container's must be removable whatever it is called.
     Remove { port: String, port_uuid: String },
 }
 

@@ -120,7 +120,7 @@ fn in_place(spec: &PortSpec, row: &PortRow) -> Vec<OvsChange> {
     let mut changes = Vec::new();
     if row.tag != spec.tag_column() {
         changes.push(OvsChange::SetVlan {
-            port: row.name.clone(),
+            port: spec.port.clone(),
             port_uuid: row.uuid.clone(),
             from: row.tag,
             to: spec.tag_column(),
@@ -128,7 +128,7 @@ fn in_place(spec: &PortSpec, row: &PortRow) -> Vec<OvsChange> {
     }
     if row.trunks != spec.trunk_column() {
         changes.push(OvsChange::SetTrunks {
-            port: row.name.clone(),
+            port: spec.port.clone(),
             port_uuid: row.uuid.clone(),
             from: row.trunks.clone(),
             to: spec.trunk_column(),
@@ -136,7 +136,7 @@ fn in_place(spec: &PortSpec, row: &PortRow) -> Vec<OvsChange> {
     }
     if row.vlan_mode != spec.mode_column() {
         changes.push(OvsChange::SetVlanMode {
-            port: row.name.clone(),
+            port: spec.port.clone(),
             port_uuid: row.uuid.clone(),
             from: row.vlan_mode.clone(),
             to: spec.mode_column(),
@@ -159,7 +159,7 @@ fn external_ids(spec: &PortSpec, row: &PortRow) -> Option<OvsChange> {
         }
     }
     (i.external_ids != to).then(|| OvsChange::SetExternalIds {
-        port: row.name.clone(),
+        port: spec.port.clone(),
         iface_uuid: i.uuid.clone(),
         from: i.external_ids.clone(),
         to,
