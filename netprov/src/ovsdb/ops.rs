@@ -342,4 +342,32 @@ mod tests {
         assert_eq!(w.to_json()["until"], "==");
         assert!(!w.is_mutating());
     }
+
+    /// The helpers build what RFC 7047 §5.2 says, as netprov sent it by hand before.
+    #[test]
+    fn named_waits_and_references() {
+        assert_eq!(
+            Op::wait_named("Bridge", "br0").to_json(),
+            json!({"op": "wait", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "columns": ["name"], "until": "==", "rows": [{"name": "br0"}], "timeout": 0})
+        );
+        assert_eq!(
+            Op::wait_unnamed("Port", "lan").to_json(),
+            json!({"op": "wait", "table": "Port", "where": [["name", "==", "lan"]],
+                   "columns": ["name"], "until": "==", "rows": [], "timeout": 0})
+        );
+        assert_eq!(
+            Op::insert_ref("Bridge", "br0", "ports", "port0").to_json(),
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "mutations": [["ports", "insert", ["set", [["named-uuid", "port0"]]]]]})
+        );
+        let r = Op::remove_ref("Logical_Switch", "ports", "u1");
+        assert!(r.is_mutating());
+        assert_eq!(
+            r.to_json(),
+            json!({"op": "mutate", "table": "Logical_Switch",
+                   "where": [["ports", "includes", ["set", [["uuid", "u1"]]]]],
+                   "mutations": [["ports", "delete", ["set", [["uuid", "u1"]]]]]})
+        );
+    }
 }
