@@ -222,7 +222,7 @@ pub fn observe(
     }
     let ifaces: BTreeMap<String, IfaceRow> = rows_of(&iface_ops)
         .iter()
-        .map(|r| parse_iface(r))
+        .map(parse_iface)
         .map(|row| (row.uuid.clone(), row))
         .collect();
     for r in rows_of(&port_ops) {
