@@ -25,15 +25,11 @@ fn spec(vlan: i64) -> PortSpec {
 /// A veth-style port on `br-int` bound to OVN port `id`.
 fn spec_with_iface_id(id: &str) -> PortSpec {
     PortSpec {
-        owner: ContainerId::new("web").unwrap(),
-        iface: IfName::new("lan").unwrap(),
         port: IfName::new("ve-web-lan").unwrap(),
         bridge: IfName::new("br-int").unwrap(),
         internal: false,
-        vlan: VlanTag::new(0).unwrap(),
-        trunks: vec![],
-        vlan_mode: None,
         external_ids: BTreeMap::from([("iface-id".to_owned(), id.to_owned())]),
+        ..spec(0)
     }
 }
 
