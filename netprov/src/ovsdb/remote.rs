@@ -170,4 +170,69 @@ mod tests {
             assert!(Remote::parse_list(bad).is_err(), "{bad:?}");
         }
     }
+
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::super::Remote;
+
+        fn host() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9][a-z0-9.-]{0,20}",
+                "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+                "\\[[0-9a-f:]{2,20}\\]",
+            ]
+        }
+
+        fn remote() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "/[!-+--~]{0,30}".prop_map(|p| format!("unix:{p}")),
+                (host(), any::<u16>()).prop_map(|(h, p)| format!("tcp:{h}:{p}")),
+            ]
+        }
+
+        proptest! {
+            /// An absolute path (commas and blanks included) is taken verbatim by both
+            /// parsers and printed back as written.
+            #[test]
+            fn absolute_unix_paths(p in "/[ -~]{0,40}") {
+                let s = format!("unix:{p}");
+                let path = Remote::parse_unix(&s).unwrap();
+                prop_assert_eq!(path.to_str(), Some(p.as_str()));
+                prop_assert_eq!(Remote::parse(&s).unwrap().to_string(), s);
+            }
+
+            /// A relative path is refused by both.
+            #[test]
+            fn relative_unix_paths(p in "[ -.0-~][ -~]{0,40}") {
+                let s = format!("unix:{p}");
+                prop_assert!(Remote::parse_unix(&s).is_err());
+                prop_assert!(Remote::parse(&s).is_err());
+            }
+
+            /// `tcp:HOST:PORT` for every port number: the OVN parser takes it, the
+            /// Open_vSwitch one refuses it; a port beyond 65535 is refused.
+            #[test]
+            fn tcp_ports(h in host(), port in any::<u16>(), big in 65536u32..1_000_000) {
+                let s = format!("tcp:{h}:{port}");
+                prop_assert_eq!(Remote::parse(&s).unwrap().to_string(), s.clone());
+                prop_assert!(Remote::parse_unix(&s).is_err());
+                let too_big = format!("tcp:{h}:{big}");
+                prop_assert!(Remote::parse(&too_big).is_err());
+            }
+
+            /// A list keeps its order, whatever the blanks and empty parts around its
+            /// members (which therefore cannot end in a blank or hold a comma).
+            #[test]
+            fn lists_keep_order(parts in prop::collection::vec(remote(), 1..5), pad in " {0,2}") {
+                let joined = parts.join(&format!("{pad},{pad},"));
+                let got: Vec<String> = Remote::parse_list(&joined)
+                    .unwrap()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                prop_assert_eq!(got, parts);
+            }
+        }
+    }
 }
