@@ -69,8 +69,8 @@ fn row_for(s: &PortSpec) -> PortRow {
         uuid: "p".into(),
         name: s.port.to_string(),
         tag: s.tag_column(),
-        trunks: vec![],
-        vlan_mode: None,
+        trunks: s.trunk_column(),
+        vlan_mode: s.mode_column(),
         external_ids: s.port_ids(),
         interfaces: vec!["i".into()],
         iface: Some(IfaceRow {
@@ -296,5 +296,182 @@ fn ovn_installed_is_kept_for_the_same_binding_only() {
             other => panic!("{other:?}"),
         }
         s.external_ids.insert("iface-id".into(), "web:lan".into());
+    }
+}
+
+/// What `apply` does to the rows, done to an `Observed` (the e2e tests check `apply`
+/// against a real ovsdb-server; this checks that `plan` asks for enough).
+fn simulate(o: &mut Observed, changes: &[OvsChange]) {
+    fn drop_port(o: &mut Observed, name: &str) {
+        if let Some(r) = o.ports.remove(name) {
+            for b in o.bridges.values_mut() {
+                b.ports.remove(&r.uuid);
+            }
+        }
+    }
+    fn row<'a>(o: &'a mut Observed, name: &IfName) -> &'a mut PortRow {
+        o.ports.get_mut(name.as_str()).unwrap()
+    }
+    for c in changes {
+        match c {
+            OvsChange::Create { spec } | OvsChange::Recreate { spec, .. } => {
+                drop_port(o, spec.port.as_str());
+                let mut new = row_for(spec);
+                new.uuid = format!("p-{}", spec.port);
+                let bridge = o.bridges.get_mut(spec.bridge.as_str()).unwrap();
+                bridge.ports.insert(new.uuid.clone());
+                o.ports.insert(new.name.clone(), new);
+            }
+            OvsChange::Remove { port, .. } => drop_port(o, port),
+            OvsChange::SetVlan { port, to, .. } => row(o, port).tag = *to,
+            OvsChange::SetTrunks { port, to, .. } => row(o, port).trunks = to.clone(),
+            OvsChange::SetVlanMode { port, to, .. } => row(o, port).vlan_mode = to.clone(),
+            OvsChange::SetExternalIds { port, to, .. } => {
+                row(o, port).iface.as_mut().unwrap().external_ids = to.clone()
+            }
+        }
+    }
+}
+
+mod generated {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::VlanMode;
+
+    const NAMES: [&str; 3] = ["lan", "wan", "dmz"];
+
+    fn vlan_mode() -> impl Strategy<Value = Option<VlanMode>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(VlanMode::Access)),
+            Just(Some(VlanMode::Trunk)),
+            Just(Some(VlanMode::NativeTagged)),
+            Just(Some(VlanMode::NativeUntagged)),
+        ]
+    }
+
+    /// The port settings props can ask for.
+    fn wanted() -> impl Strategy<Value = (bool, u16, Vec<u16>, Option<VlanMode>, bool)> {
+        (
+            any::<bool>(),
+            0u16..=4095,
+            prop::collection::vec(1u16..=4095, 0..3),
+            vlan_mode(),
+            any::<bool>(),
+        )
+    }
+
+    /// What an owned row may look like before the run: stale VLAN columns, stale or
+    /// extra `external_ids`, a broken device, another bridge.
+    fn stale() -> impl Strategy<Value = (Option<u16>, Vec<u16>, Option<&'static str>, u8)> {
+        (
+            prop::option::of(0u16..=4095),
+            prop::collection::vec(1u16..=4095, 0..2),
+            prop::option::of(prop::sample::select(vec!["access", "trunk"])),
+            0u8..5,
+        )
+    }
+
+    fn make_spec(
+        name: &str,
+        (internal, vlan, trunks, mode, ovn): (bool, u16, Vec<u16>, Option<VlanMode>, bool),
+    ) -> PortSpec {
+        let mut s = spec(i64::from(vlan));
+        s.iface = IfName::new(name).unwrap();
+        s.port = IfName::new(&if internal {
+            name.to_owned()
+        } else {
+            format!("ve-{name}")
+        })
+        .unwrap();
+        s.internal = internal;
+        s.trunks = trunks
+            .into_iter()
+            .map(|t| VlanTag::new(i64::from(t)).unwrap())
+            .collect();
+        s.vlan_mode = mode;
+        if ovn {
+            s.external_ids
+                .insert("iface-id".into(), format!("web:{name}"));
+        }
+        s
+    }
+
+    fn make_row(
+        s: &PortSpec,
+        (tag, trunks, mode, damage): (Option<u16>, Vec<u16>, Option<&str>, u8),
+    ) -> PortRow {
+        let mut r = row_for(s);
+        r.uuid = format!("old-{}", s.port);
+        r.tag = tag;
+        r.trunks = trunks;
+        r.vlan_mode = mode.map(str::to_owned);
+        let i = r.iface.as_mut().unwrap();
+        match damage {
+            0 => {}
+            1 => {
+                i.error = Some(format!(
+                    "could not open network device {} (No such device)",
+                    s.port
+                ))
+            }
+            2 => {
+                i.kind = if s.internal {
+                    String::new()
+                } else {
+                    "internal".into()
+                }
+            }
+            3 => {
+                i.external_ids.insert("ovn-installed".into(), "true".into());
+                i.external_ids.insert("stale".into(), "x".into());
+            }
+            _ => r.device_missing = Some("gone".into()),
+        }
+        r
+    }
+
+    proptest! {
+        /// Whatever owned rows there were, doing what `plan` says leaves nothing to do
+        /// ("re-apply changes nothing"), and every wanted port then exists as wanted.
+        #[test]
+        fn applying_the_plan_converges(
+            want in prop::collection::vec(prop::option::of(wanted()), 3),
+            have in prop::collection::vec(prop::option::of((wanted(), stale(), any::<bool>())), 3),
+        ) {
+            let specs: Vec<PortSpec> = NAMES.iter().zip(&want)
+                .filter_map(|(n, w)| w.clone().map(|w| make_spec(n, w)))
+                .collect();
+            let mut o = observed_with(None);
+            for (n, h) in NAMES.iter().zip(have) {
+                let Some((w, st, on_bridge)) = h else { continue };
+                let row = make_row(&make_spec(n, w), st);
+                if on_bridge {
+                    o.bridges.get_mut("br0").unwrap().ports.insert(row.uuid.clone());
+                }
+                o.ports.insert(row.name.clone(), row);
+            }
+            let owner = ContainerId::new("web").unwrap();
+            let changes = plan(&owner, &specs, &o).unwrap();
+            simulate(&mut o, &changes);
+            let again = plan(&owner, &specs, &o).unwrap();
+            prop_assert!(again.is_empty(), "after {changes:?}: {again:?}");
+            for s in &specs {
+                let r = o.port(s.port.as_str()).unwrap();
+                prop_assert!(o.bridges["br0"].ports.contains(&r.uuid));
+                prop_assert_eq!(r.broken(), None);
+                // As a fresh creation would make it, but for ovn-controller's keys.
+                let mut r = r.clone();
+                let fresh = row_for(s);
+                let i = r.iface.as_mut().unwrap();
+                CONTROLLER_KEYS.map(|k| i.external_ids.remove(k));
+                prop_assert_eq!(
+                    (&r.tag, &r.trunks, &r.vlan_mode, &r.external_ids, &r.iface),
+                    (&fresh.tag, &fresh.trunks, &fresh.vlan_mode, &fresh.external_ids, &fresh.iface)
+                );
+            }
+            prop_assert_eq!(o.ports.len(), specs.len());
+        }
     }
 }
