@@ -186,4 +186,110 @@ mod tests {
         let gone = plan("web", &[], &nb(vec![row(&s, Some("web"), "A")]), "ch1").unwrap();
         assert!(matches!(gone[..], [OvnChange::Remove { .. }]));
     }
+
+    /// What `apply` does to NB, done to an `NbObserved`.
+    fn simulate(nb: &mut NbObserved, changes: &[OvnChange]) {
+        for c in changes {
+            match c {
+                OvnChange::Create { spec, options } => {
+                    let mut r = row(spec, Some("web"), &spec.switch);
+                    r.uuid = format!("new-{}", spec.name);
+                    r.options = options.clone();
+                    nb.ports.insert(r.name.clone(), r);
+                }
+                OvnChange::Update {
+                    name,
+                    addresses,
+                    port_security,
+                    options,
+                    ..
+                } => {
+                    let r = nb.ports.get_mut(name).unwrap();
+                    r.addresses = addresses.clone();
+                    r.port_security = port_security.clone();
+                    r.options = options.clone();
+                }
+                OvnChange::Remove { name, .. } => {
+                    nb.ports.remove(name);
+                }
+                OvnChange::WaitInstalled { .. } => {}
+            }
+        }
+    }
+
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NAMES: [&str; 3] = ["web:lan", "web:wan", "web:dmz"];
+
+        /// A port as props want it: switch, addresses, port_security.
+        fn wanted() -> impl Strategy<Value = (&'static str, Vec<String>, Vec<String>)> {
+            let addrs = prop::collection::vec("0a:00:00:00:00:0[1-3]( 10\\.0\\.0\\.[1-3])?", 0..2);
+            (prop::sample::select(vec!["A", "B"]), addrs.clone(), addrs)
+        }
+
+        fn make_spec(
+            name: &str,
+            (switch, addresses, port_security): (&str, Vec<String>, Vec<String>),
+        ) -> LspSpec {
+            LspSpec {
+                addresses,
+                port_security,
+                ..spec(name, switch)
+            }
+        }
+
+        proptest! {
+            /// Whatever this container's ports looked like (other switch, other
+            /// addresses, other chassis' options, an operator's extra option), doing
+            /// what `plan` says leaves nothing to do, and an operator's option stays.
+            #[test]
+            fn applying_the_plan_converges(
+                want in prop::collection::vec(prop::option::of(wanted()), 3),
+                have in prop::collection::vec(prop::option::of((wanted(), any::<bool>(), any::<bool>())), 3),
+                chassis in prop::sample::select(vec!["ch1", "ch2"]),
+            ) {
+                let specs: Vec<LspSpec> = NAMES.iter().zip(&want)
+                    .filter_map(|(n, w)| w.clone().map(|w| make_spec(n, w)))
+                    .collect();
+                let mut o = nb(vec![]);
+                for (n, h) in NAMES.iter().zip(have) {
+                    let Some((w, other_chassis, extra)) = h else { continue };
+                    let s = make_spec(n, w);
+                    let mut r = row(&s, Some("web"), &s.switch);
+                    if other_chassis {
+                        r.options = s.options("ch-old");
+                    }
+                    if extra {
+                        r.options.insert("qos_burst".into(), "1000".into());
+                    }
+                    o.ports.insert(r.name.clone(), r);
+                }
+                let extras: Vec<String> = o.ports.values()
+                    .filter(|r| r.options.contains_key("qos_burst"))
+                    .map(|r| r.name.clone())
+                    .collect();
+                let changes = plan("web", &specs, &o, chassis).unwrap();
+                simulate(&mut o, &changes);
+                let again = plan("web", &specs, &o, chassis).unwrap();
+                prop_assert!(again.is_empty(), "after {changes:?}: {again:?}");
+                prop_assert_eq!(o.ports.len(), specs.len());
+                for s in &specs {
+                    let r = &o.ports[&s.name];
+                    prop_assert_eq!(r.switch.as_deref(), Some(s.switch.as_str()));
+                    prop_assert_eq!((&r.addresses, &r.port_security), (&s.addresses, &s.port_security));
+                    for (k, v) in s.options(chassis) {
+                        prop_assert_eq!(r.options.get(&k), Some(&v));
+                    }
+                    // An update keeps an operator's option (a re-creation may not).
+                    let moved = changes.iter().any(|c| matches!(c, OvnChange::Create { spec, .. } if spec.name == s.name));
+                    if extras.contains(&s.name) && !moved {
+                        prop_assert!(r.options.contains_key("qos_burst"));
+                    }
+                }
+            }
+        }
+    }
 }

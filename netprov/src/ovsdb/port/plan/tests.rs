@@ -465,7 +465,9 @@ mod generated {
                 let mut r = r.clone();
                 let fresh = row_for(s);
                 let i = r.iface.as_mut().unwrap();
-                CONTROLLER_KEYS.map(|k| i.external_ids.remove(k));
+                for k in CONTROLLER_KEYS {
+                    i.external_ids.remove(k);
+                }
                 prop_assert_eq!(
                     (&r.tag, &r.trunks, &r.vlan_mode, &r.external_ids, &r.iface),
                     (&fresh.tag, &fresh.trunks, &fresh.vlan_mode, &fresh.external_ids, &fresh.iface)
