@@ -4,6 +4,9 @@
 //! Ownership as for OVS ports: every Logical_Switch_Port netprov creates carries
 //! `external_ids:netprov-id=<container id>` and `netprov-iface=<interface>`; a port with
 //! a wanted name but without the mark is never taken over.
+//!
+//! `observe` reads NB, `plan` (pure) compares, `change` is what it returns, `apply`
+//! writes it in one transaction (and `destroy` removes what a container owns).
 
 mod apply;
 mod change;

@@ -5,6 +5,9 @@
 //! `external_ids:netprov-id=<container id>` (and `netprov-iface=<name in the
 //! container>`); observe, destroy and repair look rows up by that mark, so no state file
 //! is needed. A row with a wanted name but without the mark is never touched.
+//!
+//! `observe` reads OVSDB, `plan` (pure) compares, `change` is what it returns, `apply`
+//! writes it (removals, then the rest) and `destroy` removes what a container owns.
 
 use std::collections::BTreeMap;
 use std::fmt;
