@@ -393,4 +393,29 @@ mod tests {
         assert_eq!(max_cur_cfg(&u), 7);
         assert_eq!(max_cur_cfg(&json!({})), i64::MIN);
     }
+
+    /// A lost race reads as the client's own words and is marked for a retry; any
+    /// other failure keeps OVSDB's.
+    #[test]
+    fn transaction_errors_are_named() {
+        let lost = TxnError {
+            op_index: Some(0),
+            error: "timed out".into(),
+            details: Some("\"where\" clause test failed".into()),
+        };
+        let e = TransactError::from_txn("add OVS port lan".into(), &lost, "someone else won");
+        assert!(e.conflict);
+        assert_eq!(e.error.to_string(), "add OVS port lan: someone else won");
+        let bad = TxnError {
+            op_index: None,
+            error: "constraint violation".into(),
+            details: Some("tag 5000".into()),
+        };
+        let e = TransactError::from_txn("set VLAN".into(), &bad, "someone else won");
+        assert!(!e.conflict);
+        assert_eq!(
+            e.error.to_string(),
+            "set VLAN: constraint violation: tag 5000"
+        );
+    }
 }
