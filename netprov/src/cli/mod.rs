@@ -173,8 +173,8 @@ fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>> {
     }
 }
 
-/// `--ovsdb`: the one remote parser's `unix:PATH` (absolute; see `ovsdb::remote`).
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
+    // The one remote parser: `unix:` with an absolute path (see ovsdb::remote).
     crate::ovsdb::remote::Remote::parse_unix(s)
 }
 
