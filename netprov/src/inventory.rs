@@ -28,10 +28,11 @@ use crate::engine::blocking::blocking;
 use crate::engine::{DestroyFailed, DestroyReport, DestroyTarget, Engine};
 use crate::error::{Invalid, OpError};
 use crate::kernel::address;
-use crate::kernel::link::{self, LinkState, NETPROV_GROUP};
+use crate::kernel::link::{self, LinkState};
 use crate::kernel::netlink::Netlink;
-use crate::kernel::netns_owner::{self, Owner};
+use crate::kernel::netns_owner;
 use crate::kernel::route;
+use crate::marks::{alias_owner, Owner};
 use crate::model::{ContainerId, Desired, NetnsSpec};
 use crate::nft::{self, HostState, RulesetState};
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, set_members, Op};
@@ -141,13 +142,6 @@ pub struct Scan {
     pub ovsdb_skipped: Option<String>,
 }
 
-/// The container an alias names: `netprov:<id>` or `netprov:<id>:<ifname>`.
-pub fn alias_owner(alias: &str) -> Option<ContainerId> {
-    let rest = alias.strip_prefix("netprov:")?;
-    let id = rest.split(':').next()?;
-    ContainerId::new(id).ok()
-}
-
 /// Scans the host netns, `/run/netns` and OVSDB for netprov's objects.
 pub fn scan(engine: &Engine) -> Result<Scan, OpError> {
     let (host, host_path, rt, ep) = engine.parts();
@@ -189,7 +183,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
                 h.held_elsewhere |= l.kind == link::Kind::Veth && l.link_netnsid.is_some();
                 owner_of.insert(l.index, id.to_string());
             }
-            None if l.group == NETPROV_GROUP && l.alias.is_none() => s
+            None if l.has_mark(None) => s
                 .unattributed
                 .push(format!("link {} (netprov's group, no alias)", l.name)),
             None => {}
@@ -229,7 +223,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
 /// netprov's links). Handles that vanish meanwhile, foreign ones and names that are no
 /// valid id are skipped.
 async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
-    let Ok(dir) = std::fs::read_dir(crate::props::NETNS_DIR) else {
+    let Ok(dir) = std::fs::read_dir(crate::marks::NETNS_DIR) else {
         return;
     };
     let mut names: Vec<String> = dir
@@ -241,14 +235,14 @@ async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
         let Ok(id) = ContainerId::new(&name) else {
             continue;
         };
-        let path = Path::new(crate::props::NETNS_DIR).join(&name);
+        let path = Path::new(crate::marks::NETNS_DIR).join(&name);
         if netns_owner::handle(&path).ok() != Some(netns_owner::Handle::Netns) {
             continue;
         }
         let Ok(links) = netns_links(&path, rt).await else {
             continue;
         };
-        let o = netns_owner::owner(&id, &links);
+        let o = crate::marks::netns_owner(&id, &links);
         if o.is_ours() {
             let h = s.ids.entry(name).or_default();
             h.netns = Some(path);
@@ -901,7 +895,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
             d.netns.path().clone(),
             matches!(d.netns, NetnsSpec::Owned { .. }),
         ),
-        _ => (Path::new(crate::props::NETNS_DIR).join(id.as_str()), true),
+        _ => (crate::marks::netns_path(id), true),
     };
     let alias_of = |l: &LinkState| l.alias.as_deref().and_then(alias_owner).as_ref() == Some(id);
     let mut links = rt.block_on(links_with_state(host, "host", alias_of))?;
@@ -918,9 +912,9 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
     };
     if usable {
         let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;
-        let who = netns_owner::owner(id, &rt.block_on(links_of(&nl))?);
+        let who = crate::marks::netns_owner(id, &rt.block_on(links_of(&nl))?);
         if owned && !who.is_ours() {
-            netns_not_ours = Some(netns_owner::not_ours(id, &netns, &who).to_string());
+            netns_not_ours = Some(crate::marks::netns_not_ours(id, &netns, &who).to_string());
         } else {
             processes = netns_processes(&netns);
             links.extend(rt.block_on(links_with_state(&nl, "netns", |_| true))?);

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use netprov::model::{
     ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanMode, VlanTag,
 };
-use netprov::ovsdb::port::{self, InternalDevice};
 use netprov::ovsdb::{self, Client, Endpoint, OvsChange, PortSpec};
 use ovs::Ovs;
 
@@ -83,12 +82,49 @@ fn ns_has_link(ns: &str, name: &str) -> bool {
         .success()
 }
 
-/// Where `s`'s device is, looked up from the host netns as the engine will.
+/// Where an internal port's device is.
+///
+/// With the userspace datapath (`datapath_type=netdev`) an internal port is a
+/// persistent tap device whose file descriptor ovs-vswitchd holds. Moved into a
+/// container it keeps passing traffic, but ovs-vswitchd no longer sees it: OVSDB shows
+/// `ifindex` 0 and `link_state` down for a healthy moved port, and nothing at all when
+/// the device is deleted. And when ovs-vswitchd restarts, it creates a *new* tap under
+/// the port name in its own netns while the old one stays, dead, in the container.
+/// Only looking at both netns tells these cases apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InternalDevice {
+    /// In the host netns under the port name: created, not yet moved (or re-created by
+    /// ovs-vswitchd after the container's copy died).
+    InHost,
+    /// In the container under the interface name, and no copy in the host: in place.
+    InContainer,
+    /// In both: ovs-vswitchd restarted and made a new device; the container's one is
+    /// a dead leftover.
+    Both,
+    /// Nowhere: the device vanished.
+    Missing,
+}
+
+fn link_exists(name: &str) -> bool {
+    let c = std::ffi::CString::new(name).expect("interface names have no NUL");
+    // SAFETY: if_nametoindex only reads the NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+/// Where `s`'s device is, looked up from the host netns (the one ovs-vswitchd runs
+/// in) and in the container netns `ns`.
 fn locate(o: &Ovs, s: &PortSpec, ns: &str) -> InternalDevice {
-    let (s, p) = (s.clone(), Ovs::netns_path(ns));
-    netprov::kernel::netns::in_netns(&o.host.path(), move || port::locate_internal_device(&s, &p))
-        .unwrap()
-        .unwrap()
+    let (port, p) = (s.port.to_string(), Ovs::netns_path(ns));
+    let iface = s.iface.to_string();
+    let in_host =
+        netprov::kernel::netns::in_netns(&o.host.path(), move || link_exists(&port)).unwrap();
+    let in_container = netprov::kernel::netns::in_netns(&p, move || link_exists(&iface)).unwrap();
+    match (in_host, in_container) {
+        (true, false) => InternalDevice::InHost,
+        (false, true) => InternalDevice::InContainer,
+        (true, true) => InternalDevice::Both,
+        (false, false) => InternalDevice::Missing,
+    }
 }
 
 fn port_uuid(o: &Ovs, port: &str) -> String {

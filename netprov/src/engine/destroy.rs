@@ -11,7 +11,7 @@
 //! netns is left in place with its foreign links; only netprov's links, its routes
 //! (through links it created or the props name, or the props' routes) and the nftables
 //! tables it loaded leave it. A `/run/netns/<id>` that is not netprov's — no owner mark
-//! (see `netns_owner`), or a symlink — is left whole, and the report says why. Things
+//! (see `marks`), or a symlink — is left whole, and the report says why. Things
 //! already gone are fine: destroy is idempotent.
 //!
 //! Best effort and complete: a failing part (OVSDB unreachable, a link the kernel will
@@ -27,7 +27,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
@@ -87,7 +87,7 @@ impl DestroyTarget {
         match self {
             DestroyTarget::Props(d) => d.netns.clone(),
             DestroyTarget::Id(id) => NetnsSpec::Owned {
-                path: PathBuf::from("/run/netns").join(id.as_str()),
+                path: crate::marks::netns_path(id),
             },
         }
     }
@@ -159,7 +159,7 @@ pub async fn destroy(
     let spec = t.netns();
     let path = spec.path().clone();
     let owned = matches!(spec, NetnsSpec::Owned { .. });
-    let calias = link::container_alias(&id);
+    let calias = crate::marks::container_alias(&id);
     let label = format!("netns {id}");
     if !owned {
         // Never the host netns (validation checks it too, against this process's).
@@ -207,7 +207,7 @@ pub async fn destroy(
         }
     }
     // Whether netprov may work inside the netns: an adopted one, or /run/netns/<id> when
-    // it is netprov's (its owner mark, see netns_owner). A foreign handle is left whole.
+    // it is netprov's (its owner mark, see marks.rs). A foreign handle is left whole.
     // Why an owned netns must stay: removing it would destroy links netprov does not
     // own (an `Existing` link it could not move back, or could not even list).
     let mut keep_netns = false;
@@ -231,10 +231,10 @@ pub async fn destroy(
         };
         let st = match st {
             Ok((nl, st)) => {
-                let who = crate::kernel::netns_owner::owner(&id, &st.links);
+                let who = crate::marks::netns_owner(&id, &st.links);
                 if owned && !who.is_ours() {
                     rep.netns_not_ours =
-                        Some(crate::kernel::netns_owner::not_ours(&id, &path, &who).to_string());
+                        Some(crate::marks::netns_not_ours(&id, &path, &who).to_string());
                     None
                 } else {
                     Some((nl, st))
@@ -292,7 +292,7 @@ pub async fn destroy(
                                 metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
                             })
                             .collect();
-                        crate::kernel::netns_owner::adopted_routes(d, &st, &want)
+                        crate::marks::adopted_routes(d, &st, &want)
                     }
                     // An owned netns: its routes go with it.
                     _ => Vec::new(),
@@ -373,7 +373,7 @@ pub async fn destroy(
     if let DestroyTarget::Props(d) = t {
         for i in &d.interfaces {
             if peers.iter().any(|p| {
-                p.alias.as_deref() == Some(link::host_alias(&id, i.name.as_str()).as_str())
+                p.alias.as_deref() == Some(crate::marks::host_alias(&id, i.name.as_str()).as_str())
             }) {
                 continue;
             }
@@ -385,7 +385,7 @@ pub async fn destroy(
                 },
                 InterfaceKind::Existing => continue,
             };
-            let halias = link::host_alias(&id, i.name.as_str());
+            let halias = crate::marks::host_alias(&id, i.name.as_str());
             let got = match host.get(link::get_by_name(host_end.as_str())).await {
                 Ok(got) => got,
                 Err(e) => {
@@ -493,7 +493,7 @@ async fn shows_ovs(st: &observe::NsState, host: &Netlink, id: &ContainerId, cali
             }
         };
         let Some(h) = get(peer).await else { continue };
-        if h.alias.as_deref() != Some(link::host_alias(id, &l.name).as_str()) {
+        if h.alias.as_deref() != Some(crate::marks::host_alias(id, &l.name).as_str()) {
             continue;
         }
         if let Some(m) = h.controller {

@@ -144,7 +144,7 @@ impl Exec<'_> {
                     .await?;
                 drop(ns);
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
-                // then the netprov group marks them (see kernel/link.rs).
+                // then the netprov group marks them (see marks.rs).
                 self.set_alias(&At::Host, host, host_alias, op).await?;
                 self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
                     .await?;

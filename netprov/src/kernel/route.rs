@@ -16,8 +16,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::Serialize;
 
-/// `rtm_protocol` of the routes netprov adds.
-pub const RTPROT_NETPROV: u8 = 77;
+use crate::marks::RTPROT_NETPROV;
 
 /// The kernel's default metric when none is given: 0 for IPv4, 1024 for IPv6.
 pub fn default_metric(dest: &IpNetwork) -> u32 {

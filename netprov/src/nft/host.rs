@@ -41,9 +41,6 @@ use crate::error::OpError;
 use crate::kernel::netns::in_netns;
 use crate::model::{ContainerId, Desired, HostRules, IfName, InterfaceKind};
 
-/// Prefix of every host table netprov owns.
-pub const TABLE_PREFIX: &str = "netprov-";
-
 /// A veth host end and the container's addresses on that link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethLink {
@@ -137,8 +134,9 @@ impl HostSpec {
     }
 }
 
+/// The container's host table (`netprov-<id>`, [`crate::marks`]).
 pub fn table_name(id: &ContainerId) -> String {
-    format!("{TABLE_PREFIX}{id}")
+    crate::marks::host_table_name(id)
 }
 
 /// What exists in the host netns for one container.
@@ -479,8 +477,7 @@ pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> 
             m.len() >= 6 && u16::from_ne_bytes([m[4], m[5]]) & 0xff == libc::NFT_MSG_NEWTABLE as u16
         })
         .filter_map(|m| table_msg_name(m))
-        .filter_map(|n| n.strip_prefix(TABLE_PREFIX).map(str::to_owned))
-        .filter_map(|id| ContainerId::new(&id).ok())
+        .filter_map(|n| crate::marks::host_table_owner(&n))
         .collect())
 }
 

@@ -17,18 +17,12 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use super::marker;
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
+use crate::marks::{NFT_MARKER_FAMILY as MARKER_FAMILY, NFT_MARKER_TABLE as MARKER_TABLE};
 use crate::model::{IfName, Ruleset};
-
-/// Family and name of the marker table netprov adds to every ruleset it loads. A user
-/// ruleset must not define it.
-pub const MARKER_FAMILY: &str = "inet";
-pub const MARKER_TABLE: &str = "netprov_state";
 const PENDING: &str = "pending";
 
 /// libnftables' own error message for a ruleset it rejects.
@@ -104,13 +98,13 @@ pub enum RulesetChange {
 
 /// SHA-256 (first 128 bits, hex) of the ruleset text, as recorded in the marker.
 pub fn digest(r: &Ruleset) -> String {
-    hex(&Sha256::digest(r.text.as_bytes()))
+    sha(r.text.as_bytes())
 }
 
-/// Hex of the first 128 bits: nft limits a table comment to 128 characters and the
-/// marker holds two digests.
-fn hex(b: &[u8]) -> String {
-    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
+/// Hex of the first 128 bits of SHA-256: nft limits a table comment to 128 characters
+/// and the marker holds two digests.
+fn sha(b: &[u8]) -> String {
+    crate::marks::sha256_hex(b, 16)
 }
 
 /// Compares the desired ruleset with the observed state; `None` = nothing to do.
@@ -151,7 +145,7 @@ pub fn check_syntax_with_interfaces(text: &str, ifnames: &[IfName]) -> Result<()
         return Err(CheckError::Syntax(e));
     }
     let user_lines = text.lines().count().max(1);
-    let cmds = load_commands(text, &hex(&Sha256::digest(text.as_bytes())), PENDING);
+    let cmds = load_commands(text, &sha(text.as_bytes()), PENDING);
     let names: Vec<IfName> = ifnames.to_vec();
     let handle = std::thread::Builder::new()
         .name("nft-check".into())
@@ -620,7 +614,7 @@ fn top_level_statements(text: &str) -> Vec<Vec<String>> {
 /// most 128 characters; chain names are identifiers of up to 256), and one chain
 /// `c_<hex of the container id>` naming the container it was loaded for.
 fn adopted_marker(src: &str, live: &str, tables: &[TableRef], id: &str) -> String {
-    let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
+    let hex = |s: &str| crate::marks::hex(s.as_bytes());
     let chains: String = tables
         .iter()
         .map(|t| format!("  chain t_{}_{} {{\n  }}\n", t.family, hex(&t.name)))
@@ -697,7 +691,7 @@ fn tables_digest(listing: &str, tables: &[TableRef]) -> String {
         .into_iter()
         .filter(|b| block_table(b).is_some_and(|t| tables.contains(&t)))
         .collect();
-    hex(&Sha256::digest(kept.as_bytes()))
+    sha(kept.as_bytes())
 }
 
 /// Flushes the whole ruleset in the netns at `netns` (it was netprov's: the caller only
@@ -871,7 +865,7 @@ fn listing_digest(listing: &str) -> Result<String, String> {
         .into_iter()
         .filter(|b| !is_marker(b))
         .collect();
-    Ok(hex(&Sha256::digest(kept.as_bytes())))
+    Ok(sha(kept.as_bytes()))
 }
 
 #[cfg(test)]

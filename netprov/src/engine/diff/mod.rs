@@ -18,9 +18,10 @@ use ipnetwork::IpNetwork;
 use crate::engine::observe::{NsState, Observed};
 use crate::engine::plan::{At, MoveKind, Plan, Step};
 use crate::error::OpError;
-use crate::kernel::link::{container_alias, host_alias, Kind, LinkState};
+use crate::kernel::link::{Kind, LinkState};
 use crate::kernel::route::{default_metric, RouteSpec};
 use crate::kernel::sysctl;
+use crate::marks::{container_alias, host_alias};
 use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
 use crate::ovsdb::OvsChange;
 
@@ -250,11 +251,10 @@ impl Differ<'_> {
         if let Some(h) = host {
             // Also this container's host end of another interface (a `hostName` moved
             // between interfaces): netprov's, re-created below for this one.
-            let this_container = format!("netprov:{}:", self.cid);
             let ours = h.owned_as(&h_alias)
                 || h.alias
                     .as_deref()
-                    .is_some_and(|a| a.starts_with(&this_container));
+                    .is_some_and(|a| crate::marks::is_host_end_of(a, self.cid));
             if !ours {
                 return Err(foreign(&create_op, h, &At::Host, &id));
             }
@@ -555,22 +555,22 @@ impl Differ<'_> {
 /// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
 /// older netprov, with this container's links: then it gets the mark now).
 fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
-    use crate::kernel::netns_owner::{self, Owner};
-    match netns_owner::owner(&d.id, &o.container.links) {
+    use crate::marks::{self, Owner};
+    match marks::netns_owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
         Owner::Unmarked => Ok(Some(Step::MarkLink {
             at: At::Netns(d.id.to_string()),
             link: "lo".into(),
-            alias: netns_owner::mark(&d.id),
+            alias: marks::netns_mark(&d.id),
         })),
-        other => Err(netns_owner::not_ours(&d.id, path, &other)),
+        other => Err(marks::netns_not_ours(&d.id, path, &other)),
     }
 }
 
 /// An adopted netns may be anything but another container's own netns.
 fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
-    use crate::kernel::netns_owner::{self, Owner};
-    match netns_owner::owner(&d.id, &o.container.links) {
+    use crate::marks::{self, Owner};
+    match marks::netns_owner(&d.id, &o.container.links) {
         Owner::Other(other) => Err(OpError::new(
             format!("adopt netns {} for {}", path.display(), d.id),
             format!("it is netprov's own netns of container {other}"),
@@ -679,9 +679,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     let cont_have = match d.netns {
         NetnsSpec::Owned { .. } => o.container.routes.clone(),
         // Another container's protocol-77 routes there are not this one's to delete.
-        NetnsSpec::Adopted { .. } => {
-            crate::kernel::netns_owner::adopted_routes(d, &o.container, &cont_want)
-        }
+        NetnsSpec::Adopted { .. } => crate::marks::adopted_routes(d, &o.container, &cont_want),
     };
     let cont_have = surviving(&df, &df.ns(), &cont_have);
     df.routes(df.ns(), &cont_have, &cont_want);

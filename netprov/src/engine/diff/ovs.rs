@@ -171,15 +171,9 @@ mod tests {
             index: 7,
             name: name.into(),
             alias: Some("netprov:web".into()),
-            group: 0,
             kind: Kind::Other("tun".into()),
             up: true,
-            mtu: None,
-            mac: None,
-            link: None,
-            controller: None,
-            link_netnsid: None,
-            addrgenmode: None,
+            ..Default::default()
         }
     }
 
@@ -276,7 +270,7 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
+                alias: Some(crate::marks::netns_mark(&d.id)),
                 ..link("lo")
             },
         );
@@ -316,7 +310,7 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
+                alias: Some(crate::marks::netns_mark(&d.id)),
                 ..link("lo")
             },
         );
@@ -352,7 +346,7 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
+                alias: Some(crate::marks::netns_mark(&d.id)),
                 ..link("lo")
             },
         );

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::build::{NftMsg, TYPE_BITS};
+use crate::marks::hex;
 
 /// One host table, canonically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -226,10 +227,6 @@ fn decode_key(key_type: u32, key: &[u8]) -> String {
         parts.push(hex(rest));
     }
     parts.join(" . ")
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// # Safety

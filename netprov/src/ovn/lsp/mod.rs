@@ -16,7 +16,6 @@ mod plan;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::model::{ContainerId, IfName, Interface, InterfaceKind};
 use crate::ovsdb::port::{display, IFACE_KEY, OWNER_KEY};
@@ -103,8 +102,7 @@ impl LspSpec {
 /// 16 hex digits of SHA-256(`<port>/<chassis>`): deterministic (a re-apply rewrites
 /// nothing) but different on every chassis.
 pub fn iface_id_ver(port: &str, chassis: &str) -> String {
-    let d = Sha256::digest(format!("{port}/{chassis}").as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::marks::sha256_hex(format!("{port}/{chassis}").as_bytes(), 8)
 }
 
 /// A Logical_Switch_Port row.
