@@ -18,7 +18,7 @@
 //! nft/          nftables rulesets (libnftables, nfnetlink)
 //! ovsdb/        OVSDB JSON-RPC client and OVS port management
 //! ovn/          OVN logical switch ports
-//! inventory.rs  what netprov owns on this host (list, status, gc, reconcile)
+//! inventory/    what netprov owns on this host (scan, list, status, gc, reconcile)
 //! userns.rs     sysctls for containers that run in a user namespace
 //! error.rs      errors (`Invalid`, `OpError`); exit codes: cli/output.rs
 //! ```

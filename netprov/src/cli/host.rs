@@ -1,5 +1,5 @@
 //! The host-wide commands (`list`, `status`, `gc`, `reconcile`): what they print and
-//! which exit code they return. The work is in `inventory.rs`.
+//! which exit code they return. The work is in `inventory/`.
 
 use serde_json::json;
 
