@@ -156,12 +156,8 @@ impl PlacesArgs {
 }
 
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
-    match s.strip_prefix("unix:") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => Err(format!(
-            "{s:?}: expected unix:PATH (only unix sockets are supported)"
-        )),
-    }
+    // The one remote parser: `unix:` with an absolute path (see ovsdb::remote).
+    crate::ovsdb::remote::Remote::parse_unix(s)
 }
 
 /// The OVN options of the command line being run (`--ovn-nb`, `--ovn-timeout`), for

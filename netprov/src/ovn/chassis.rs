@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::client::{OvnClient, OvnEndpoint, SB_DB};
 use crate::error::OpError;
 use crate::ovsdb::client::{Client, Txn};
-use crate::ovsdb::ops::{optional_member, parse_string_map, string_map, Cond, Op};
+use crate::ovsdb::ops::{optional_member, parse_string_map, rows, string_map, Cond};
 use crate::ovsdb::port::OWNER_KEY;
 
 /// How long apply waits for ovn-controller by default.
@@ -52,29 +52,18 @@ fn ids_of(row: &Value) -> BTreeMap<String, String> {
 /// `names` as `iface-id`.
 pub fn observe(ovs: &mut Client, names: &[String]) -> Result<Chassis, OpError> {
     let mut txn = Txn::new();
-    txn.push(
-        Op::Select {
-            table: "Open_vSwitch",
-            conds: vec![],
-            columns: vec!["external_ids"],
-        },
-        None,
-    );
+    txn.select("Open_vSwitch", vec![], vec!["external_ids"]);
     for n in names {
-        txn.push(
-            Op::Select {
-                table: "Interface",
-                conds: vec![Cond::includes(
-                    "external_ids",
-                    string_map(&BTreeMap::from([("iface-id".to_owned(), n.clone())])),
-                )],
-                columns: vec!["name", "external_ids"],
-            },
-            None,
+        txn.select(
+            "Interface",
+            vec![Cond::includes(
+                "external_ids",
+                string_map(&BTreeMap::from([("iface-id".to_owned(), n.clone())])),
+            )],
+            vec!["name", "external_ids"],
         );
     }
     let res = ovs.transact("observe the OVN chassis in the local OVS database", &txn)?;
-    let rows = |v: &Value| v["rows"].as_array().cloned().unwrap_or_default();
     let top = rows(&res[0]).first().map(ids_of).unwrap_or_default();
     let mut c = Chassis {
         system_id: top.get("system-id").cloned().filter(|s| !s.is_empty()),
@@ -150,27 +139,20 @@ pub fn diagnose(c: &Chassis, name: &str) -> String {
 
 fn sb_diagnose(mut sb: OvnClient, sysid: &str, name: &str) -> String {
     let mut txn = Txn::new();
-    txn.push(
-        Op::Select {
-            table: "Chassis",
-            conds: vec![Cond::eq("name", sysid)],
-            columns: vec!["_uuid", "name"],
-        },
-        None,
+    txn.select(
+        "Chassis",
+        vec![Cond::eq("name", sysid)],
+        vec!["_uuid", "name"],
     );
-    txn.push(
-        Op::Select {
-            table: "Port_Binding",
-            conds: vec![Cond::eq("logical_port", name)],
-            columns: vec!["chassis"],
-        },
-        None,
+    txn.select(
+        "Port_Binding",
+        vec![Cond::eq("logical_port", name)],
+        vec!["chassis"],
     );
     let res = match sb.transact("diagnose", &txn) {
         Ok(r) => r,
         Err(e) => return format!("the Southbound database could not be read: {}", e.error),
     };
-    let rows = |v: &Value| v["rows"].as_array().cloned().unwrap_or_default();
     let Some(me) = rows(&res[0])
         .first()
         .and_then(|r| crate::ovsdb::ops::parse_uuid(&r["_uuid"]))
@@ -191,14 +173,7 @@ fn sb_diagnose(mut sb: OvnClient, sysid: &str, name: &str) -> String {
         }
         Some(u) => {
             let mut t = Txn::new();
-            t.push(
-                Op::Select {
-                    table: "Chassis",
-                    conds: vec![Cond::uuid(&u)],
-                    columns: vec!["name"],
-                },
-                None,
-            );
+            t.select("Chassis", vec![Cond::uuid(&u)], vec!["name"]);
             let other = sb
                 .transact("diagnose", &t)
                 .ok()

@@ -3,78 +3,31 @@
 //!
 //! Endpoints are written as `ovn-nbctl --db` takes them: `unix:PATH`, `tcp:HOST:PORT`
 //! (`tcp:[IPv6]:PORT`), several separated by commas (a clustered database: the first
-//! that answers is used). `ssl:` is refused with a message: netprov has no TLS stack.
+//! that answers is used), parsed by [`crate::ovsdb::remote`]. `ssl:` is refused with a
+//! message: netprov has no TLS stack.
 
 use std::fmt;
-use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::OpError;
-use crate::ovsdb::client::{TransactError, Txn};
+use crate::ovsdb::client::{Failure, TransactError, Txn, RPC_TIMEOUT};
 use crate::ovsdb::jsonrpc::{Connection, RpcError};
-use crate::ovsdb::ops::{check_results, TxnError};
+use crate::ovsdb::remote::Remote;
 
 pub const NB_DB: &str = "OVN_Northbound";
 pub const SB_DB: &str = "OVN_Southbound";
 /// Where Debian's `ovn-central` puts the Northbound socket (ovn-nbctl's default).
 pub const DEFAULT_NB: &str = "unix:/run/ovn/ovnnb_db.sock";
 
-/// One server address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Remote {
-    Unix(PathBuf),
-    /// `HOST:PORT` as `ToSocketAddrs` takes it (`[v6]:port` too).
-    Tcp(String),
-}
-
-impl fmt::Display for Remote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Remote::Unix(p) => write!(f, "unix:{}", p.display()),
-            Remote::Tcp(a) => write!(f, "tcp:{a}"),
-        }
-    }
-}
-
 /// An OVN database endpoint: one or more remotes tried in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OvnEndpoint(Vec<Remote>);
 
 impl OvnEndpoint {
+    /// Parses `ovn-nbctl --db`'s forms (see [`Remote::parse_list`]).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let r = if let Some(p) = part.strip_prefix("unix:") {
-                if !p.starts_with('/') {
-                    return Err(format!(
-                        "{part:?}: the socket path after \"unix:\" must be absolute"
-                    ));
-                }
-                Remote::Unix(PathBuf::from(p))
-            } else if let Some(a) = part.strip_prefix("tcp:") {
-                let port_ok = a
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-                if !port_ok {
-                    return Err(format!("{part:?}: write tcp:HOST:PORT (tcp:[IPv6]:PORT)"));
-                }
-                Remote::Tcp(a.to_owned())
-            } else if part.starts_with("ssl:") {
-                return Err(format!(
-                    "{part:?}: ssl: is not supported (netprov has no TLS client); use unix: or tcp: (e.g. to a local TLS tunnel)"
-                ));
-            } else {
-                return Err(format!(
-                    "{part:?}: write unix:PATH or tcp:HOST:PORT, as ovn-nbctl --db takes them"
-                ));
-            };
-            out.push(r);
-        }
-        if out.is_empty() {
-            return Err("empty OVN database endpoint".into());
-        }
-        Ok(Self(out))
+        Remote::parse_list(s).map(Self)
     }
 
     /// `--ovn-nb` / `NETPROV_OVN_NB` if given, else [`DEFAULT_NB`].
@@ -110,11 +63,7 @@ impl OvnClient {
     pub fn connect(endpoint: &OvnEndpoint, db: &'static str) -> Result<Self, OpError> {
         let mut errs = Vec::new();
         for r in &endpoint.0 {
-            let c = match r {
-                Remote::Unix(p) => Connection::connect(p, crate::ovsdb::client::RPC_TIMEOUT),
-                Remote::Tcp(a) => Connection::connect_tcp(a, crate::ovsdb::client::RPC_TIMEOUT),
-            };
-            match c {
+            match r.connect(RPC_TIMEOUT) {
                 Ok(conn) => {
                     return Ok(Self {
                         conn,
@@ -136,36 +85,23 @@ impl OvnClient {
         self.mutating
     }
 
-    /// Runs a transaction on this client's database (see `ovsdb::Client::transact`).
+    /// Runs a transaction on this client's database (see `ovsdb::Client::transact`);
+    /// errors are named by `what` (not by the operations' labels).
     pub fn transact(&mut self, what: &str, txn: &Txn) -> Result<Vec<Value>, TransactError> {
-        if txn.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut params = vec![json!(self.db)];
-        params.extend(txn.ops().iter().map(|o| o.to_json()));
-        if txn.is_mutating() {
-            self.mutating += 1;
-        }
-        let result = self
-            .conn
-            .call("transact", Value::Array(params))
-            .map_err(|e| TransactError {
+        let sent = txn.send(&mut self.conn, self.db, &mut self.mutating);
+        sent.map_err(|f| match f {
+            Failure::Rpc(e) => TransactError {
                 error: OpError::new(
                     what,
                     format!("{} database at {}: {e}", self.db, self.remote),
                 ),
                 conflict: false,
-            })?;
-        check_results(txn.ops().len(), &result).map_err(|e: TxnError| {
-            let cause = if e.is_conflict() {
-                "another client changed the same rows meanwhile".to_owned()
-            } else {
-                e.to_string()
-            };
-            TransactError {
-                conflict: e.is_conflict(),
-                error: OpError::new(what, cause),
-            }
+            },
+            Failure::Txn(e) => TransactError::from_txn(
+                what.to_owned(),
+                &e,
+                "another client changed the same rows meanwhile",
+            ),
         })
     }
 }

@@ -78,7 +78,7 @@ pub fn plan(d: &Desired, o: &Observed) -> Result<Vec<OvnChange>, OpError> {
     }
     let mut out = lsp::plan(owner, &specs, &o.nb, chassis_id)?;
     for s in &specs {
-        if !o.chassis.installed(&s.name, &s.ovs_port) {
+        if !o.chassis.installed(&s.name, s.ovs_port.as_str()) {
             out.push(OvnChange::WaitInstalled {
                 name: s.name.clone(),
                 ovs_port: s.ovs_port.clone(),
@@ -96,7 +96,7 @@ pub fn port_specs(d: &Desired, o: Option<&Observed>) -> Vec<PortSpec> {
         return specs;
     };
     for l in LspSpec::all(&d.id, &d.interfaces) {
-        if let Some(p) = specs.iter_mut().find(|p| p.iface.as_str() == l.iface) {
+        if let Some(p) = specs.iter_mut().find(|p| p.iface == l.iface) {
             p.external_ids.extend(l.ovs_ids(chassis));
         }
     }
@@ -123,7 +123,7 @@ pub fn execute(
             let ovs =
                 ovs.ok_or_else(|| OpError::new(change.to_string(), "no OVS database connection"))?;
             let mut c = ovs.lock().map_err(|_| poisoned("OVS"))?;
-            chassis::wait_installed(&mut c, name, ovs_port, timeout)
+            chassis::wait_installed(&mut c, name, ovs_port.as_str(), timeout)
         }
         _ => {
             let nb =

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::client::{Client, Endpoint, Txn};
-use super::ops::{Cond, Op};
+use super::ops::Cond;
 use crate::error::OpError;
 
 /// `name → Interface type` (`"internal"`, `""` for a system device, ...) for the names
@@ -33,13 +33,10 @@ pub fn interfaces_named(
 fn select(client: &mut Client, names: &[String]) -> Result<BTreeMap<String, String>, OpError> {
     let mut txn = Txn::new();
     for n in names {
-        txn.push(
-            Op::Select {
-                table: "Interface",
-                conds: vec![Cond::eq("name", n.as_str())],
-                columns: vec!["name", "type"],
-            },
-            None,
+        txn.select(
+            "Interface",
+            vec![Cond::eq("name", n.as_str())],
+            vec!["name", "type"],
         );
     }
     let results = client.transact("look up existing links in OVSDB", &txn)?;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::jsonrpc::{Connection, RpcError};
-use super::ops::{check_results, Op, TxnError};
+use super::ops::{check_results, Cond, Op, TxnError};
+use super::remote::Remote;
 use crate::error::OpError;
 
 pub const DB: &str = "Open_vSwitch";
@@ -27,19 +28,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `unix:PATH` (what `--ovsdb` and `NETPROV_OVSDB` take).
+    /// Parses `unix:PATH` (what `--ovsdb` and `NETPROV_OVSDB` take; see [`Remote`]).
     pub fn parse(s: &str) -> Result<Self, String> {
-        match s.strip_prefix("unix:") {
-            Some(p) if p.starts_with('/') => Ok(Self {
-                path: PathBuf::from(p),
-            }),
-            Some(_) => Err(format!(
-                "{s:?}: the socket path after \"unix:\" must be absolute"
-            )),
-            None => Err(format!(
-                "{s:?}: only unix sockets are supported, written unix:/path/to/db.sock"
-            )),
-        }
+        Remote::parse_unix(s).map(|path| Self { path })
     }
 
     pub fn unix(path: impl Into<PathBuf>) -> Self {
@@ -83,6 +74,31 @@ pub struct TransactError {
     pub conflict: bool,
 }
 
+impl TransactError {
+    /// A failed operation or commit, reported as `op`. A conflict says `conflict_cause`:
+    /// OVSDB's own words ("timed out: \"where\" clause test failed") say nothing useful
+    /// to a user — a `wait` found the rows changed.
+    pub(crate) fn from_txn(op: String, e: &TxnError, conflict_cause: &str) -> Self {
+        let cause = if e.is_conflict() {
+            conflict_cause.to_owned()
+        } else {
+            e.to_string()
+        };
+        TransactError {
+            conflict: e.is_conflict(),
+            error: OpError::new(op, cause),
+        }
+    }
+}
+
+/// How sending a transaction failed, before the client names it.
+pub(crate) enum Failure {
+    /// No answer (connection, framing, JSON-RPC error).
+    Rpc(RpcError),
+    /// An operation or the commit failed.
+    Txn(TxnError),
+}
+
 impl From<TransactError> for OpError {
     fn from(e: TransactError) -> Self {
         e.error
@@ -106,6 +122,22 @@ impl Txn {
         self.labels.push(label.map(str::to_owned));
         self.ops.len() - 1
     }
+    /// Adds an unlabelled `select` (reads fail as the transaction's `what`).
+    pub fn select(
+        &mut self,
+        table: &'static str,
+        conds: Vec<Cond>,
+        columns: Vec<&'static str>,
+    ) -> usize {
+        self.push(
+            Op::Select {
+                table,
+                conds,
+                columns,
+            },
+            None,
+        )
+    }
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
@@ -114,6 +146,27 @@ impl Txn {
     }
     pub fn is_mutating(&self) -> bool {
         self.ops.iter().any(Op::is_mutating)
+    }
+    /// Sends the transaction to database `db` over `conn` and checks every result;
+    /// counts it in `mutating` when it could change the database. Empty: no request.
+    pub(crate) fn send(
+        &self,
+        conn: &mut Connection,
+        db: &str,
+        mutating: &mut u64,
+    ) -> Result<Vec<Value>, Failure> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut params = vec![json!(db)];
+        params.extend(self.ops.iter().map(Op::to_json));
+        if self.is_mutating() {
+            *mutating += 1;
+        }
+        let result = conn
+            .call("transact", Value::Array(params))
+            .map_err(Failure::Rpc)?;
+        check_results(self.ops.len(), &result).map_err(Failure::Txn)
     }
     /// Adds `Open_vSwitch.next_cfg += 1` and a read of the new value (how ovs-vsctl
     /// asks ovs-vswitchd to report when it has applied this transaction); returns the
@@ -127,14 +180,7 @@ impl Txn {
             },
             None,
         );
-        self.push(
-            Op::Select {
-                table: DB,
-                conds: vec![],
-                columns: vec!["next_cfg"],
-            },
-            None,
-        )
+        self.select(DB, vec![], vec!["next_cfg"])
     }
 }
 
@@ -210,36 +256,22 @@ impl Client {
     /// Runs a transaction; `what` names it in errors unless the failing operation has
     /// its own label. Returns one result per operation.
     pub fn transact(&mut self, what: &str, txn: &Txn) -> Result<Vec<Value>, TransactError> {
-        if txn.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut params = vec![json!(DB)];
-        params.extend(txn.ops.iter().map(Op::to_json));
-        if txn.is_mutating() {
-            self.mutating += 1;
-        }
-        let result = self
-            .conn
-            .call("transact", Value::Array(params))
-            .map_err(|e| TransactError {
+        let sent = txn.send(&mut self.conn, DB, &mut self.mutating);
+        sent.map_err(|f| match f {
+            Failure::Rpc(e) => TransactError {
                 error: self.rpc_error(what, e),
                 conflict: false,
-            })?;
-        check_results(txn.ops.len(), &result).map_err(|e: TxnError| {
-            let op = e
-                .op_index
-                .and_then(|i| txn.labels[i].clone())
-                .unwrap_or_else(|| what.to_owned());
-            let cause = if e.is_conflict() {
-                // OVSDB's own words ("timed out: \"where\" clause test failed") say
-                // nothing useful to a user: a `wait` found the rows changed.
-                "another OVSDB client changed the same rows meanwhile".to_owned()
-            } else {
-                e.to_string()
-            };
-            TransactError {
-                conflict: e.is_conflict(),
-                error: OpError::new(op, cause),
+            },
+            Failure::Txn(e) => {
+                let op = e
+                    .op_index
+                    .and_then(|i| txn.labels[i].clone())
+                    .unwrap_or_else(|| what.to_owned());
+                TransactError::from_txn(
+                    op,
+                    &e,
+                    "another OVSDB client changed the same rows meanwhile",
+                )
             }
         })
     }
@@ -360,5 +392,30 @@ mod tests {
         let u = json!({"Open_vSwitch": {"abc": {"new": {"cur_cfg": 7}}}});
         assert_eq!(max_cur_cfg(&u), 7);
         assert_eq!(max_cur_cfg(&json!({})), i64::MIN);
+    }
+
+    /// A lost race reads as the client's own words and is marked for a retry; any
+    /// other failure keeps OVSDB's.
+    #[test]
+    fn transaction_errors_are_named() {
+        let lost = TxnError {
+            op_index: Some(0),
+            error: "timed out".into(),
+            details: Some("\"where\" clause test failed".into()),
+        };
+        let e = TransactError::from_txn("add OVS port lan".into(), &lost, "someone else won");
+        assert!(e.conflict);
+        assert_eq!(e.error.to_string(), "add OVS port lan: someone else won");
+        let bad = TxnError {
+            op_index: None,
+            error: "constraint violation".into(),
+            details: Some("tag 5000".into()),
+        };
+        let e = TransactError::from_txn("set VLAN".into(), &bad, "someone else won");
+        assert!(!e.conflict);
+        assert_eq!(
+            e.error.to_string(),
+            "set VLAN: constraint violation: tag 5000"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`jsonrpc`]: framing of the JSON stream, requests, `echo` replies.
 //! - [`ops`]: transaction operations and the OVSDB data notation.
+//! - [`remote`]: server addresses (`unix:PATH`, `tcp:HOST:PORT`), one parser for every client.
 //! - [`client`]: connecting to `unix:PATH`, `transact`, waiting for ovs-vswitchd.
 //! - [`port`]: observe / plan / apply / destroy of a container's OVS ports with VLANs.
 //!
@@ -12,6 +13,7 @@ pub mod client;
 pub mod jsonrpc;
 pub mod ops;
 pub mod port;
+pub mod remote;
 
 pub use client::{Client, Endpoint, TransactError, Txn};
 pub use port::{apply, converge, destroy, observe, plan, Observed, OvsChange, PortRow, PortSpec};

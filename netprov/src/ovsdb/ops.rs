@@ -65,6 +65,48 @@ pub enum Op {
 }
 
 impl Op {
+    /// Fails the transaction unless a row of `table` is named `name` (a bridge or a
+    /// switch that must still exist).
+    pub fn wait_named(table: &'static str, name: &str) -> Self {
+        Self::wait_name(table, name, vec![json!({ "name": name })])
+    }
+
+    /// Fails the transaction if a row of `table` is named `name` (a name that must
+    /// still be free: another writer may have taken it since it was observed).
+    pub fn wait_unnamed(table: &'static str, name: &str) -> Self {
+        Self::wait_name(table, name, vec![])
+    }
+
+    /// The `name` column of the rows of `table` named `name` must be exactly `rows`.
+    fn wait_name(table: &'static str, name: &str, rows: Vec<Value>) -> Self {
+        Op::Wait {
+            table,
+            conds: vec![Cond::eq("name", name)],
+            columns: vec!["name"],
+            until_equal: true,
+            rows,
+        }
+    }
+
+    /// Adds the row inserted as `named` (a uuid-name of the same transaction) to set
+    /// column `column` of the `table` row named `name`.
+    pub fn insert_ref(table: &'static str, name: &str, column: &str, named: &str) -> Self {
+        Op::Mutate {
+            table,
+            conds: vec![Cond::eq("name", name)],
+            mutations: vec![json!([column, "insert", ["set", [named_uuid(named)]]])],
+        }
+    }
+
+    /// Removes row `row_uuid` from set column `column` of every `table` row holding it.
+    pub fn remove_ref(table: &'static str, column: &str, row_uuid: &str) -> Self {
+        Op::Mutate {
+            table,
+            conds: vec![Cond::includes(column, json!(["set", [uuid(row_uuid)]]))],
+            mutations: vec![json!([column, "delete", ["set", [uuid(row_uuid)]]])],
+        }
+    }
+
     /// Whether the operation can change the database (counted for the "re-apply sends
     /// zero mutations" guarantee).
     pub fn is_mutating(&self) -> bool {
@@ -189,6 +231,11 @@ pub fn check_results(n_ops: usize, result: &Value) -> Result<Vec<Value>, TxnErro
     Ok(items[..n_ops].to_vec())
 }
 
+/// The rows of a `select` result.
+pub fn rows(result: &Value) -> Vec<Value> {
+    result["rows"].as_array().cloned().unwrap_or_default()
+}
+
 // ---- data notation (RFC 7047 §5.1) ----
 
 /// `["set", [..]]` of integers.
@@ -294,5 +341,33 @@ mod tests {
         };
         assert_eq!(w.to_json()["until"], "==");
         assert!(!w.is_mutating());
+    }
+
+    /// The helpers build what RFC 7047 §5.2 says, as netprov sent it by hand before.
+    #[test]
+    fn named_waits_and_references() {
+        assert_eq!(
+            Op::wait_named("Bridge", "br0").to_json(),
+            json!({"op": "wait", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "columns": ["name"], "until": "==", "rows": [{"name": "br0"}], "timeout": 0})
+        );
+        assert_eq!(
+            Op::wait_unnamed("Port", "lan").to_json(),
+            json!({"op": "wait", "table": "Port", "where": [["name", "==", "lan"]],
+                   "columns": ["name"], "until": "==", "rows": [], "timeout": 0})
+        );
+        assert_eq!(
+            Op::insert_ref("Bridge", "br0", "ports", "port0").to_json(),
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "mutations": [["ports", "insert", ["set", [["named-uuid", "port0"]]]]]})
+        );
+        let r = Op::remove_ref("Logical_Switch", "ports", "u1");
+        assert!(r.is_mutating());
+        assert_eq!(
+            r.to_json(),
+            json!({"op": "mutate", "table": "Logical_Switch",
+                   "where": [["ports", "includes", ["set", [["uuid", "u1"]]]]],
+                   "mutations": [["ports", "delete", ["set", [["uuid", "u1"]]]]]})
+        );
     }
 }

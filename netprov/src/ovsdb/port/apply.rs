@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::observe::{observe, owner_cond, parse_port, rows};
-use super::plan::{plan, OvsChange};
-use super::{PortRow, PortSpec};
+use super::observe::{observe, parse_port};
+use super::plan::plan;
+use super::OvsChange;
+use super::{owner_cond, PortRow, PortSpec};
 use crate::error::OpError;
 use crate::model::ContainerId;
 use crate::ovsdb::client::{Client, TransactError, Txn};
-use crate::ovsdb::ops::{int_set, named_uuid, optional, string_map, uuid, Cond, Op};
+use crate::ovsdb::ops::{int_set, named_uuid, optional, rows, string_map, Cond, Op};
 
 /// How often a transaction that lost a race (a `wait` no longer held) is retried.
 const MAX_ATTEMPTS: u32 = 10;
@@ -19,14 +20,7 @@ const MAX_ATTEMPTS: u32 = 10;
 /// its Interfaces (they are not root tables), and the explicit deletes make that
 /// independent of other references.
 fn push_removal(txn: &mut Txn, port_uuid: &str, ifaces: &[String], label: &str) {
-    txn.push(
-        Op::Mutate {
-            table: "Bridge",
-            conds: vec![Cond::includes("ports", uuid(port_uuid))],
-            mutations: vec![json!(["ports", "delete", ["set", [uuid(port_uuid)]]])],
-        },
-        Some(label),
-    );
+    txn.push(Op::remove_ref("Bridge", "ports", port_uuid), Some(label));
     txn.push(
         Op::Delete {
             table: "Port",
@@ -52,27 +46,9 @@ fn push_create(txn: &mut Txn, spec: &PortSpec, n: usize) {
     // The bridge must still exist and the names be free; if another writer got there
     // first the transaction fails as a whole ("timed out") and is retried after a
     // fresh observe.
-    txn.push(
-        Op::Wait {
-            table: "Bridge",
-            conds: vec![Cond::eq("name", spec.bridge.as_str())],
-            columns: vec!["name"],
-            until_equal: true,
-            rows: vec![json!({"name": spec.bridge.as_str()})],
-        },
-        label,
-    );
+    txn.push(Op::wait_named("Bridge", spec.bridge.as_str()), label);
     for table in ["Port", "Interface"] {
-        txn.push(
-            Op::Wait {
-                table,
-                conds: vec![Cond::eq("name", spec.port.as_str())],
-                columns: vec!["name"],
-                until_equal: true,
-                rows: vec![],
-            },
-            label,
-        );
+        txn.push(Op::wait_unnamed(table, spec.port.as_str()), label);
     }
     txn.push(
         Op::Insert {
@@ -102,11 +78,7 @@ fn push_create(txn: &mut Txn, spec: &PortSpec, n: usize) {
         label,
     );
     txn.push(
-        Op::Mutate {
-            table: "Bridge",
-            conds: vec![Cond::eq("name", spec.bridge.as_str())],
-            mutations: vec![json!(["ports", "insert", ["set", [named_uuid(&port_ref)]]])],
-        },
+        Op::insert_ref("Bridge", spec.bridge.as_str(), "ports", &port_ref),
         label,
     );
 }
@@ -245,13 +217,10 @@ pub fn converge(
 /// success and sends no mutation. Returns the names of the removed ports.
 pub fn destroy(client: &mut Client, owner: &ContainerId) -> Result<Vec<String>, OpError> {
     let mut read = Txn::new();
-    read.push(
-        Op::Select {
-            table: "Port",
-            conds: vec![owner_cond(owner)],
-            columns: vec!["_uuid", "name", "interfaces"],
-        },
-        None,
+    read.select(
+        "Port",
+        vec![owner_cond(owner.as_str())],
+        vec!["_uuid", "name", "interfaces"],
     );
     let results = client.transact(&format!("read OVS ports of {owner}"), &read)?;
     let ports: Vec<PortRow> = rows(&results[0]).iter().map(parse_port).collect();

@@ -5,6 +5,9 @@
 //! `external_ids:netprov-id=<container id>` (and `netprov-iface=<name in the
 //! container>`); observe, destroy and repair look rows up by that mark, so no state file
 //! is needed. A row with a wanted name but without the mark is never touched.
+//!
+//! `observe` reads OVSDB, `plan` (pure) compares, `change` is what it returns, `apply`
+//! writes it (removals, then the rest) and `destroy` removes what a container owns.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +17,7 @@ use serde::{Serialize, Serializer};
 use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanMode, VlanTag,
 };
+use crate::ovsdb::ops::{string_map, Cond};
 
 /// The `external_ids` keys that mark netprov's rows (owning container, interface name
 /// inside it): [`crate::marks`].
@@ -59,6 +63,15 @@ fn mode<S: Serializer>(v: &Option<VlanMode>, s: S) -> Result<S::Ok, S::Error> {
         Some(m) => s.serialize_str(m.as_ovsdb()),
         None => s.serialize_none(),
     }
+}
+
+/// Rows marked as `owner`'s (`external_ids` includes `netprov-id=<owner>`): OVS ports
+/// here, OVN logical switch ports in `ovn::lsp`.
+pub(crate) fn owner_cond(owner: &str) -> Cond {
+    Cond::includes(
+        "external_ids",
+        string_map(&BTreeMap::from([(OWNER_KEY.to_owned(), owner.to_owned())])),
+    )
 }
 
 impl PortSpec {
@@ -133,9 +146,11 @@ impl PortSpec {
 }
 
 mod apply;
+mod change;
 mod observe;
 mod plan;
 
 pub use apply::{apply, converge, destroy};
+pub use change::{show_tag, OvsChange};
 pub use observe::{observe, BridgeRow, IfaceRow, Observed, PortRow};
-pub use plan::{plan, show_tag, OvsChange};
+pub use plan::plan;

@@ -5,13 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{display, PortSpec, OWNER_KEY};
+use super::{display, owner_cond, PortSpec, OWNER_KEY};
 use crate::error::OpError;
 use crate::model::ContainerId;
 use crate::ovsdb::client::{Client, Txn};
-use crate::ovsdb::ops::{
-    optional_member, parse_string_map, parse_uuid, set_members, string_map, Cond, Op,
-};
+use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, rows, set_members, Cond};
 
 /// An Interface row as observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,6 +114,7 @@ impl Observed {
     }
 }
 
+const BRIDGE_COLUMNS: [&str; 3] = ["_uuid", "name", "ports"];
 const PORT_COLUMNS: [&str; 7] = [
     "_uuid",
     "name",
@@ -134,16 +133,6 @@ const IFACE_COLUMNS: [&str; 7] = [
     "ifindex",
     "external_ids",
 ];
-
-pub(super) fn owner_cond(owner: &ContainerId) -> Cond {
-    let mut m = BTreeMap::new();
-    m.insert(OWNER_KEY.to_owned(), owner.to_string());
-    Cond::includes("external_ids", string_map(&m))
-}
-
-pub(super) fn rows(result: &Value) -> Vec<Value> {
-    result["rows"].as_array().cloned().unwrap_or_default()
-}
 
 pub(super) fn parse_port(r: &Value) -> PortRow {
     PortRow {
@@ -165,6 +154,17 @@ pub(super) fn parse_port(r: &Value) -> PortRow {
             .collect(),
         iface: None,
         device_missing: None,
+    }
+}
+
+fn parse_bridge(r: &Value) -> BridgeRow {
+    BridgeRow {
+        uuid: parse_uuid(&r["_uuid"]).unwrap_or_default(),
+        name: r["name"].as_str().unwrap_or_default().to_owned(),
+        ports: set_members(&r["ports"])
+            .iter()
+            .filter_map(parse_uuid)
+            .collect(),
     }
 }
 
@@ -193,53 +193,22 @@ pub fn observe(
     let bridge_ops: Vec<usize> = bridges
         .iter()
         .map(|b| {
-            txn.push(
-                Op::Select {
-                    table: "Bridge",
-                    conds: vec![Cond::eq("name", *b)],
-                    columns: vec!["_uuid", "name", "ports"],
-                },
-                None,
+            txn.select(
+                "Bridge",
+                vec![Cond::eq("name", *b)],
+                BRIDGE_COLUMNS.to_vec(),
             )
         })
         .collect();
-    let mut port_ops = Vec::new();
-    let mut iface_ops = Vec::new();
-    for s in specs {
-        port_ops.push(txn.push(
-            Op::Select {
-                table: "Port",
-                conds: vec![Cond::eq("name", s.port.as_str())],
-                columns: PORT_COLUMNS.to_vec(),
-            },
-            None,
-        ));
-        iface_ops.push(txn.push(
-            Op::Select {
-                table: "Interface",
-                conds: vec![Cond::eq("name", s.port.as_str())],
-                columns: IFACE_COLUMNS.to_vec(),
-            },
-            None,
-        ));
+    let (mut port_ops, mut iface_ops) = (Vec::new(), Vec::new());
+    let by_name = specs.iter().map(|s| Cond::eq("name", s.port.as_str()));
+    for cond in by_name.chain([owner_cond(owner.as_str())]) {
+        port_ops.push(txn.select("Port", vec![cond.clone()], PORT_COLUMNS.to_vec()));
+        iface_ops.push(txn.select("Interface", vec![cond], IFACE_COLUMNS.to_vec()));
     }
-    port_ops.push(txn.push(
-        Op::Select {
-            table: "Port",
-            conds: vec![owner_cond(owner)],
-            columns: PORT_COLUMNS.to_vec(),
-        },
-        None,
-    ));
-    iface_ops.push(txn.push(
-        Op::Select {
-            table: "Interface",
-            conds: vec![owner_cond(owner)],
-            columns: IFACE_COLUMNS.to_vec(),
-        },
-        None,
-    ));
     let results = client.transact(&format!("read OVS ports of {owner}"), &txn)?;
+    let rows_of =
+        |ops: &[usize]| -> Vec<Value> { ops.iter().flat_map(|&i| rows(&results[i])).collect() };
 
     let mut observed = Observed {
         owner: owner.clone(),
@@ -247,32 +216,19 @@ pub fn observe(
         ports: BTreeMap::new(),
         stray_interfaces: BTreeSet::new(),
     };
-    for &i in &bridge_ops {
-        for r in rows(&results[i]) {
-            let b = BridgeRow {
-                uuid: parse_uuid(&r["_uuid"]).unwrap_or_default(),
-                name: r["name"].as_str().unwrap_or_default().to_owned(),
-                ports: set_members(&r["ports"])
-                    .iter()
-                    .filter_map(parse_uuid)
-                    .collect(),
-            };
-            observed.bridges.insert(b.name.clone(), b);
-        }
+    for r in rows_of(&bridge_ops) {
+        let b = parse_bridge(&r);
+        observed.bridges.insert(b.name.clone(), b);
     }
-    let mut ifaces: BTreeMap<String, IfaceRow> = BTreeMap::new();
-    for &i in &iface_ops {
-        for r in rows(&results[i]) {
-            let row = parse_iface(&r);
-            ifaces.insert(row.uuid.clone(), row);
-        }
-    }
-    for &i in &port_ops {
-        for r in rows(&results[i]) {
-            let mut p = parse_port(&r);
-            p.iface = p.interfaces.iter().find_map(|u| ifaces.get(u)).cloned();
-            observed.ports.insert(p.name.clone(), p);
-        }
+    let ifaces: BTreeMap<String, IfaceRow> = rows_of(&iface_ops)
+        .iter()
+        .map(parse_iface)
+        .map(|row| (row.uuid.clone(), row))
+        .collect();
+    for r in rows_of(&port_ops) {
+        let mut p = parse_port(&r);
+        p.iface = p.interfaces.iter().find_map(|u| ifaces.get(u)).cloned();
+        observed.ports.insert(p.name.clone(), p);
     }
     let held: BTreeSet<&str> = observed
         .ports

@@ -1,128 +1,14 @@
 //! The difference between what a container wants and what OVSDB holds.
 
-use std::collections::BTreeMap;
 use std::collections::BTreeSet;
-use std::fmt;
 
-use serde::Serialize;
-
-use super::{Observed, PortSpec, OWNER_KEY};
+use super::{Observed, OvsChange, PortRow, PortSpec, OWNER_KEY};
 use crate::error::OpError;
 use crate::model::ContainerId;
 
 /// Interface `external_ids` keys that ovn-controller sets on a bound port; netprov
 /// neither removes nor reports them.
 pub const CONTROLLER_KEYS: [&str; 2] = ["ovn-installed", "ovn-installed-ts"];
-
-/// One change to OVSDB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum OvsChange {
-    /// Insert Interface + Port and add the port to the bridge, in one transaction.
-    Create { spec: PortSpec },
-    /// Remove the port, let ovs-vswitchd drop it, then create it again (the only way to
-    /// make ovs-vswitchd open a device anew: a delete and re-insert in one transaction
-    /// is a no-op to it, since the name and type are unchanged).
-    Recreate {
-        spec: PortSpec,
-        port_uuid: String,
-        reason: String,
-    },
-    SetVlan {
-        port: String,
-        port_uuid: String,
-        from: Option<u16>,
-        to: Option<u16>,
-    },
-    SetTrunks {
-        port: String,
-        port_uuid: String,
-        from: Vec<u16>,
-        to: Vec<u16>,
-    },
-    SetVlanMode {
-        port: String,
-        port_uuid: String,
-        from: Option<String>,
-        to: Option<String>,
-    },
-    SetExternalIds {
-        port: String,
-        iface_uuid: String,
-        from: BTreeMap<String, String>,
-        to: BTreeMap<String, String>,
-    },
-    /// A port this container owns that its props no longer name.
-    Remove { port: String, port_uuid: String },
-}
-
-/// A `Port.tag` value as the plan and `check` show it: empty is "none" (a trunk, or
-/// with no `vlan_mode` and no `trunks` a trunk of every VLAN), 0 is the untagged VLAN.
-pub fn show_tag(t: &Option<u16>) -> String {
-    match t {
-        None => "none".to_owned(),
-        Some(0) => "0 (untagged)".to_owned(),
-        Some(t) => t.to_string(),
-    }
-}
-
-impl fmt::Display for OvsChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OvsChange::Create { spec } => {
-                write!(f, "add OVS port {} to bridge {} (", spec.port, spec.bridge)?;
-                f.write_str(if spec.internal {
-                    "internal"
-                } else {
-                    "veth host end"
-                })?;
-                match spec.tag_column() {
-                    Some(0) => f.write_str(", untagged")?,
-                    Some(t) => write!(f, ", VLAN {t}")?,
-                    None => {}
-                }
-                if !spec.trunks.is_empty() {
-                    write!(f, ", trunks {:?}", spec.trunk_column())?;
-                }
-                if let Some(m) = spec.vlan_mode {
-                    write!(f, ", vlan_mode {}", m.as_ovsdb())?;
-                }
-                f.write_str(")")
-            }
-            OvsChange::Recreate { spec, reason, .. } => {
-                write!(
-                    f,
-                    "re-create OVS port {} on bridge {}: {reason}",
-                    spec.port, spec.bridge
-                )
-            }
-            OvsChange::SetVlan { port, from, to, .. } => {
-                write!(
-                    f,
-                    "set VLAN of OVS port {port}: {} → {}",
-                    show_tag(from),
-                    show_tag(to)
-                )
-            }
-            OvsChange::SetTrunks { port, from, to, .. } => {
-                write!(f, "set trunks of OVS port {port}: {from:?} → {to:?}")
-            }
-            OvsChange::SetVlanMode { port, from, to, .. } => write!(
-                f,
-                "set vlan_mode of OVS port {port}: {} → {}",
-                from.as_deref().unwrap_or("default"),
-                to.as_deref().unwrap_or("default")
-            ),
-            OvsChange::SetExternalIds { port, from, to, .. } => {
-                write!(
-                    f,
-                    "set external_ids of OVS interface {port}: {from:?} → {to:?}"
-                )
-            }
-            OvsChange::Remove { port, .. } => write!(f, "remove OVS port {port}"),
-        }
-    }
-}
 
 /// What must change for `owner`'s ports to match `specs`. Pure. Errors: a bridge that
 /// does not exist, a wanted name held by a row that is not this container's.
@@ -133,127 +19,7 @@ pub fn plan(
 ) -> Result<Vec<OvsChange>, OpError> {
     let mut changes = Vec::new();
     for spec in specs {
-        let Some(bridge) = observed.bridges.get(spec.bridge.as_str()) else {
-            return Err(OpError::new(
-                spec.create_label(),
-                format!(
-                    "OVS bridge {} does not exist (netprov does not create bridges)",
-                    spec.bridge
-                ),
-            ));
-        };
-        let Some(row) = observed.port(spec.port.as_str()) else {
-            if observed.stray_interfaces.contains(spec.port.as_str()) {
-                return Err(OpError::new(
-                    spec.create_label(),
-                    format!(
-                        "an OVS interface named {} exists in another port and is not netprov's",
-                        spec.port
-                    ),
-                ));
-            }
-            changes.push(OvsChange::Create { spec: spec.clone() });
-            continue;
-        };
-        match row.owner() {
-            Some(o) if o == owner.as_str() => {}
-            Some(o) => {
-                return Err(OpError::new(
-                    spec.create_label(),
-                    format!(
-                        "OVS port {} belongs to netprov container {o} (external_ids:{OWNER_KEY}={o}){}",
-                        spec.port,
-                        if spec.internal {
-                            "; an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\""
-                        } else {
-                            ""
-                        }
-                    ),
-                ))
-            }
-            None => {
-                return Err(OpError::new(
-                    spec.create_label(),
-                    format!(
-                        "OVS port {} on {} exists and is not netprov's (no external_ids:{OWNER_KEY}={owner})",
-                        spec.port, spec.bridge
-                    ),
-                ))
-            }
-        }
-        if row
-            .iface
-            .as_ref()
-            .is_some_and(|i| i.kind != spec.iface_type())
-        {
-            // Style changed under the same name (an explicit hostName equal to the
-            // interface name): the removal goes first, in its own phase, so that the
-            // internal device it deletes is gone before the veth takes the name.
-            changes.push(OvsChange::Remove {
-                port: row.name.clone(),
-                port_uuid: row.uuid.clone(),
-            });
-            changes.push(OvsChange::Create { spec: spec.clone() });
-            continue;
-        }
-        let reason = if !bridge.ports.contains(&row.uuid) {
-            Some(format!("it is on another bridge than {}", spec.bridge))
-        } else {
-            row.broken()
-        };
-        if let Some(reason) = reason {
-            changes.push(OvsChange::Recreate {
-                spec: spec.clone(),
-                port_uuid: row.uuid.clone(),
-                reason,
-            });
-            continue;
-        }
-        // Same port, same device: VLAN settings change in place, without a flap.
-        if row.tag != spec.tag_column() {
-            changes.push(OvsChange::SetVlan {
-                port: row.name.clone(),
-                port_uuid: row.uuid.clone(),
-                from: row.tag,
-                to: spec.tag_column(),
-            });
-        }
-        if row.trunks != spec.trunk_column() {
-            changes.push(OvsChange::SetTrunks {
-                port: row.name.clone(),
-                port_uuid: row.uuid.clone(),
-                from: row.trunks.clone(),
-                to: spec.trunk_column(),
-            });
-        }
-        if row.vlan_mode != spec.mode_column() {
-            changes.push(OvsChange::SetVlanMode {
-                port: row.name.clone(),
-                port_uuid: row.uuid.clone(),
-                from: row.vlan_mode.clone(),
-                to: spec.mode_column(),
-            });
-        }
-        if let Some(i) = &row.iface {
-            // Keys ovn-controller writes (ovn-installed) are kept, not fought over.
-            let mut to = spec.iface_ids();
-            // ...unless the binding changes: a stale ovn-installed would end the wait
-            // for the new one at once.
-            let same_binding = i.external_ids.get("iface-id") == to.get("iface-id");
-            for k in CONTROLLER_KEYS.into_iter().filter(|_| same_binding) {
-                if let Some(v) = i.external_ids.get(k) {
-                    to.insert(k.to_owned(), v.clone());
-                }
-            }
-            if i.external_ids != to {
-                changes.push(OvsChange::SetExternalIds {
-                    port: row.name.clone(),
-                    iface_uuid: i.uuid.clone(),
-                    from: i.external_ids.clone(),
-                    to,
-                });
-            }
-        }
+        changes.extend(plan_port(owner, spec, observed)?);
     }
     let wanted: BTreeSet<&str> = specs.iter().map(|s| s.port.as_str()).collect();
     for row in observed.ports.values() {
@@ -267,399 +33,138 @@ pub fn plan(
     Ok(changes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{IfName, VlanTag};
-    use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow};
-
-    fn spec(vlan: i64) -> PortSpec {
-        PortSpec {
-            owner: ContainerId::new("web").unwrap(),
-            iface: IfName::new("lan").unwrap(),
-            port: IfName::new("lan").unwrap(),
-            bridge: IfName::new("br0").unwrap(),
-            internal: true,
-            vlan: VlanTag::new(vlan).unwrap(),
-            trunks: vec![],
-            vlan_mode: None,
-            external_ids: BTreeMap::new(),
+/// The changes for one wanted port.
+fn plan_port(
+    owner: &ContainerId,
+    spec: &PortSpec,
+    observed: &Observed,
+) -> Result<Vec<OvsChange>, OpError> {
+    let Some(bridge) = observed.bridges.get(spec.bridge.as_str()) else {
+        return Err(OpError::new(
+            spec.create_label(),
+            format!(
+                "OVS bridge {} does not exist (netprov does not create bridges)",
+                spec.bridge
+            ),
+        ));
+    };
+    let Some(row) = observed.port(spec.port.as_str()) else {
+        if observed.stray_interfaces.contains(spec.port.as_str()) {
+            return Err(OpError::new(
+                spec.create_label(),
+                format!(
+                    "an OVS interface named {} exists in another port and is not netprov's",
+                    spec.port
+                ),
+            ));
         }
+        return Ok(vec![OvsChange::Create { spec: spec.clone() }]);
+    };
+    check_owner(owner, spec, row)?;
+    if row
+        .iface
+        .as_ref()
+        .is_some_and(|i| i.kind != spec.iface_type())
+    {
+        // Style changed under the same name (an explicit hostName equal to the
+        // interface name): the removal goes first, in its own phase, so that the
+        // internal device it deletes is gone before the veth takes the name.
+        return Ok(vec![
+            OvsChange::Remove {
+                port: row.name.clone(),
+                port_uuid: row.uuid.clone(),
+            },
+            OvsChange::Create { spec: spec.clone() },
+        ]);
     }
-
-    fn observed_with(port: Option<PortRow>) -> Observed {
-        let mut o = Observed {
-            owner: ContainerId::new("web").unwrap(),
-            bridges: BTreeMap::new(),
-            ports: BTreeMap::new(),
-            stray_interfaces: BTreeSet::new(),
-        };
-        let mut b = BridgeRow {
-            uuid: "b".into(),
-            name: "br0".into(),
-            ports: BTreeSet::new(),
-        };
-        if let Some(p) = port {
-            b.ports.insert(p.uuid.clone());
-            o.ports.insert(p.name.clone(), p);
-        }
-        o.bridges.insert("br0".into(), b);
-        o
+    let reason = if !bridge.ports.contains(&row.uuid) {
+        Some(format!("it is on another bridge than {}", spec.bridge))
+    } else {
+        row.broken()
+    };
+    if let Some(reason) = reason {
+        return Ok(vec![OvsChange::Recreate {
+            spec: spec.clone(),
+            port_uuid: row.uuid.clone(),
+            reason,
+        }]);
     }
+    let mut changes = in_place(spec, row);
+    changes.extend(external_ids(spec, row));
+    Ok(changes)
+}
 
-    fn row_for(s: &PortSpec) -> PortRow {
-        PortRow {
-            uuid: "p".into(),
-            name: s.port.to_string(),
-            tag: s.tag_column(),
-            trunks: vec![],
-            vlan_mode: None,
-            external_ids: s.port_ids(),
-            interfaces: vec!["i".into()],
-            iface: Some(IfaceRow {
-                uuid: "i".into(),
-                name: s.port.to_string(),
-                kind: "internal".into(),
-                ofport: Some(1),
-                error: None,
-                ifindex: Some(0),
-                external_ids: s.iface_ids(),
-            }),
-            device_missing: None,
-        }
-    }
-
-    #[test]
-    fn absent_port_is_created() {
-        let s = spec(10);
-        let c = plan(&s.owner, std::slice::from_ref(&s), &observed_with(None)).unwrap();
-        assert_eq!(c.len(), 1);
-        assert_eq!(
-            c[0].to_string(),
-            "add OVS port lan to bridge br0 (internal, VLAN 10)"
-        );
-        let j = serde_json::to_value(&c[0]).unwrap();
-        assert_eq!(j["action"], "create");
-        assert_eq!(j["spec"]["vlan"], 10);
-    }
-
-    #[test]
-    fn matching_port_needs_nothing_and_retag_is_in_place() {
-        let s = spec(10);
-        let o = observed_with(Some(row_for(&s)));
-        assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-            .unwrap()
-            .is_empty());
-        let mut row = row_for(&s);
-        row.tag = Some(20);
-        let c = plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row)),
-        )
-        .unwrap();
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].to_string(), "set VLAN of OVS port lan: 20 → 10");
-        let c = plan(&s.owner, &[spec(0)], &o).unwrap();
-        assert_eq!(
-            c[0].to_string(),
-            "set VLAN of OVS port lan: 10 → 0 (untagged)"
-        );
-    }
-
-    #[test]
-    fn foreign_port_and_missing_bridge_are_errors() {
-        let s = spec(10);
-        let mut row = row_for(&s);
-        row.external_ids.clear();
-        let e = plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row)),
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "add OVS port lan to bridge br0: OVS port lan on br0 exists and is not netprov's (no external_ids:netprov-id=web)"
-        );
-        let mut o = observed_with(None);
-        o.bridges.clear();
-        let e = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap_err();
-        assert!(
-            e.to_string().contains("OVS bridge br0 does not exist"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn broken_device_is_recreated_and_stale_port_removed() {
-        let s = spec(10);
-        let mut row = row_for(&s);
-        row.iface.as_mut().unwrap().error =
-            Some("could not open network device lan (No such device)".into());
-        let c = plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row)),
-        )
-        .unwrap();
-        assert!(matches!(c[0], OvsChange::Recreate { .. }), "{c:?}");
-        let mut o = observed_with(Some(row_for(&s)));
-        o.mark_device_missing("lan", "no device lan in netns web");
-        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
-        assert_eq!(
-            c[0].to_string(),
-            "re-create OVS port lan on bridge br0: no device lan in netns web"
-        );
-        let c = plan(&s.owner, &[], &observed_with(Some(row_for(&s)))).unwrap();
-        assert_eq!(c[0].to_string(), "remove OVS port lan");
-    }
-
-    #[test]
-    fn style_bridge_and_veth_health_force_recreation() {
-        let s = spec(10);
-        // Style changed internal → veth.
-        let mut veth = s.clone();
-        veth.internal = false;
-        let c = plan(
-            &s.owner,
-            std::slice::from_ref(&veth),
-            &observed_with(Some(row_for(&s))),
-        )
-        .unwrap();
-        // Removal and creation as two changes: the removal runs in its own, earlier
-        // phase (it deletes the internal device the veth's container end replaces).
-        assert_eq!(c.len(), 2, "{c:?}");
-        assert_eq!(c[0].to_string(), "remove OVS port lan");
-        assert_eq!(
-            c[1].to_string(),
-            "add OVS port lan to bridge br0 (veth host end, VLAN 10)"
-        );
-        // On another bridge.
-        let mut o = observed_with(Some(row_for(&s)));
-        o.bridges.get_mut("br0").unwrap().ports.clear();
-        let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
-        assert!(
-            c[0].to_string()
-                .ends_with("it is on another bridge than br0"),
-            "{}",
-            c[0]
-        );
-        // A veth host end OVS no longer sees.
-        let mut row = row_for(&veth);
-        row.iface.as_mut().unwrap().kind = String::new();
-        row.iface.as_mut().unwrap().ifindex = Some(5);
-        assert!(plan(
-            &s.owner,
-            std::slice::from_ref(&veth),
-            &observed_with(Some(row.clone()))
-        )
-        .unwrap()
-        .is_empty());
-        row.iface.as_mut().unwrap().ifindex = Some(0);
-        let c = plan(
-            &s.owner,
-            std::slice::from_ref(&veth),
-            &observed_with(Some(row)),
-        )
-        .unwrap();
-        assert_eq!(
-            c[0].to_string(),
-            "re-create OVS port lan on bridge br0: device lan is gone (ifindex 0)"
-        );
-        // An OVS error that re-creation would not cure is left alone.
-        let mut row = row_for(&s);
-        row.iface.as_mut().unwrap().error =
-            Some("could not add network device lan to ofproto (Invalid argument)".into());
-        assert!(plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row))
-        )
-        .unwrap()
-        .is_empty());
-    }
-
-    #[test]
-    fn other_containers_port_is_an_error() {
-        let s = spec(10);
-        let mut row = row_for(&s);
-        row.external_ids.insert(OWNER_KEY.into(), "db".into());
-        let e = plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row)),
-        )
-        .unwrap_err();
-        assert_eq!(e.to_string(), "add OVS port lan to bridge br0: OVS port lan belongs to netprov container db (external_ids:netprov-id=db); an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\"");
-    }
-
-    /// Every combination of VLAN, trunks and mode: a port is a trunk only when the props
-    /// say so (`trunks` or a trunk mode); otherwise it is an access port with a `tag`,
-    /// 0 for the untagged VLAN (an empty `tag` and `vlan_mode` would be a trunk of all).
-    #[test]
-    fn tag_column_is_a_trunk_only_when_asked() {
-        use crate::model::VlanMode::*;
-        for vlan in [0, 1, 356, 4095] {
-            for trunks in [vec![], vec![VlanTag::new(20).unwrap()]] {
-                for mode in [None, Some(Access), Some(Trunk), Some(NativeTagged)] {
-                    let mut s = spec(vlan);
-                    s.trunks = trunks.clone();
-                    s.vlan_mode = mode;
-                    let want = match mode {
-                        Some(Trunk) => None,
-                        None if !trunks.is_empty() && vlan == 0 => None,
-                        _ => Some(vlan as u16),
-                    };
-                    assert_eq!(
-                        s.tag_column(),
-                        want,
-                        "vlan {vlan} trunks {trunks:?} {mode:?}"
-                    );
-                    // Never the implicit trunk of every VLAN.
-                    assert!(
-                        !(s.tag_column().is_none()
-                            && s.mode_column().is_none()
-                            && s.trunks.is_empty()),
-                        "vlan {vlan} {mode:?}"
-                    );
-                }
+/// A row with a wanted name must carry this container's mark.
+fn check_owner(owner: &ContainerId, spec: &PortSpec, row: &PortRow) -> Result<(), OpError> {
+    let cause = match row.owner() {
+        Some(o) if o == owner.as_str() => return Ok(()),
+        Some(o) => format!(
+            "OVS port {} belongs to netprov container {o} (external_ids:{OWNER_KEY}={o}){}",
+            spec.port,
+            if spec.internal {
+                "; an internal port is named after its interface on the whole host: rename the interface or use ovs.style \"veth\""
+            } else {
+                ""
             }
+        ),
+        None => format!(
+            "OVS port {} on {} exists and is not netprov's (no external_ids:{OWNER_KEY}={owner})",
+            spec.port, spec.bridge
+        ),
+    };
+    Err(OpError::new(spec.create_label(), cause))
+}
+
+/// Same port, same device: VLAN settings change in place, without a flap.
+fn in_place(spec: &PortSpec, row: &PortRow) -> Vec<OvsChange> {
+    let mut changes = Vec::new();
+    if row.tag != spec.tag_column() {
+        changes.push(OvsChange::SetVlan {
+            port: spec.port.clone(),
+            port_uuid: row.uuid.clone(),
+            from: row.tag,
+            to: spec.tag_column(),
+        });
+    }
+    if row.trunks != spec.trunk_column() {
+        changes.push(OvsChange::SetTrunks {
+            port: spec.port.clone(),
+            port_uuid: row.uuid.clone(),
+            from: row.trunks.clone(),
+            to: spec.trunk_column(),
+        });
+    }
+    if row.vlan_mode != spec.mode_column() {
+        changes.push(OvsChange::SetVlanMode {
+            port: spec.port.clone(),
+            port_uuid: row.uuid.clone(),
+            from: row.vlan_mode.clone(),
+            to: spec.mode_column(),
+        });
+    }
+    changes
+}
+
+/// The Interface row's `external_ids`: netprov's marks and the props' keys.
+fn external_ids(spec: &PortSpec, row: &PortRow) -> Option<OvsChange> {
+    let i = row.iface.as_ref()?;
+    // Keys ovn-controller writes (ovn-installed) are kept, not fought over.
+    let mut to = spec.iface_ids();
+    // ...unless the binding changes: a stale ovn-installed would end the wait
+    // for the new one at once.
+    let same_binding = i.external_ids.get("iface-id") == to.get("iface-id");
+    for k in CONTROLLER_KEYS.into_iter().filter(|_| same_binding) {
+        if let Some(v) = i.external_ids.get(k) {
+            to.insert(k.to_owned(), v.clone());
         }
     }
-
-    #[test]
-    fn empty_tag_of_an_untagged_port_migrates_to_access_in_place() {
-        let s = spec(0);
-        let mut row = row_for(&s);
-        row.tag = None;
-        let c = plan(
-            &s.owner,
-            std::slice::from_ref(&s),
-            &observed_with(Some(row)),
-        )
-        .unwrap();
-        assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!(
-            c[0].to_string(),
-            "set VLAN of OVS port lan: none → 0 (untagged)"
-        );
-        // And then nothing.
-        let o = observed_with(Some(row_for(&s)));
-        assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-            .unwrap()
-            .is_empty());
-    }
-
-    #[test]
-    fn create_display_lists_trunks_and_mode() {
-        let mut s = spec(0);
-        s.trunks = vec![VlanTag::new(10).unwrap(), VlanTag::new(20).unwrap()];
-        s.vlan_mode = Some(crate::model::VlanMode::Trunk);
-        let c = OvsChange::Create { spec: s };
-        assert_eq!(
-            c.to_string(),
-            "add OVS port lan to bridge br0 (internal, trunks [10, 20], vlan_mode trunk)"
-        );
-        let j = serde_json::to_value(&c).unwrap();
-        assert_eq!(j["spec"]["trunks"], serde_json::json!([10, 20]));
-        assert_eq!(j["spec"]["vlan_mode"], "trunk");
-        assert_eq!(j["spec"]["owner"], "web");
-    }
+    (i.external_ids != to).then(|| OvsChange::SetExternalIds {
+        port: spec.port.clone(),
+        iface_uuid: i.uuid.clone(),
+        from: i.external_ids.clone(),
+        to,
+    })
 }
 
 #[cfg(test)]
-mod controller_keys {
-    use super::tests_support::*;
-    use super::*;
-
-    #[test]
-    fn ovn_installed_is_kept_for_the_same_binding_only() {
-        let mut s = spec_with_iface_id("web:lan");
-        for installed in [None, Some("true")] {
-            let mut row = row_for(&s);
-            if let (Some(v), Some(i)) = (installed, row.iface.as_mut()) {
-                i.external_ids.insert("ovn-installed".into(), v.into());
-                i.external_ids.insert("ovn-installed-ts".into(), "1".into());
-            }
-            let o = observed_with(Some(row.clone()));
-            // Same iface-id: ovn-controller's keys are neither drift nor removed.
-            assert!(plan(&s.owner, std::slice::from_ref(&s), &o)
-                .unwrap()
-                .is_empty());
-            // Another iface-id: the update drops them (the new binding is not installed).
-            s.external_ids.insert("iface-id".into(), "web:lan2".into());
-            let c = plan(&s.owner, std::slice::from_ref(&s), &o).unwrap();
-            match &c[..] {
-                [OvsChange::SetExternalIds { to, .. }] => {
-                    assert!(!to.contains_key("ovn-installed"), "{to:?}");
-                    assert_eq!(to["iface-id"], "web:lan2");
-                }
-                other => panic!("{other:?}"),
-            }
-            s.external_ids.insert("iface-id".into(), "web:lan".into());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests_support {
-    use super::*;
-    use crate::model::{IfName, VlanTag};
-    use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow};
-
-    pub fn spec_with_iface_id(id: &str) -> PortSpec {
-        PortSpec {
-            owner: ContainerId::new("web").unwrap(),
-            iface: IfName::new("lan").unwrap(),
-            port: IfName::new("ve-web-lan").unwrap(),
-            bridge: IfName::new("br-int").unwrap(),
-            internal: false,
-            vlan: VlanTag::new(0).unwrap(),
-            trunks: vec![],
-            vlan_mode: None,
-            external_ids: BTreeMap::from([("iface-id".to_owned(), id.to_owned())]),
-        }
-    }
-
-    pub fn observed_with(port: Option<PortRow>) -> Observed {
-        let mut b = BridgeRow {
-            uuid: "b".into(),
-            name: "br-int".into(),
-            ports: BTreeSet::new(),
-        };
-        let mut ports = BTreeMap::new();
-        if let Some(p) = port {
-            b.ports.insert(p.uuid.clone());
-            ports.insert(p.name.clone(), p);
-        }
-        Observed {
-            owner: ContainerId::new("web").unwrap(),
-            bridges: BTreeMap::from([("br-int".to_owned(), b)]),
-            ports,
-            stray_interfaces: BTreeSet::new(),
-        }
-    }
-
-    pub fn row_for(s: &PortSpec) -> PortRow {
-        PortRow {
-            uuid: "p".into(),
-            name: s.port.to_string(),
-            tag: s.tag_column(),
-            trunks: vec![],
-            vlan_mode: None,
-            external_ids: s.port_ids(),
-            interfaces: vec!["i".into()],
-            iface: Some(IfaceRow {
-                uuid: "i".into(),
-                name: s.port.to_string(),
-                kind: String::new(),
-                ofport: Some(1),
-                error: None,
-                ifindex: Some(5),
-                external_ids: s.iface_ids(),
-            }),
-            device_missing: None,
-        }
-    }
-}
+mod tests;
