@@ -24,19 +24,19 @@ use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::address;
+use crate::engine::blocking::blocking;
 use crate::engine::{DestroyFailed, DestroyReport, DestroyTarget, Engine};
 use crate::error::{Invalid, OpError};
-use crate::link::{self, LinkState, NETPROV_GROUP};
+use crate::kernel::address;
+use crate::kernel::link::{self, LinkState, NETPROV_GROUP};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns_owner::{self, Owner};
+use crate::kernel::route;
 use crate::model::{ContainerId, Desired, NetnsSpec};
-use crate::netlink::Netlink;
-use crate::netns_owner::{self, Owner};
 use crate::nft::{self, HostState, RulesetState};
-use crate::observe::blocking;
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, set_members, Op};
 use crate::ovsdb::port::OWNER_KEY;
 use crate::ovsdb::{Client, Endpoint, Txn};
-use crate::route;
 
 /// Where the host-wide commands look besides the kernel.
 #[derive(Debug, Clone)]
@@ -639,7 +639,7 @@ pub(crate) async fn delete_host_links(
     rep: &mut DestroyReport,
 ) -> Vec<OpError> {
     let mut fails = Vec::new();
-    let count = crate::netlink::MutationCount::default();
+    let count = crate::kernel::netlink::MutationCount::default();
     for name in names {
         let got = match host.get(link::get_by_name(name)).await {
             Ok(Some(RouteNetlinkMessage::NewLink(m))) => LinkState::parse(&m),
@@ -693,7 +693,7 @@ fn network_live(places: &Places, d: &Desired) -> bool {
     let netns = match &d.netns {
         NetnsSpec::Owned { path } | NetnsSpec::Adopted { path } => path,
     };
-    crate::netns::is_handle(netns) || machine_running(places, d.id.as_str())
+    crate::kernel::netns::is_handle(netns) || machine_running(places, d.id.as_str())
 }
 
 /// `netprov reconcile`: re-applies every props file of the props directory whose
@@ -914,7 +914,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
     let usable = if owned {
         netns_owner::handle(&netns).ok() == Some(netns_owner::Handle::Netns)
     } else {
-        crate::netns::is_handle(&netns)
+        crate::kernel::netns::is_handle(&netns)
     };
     if usable {
         let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;

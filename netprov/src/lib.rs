@@ -4,29 +4,31 @@
 //!                                                  ├─ plan ─▶ Plan ─execute─▶ kernel / OVSDB
 //! kernel + OVSDB ─observe──────▶ Observed ─────────┘
 //!
-//! See docs/architecture.md.
+//! Source tree (see docs/architecture.md):
+//!
+//! ```text
+//! cli/          command line: parse arguments, print results, exit codes
+//! props/        props.json → model::Desired (parse, validate)
+//! model.rs      the desired state
+//! engine/       observe → diff → plan → execute; destroy; per-container locks
+//!   diff/       Desired vs Observed → Steps (links, addresses, OVS, nftables)
+//! kernel/       wire operations on the kernel: netlink, netns, links, addresses, routes, sysctls
+//! nft/          nftables rulesets (libnftables, nfnetlink)
+//! ovsdb/        OVSDB JSON-RPC client and OVS port management
+//! ovn/          OVN logical switch ports
+//! inventory.rs  what netprov owns on this host (list, status, gc, reconcile)
+//! userns.rs     sysctls for containers that run in a user namespace
+//! error.rs      errors and exit codes
+//! ```
 
-pub mod address;
 pub mod cli;
-pub mod destroy;
-pub mod diff;
 pub mod engine;
 pub mod error;
-pub mod execute;
 pub mod inventory;
-pub mod link;
-pub mod lock;
+pub mod kernel;
 pub mod model;
-pub mod netlink;
-pub mod netns;
-pub mod netns_owner;
-pub mod netns_release;
 pub mod nft;
-pub mod observe;
 pub mod ovn;
 pub mod ovsdb;
-pub mod plan;
 pub mod props;
-pub mod route;
-pub mod sysctl;
 pub mod userns;

@@ -314,7 +314,10 @@ fn same_id_waits_and_says_so_other_ids_do_not() {
         .unwrap();
     let id_a = netprov::model::ContainerId::new(&a).unwrap();
     let held = rt
-        .block_on(netprov::lock::acquire(&id_a, netprov::lock::Op::Apply))
+        .block_on(netprov::engine::lock::acquire(
+            &id_a,
+            netprov::engine::lock::Op::Apply,
+        ))
         .unwrap();
 
     // Another id: not held up (check of a never-applied container: drift, exit 3).

@@ -427,7 +427,7 @@ fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
     let f = dir.write(&props(&id, &unique("v"), 5, json!({})));
     let handle = Path::new("/run/netns").join(&id);
     let marked = |when: &str| {
-        if netprov::netns::is_handle(&handle) {
+        if netprov::kernel::netns::is_handle(&handle) {
             let lo = lo_alias(&id);
             assert!(
                 lo.contains(&format!("alias netprov-netns:{id}")),
@@ -500,8 +500,8 @@ fn an_unmarked_netns_of_an_older_netprov_is_marked_on_apply() {
 /// was observed (a concurrent run) is reused only with this container's mark.
 #[test]
 fn create_handle_marks_and_reuses_only_a_marked_netns() {
+    use netprov::kernel::netns::{create_handle, remove_handle};
     use netprov::model::ContainerId;
-    use netprov::netns::{create_handle, remove_handle};
     let mut host = HostNetns::new();
     let id = unique("r");
     host.track(&id);

@@ -151,7 +151,7 @@ fn is_probe(frame: &[u8]) -> bool {
 /// when used from this thread).
 fn packet_socket(ns: &str, ifname: &str) -> OwnedFd {
     let ifname = std::ffi::CString::new(ifname).unwrap();
-    netprov::netns::in_netns(&Ovs::netns_path(ns), move || {
+    netprov::kernel::netns::in_netns(&Ovs::netns_path(ns), move || {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket/bind/setsockopt calls on a fresh descriptor we own.
         unsafe {

@@ -86,7 +86,7 @@ fn ns_has_link(ns: &str, name: &str) -> bool {
 /// Where `s`'s device is, looked up from the host netns as the engine will.
 fn locate(o: &Ovs, s: &PortSpec, ns: &str) -> InternalDevice {
     let (s, p) = (s.clone(), Ovs::netns_path(ns));
-    netprov::netns::in_netns(&o.host.path(), move || port::locate_internal_device(&s, &p))
+    netprov::kernel::netns::in_netns(&o.host.path(), move || port::locate_internal_device(&s, &p))
         .unwrap()
         .unwrap()
 }

@@ -38,8 +38,8 @@ use self::build::cstring;
 pub use self::content::HostTable;
 use super::netlink::{BatchError, NfSocket};
 use crate::error::OpError;
+use crate::kernel::netns::in_netns;
 use crate::model::{ContainerId, Desired, HostRules, IfName, InterfaceKind};
-use crate::netns::in_netns;
 
 /// Prefix of every host table netprov owns.
 pub const TABLE_PREFIX: &str = "netprov-";

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use super::marker;
 use crate::error::OpError;
+use crate::kernel::netns::in_netns;
 use crate::model::{IfName, Ruleset};
-use crate::netns::in_netns;
 
 /// Family and name of the marker table netprov adds to every ruleset it loads. A user
 /// ruleset must not define it.

@@ -18,7 +18,7 @@ pub fn check_adopted_netns(ds: &[Desired], files: &[PathBuf], host: &Path) -> Ve
             let NetnsSpec::Adopted { path } = &d.netns else {
                 return None;
             };
-            let why = crate::netns_owner::host_netns(path, host)?;
+            let why = crate::kernel::netns_owner::host_netns(path, host)?;
             let mut e = problem("network.netns_path", why);
             e.file = files.get(n).cloned();
             Some(e)

@@ -43,7 +43,7 @@ pub fn locate_internal_device(
 ) -> Result<InternalDevice, OpError> {
     let in_host = exists(spec.port.as_str());
     let iface = spec.iface.to_string();
-    let in_container = crate::netns::in_netns(container_netns, move || exists(&iface))?;
+    let in_container = crate::kernel::netns::in_netns(container_netns, move || exists(&iface))?;
     Ok(match (in_host, in_container) {
         (true, false) => InternalDevice::InHost,
         (false, true) => InternalDevice::InContainer,

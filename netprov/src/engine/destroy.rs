@@ -32,15 +32,16 @@ use std::path::{Path, PathBuf};
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 
+use crate::engine::blocking::blocking;
+use crate::engine::observe;
 use crate::error::OpError;
-use crate::link::{self, LinkChange};
+use crate::kernel::link::{self, LinkChange};
+use crate::kernel::netlink::{MutationCount, Netlink};
+use crate::kernel::netns;
+use crate::kernel::route;
 use crate::model::{ContainerId, Desired, InterfaceKind, NetnsSpec, OvsStyle};
-use crate::netlink::{MutationCount, Netlink};
-use crate::netns;
 use crate::nft::{self, RulesetState};
-use crate::observe::{self, blocking};
 use crate::ovsdb::{self, Client, Endpoint};
-use crate::route;
 
 /// What destroy removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -162,7 +163,7 @@ pub async fn destroy(
     let label = format!("netns {id}");
     if !owned {
         // Never the host netns (validation checks it too, against this process's).
-        if let Err(e) = crate::netns_owner::refuse_host(&id, &path, host_path) {
+        if let Err(e) = crate::kernel::netns_owner::refuse_host(&id, &path, host_path) {
             return Err(DestroyFailed::new(&id, e));
         }
     }
@@ -213,8 +214,8 @@ pub async fn destroy(
     // An owned netns goes in bulk (see netns_release): these host ends go with it.
     let mut peers = Vec::new();
     let handle_ok = if owned {
-        match crate::netns_owner::handle(&path) {
-            Ok(h) => h == crate::netns_owner::Handle::Netns,
+        match crate::kernel::netns_owner::handle(&path) {
+            Ok(h) => h == crate::kernel::netns_owner::Handle::Netns,
             Err(e) => {
                 rep.netns_not_ours = Some(e.to_string());
                 false
@@ -230,10 +231,10 @@ pub async fn destroy(
         };
         let st = match st {
             Ok((nl, st)) => {
-                let who = crate::netns_owner::owner(&id, &st.links);
+                let who = crate::kernel::netns_owner::owner(&id, &st.links);
                 if owned && !who.is_ours() {
                     rep.netns_not_ours =
-                        Some(crate::netns_owner::not_ours(&id, &path, &who).to_string());
+                        Some(crate::kernel::netns_owner::not_ours(&id, &path, &who).to_string());
                     None
                 } else {
                     Some((nl, st))
@@ -274,7 +275,7 @@ pub async fn destroy(
                     has_ovs = shows_ovs(&st, host, &id, &calias).await;
                 }
                 if owned {
-                    match crate::netns_release::host_peers(host, &id, &st, &calias).await {
+                    match crate::kernel::netns_release::host_peers(host, &id, &st, &calias).await {
                         Ok(p) => peers = p,
                         Err(e) => fails.push(e),
                     }
@@ -291,7 +292,7 @@ pub async fn destroy(
                                 metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
                             })
                             .collect();
-                        crate::netns_owner::adopted_routes(d, &st, &want)
+                        crate::kernel::netns_owner::adopted_routes(d, &st, &want)
                     }
                     // An owned netns: its routes go with it.
                     _ => Vec::new(),
@@ -422,7 +423,7 @@ pub async fn destroy(
         let watch = if peers.is_empty() {
             None
         } else {
-            match crate::netns_release::LinkWatch::open(host_path) {
+            match crate::kernel::netns_release::LinkWatch::open(host_path) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     fails.push(e);
@@ -435,7 +436,8 @@ pub async fn destroy(
             Ok(()) => {
                 rep.netns_removed = existed;
                 if let Some(w) = watch {
-                    if let Err(e) = crate::netns_release::await_peers(host, w, &peers, &count).await
+                    if let Err(e) =
+                        crate::kernel::netns_release::await_peers(host, w, &peers, &count).await
                     {
                         fails.push(e);
                     }

@@ -1,7 +1,7 @@
 //! Execute: run a [`Plan`]'s steps in order against the kernel.
 //!
 //! No rollback. Every step is idempotent in effect and every link is marked at birth
-//! (see [`crate::link`]), so a run that stops part-way — an error, a SIGKILL, or the
+//! (see [`crate::kernel::link`]), so a run that stops part-way — an error, a SIGKILL, or the
 //! `fail_after` fault-injection hook — leaves state from which the next apply
 //! converges (it re-observes and plans only what is still missing) and from which
 //! destroy removes everything by its marks.
@@ -15,17 +15,17 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use tracing::Instrument;
 
-use crate::address;
+use crate::engine::blocking::blocking;
+use crate::engine::plan::{At, Plan, Step};
 use crate::error::OpError;
-use crate::link::{self, LinkChange, LinkState};
+use crate::kernel::address;
+use crate::kernel::link::{self, LinkChange, LinkState};
+use crate::kernel::netlink::{MutationCount, Netlink};
+use crate::kernel::netns;
+use crate::kernel::route;
+use crate::kernel::sysctl;
 use crate::model::ContainerId;
-use crate::netlink::{MutationCount, Netlink};
-use crate::netns;
 use crate::nft;
-use crate::observe::blocking;
-use crate::plan::{At, Plan, Step};
-use crate::route;
-use crate::sysctl;
 
 /// Everything a step needs.
 pub struct Exec<'a> {
@@ -144,7 +144,7 @@ impl Exec<'_> {
                     .await?;
                 drop(ns);
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
-                // then the netprov group marks them (see link.rs).
+                // then the netprov group marks them (see kernel/link.rs).
                 self.set_alias(&At::Host, host, host_alias, op).await?;
                 self.set_alias(&At::Netns(netns.clone()), peer, peer_alias, op)
                     .await?;

@@ -11,14 +11,14 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::address;
 use crate::error::OpError;
-use crate::link::{self, LinkState};
+use crate::kernel::address;
+use crate::kernel::link::{self, LinkState};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::route::{self, RouteSpec, RouteState};
+use crate::kernel::sysctl;
 use crate::model::{Desired, InterfaceKind, OvsStyle};
-use crate::netlink::Netlink;
 use crate::nft::{self, HostState, RulesetState};
-use crate::route::{self, RouteSpec, RouteState};
-use crate::sysctl;
 
 /// The state of one netns as far as netprov cares.
 #[derive(Debug, Default, Clone)]
@@ -195,17 +195,6 @@ async fn controller_link(nl: &Netlink, index: u32, st: &mut NsState) -> Result<(
     Ok(())
 }
 
-/// Runs a blocking call (libnftables, nfnetlink: each enters its netns on a thread of
-/// its own and joins it) off the async runtime's thread.
-pub async fn blocking<T: Send + 'static>(
-    op: &str,
-    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
-) -> Result<T, OpError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| OpError::new(op, "worker thread panicked"))?
-}
-
 /// The container ruleset (when its netns exists) and the container's host table. Run
 /// inline, not on the blocking pool: each is a few tiny netfilter requests (the ruleset
 /// reads its marker and generation; a full listing only after a foreign commit), less
@@ -296,7 +285,8 @@ pub async fn observe(
         let keys: Vec<String> = d.sysctls.iter().map(|s| s.key.clone()).collect();
         let paths: Vec<String> = d.sysctls.iter().map(|s| s.path.clone()).collect();
         let values = if o.netns_exists {
-            crate::netns::in_netns_async(d.netns.path(), move || sysctl::read_all(&paths)).await?
+            crate::kernel::netns::in_netns_async(d.netns.path(), move || sysctl::read_all(&paths))
+                .await?
         } else {
             vec![None; keys.len()]
         };

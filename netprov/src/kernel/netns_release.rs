@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use netlink_packet_route::RouteNetlinkMessage;
 
+use crate::engine::observe::NsState;
 use crate::error::OpError;
-use crate::link::{self, Kind, LinkState};
+use crate::kernel::link::{self, Kind, LinkState};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns::in_netns;
 use crate::model::ContainerId;
-use crate::netlink::Netlink;
-use crate::netns::in_netns;
-use crate::observe::NsState;
 
 const RTM_DELLINK: u16 = 17;
 const RTMGRP_LINK: u32 = 1;
@@ -60,7 +60,7 @@ pub async fn host_peers(
         if let Some(RouteNetlinkMessage::NewLink(m)) = got {
             let h = LinkState::parse(&m);
             // Its mark, or — a SIGKILL between creating the veth and marking it — the
-            // netprov group without an alias (see link.rs).
+            // netprov group without an alias (see kernel/link.rs).
             let alias = link::host_alias(id, &l.name);
             if is_peer(&h, Some(alias.as_str())) || is_peer(&h, None) {
                 out.push(HostPeer {
@@ -168,7 +168,7 @@ pub async fn await_peers(
     host: &Netlink,
     watch: LinkWatch,
     peers: &[HostPeer],
-    count: &crate::netlink::MutationCount,
+    count: &crate::kernel::netlink::MutationCount,
 ) -> Result<(), OpError> {
     let end = Instant::now() + CLEANUP_TIMEOUT;
     let watch = std::sync::Arc::new(watch);
@@ -185,7 +185,7 @@ pub async fn await_peers(
         let w = watch.clone();
         // Then one more look: every expected deletion was seen, the deadline passed,
         // or notifications were dropped.
-        crate::observe::blocking("wait for the netns cleanup", move || {
+        crate::engine::blocking::blocking("wait for the netns cleanup", move || {
             w.wait_gone(&mut left, end);
             Ok(())
         })

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use super::diff;
-use crate::link::{Kind, LinkState, NETPROV_GROUP};
+use crate::engine::observe::{NsState, Observed};
+use crate::engine::plan::Step;
+use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
+use crate::kernel::route::RouteSpec;
 use crate::model::*;
-use crate::observe::{NsState, Observed};
-use crate::plan::Step;
-use crate::route::RouteSpec;
 
 fn link(index: u32, name: &str, alias: Option<&str>, kind: Kind, peer: Option<u32>) -> LinkState {
     LinkState {
@@ -34,7 +34,7 @@ fn route(dest: &str, gw: Option<&str>, dev: &str) -> RouteSpec {
         dest,
         gateway: gw.map(|g| g.parse().unwrap()),
         dev: Some(dev.into()),
-        metric: crate::route::default_metric(&dest),
+        metric: crate::kernel::route::default_metric(&dest),
     }
 }
 

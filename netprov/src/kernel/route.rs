@@ -31,7 +31,7 @@ pub fn default_metric(dest: &IpNetwork) -> u32 {
 /// A route as netprov wants or sees it (main table, protocol netprov).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteSpec {
-    #[serde(serialize_with = "crate::plan::ser_display")]
+    #[serde(serialize_with = "crate::engine::plan::ser_display")]
     pub dest: IpNetwork,
     pub gateway: Option<IpAddr>,
     /// Output interface name.

@@ -1,5 +1,5 @@
 //! The plan: the ordered changes that make the kernel match a `Desired`, computed by
-//! [`crate::diff`] from what [`crate::observe`] saw. An empty plan means "in sync".
+//! [`crate::engine::diff`] from what [`crate::engine::observe`] saw. An empty plan means "in sync".
 //!
 //! Steps are ordered by [`Phase`]. Two phases are slots for other layers: OVS port
 //! steps (after the host-side links, before anything is moved into the container) and
@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
+use crate::kernel::route::RouteSpec;
 use crate::model::{MacAddr, Ruleset};
 use crate::nft::HostSpec;
 use crate::ovsdb::OvsChange;
-use crate::route::RouteSpec;
 
 pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)

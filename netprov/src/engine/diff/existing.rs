@@ -15,10 +15,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::engine::observe::{NsState, Observed};
 use crate::error::OpError;
-use crate::link::{Kind, LinkState, NETPROV_GROUP};
+use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
 use crate::model::{Desired, InterfaceKind};
-use crate::observe::{NsState, Observed};
 
 /// The existing-link interfaces of `d` that are still in the host netns (the ones a
 /// plan would move in), by name.

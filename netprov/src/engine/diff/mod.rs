@@ -15,14 +15,14 @@ use std::collections::BTreeSet;
 
 use ipnetwork::IpNetwork;
 
+use crate::engine::observe::{NsState, Observed};
+use crate::engine::plan::{At, MoveKind, Plan, Step};
 use crate::error::OpError;
-use crate::link::{container_alias, host_alias, Kind, LinkState};
+use crate::kernel::link::{container_alias, host_alias, Kind, LinkState};
+use crate::kernel::route::{default_metric, RouteSpec};
+use crate::kernel::sysctl;
 use crate::model::{ContainerId, Desired, Interface, InterfaceKind, MacAddr, NetnsSpec, OvsStyle};
-use crate::observe::{NsState, Observed};
 use crate::ovsdb::OvsChange;
-use crate::plan::{At, MoveKind, Plan, Step};
-use crate::route::{default_metric, RouteSpec};
-use crate::sysctl;
 
 fn foreign(what: &str, l: &LinkState, at: &At, id: &str) -> OpError {
     OpError::new(
@@ -381,7 +381,7 @@ impl Differ<'_> {
         // The container end of a veth-style OVS port (the style changed to internal):
         // deleting it removes the pair; the new internal device is moved in.
         if let (MoveKind::OvsInternal, Some(c), Some(a)) = (kind, in_container, &alias) {
-            if c.owned_as(a) && c.kind == crate::link::Kind::Veth {
+            if c.owned_as(a) && c.kind == crate::kernel::link::Kind::Veth {
                 self.steps.push(Step::DeleteLink {
                     at: self.ns(),
                     link: i.name.to_string(),
@@ -555,7 +555,7 @@ impl Differ<'_> {
 /// An existing `/run/netns/<id>` is netprov's only with its owner mark (or, made by an
 /// older netprov, with this container's links: then it gets the mark now).
 fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
-    use crate::netns_owner::{self, Owner};
+    use crate::kernel::netns_owner::{self, Owner};
     match netns_owner::owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
         Owner::Unmarked => Ok(Some(Step::MarkLink {
@@ -569,7 +569,7 @@ fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Opti
 
 /// An adopted netns may be anything but another container's own netns.
 fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
-    use crate::netns_owner::{self, Owner};
+    use crate::kernel::netns_owner::{self, Owner};
     match netns_owner::owner(&d.id, &o.container.links) {
         Owner::Other(other) => Err(OpError::new(
             format!("adopt netns {} for {}", path.display(), d.id),
@@ -680,7 +680,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
         NetnsSpec::Owned { .. } => o.container.routes.clone(),
         // Another container's protocol-77 routes there are not this one's to delete.
         NetnsSpec::Adopted { .. } => {
-            crate::netns_owner::adopted_routes(d, &o.container, &cont_want)
+            crate::kernel::netns_owner::adopted_routes(d, &o.container, &cont_want)
         }
     };
     let cont_have = surviving(&df, &df.ns(), &cont_have);
@@ -725,7 +725,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Phase;
+    use crate::engine::plan::Phase;
 
     #[test]
     fn kernel_prefix_route_is_skipped_only_for_real_prefixes() {

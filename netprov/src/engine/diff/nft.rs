@@ -4,11 +4,11 @@
 //! host table by content (what the spec generates vs what the kernel holds), so an
 //! unchanged ruleset or table yields no step and sends nothing.
 
+use crate::engine::observe::Observed;
+use crate::engine::plan::{RulesetReason, Step};
 use crate::model::Desired;
 use crate::nft::host::{self, HostChange, HostSpec, HostState};
 use crate::nft::ruleset::{self, RulesetChange, RulesetState};
-use crate::observe::Observed;
-use crate::plan::{RulesetReason, Step};
 
 pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
     let mut out = Vec::new();
@@ -56,8 +56,8 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::plan::Phase;
     use crate::model::*;
-    use crate::plan::Phase;
 
     fn desired(nft: Option<&str>, masquerade: bool) -> Desired {
         Desired {

@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::error::OpError;
-use crate::link::{container_alias, LinkState};
+use crate::kernel::link::{container_alias, LinkState};
 use crate::model::ContainerId;
 
 /// Prefix of the owner mark on `lo`.
@@ -94,9 +94,9 @@ pub fn not_ours(id: &ContainerId, path: &Path, o: &Owner) -> OpError {
 /// Another container's (or tool's) protocol-77 routes there are not netprov's for `d`.
 pub fn adopted_routes(
     d: &crate::model::Desired,
-    st: &crate::observe::NsState,
-    want: &[crate::route::RouteSpec],
-) -> Vec<crate::route::RouteSpec> {
+    st: &crate::engine::observe::NsState,
+    want: &[crate::kernel::route::RouteSpec],
+) -> Vec<crate::kernel::route::RouteSpec> {
     let alias = container_alias(&d.id);
     let named = |dev: &str| {
         d.interfaces.iter().any(|i| {
@@ -154,7 +154,7 @@ pub fn handle(path: &Path) -> Result<Handle, OpError> {
         };
         return Err(refuse(what));
     }
-    if crate::netns::is_handle(path) {
+    if crate::kernel::netns::is_handle(path) {
         Ok(Handle::Netns)
     } else if md.len() == 0 {
         Ok(Handle::EmptyFile)
@@ -226,11 +226,11 @@ pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
     use netlink_packet_core::NetlinkPayload;
     use netlink_packet_core::NLM_F_ACK;
     let op = format!("mark new netns of {id} (alias {} on lo)", mark(id));
-    let change = crate::link::LinkChange {
+    let change = crate::kernel::link::LinkChange {
         alias: Some(mark(id)),
         ..Default::default()
     };
-    match request_here(crate::link::set(LO_INDEX, &change), NLM_F_ACK, &op)? {
+    match request_here(crate::kernel::link::set(LO_INDEX, &change), NLM_F_ACK, &op)? {
         NetlinkPayload::Error(e) => match e.code {
             None => Ok(()),
             Some(code) => Err(OpError::errno(op, -code.get())),
@@ -244,7 +244,7 @@ pub fn mark_here() -> Result<Option<String>, OpError> {
     use netlink_packet_core::NetlinkPayload;
     use netlink_packet_route::RouteNetlinkMessage;
     let op = "read the owner mark (alias of lo) of a netns";
-    match request_here(crate::link::get_by_index(LO_INDEX), 0, op)? {
+    match request_here(crate::kernel::link::get_by_index(LO_INDEX), 0, op)? {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
             Ok(LinkState::parse(&m).alias)
         }
@@ -297,7 +297,7 @@ mod tests {
                 name: name.to_owned(),
                 alias: alias.map(str::to_owned),
                 group: 0,
-                kind: crate::link::Kind::Unknown,
+                kind: crate::kernel::link::Kind::Unknown,
                 up: true,
                 mtu: None,
                 mac: None,
@@ -354,8 +354,8 @@ mod tests {
     /// one of the container's routes: deletable exactly when either says it is ours.
     #[test]
     fn adopted_routes_matrix() {
+        use crate::kernel::route::RouteSpec;
         use crate::model::*;
-        use crate::route::RouteSpec;
         let id = ContainerId::new("web").unwrap();
         let d = Desired {
             id: id.clone(),
@@ -375,7 +375,7 @@ mod tests {
             nft: None,
             host_rules: HostRules::default(),
         };
-        let mut st = crate::observe::NsState::default();
+        let mut st = crate::engine::observe::NsState::default();
         for (name, alias, ours) in [
             ("lan", None, true),                // named by the props
             ("wan", Some("netprov:web"), true), // created for this container

@@ -88,7 +88,7 @@ pub fn is_handle(path: &Path) -> bool {
 /// `/proc/thread-self/ns/net` onto an empty file at `path` and `setns`es back.
 ///
 /// The new netns gets container `id`'s owner mark on `lo` from the creating thread
-/// *before* the bind mount (see [`crate::netns_owner`]), so the handle is never visible
+/// *before* the bind mount (see [`crate::kernel::netns_owner`]), so the handle is never visible
 /// unmarked. An empty file left by an interrupted earlier run is reused; a symlink or
 /// any other file at `path` is refused (never followed), and a netns already mounted
 /// there is reused only when it carries this container's mark.
@@ -116,23 +116,24 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
             .map_err(|e| OpError::errno(op.clone(), e as i32))?;
     }
-    match crate::netns_owner::handle(path)? {
+    match crate::kernel::netns_owner::handle(path)? {
         // Made since it was observed (a concurrent run): usable only with our mark.
-        crate::netns_owner::Handle::Netns => {
-            let lo = in_netns(path, crate::netns_owner::mark_here)??;
-            if lo.as_deref() == Some(crate::netns_owner::mark(id).as_str()) {
+        crate::kernel::netns_owner::Handle::Netns => {
+            let lo = in_netns(path, crate::kernel::netns_owner::mark_here)??;
+            if lo.as_deref() == Some(crate::kernel::netns_owner::mark(id).as_str()) {
                 return Ok(());
             }
             let who = match lo
                 .as_deref()
-                .and_then(|a| a.strip_prefix(crate::netns_owner::MARK_PREFIX))
+                .and_then(|a| a.strip_prefix(crate::kernel::netns_owner::MARK_PREFIX))
             {
-                Some(other) => crate::netns_owner::Owner::Other(other.to_owned()),
-                None => crate::netns_owner::Owner::Foreign,
+                Some(other) => crate::kernel::netns_owner::Owner::Other(other.to_owned()),
+                None => crate::kernel::netns_owner::Owner::Foreign,
             };
-            return Err(crate::netns_owner::not_ours(id, path, &who));
+            return Err(crate::kernel::netns_owner::not_ours(id, path, &who));
         }
-        crate::netns_owner::Handle::Absent | crate::netns_owner::Handle::EmptyFile => {}
+        crate::kernel::netns_owner::Handle::Absent
+        | crate::kernel::netns_owner::Handle::EmptyFile => {}
     }
     use std::os::unix::fs::OpenOptionsExt;
     // O_NOFOLLOW, and the bind mount goes onto this open file (through its
@@ -161,7 +162,7 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         let _back = Entered { own };
         // Never stack a second netns on a live handle: nspawn and every later
         // netprov would see only the top one, and `destroy` would need one unmount
-        // per layer. The caller holds the container's lock (crate::lock), so no
+        // per layer. The caller holds the container's lock (crate::engine::lock), so no
         // netprov creates this handle meanwhile; this re-check, right before the
         // mount, keeps a sequential re-run from ever stacking.
         if is_handle(&target) {
@@ -169,7 +170,7 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         }
         // Mark before the handle exists: a crash from here on leaves no handle (the
         // netns dies with the process) or a marked one.
-        crate::netns_owner::set_mark_here(id)?;
+        crate::kernel::netns_owner::set_mark_here(id)?;
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,

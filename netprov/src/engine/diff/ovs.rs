@@ -6,12 +6,12 @@
 //! observed: a port whose device is neither in the container nor in the host netns is
 //! re-created; so is a veth-style port whose host end is gone.
 
+use crate::engine::observe::Observed;
+use crate::engine::plan::{At, Step};
 use crate::error::OpError;
 use crate::model::Desired;
-use crate::observe::Observed;
 use crate::ovsdb::port::IFACE_KEY;
 use crate::ovsdb::{self, OvsChange};
-use crate::plan::{At, Step};
 
 pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     let Some(rows) = &o.ovs else {
@@ -92,7 +92,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::link::{Kind, LinkState};
+    use crate::kernel::link::{Kind, LinkState};
     use crate::model::*;
     use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow, IFACE_KEY, OWNER_KEY};
     use crate::ovsdb::OvsChange;
@@ -219,7 +219,7 @@ mod tests {
             s[0].to_string(),
             "re-create OVS port lan on bridge br0: its device lan is in neither the container nor the host"
         );
-        assert_eq!(s[0].phase(), crate::plan::Phase::OvsPorts);
+        assert_eq!(s[0].phase(), crate::engine::plan::Phase::OvsPorts);
     }
 
     #[test]
@@ -276,16 +276,16 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::netns_owner::mark(&d.id)),
+                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
                 ..link("lo")
             },
         );
         o.container.links.insert("lan".into(), link("lan"));
-        let p = crate::diff::diff(&d, &o).unwrap();
+        let p = crate::engine::diff::diff(&d, &o).unwrap();
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
         assert_eq!(
             p.steps[0].phase(),
-            crate::plan::Phase::OvsRemovals,
+            crate::engine::plan::Phase::OvsRemovals,
             "{text:#?}"
         );
         assert_eq!(text[0], "remove OVS port lan");
@@ -316,13 +316,13 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::netns_owner::mark(&d.id)),
+                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
                 ..link("lo")
             },
         );
         o.container.links.insert("lan".into(), link("lan"));
         o.host.links.insert("lan".into(), link("lan"));
-        let p = crate::diff::diff(&d, &o).unwrap();
+        let p = crate::engine::diff::diff(&d, &o).unwrap();
         assert!(
             p.steps
                 .iter()
@@ -352,14 +352,14 @@ mod tests {
         o.container.links.insert(
             "lo".into(),
             LinkState {
-                alias: Some(crate::netns_owner::mark(&d.id)),
+                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
                 ..link("lo")
             },
         );
         o.container
             .links
             .insert("lan".into(), veth_end("lan", 3, 8));
-        let p = crate::diff::diff(&d, &o).unwrap();
+        let p = crate::engine::diff::diff(&d, &o).unwrap();
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
         assert_eq!(text[0], "remove OVS port ve-web-lan", "{text:#?}");
         let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();

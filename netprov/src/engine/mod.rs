@@ -5,6 +5,14 @@
 //! opened on a thread inside its netns. `apply_many` runs containers concurrently on
 //! that runtime.
 
+pub mod blocking;
+pub mod destroy;
+pub mod diff;
+pub mod execute;
+pub mod lock;
+pub mod observe;
+pub mod plan;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,17 +20,17 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::engine::blocking::blocking;
+use crate::engine::execute::Exec;
+use crate::engine::observe::Observed;
+use crate::engine::plan::{Drift, Plan};
 use crate::error::OpError;
-use crate::execute::{self, Exec};
-use crate::lock;
+use crate::kernel::netlink::{MutationCount, Netlink};
+use crate::kernel::netns;
 use crate::model::Desired;
-use crate::netlink::{MutationCount, Netlink};
-use crate::netns;
-use crate::observe::{self, blocking, Observed};
 use crate::ovsdb::{self, Client, Endpoint, PortSpec};
-use crate::plan::{Drift, Plan};
 
-pub use crate::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
+pub use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
 
 /// Engine options.
 #[derive(Debug, Clone, Default)]
@@ -140,11 +148,13 @@ impl Engine {
     fn container_conn(&self, d: &Desired) -> Result<Option<Netlink>, OpError> {
         let path = d.netns.path();
         // Never the host netns (also checked at validation, against this process's).
-        crate::netns_owner::refuse_host(&d.id, path, &self.host_path)?;
+        crate::kernel::netns_owner::refuse_host(&d.id, path, &self.host_path)?;
         if let crate::model::NetnsSpec::Owned { .. } = d.netns {
             // /run/netns/<id> is checked without following a symlink; whether a netns
             // there is netprov's (its owner mark) is decided by the diff.
-            if crate::netns_owner::handle(path)? != crate::netns_owner::Handle::Netns {
+            if crate::kernel::netns_owner::handle(path)?
+                != crate::kernel::netns_owner::Handle::Netns
+            {
                 return Ok(None);
             }
         }
@@ -226,7 +236,7 @@ impl Engine {
         o.ovs = rows;
         o.ovn = ovn;
         // Existing links about to be moved in: does Open vSwitch claim them?
-        let names = crate::diff::existing::in_host(d, &o);
+        let names = crate::engine::diff::existing::in_host(d, &o);
         if !names.is_empty() {
             let (conn, ep) = (ovs.clone(), self.endpoint());
             o.ovsdb_interfaces = blocking("look up existing links in OVSDB", move || {
@@ -279,7 +289,7 @@ impl Engine {
             let _lock = lock::acquire(&d.id, op).await?;
             let c = self.container_conn(d)?;
             let (o, _) = self.observe(d, c.as_ref()).await?;
-            crate::diff::diff(d, &o)
+            crate::engine::diff::diff(d, &o)
         })
     }
 
@@ -311,8 +321,8 @@ impl Engine {
                 .instrument(tracing::info_span!("observe", id = %d.id, pass = plans.len()))
                 .await?;
             ovs = conn;
-            let p =
-                tracing::info_span!("plan", id = %d.id).in_scope(|| crate::diff::diff(d, &o))?;
+            let p = tracing::info_span!("plan", id = %d.id)
+                .in_scope(|| crate::engine::diff::diff(d, &o))?;
             if p.steps.is_empty() {
                 break;
             }
@@ -402,7 +412,7 @@ impl Engine {
         let created = p
             .steps
             .iter()
-            .any(|s| matches!(s, crate::plan::Step::CreateNetns { .. }));
+            .any(|s| matches!(s, crate::engine::plan::Step::CreateNetns { .. }));
         if created {
             if let Err(e) = self.destroy_async(&DestroyTarget::Props(d.clone())).await {
                 return ApplyError::Op(OpError::new(
@@ -595,7 +605,7 @@ impl Engine {
     /// OVN's logical ports first, then everything else (see `destroy::destroy`).
     async fn destroy_async(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
         let ovn = self.destroy_ovn(t).await;
-        let r = crate::destroy::destroy(
+        let r = crate::engine::destroy::destroy(
             t,
             &self.host,
             &self.host_ns,
@@ -703,7 +713,7 @@ impl From<OpError> for ApplyError {
 /// nothing at all — neither the ruleset nor the other steps of the plan. Into a netns
 /// the plan creates, the load itself is the check (see [`Engine::refused`]).
 async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, OpError> {
-    use crate::plan::Step;
+    use crate::engine::plan::Step;
     let loads = p
         .steps
         .iter()

@@ -18,7 +18,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP,
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::OpError;
-use crate::netns;
+use crate::kernel::netns;
 
 /// Mutating netlink messages sent, for one apply.
 #[derive(Debug, Default)]

@@ -1,0 +1,10 @@
+//! Wire operations on the kernel: netlink, netns, links, addresses, routes, sysctls.
+
+pub mod address;
+pub mod link;
+pub mod netlink;
+pub mod netns;
+pub mod netns_owner;
+pub mod netns_release;
+pub mod route;
+pub mod sysctl;
