@@ -65,6 +65,10 @@ pub struct DestroyReport {
     pub netns_not_ours: Option<String>,
     /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
+    /// Host ends of the container's veths that the kernel's netns cleanup deletes
+    /// after destroy returned (`destroy --no-wait` only; see `netns_release`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ends_left_to_kernel: Vec<String>,
 }
 
 /// What to destroy.
@@ -148,6 +152,7 @@ pub async fn destroy(
     host_path: &Path,
     ovsdb: &Endpoint,
     rt: &tokio::runtime::Handle,
+    wait_for_cleanup: bool,
 ) -> Result<DestroyReport, DestroyFailed> {
     let id = t.id().clone();
     let mut rep = DestroyReport {
@@ -420,7 +425,7 @@ pub async fn destroy(
     } else if owned && rep.netns_not_ours.is_none() {
         // Subscribed before the netns is released, so no deletion is missed. (The
         // container socket is gone by now: it was one of the netns's references.)
-        let watch = if peers.is_empty() {
+        let watch = if peers.is_empty() || !wait_for_cleanup {
             None
         } else {
             match crate::kernel::netns_release::LinkWatch::open(host_path) {
@@ -435,6 +440,9 @@ pub async fn destroy(
         match netns::remove_handle(&path) {
             Ok(()) => {
                 rep.netns_removed = existed;
+                if !wait_for_cleanup {
+                    rep.host_ends_left_to_kernel = peers.iter().map(|p| p.name.clone()).collect();
+                }
                 if let Some(w) = watch {
                     if let Err(e) =
                         crate::kernel::netns_release::await_peers(host, w, &peers, &count).await
