@@ -394,6 +394,19 @@ class Netavark(Tool):
                 "`apt-get install netavark`)")
         if not shutil.which("nft"):
             raise NotAvailable("its nftables firewall driver runs `nft`, not installed")
+        # netavark < 1.6 (Debian bookworm's 1.4) has no nftables driver: its iptables
+        # driver then (iptables-nft here), and the row says so.
+        r = proc.run([self.bin, "--version"])
+        ver = r.stdout.split()[-1] if r.rc == 0 and r.stdout.split() else ""
+        try:
+            old = tuple(int(x) for x in ver.split(".")[:2]) < (1, 6)
+        except ValueError:
+            old = False
+        if old:
+            if not shutil.which("iptables"):
+                raise NotAvailable(f"netavark {ver} has no nftables driver and iptables is not installed")
+            self.fw = "iptables"
+            self.label = f"netavark {ver} bridge (iptables driver)"
 
     def prepare(self, n):
         super().prepare(n)
@@ -414,7 +427,7 @@ class Netavark(Tool):
     def env(self):
         return {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "NETAVARK_FW": "nftables",
+            "NETAVARK_FW": getattr(self, "fw", "nftables"),
             # no firewalld over D-Bus: it would act on the machine's own netns
             "DBUS_SYSTEM_BUS_ADDRESS": "",
         }
