@@ -76,7 +76,11 @@ fn reapply_while_the_released_netns_still_holds_the_host_end() {
     assert_eq!(r["netns_removed"], json!(true), "{out}");
     assert_eq!(r["host_ends_left_to_kernel"], json!([host_end]), "{out}");
     assert!(!PathBuf::from("/run/netns").join(&id).exists());
-    assert_eq!(host_links(&host), vec![host_end.clone()], "the held netns keeps its veth");
+    assert_eq!(
+        host_links(&host),
+        vec![host_end.clone()],
+        "the held netns keeps its veth"
+    );
 
     // The same id again, with the old host end still present.
     ok(&host, &["apply", &p]);

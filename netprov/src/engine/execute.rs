@@ -447,12 +447,12 @@ pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> R
     let mut n = 0;
     // libnftables is loaded on first use; when a ruleset step comes after other work,
     // load it meanwhile (see nft::ffi::preload).
-    if plan.steps.iter().skip(1).any(|s| {
-        matches!(
-            s,
-            Step::LoadRuleset { .. } | Step::RemoveRuleset { .. }
-        )
-    }) {
+    if plan
+        .steps
+        .iter()
+        .skip(1)
+        .any(|s| matches!(s, Step::LoadRuleset { .. } | Step::RemoveRuleset { .. }))
+    {
         crate::nft::preload_libnftables();
     }
     // One tracing span per phase (`-v` prints each with its duration), so a run's time

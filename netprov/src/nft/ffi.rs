@@ -70,10 +70,12 @@ static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new(
 
 /// The loaded library, or why it could not be loaded (every later call says the same).
 fn api() -> Result<&'static Api, CtxError> {
-    API.get_or_init(load_api).as_ref().map_err(|cause| CtxError {
-        cause: cause.clone(),
-        errno: None,
-    })
+    API.get_or_init(load_api)
+        .as_ref()
+        .map_err(|cause| CtxError {
+            cause: cause.clone(),
+            errno: None,
+        })
 }
 
 /// Starts loading libnftables on a thread of its own, if it is not loaded yet, so the
@@ -99,63 +101,55 @@ fn dlerror_text() -> String {
 }
 
 fn load_api() -> Result<Api, String> {
-    let name =
-        CString::new(LIBNFTABLES_SONAME).map_err(|_| "bad libnftables path".to_owned())?;
+    let name = CString::new(LIBNFTABLES_SONAME).map_err(|_| "bad libnftables path".to_owned())?;
     // SAFETY: plain dlopen by name; the handle is never closed (the symbols are used
     // for the life of the process). RTLD_NOW: a broken install fails here, with a
     // message, not at the first call of a missing symbol.
     let lib = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if lib.is_null() {
-        return Err(format!("cannot load {LIBNFTABLES_SONAME}: {}", dlerror_text()));
+        return Err(format!(
+            "cannot load {LIBNFTABLES_SONAME}: {}",
+            dlerror_text()
+        ));
     }
-    let sym = |n: &CStr| -> Result<*mut libc::c_void, String> {
-        // SAFETY: lib is a live handle; n is NUL-terminated.
-        let p = unsafe { libc::dlsym(lib, n.as_ptr()) };
-        if p.is_null() {
-            Err(format!(
-                "{LIBNFTABLES_SONAME} has no {}: {}",
-                n.to_string_lossy(),
-                dlerror_text()
-            ))
-        } else {
-            Ok(p)
-        }
-    };
-    // SAFETY (every transmute): the symbol is the libnftables function of that name,
-    // whose C prototype (libnftables.h) the field's type spells.
-    unsafe {
-        Ok(Api {
-            ctx_new: std::mem::transmute::<*mut libc::c_void, _>(sym(c"nft_ctx_new")?),
-            ctx_free: std::mem::transmute::<*mut libc::c_void, _>(sym(c"nft_ctx_free")?),
-            set_dry_run: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_set_dry_run",
-            )?),
-            clear_include_paths: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_clear_include_paths",
-            )?),
-            output_set_flags: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_output_set_flags",
-            )?),
-            buffer_output: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_buffer_output",
-            )?),
-            get_output_buffer: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_get_output_buffer",
-            )?),
-            buffer_error: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_buffer_error",
-            )?),
-            get_error_buffer: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_ctx_get_error_buffer",
-            )?),
-            run_cmd_from_buffer: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_run_cmd_from_buffer",
-            )?),
-            run_cmd_from_filename: std::mem::transmute::<*mut libc::c_void, _>(sym(
-                c"nft_run_cmd_from_filename",
-            )?),
-        })
+    // SAFETY (every `symbol` call): it names a libnftables function whose C prototype
+    // (libnftables.h) the receiving field's type spells.
+    Ok(Api {
+        ctx_new: unsafe { symbol(lib, c"nft_ctx_new")? },
+        ctx_free: unsafe { symbol(lib, c"nft_ctx_free")? },
+        set_dry_run: unsafe { symbol(lib, c"nft_ctx_set_dry_run")? },
+        clear_include_paths: unsafe { symbol(lib, c"nft_ctx_clear_include_paths")? },
+        output_set_flags: unsafe { symbol(lib, c"nft_ctx_output_set_flags")? },
+        buffer_output: unsafe { symbol(lib, c"nft_ctx_buffer_output")? },
+        get_output_buffer: unsafe { symbol(lib, c"nft_ctx_get_output_buffer")? },
+        buffer_error: unsafe { symbol(lib, c"nft_ctx_buffer_error")? },
+        get_error_buffer: unsafe { symbol(lib, c"nft_ctx_get_error_buffer")? },
+        run_cmd_from_buffer: unsafe { symbol(lib, c"nft_run_cmd_from_buffer")? },
+        run_cmd_from_filename: unsafe { symbol(lib, c"nft_run_cmd_from_filename")? },
+    })
+}
+
+/// The symbol `name` of `lib` as a `T`.
+///
+/// # Safety
+///
+/// `T` must be the `unsafe extern "C" fn` type of the C function named `name`.
+unsafe fn symbol<T: Copy>(lib: *mut libc::c_void, name: &CStr) -> Result<T, String> {
+    assert_eq!(
+        std::mem::size_of::<T>(),
+        std::mem::size_of::<*mut libc::c_void>()
+    );
+    // SAFETY: lib is a live handle; name is NUL-terminated.
+    let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
+    if p.is_null() {
+        return Err(format!(
+            "{LIBNFTABLES_SONAME} has no {}: {}",
+            name.to_string_lossy(),
+            dlerror_text()
+        ));
     }
+    // SAFETY: a non-null function address, as a function pointer of the caller's type.
+    Ok(unsafe { std::mem::transmute_copy::<*mut libc::c_void, T>(&p) })
 }
 
 /// `NFT_CTX_OUTPUT_STATELESS`: omit counters, quotas and other state that changes by
