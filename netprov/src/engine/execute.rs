@@ -445,16 +445,6 @@ impl Exec<'_> {
 /// stops dead after `n` steps, as if killed (fault injection for tests).
 pub async fn run(ex: &mut Exec<'_>, plan: &Plan, fail_after: Option<usize>) -> Result<(), OpError> {
     let mut n = 0;
-    // libnftables is loaded on first use; when a ruleset step comes after other work,
-    // load it meanwhile (see nft::ffi::preload).
-    if plan
-        .steps
-        .iter()
-        .skip(1)
-        .any(|s| matches!(s, Step::LoadRuleset { .. } | Step::RemoveRuleset { .. }))
-    {
-        crate::nft::preload_libnftables();
-    }
     // One tracing span per phase (`-v` prints each with its duration), so a run's time
     // can be read per phase: netns, host links, OVS ports, addresses, routes, nft...
     for steps in plan.steps.chunk_by(|a, b| a.phase() == b.phase()) {

@@ -78,23 +78,6 @@ fn api() -> Result<&'static Api, CtxError> {
         })
 }
 
-/// Starts loading libnftables on a thread of its own, if it is not loaded yet, so the
-/// loader's work (mapping and relocating five libraries, ~0.4 ms) overlaps the
-/// kernel work an apply does before its ruleset step (netns, links, addresses,
-/// routes). Whoever needs it first waits for, or does, the load ([`OnceLock`]
-/// semantics); a failure is reported by the step that needs the library.
-///
-/// [`OnceLock`]: std::sync::OnceLock
-pub fn preload() {
-    if API.get().is_none() {
-        let _ = std::thread::Builder::new()
-            .name("nft-load".into())
-            .spawn(|| {
-                let _ = api();
-            });
-    }
-}
-
 fn dlerror_text() -> String {
     // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl call.
     unsafe { cstr_lossy(libc::dlerror()) }

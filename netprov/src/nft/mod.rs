@@ -4,7 +4,6 @@
 //! No `nft` process is ever spawned. See docs/nftables.md.
 
 mod ffi;
-pub use ffi::preload as preload_libnftables;
 pub mod host;
 pub mod include;
 mod marker;
