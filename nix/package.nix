@@ -20,9 +20,12 @@ rustPlatform.buildRustPackage {
   cargoLock.lockFile = ../Cargo.lock;
 
   nativeBuildInputs = [ pkg-config ];
-  # libnftables (from nftables) is linked in-process for container rulesets;
-  # libnftnl/libmnl for the rules netprov generates itself.
+  # libnftables (from nftables) is loaded in-process (dlopen, on first use) for
+  # container rulesets; libnftnl/libmnl are linked for the rules netprov generates.
   buildInputs = [ nftables libnftnl libmnl ];
+  # Not a link-time dependency, so not in the binary's RUNPATH: netprov dlopens it by
+  # this full path (read at compile time, src/nft/ffi.rs).
+  NETPROV_LIBNFTABLES = "${lib.getLib nftables}/lib/libnftables.so.1";
 
   # The nspawn-glue's systemd generator too, when the workspace has it.
   cargoBuildFlags = [ "-p" "netprov" ]

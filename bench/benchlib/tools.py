@@ -126,7 +126,7 @@ class Netprov(Tool):
         a = [self.bin, "--json"]
         if self.ovsdb:
             a += ["--ovsdb", self.ovsdb]
-        return a + [verb] + files
+        return a + verb.split() + files
 
     def _phase(self, verb, what):
         self.sb.enter(self.host)
@@ -171,7 +171,12 @@ class Netprov(Tool):
         return self._phase("apply", "noop")
 
     def destroy(self):
-        return self._phase("destroy", "destroy")
+        # One process per container compares with the shell's `ip netns del`, which
+        # returns before the kernel's netns cleanup deleted the veths: `--no-wait` is
+        # the same contract (the untimed settle step then waits for the kernel, as it
+        # does for the shell). One process for all keeps the default: destroy returns
+        # when nothing is left. See docs/benchmarks.md.
+        return self._phase("destroy --no-wait" if self.per_container else "destroy", "destroy")
 
     def verify(self):
         for i in sorted({0, self.n - 1}):
@@ -366,6 +371,8 @@ class CniPtpDual(CniPtp):
 # --------------------------------------------------------------------------- netavark
 
 NETAVARK_CACHE = "/var/cache/netprov-bench/netavark/bin/netavark"
+# Debian's package (`apt-get install netavark`, 1.4 in bookworm) puts it here, off PATH.
+NETAVARK_DEBIAN = "/usr/lib/podman/netavark"
 
 
 class Netavark(Tool):
@@ -375,15 +382,31 @@ class Netavark(Tool):
 
     def __init__(self, sb, binary):
         super().__init__(sb)
-        self.bin = binary or shutil.which("netavark") or NETAVARK_CACHE
+        self.bin = (binary or shutil.which("netavark")
+                    or next((p for p in (NETAVARK_CACHE, NETAVARK_DEBIAN) if os.access(p, os.X_OK)),
+                            NETAVARK_CACHE))
 
     def available(self):
         if not os.access(self.bin, os.X_OK):
             raise NotAvailable(
-                f"no netavark binary (looked for $NETAVARK, PATH, {NETAVARK_CACHE}; "
-                "build it with `bench/run --install-netavark`)")
+                f"no netavark binary (looked for $NETAVARK, PATH, {NETAVARK_CACHE}, "
+                f"{NETAVARK_DEBIAN}; build it with `bench/run --install-netavark` or "
+                "`apt-get install netavark`)")
         if not shutil.which("nft"):
             raise NotAvailable("its nftables firewall driver runs `nft`, not installed")
+        # netavark < 1.6 (Debian bookworm's 1.4) has no nftables driver: its iptables
+        # driver then (iptables-nft here), and the row says so.
+        r = proc.run([self.bin, "--version"])
+        ver = r.stdout.split()[-1] if r.rc == 0 and r.stdout.split() else ""
+        try:
+            old = tuple(int(x) for x in ver.split(".")[:2]) < (1, 6)
+        except ValueError:
+            old = False
+        if old:
+            if not shutil.which("iptables"):
+                raise NotAvailable(f"netavark {ver} has no nftables driver and iptables is not installed")
+            self.fw = "iptables"
+            self.label = f"netavark {ver} bridge (iptables driver)"
 
     def prepare(self, n):
         super().prepare(n)
@@ -404,7 +427,7 @@ class Netavark(Tool):
     def env(self):
         return {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "NETAVARK_FW": "nftables",
+            "NETAVARK_FW": getattr(self, "fw", "nftables"),
             # no firewalld over D-Bus: it would act on the machine's own netns
             "DBUS_SYSTEM_BUS_ADDRESS": "",
         }

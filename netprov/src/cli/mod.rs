@@ -87,6 +87,11 @@ pub enum Command {
         /// A properties file (an existing file or a name ending in .json) or a container id.
         #[arg(required = true, value_name = "PROPS|ID")]
         targets: Vec<String>,
+        /// Return once the netns is released, without waiting for the kernel's netns
+        /// cleanup to delete the veths' host ends (it does within milliseconds; the
+        /// next apply of the same id is correct either way)
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Parse and validate only (several files: also conflicts between them).
     Validate {
@@ -202,8 +207,11 @@ pub fn run(cli: Cli) -> i32 {
             Ok(ds) => with_engine(ovsdb, None, |e| run::check(e, &ds, json)),
             Err(code) => code,
         },
-        Command::Destroy { targets } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(ovsdb, None, |e| run::destroy(e, t, json)),
+        Command::Destroy { targets, no_wait } => match destroy_targets(&targets) {
+            Ok(t) => with_engine(ovsdb, None, |e| {
+                e.set_destroy_wait(!no_wait);
+                run::destroy(e, t, json)
+            }),
             Err(errs) => report(&errs, json),
         },
         Command::List { ids, places } => match ids_arg(&ids) {

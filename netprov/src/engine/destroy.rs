@@ -67,6 +67,7 @@ pub async fn destroy(
     host_path: &Path,
     ovsdb: &Endpoint,
     rt: &tokio::runtime::Handle,
+    wait_for_cleanup: bool,
 ) -> Result<DestroyReport, DestroyFailed> {
     let id = t.id().clone();
     let spec = t.netns();
@@ -99,6 +100,7 @@ pub async fn destroy(
         unreachable: None,
         keep_netns: false,
         peers: Vec::new(),
+        wait_for_cleanup,
     };
     // OVS ports first: with them gone ovs-vswitchd closes their devices, wherever they
     // are.
@@ -128,6 +130,9 @@ struct Run<'a> {
     count: MutationCount,
     /// The container netns handle.
     path: PathBuf,
+    /// Wait for the kernel's netns cleanup to delete the host ends (`destroy` without
+    /// `--no-wait`).
+    wait_for_cleanup: bool,
     owned: bool,
     calias: String,
     label: String,
@@ -423,7 +428,7 @@ impl Run<'_> {
         } else if owned && self.rep.netns_not_ours.is_none() {
             // Subscribed before the netns is released, so no deletion is missed. (The
             // container socket is gone by now: it was one of the netns's references.)
-            let watch = if self.peers.is_empty() {
+            let watch = if self.peers.is_empty() || !self.wait_for_cleanup {
                 None
             } else {
                 match crate::kernel::netns_release::LinkWatch::open(self.host_path) {
@@ -438,6 +443,10 @@ impl Run<'_> {
             match netns::remove_handle(path) {
                 Ok(()) => {
                     self.rep.netns_removed = existed;
+                    if !self.wait_for_cleanup {
+                        self.rep.host_ends_left_to_kernel =
+                            self.peers.iter().map(|p| p.name.clone()).collect();
+                    }
                     if let Some(w) = watch {
                         if let Err(e) = crate::kernel::netns_release::await_peers(
                             host,

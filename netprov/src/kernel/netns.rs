@@ -84,8 +84,8 @@ pub fn is_handle(path: &Path) -> bool {
 /// Creates the named netns handle `path` (e.g. `/run/netns/web`) the way `ip netns add`
 /// does, without forking: the directory is made a shared mount (bind-mounted on itself
 /// first if it is not a mount point) so the handle propagates to other mount
-/// namespaces; then a dedicated thread `unshare`s a new netns and bind-mounts its
-/// `/proc/thread-self/ns/net` onto an empty file at `path`.
+/// namespaces; then the calling thread `unshare`s a new netns, bind-mounts its
+/// `/proc/thread-self/ns/net` onto an empty file at `path` and `setns`es back.
 ///
 /// The new netns gets container `id`'s owner mark on `lo` from the creating thread
 /// *before* the bind mount (see [`crate::kernel::netns_owner`]), so the handle is never visible
@@ -145,37 +145,36 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&file)
     ));
-    let op2 = op.clone();
-    let id = id.clone();
-    let made = std::thread::Builder::new()
-        .name("netns-create".into())
-        .spawn(move || -> Result<(), OpError> {
-            // This thread's netns changes, and the thread ends right after.
-            nix::sched::unshare(CloneFlags::CLONE_NEWNET)
-                .map_err(|e| OpError::errno(op2.clone(), e as i32))?;
-            // Never stack a second netns on a live handle: nspawn and every later
-            // netprov would see only the top one, and `destroy` would need one unmount
-            // per layer. The caller holds the container's lock (crate::engine::lock), so no
-            // netprov creates this handle meanwhile; this re-check, right before the
-            // mount, keeps a sequential re-run from ever stacking.
-            if is_handle(&target) {
-                return Ok(());
-            }
-            // Mark before the handle exists: a crash from here on leaves no handle
-            // (the netns dies with this thread) or a marked one.
-            crate::kernel::netns_owner::set_mark_here(&id)?;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                none,
-                MsFlags::MS_BIND,
-                none,
-            )
-            .map_err(|e| OpError::errno(op2, e as i32))
-        })
-        .map_err(|e| OpError::io("spawn netns thread", &e))?
-        .join()
-        .map_err(|_| OpError::new(op.clone(), "thread panicked"))?;
+    // On this thread, not on one of its own: a thread spawn and join cost more than
+    // the two `setns` calls around the work, and on a loaded machine the new thread
+    // waits for a CPU. The guard returns the thread to its netns on every path; the
+    // new netns then dies unless the bind mount below holds it.
+    let own = File::open("/proc/thread-self/ns/net")
+        .map_err(|e| OpError::io("open this thread's netns", &e))?;
+    let made = (|| -> Result<(), OpError> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| OpError::errno(op.clone(), e as i32))?;
+        let _back = Entered { own };
+        // Never stack a second netns on a live handle: nspawn and every later
+        // netprov would see only the top one, and `destroy` would need one unmount
+        // per layer. The caller holds the container's lock (crate::engine::lock), so no
+        // netprov creates this handle meanwhile; this re-check, right before the
+        // mount, keeps a sequential re-run from ever stacking.
+        if is_handle(&target) {
+            return Ok(());
+        }
+        // Mark before the handle exists: a crash from here on leaves no handle (the
+        // netns dies with the process) or a marked one.
+        crate::kernel::netns_owner::set_mark_here(id)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            none,
+            MsFlags::MS_BIND,
+            none,
+        )
+        .map_err(|e| OpError::errno(op.clone(), e as i32))
+    })();
     drop(file);
     if made.is_err() {
         let _ = std::fs::remove_file(path);

@@ -41,19 +41,100 @@ struct NftCtxRaw {
     _opaque: [u8; 0],
 }
 
-#[link(name = "nftables")]
-extern "C" {
-    fn nft_ctx_new(flags: u32) -> *mut NftCtxRaw;
-    fn nft_ctx_free(ctx: *mut NftCtxRaw);
-    fn nft_ctx_set_dry_run(ctx: *mut NftCtxRaw, dry: bool);
-    fn nft_ctx_clear_include_paths(ctx: *mut NftCtxRaw);
-    fn nft_ctx_output_set_flags(ctx: *mut NftCtxRaw, flags: c_uint);
-    fn nft_ctx_buffer_output(ctx: *mut NftCtxRaw) -> c_int;
-    fn nft_ctx_get_output_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
-    fn nft_ctx_buffer_error(ctx: *mut NftCtxRaw) -> c_int;
-    fn nft_ctx_get_error_buffer(ctx: *mut NftCtxRaw) -> *const c_char;
-    fn nft_run_cmd_from_buffer(ctx: *mut NftCtxRaw, buf: *const c_char) -> c_int;
-    fn nft_run_cmd_from_filename(ctx: *mut NftCtxRaw, filename: *const c_char) -> c_int;
+/// libnftables, loaded on first use (`dlopen`), not linked: linking it makes the
+/// dynamic loader map and relocate it and its dependencies (libxtables, libjansson,
+/// libgmp) at every process start, ~0.4 ms here — more than a tenth of a no-op apply,
+/// which never loads a ruleset. A build can name the library's full path with the
+/// environment variable `NETPROV_LIBNFTABLES` at compile time (nix/package.nix does:
+/// without a link-time dependency the Nix store path is in no search path); otherwise
+/// the loader looks up `libnftables.so.1` as it would have at start.
+const LIBNFTABLES_SONAME: &str = match option_env!("NETPROV_LIBNFTABLES") {
+    Some(p) => p,
+    None => "libnftables.so.1",
+};
+
+/// The libnftables entry points netprov calls, resolved once.
+struct Api {
+    ctx_new: unsafe extern "C" fn(u32) -> *mut NftCtxRaw,
+    ctx_free: unsafe extern "C" fn(*mut NftCtxRaw),
+    set_dry_run: unsafe extern "C" fn(*mut NftCtxRaw, bool),
+    clear_include_paths: unsafe extern "C" fn(*mut NftCtxRaw),
+    output_set_flags: unsafe extern "C" fn(*mut NftCtxRaw, c_uint),
+    buffer_output: unsafe extern "C" fn(*mut NftCtxRaw) -> c_int,
+    get_output_buffer: unsafe extern "C" fn(*mut NftCtxRaw) -> *const c_char,
+    buffer_error: unsafe extern "C" fn(*mut NftCtxRaw) -> c_int,
+    get_error_buffer: unsafe extern "C" fn(*mut NftCtxRaw) -> *const c_char,
+    run_cmd_from_buffer: unsafe extern "C" fn(*mut NftCtxRaw, *const c_char) -> c_int,
+    run_cmd_from_filename: unsafe extern "C" fn(*mut NftCtxRaw, *const c_char) -> c_int,
+}
+
+static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new();
+
+/// The loaded library, or why it could not be loaded (every later call says the same).
+fn api() -> Result<&'static Api, CtxError> {
+    API.get_or_init(load_api)
+        .as_ref()
+        .map_err(|cause| CtxError {
+            cause: cause.clone(),
+            errno: None,
+        })
+}
+
+fn dlerror_text() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl call.
+    unsafe { cstr_lossy(libc::dlerror()) }
+}
+
+fn load_api() -> Result<Api, String> {
+    let name = CString::new(LIBNFTABLES_SONAME).map_err(|_| "bad libnftables path".to_owned())?;
+    // SAFETY: plain dlopen by name; the handle is never closed (the symbols are used
+    // for the life of the process). RTLD_NOW: a broken install fails here, with a
+    // message, not at the first call of a missing symbol.
+    let lib = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if lib.is_null() {
+        return Err(format!(
+            "cannot load {LIBNFTABLES_SONAME}: {}",
+            dlerror_text()
+        ));
+    }
+    // SAFETY (every `symbol` call): it names a libnftables function whose C prototype
+    // (libnftables.h) the receiving field's type spells.
+    Ok(Api {
+        ctx_new: unsafe { symbol(lib, c"nft_ctx_new")? },
+        ctx_free: unsafe { symbol(lib, c"nft_ctx_free")? },
+        set_dry_run: unsafe { symbol(lib, c"nft_ctx_set_dry_run")? },
+        clear_include_paths: unsafe { symbol(lib, c"nft_ctx_clear_include_paths")? },
+        output_set_flags: unsafe { symbol(lib, c"nft_ctx_output_set_flags")? },
+        buffer_output: unsafe { symbol(lib, c"nft_ctx_buffer_output")? },
+        get_output_buffer: unsafe { symbol(lib, c"nft_ctx_get_output_buffer")? },
+        buffer_error: unsafe { symbol(lib, c"nft_ctx_buffer_error")? },
+        get_error_buffer: unsafe { symbol(lib, c"nft_ctx_get_error_buffer")? },
+        run_cmd_from_buffer: unsafe { symbol(lib, c"nft_run_cmd_from_buffer")? },
+        run_cmd_from_filename: unsafe { symbol(lib, c"nft_run_cmd_from_filename")? },
+    })
+}
+
+/// The symbol `name` of `lib` as a `T`.
+///
+/// # Safety
+///
+/// `T` must be the `unsafe extern "C" fn` type of the C function named `name`.
+unsafe fn symbol<T: Copy>(lib: *mut libc::c_void, name: &CStr) -> Result<T, String> {
+    assert_eq!(
+        std::mem::size_of::<T>(),
+        std::mem::size_of::<*mut libc::c_void>()
+    );
+    // SAFETY: lib is a live handle; name is NUL-terminated.
+    let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
+    if p.is_null() {
+        return Err(format!(
+            "{LIBNFTABLES_SONAME} has no {}: {}",
+            name.to_string_lossy(),
+            dlerror_text()
+        ));
+    }
+    // SAFETY: a non-null function address, as a function pointer of the caller's type.
+    Ok(unsafe { std::mem::transmute_copy::<*mut libc::c_void, T>(&p) })
 }
 
 /// `NFT_CTX_OUTPUT_STATELESS`: omit counters, quotas and other state that changes by
@@ -76,17 +157,18 @@ pub struct RunResult {
 /// One libnftables context, alive only inside [`with_ctx`].
 pub struct Ctx {
     raw: NonNull<NftCtxRaw>,
+    api: &'static Api,
 }
 
 impl Ctx {
     pub fn set_dry_run(&mut self, dry: bool) {
         // SAFETY: raw is a live context owned by this thread.
-        unsafe { nft_ctx_set_dry_run(self.raw.as_ptr(), dry) }
+        unsafe { (self.api.set_dry_run)(self.raw.as_ptr(), dry) }
     }
 
     pub fn set_output_flags(&mut self, flags: u32) {
         // SAFETY: as above.
-        unsafe { nft_ctx_output_set_flags(self.raw.as_ptr(), flags) }
+        unsafe { (self.api.output_set_flags)(self.raw.as_ptr(), flags) }
     }
 
     /// Runs `cmds` (nft syntax, possibly many commands) as one transaction.
@@ -101,9 +183,9 @@ impl Ctx {
         // SAFETY: raw is live; buf is NUL-terminated and outlives the call; the buffers
         // returned by get_*_buffer are valid until the next run or free, and we copy them.
         unsafe {
-            let rc = nft_run_cmd_from_buffer(self.raw.as_ptr(), buf.as_ptr());
-            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
-            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            let rc = (self.api.run_cmd_from_buffer)(self.raw.as_ptr(), buf.as_ptr());
+            let output = cstr_lossy((self.api.get_output_buffer)(self.raw.as_ptr()));
+            let error = cstr_lossy((self.api.get_error_buffer)(self.raw.as_ptr()));
             RunResult { rc, output, error }
         }
     }
@@ -135,9 +217,9 @@ impl Ctx {
         let cpath = CString::new(path.clone()).expect("no NUL in a path we built");
         // SAFETY: raw is live; cpath outlives the call; buffers copied as in run().
         let mut res = unsafe {
-            let rc = nft_run_cmd_from_filename(self.raw.as_ptr(), cpath.as_ptr());
-            let output = cstr_lossy(nft_ctx_get_output_buffer(self.raw.as_ptr()));
-            let error = cstr_lossy(nft_ctx_get_error_buffer(self.raw.as_ptr()));
+            let rc = (self.api.run_cmd_from_filename)(self.raw.as_ptr(), cpath.as_ptr());
+            let output = cstr_lossy((self.api.get_output_buffer)(self.raw.as_ptr()));
+            let error = cstr_lossy((self.api.get_error_buffer)(self.raw.as_ptr()));
             RunResult { rc, output, error }
         };
         drop(file);
@@ -162,7 +244,7 @@ pub(super) unsafe fn cstr_lossy(p: *const c_char) -> String {
 impl Drop for Ctx {
     fn drop(&mut self) {
         // SAFETY: created by nft_ctx_new on this thread, freed exactly once.
-        unsafe { nft_ctx_free(self.raw.as_ptr()) }
+        unsafe { (self.api.ctx_free)(self.raw.as_ptr()) }
     }
 }
 
@@ -192,20 +274,21 @@ pub fn with_ctx_unprobed<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError
 }
 
 fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+    let api = api()?;
     // SAFETY: plain constructor; NULL on allocation failure.
-    let raw = NonNull::new(unsafe { nft_ctx_new(0) }).ok_or(CtxError {
+    let raw = NonNull::new(unsafe { (api.ctx_new)(0) }).ok_or(CtxError {
         cause: "nft_ctx_new failed".into(),
         errno: None,
     })?;
-    let mut ctx = Ctx { raw };
+    let mut ctx = Ctx { raw, api };
     // Defence in depth behind nft/include.rs (which refuses `include` before any text
     // gets here): no include search path, so no relative include resolves (the
     // default path is /etc).
     // SAFETY: live context.
-    unsafe { nft_ctx_clear_include_paths(ctx.raw.as_ptr()) };
+    unsafe { (api.clear_include_paths)(ctx.raw.as_ptr()) };
     // SAFETY: live context. Both return 0 on success.
     let ok = unsafe {
-        nft_ctx_buffer_output(ctx.raw.as_ptr()) == 0 && nft_ctx_buffer_error(ctx.raw.as_ptr()) == 0
+        (api.buffer_output)(ctx.raw.as_ptr()) == 0 && (api.buffer_error)(ctx.raw.as_ptr()) == 0
     };
     if !ok {
         return Err(CtxError {

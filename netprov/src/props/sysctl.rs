@@ -147,16 +147,27 @@ pub enum Probed {
 type Probe = dyn Fn(&str) -> Probed;
 
 fn host_probe(path: &str) -> Probed {
+    use std::io::Read;
+    // One path lookup, not three (is /proc/sys/net a directory, is the key one, read
+    // it): with many network namespaces every lookup under /proc/sys/net is slow — each
+    // netns has its own dentry of the same name under the shared parent, and the dcache
+    // compares them one by one (0.1–0.3 ms per lookup in a host with 1000 containers,
+    // 0.02 ms in a fresh netns). So open first, and ask whether /proc/sys/net exists
+    // only when the open failed.
     let root = std::path::Path::new("/proc/sys");
-    if !root.join("net").is_dir() {
-        return Probed::NoProc;
-    }
-    let file = root.join(path);
-    if file.is_dir() {
-        return Probed::Directory;
-    }
-    match std::fs::read_to_string(file) {
-        Ok(v) => Probed::Value(v),
+    let no_proc = || !root.join("net").is_dir();
+    match std::fs::File::open(root.join(path)) {
+        Ok(mut f) => {
+            if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Probed::Directory;
+            }
+            let mut v = String::new();
+            match f.read_to_string(&mut v) {
+                Ok(_) => Probed::Value(v),
+                Err(_) => Probed::Unknown,
+            }
+        }
+        Err(_) if no_proc() => Probed::NoProc,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probed::Missing,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && is_root() => {
             Probed::WriteOnly

@@ -15,6 +15,7 @@ mod cli_host_rules;
 mod cli_nft;
 mod cli_ovs;
 mod converge;
+mod destroy_no_wait;
 mod drift_matrix;
 mod engine_apply;
 mod fast_paths;

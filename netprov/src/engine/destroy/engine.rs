@@ -77,6 +77,7 @@ impl Engine {
             &self.host_path,
             &self.endpoint(),
             self.rt.handle(),
+            self.destroy_wait.load(std::sync::atomic::Ordering::Relaxed),
         )
         .await;
         match (r, ovn) {

@@ -27,6 +27,10 @@ pub struct DestroyReport {
     pub netns_not_ours: Option<String>,
     /// Mutating netlink messages and nftables transactions sent.
     pub messages: usize,
+    /// Host ends of the container's veths that the kernel's netns cleanup deletes
+    /// after destroy returned (`destroy --no-wait` only; see `netns_release`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ends_left_to_kernel: Vec<String>,
 }
 
 /// What to destroy.

@@ -102,7 +102,28 @@ impl HostSpec {
     /// The table content this spec generates, canonically (what `check` compares the
     /// kernel's table with).
     pub fn expected(&self) -> HostTable {
-        HostTable::from_messages(&build::messages(self))
+        // Building it (libnftnl objects, serialised and parsed back) costs ~0.4 ms, and
+        // one apply needs it twice for the same spec: observe (to tell a torn read from
+        // drift) and plan. It is a pure function of the spec, so the last few are kept
+        // (bounded: containers applied concurrently each need one).
+        const KEEP: usize = 2 * crate::engine::MAX_IN_FLIGHT;
+        static MEMO: std::sync::Mutex<Vec<(HostSpec, HostTable)>> =
+            std::sync::Mutex::new(Vec::new());
+        let hit = MEMO
+            .lock()
+            .ok()
+            .and_then(|m| m.iter().find(|(s, _)| s == self).map(|(_, t)| t.clone()));
+        if let Some(t) = hit {
+            return t;
+        }
+        let t = HostTable::from_messages(&build::messages(self));
+        if let Ok(mut m) = MEMO.lock() {
+            if m.len() >= KEEP {
+                m.remove(0);
+            }
+            m.push((self.clone(), t.clone()));
+        }
+        t
     }
 }
 
