@@ -142,7 +142,8 @@ pub fn table_name(id: &ContainerId) -> String {
 }
 
 /// What exists in the host netns for one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HostState {
     Absent,
     /// The table exists, with this content.

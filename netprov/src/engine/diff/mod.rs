@@ -6,6 +6,8 @@
 //! other half is gone is deleted and the pair recreated.
 
 pub(crate) mod existing;
+#[cfg(test)]
+mod golden_tests;
 mod nft;
 mod ovs;
 #[cfg(test)]

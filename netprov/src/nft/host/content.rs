@@ -17,7 +17,8 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use super::build::{NftMsg, TYPE_BITS};
 
 /// One host table, canonically.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostTable {
     /// Table flags (e.g. 1 = dormant: every base chain unhooked).
     pub flags: u32,
