@@ -52,22 +52,22 @@ fn cases_dir() -> PathBuf {
 /// The expected files a case may have; a plan gives the first three, a refusal the last.
 const OUTPUTS: [&str; 4] = ["plan.txt", "check.txt", "plan.json", "error.txt"];
 
-/// What the diff makes of one case: (file name, content) pairs, and the kinds of the
-/// planned steps (`Step`, `OvsPort/Create`, …).
-fn run(dir: &Path) -> Result<(Vec<(&'static str, String)>, Vec<String>), String> {
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).map_err(|e| format!("read {f}: {e}"))
-    };
+/// The files the diff makes for one case: (file name, content).
+type Made = Vec<(&'static str, String)>;
+
+/// What the diff makes of one case, and the kinds of the planned steps (`Step`,
+/// `OvsPort/Create`, …).
+fn run(dir: &Path) -> Result<(Made, Vec<String>), String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("read {f}: {e}"));
     let props_path = dir.join("props.json");
     let d = crate::props::parse_str(&read("props.json")?, Some(&props_path)).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         format!("props.json is invalid:\n{}", lines.join("\n"))
     })?;
     let text = read("observed.json")?;
-    let o: Observed = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
-        &text,
-    ))
-    .map_err(|e| format!("observed.json: {e}"))?;
+    let o: Observed =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+            .map_err(|e| format!("observed.json: {e}"))?;
     let plan = match crate::engine::diff::diff(&d, &o) {
         Ok(p) => p,
         Err(e) => return Ok((vec![("error.txt", format!("{e}\n"))], Vec::new())),
