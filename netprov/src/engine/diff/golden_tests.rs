@@ -267,3 +267,89 @@ fn golden_observed_round_trips() {
         assert_eq!(p1, p2, "case {}", dir.display());
     }
 }
+
+/// Capturing a case is lossless: any link state, address and route observe can fill
+/// in reads back from its JSON as the same value (MAC as text, kinds, the
+/// address-generation mode as its number, missing fields as their defaults).
+mod round_trip {
+    use proptest::prelude::*;
+
+    use crate::engine::observe::{NsState, Observed};
+    use crate::kernel::link::{Kind, LinkState};
+    use crate::kernel::route::RouteSpec;
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![
+            Just(Kind::Veth),
+            Just(Kind::Macvlan),
+            Just(Kind::Bridge),
+            Just(Kind::Unknown),
+            "[a-z]{1,12}".prop_map(Kind::Other),
+        ]
+    }
+
+    prop_compose! {
+        fn link()(
+            index in 1u32..100_000,
+            name in "[a-z0-9-]{1,15}",
+            alias in proptest::option::of("netprov:[a-z]{1,8}(:[a-z]{1,8})?"),
+            group in prop_oneof![Just(0u32), Just(0x4e50), any::<u32>()],
+            kind in kind(),
+            up: bool,
+            mtu in proptest::option::of(68u32..65536),
+            mac in proptest::option::of(any::<[u8; 6]>()),
+            link in proptest::option::of(any::<u32>()),
+            controller in proptest::option::of(any::<u32>()),
+            link_netnsid in proptest::option::of(any::<i32>()),
+            addrgenmode in proptest::option::of(any::<u8>()),
+        ) -> LinkState {
+            LinkState {
+                index, name, alias, group, kind, up, mtu, mac, link, controller, link_netnsid,
+                addrgenmode: addrgenmode.map(Into::into),
+            }
+        }
+    }
+
+    fn net() -> impl Strategy<Value = ipnetwork::IpNetwork> {
+        prop_oneof![
+            (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, p)| {
+                ipnetwork::IpNetwork::new(std::net::Ipv4Addr::from(a).into(), p).unwrap()
+            }),
+            (any::<[u8; 16]>(), 0u8..=128).prop_map(|(a, p)| {
+                ipnetwork::IpNetwork::new(std::net::Ipv6Addr::from(a).into(), p).unwrap()
+            }),
+        ]
+    }
+
+    prop_compose! {
+        fn route()(dest in net(), gw in proptest::option::of(net()),
+                   dev in proptest::option::of("[a-z]{1,15}"), metric: u32) -> RouteSpec {
+            RouteSpec { dest, gateway: gw.map(|g| g.ip()), dev, metric }
+        }
+    }
+
+    prop_compose! {
+        fn ns()(links in proptest::collection::vec(link(), 0..4),
+                addrs in proptest::collection::btree_map(1u32..100, proptest::collection::vec(net(), 0..3), 0..3),
+                routes in proptest::collection::vec(route(), 0..3)) -> NsState {
+            NsState {
+                links: links.into_iter().map(|l| (l.name.clone(), l)).collect(),
+                addrs,
+                routes,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn golden_observed_json_is_lossless(container in ns(), host in ns(), exists: bool,
+                sysctls in proptest::collection::btree_map("[a-z.]{1,20}", proptest::option::of("[0-9]{1,3}"), 0..3)) {
+            let o = Observed { netns_exists: exists, container, host, sysctls, ..Default::default() };
+            let json = serde_json::to_value(&o).unwrap();
+            let back: Observed = serde_json::from_value(json.clone()).unwrap();
+            prop_assert_eq!(&back.container.links, &o.container.links);
+            prop_assert_eq!(&back.host.routes, &o.host.routes);
+            prop_assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        }
+    }
+}
