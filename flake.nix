@@ -12,16 +12,19 @@
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      # Only what the build needs, so editing docs or tests does not rebuild the package.
+      # Only what the build needs, so editing docs does not rebuild the package. testkit/
+      # (the tests' fixtures) is a workspace member and a dev-dependency: cargo reads its
+      # manifest for any build of the workspace.
       root = toString ./.;
       src = builtins.path {
         path = ./.;
         name = "netprov-source";
         filter = path: _type:
           let rel = lib.removePrefix (root + "/") (toString path); in
-          builtins.elem rel [ "Cargo.toml" "Cargo.lock" "netprov" "nspawn-glue" ]
+          builtins.elem rel [ "Cargo.toml" "Cargo.lock" "netprov" "nspawn-glue" "testkit" ]
           || lib.hasPrefix "netprov/" rel
-          || lib.hasPrefix "nspawn-glue/" rel;
+          || lib.hasPrefix "nspawn-glue/" rel
+          || lib.hasPrefix "testkit/" rel;
       };
     in
     {

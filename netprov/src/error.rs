@@ -1,4 +1,4 @@
-//! Errors and exit codes.
+//! Errors (the exit codes they map to are in `cli/output.rs`).
 //!
 //! Two families: [`Invalid`] (bad input, found before anything is touched, exit 2) and
 //! [`OpError`] (an operation on the kernel or OVSDB failed, exit 1). An `OpError` always
@@ -7,14 +7,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-
-/// Process exit codes (see docs/cli.md).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const INVALID: i32 = 2;
-    pub const DRIFT: i32 = 3;
-}
 
 /// One invalid value in a properties file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +19,15 @@ pub struct Invalid {
     pub location: Option<(usize, usize)>,
     /// What is wrong and what would be valid.
     pub message: String,
+}
+
+/// 1-based line and column (in characters) of byte `at` of `text`, as an
+/// [`Invalid::location`] or a message gives it.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 impl fmt::Display for Invalid {
@@ -94,52 +95,6 @@ impl fmt::Display for OpError {
 }
 
 impl std::error::Error for OpError {}
-
-/// Any error netprov reports.
-#[derive(Debug)]
-pub enum Error {
-    /// One or more invalid values; nothing was touched.
-    Invalid(Vec<Invalid>),
-    /// Bad command line usage.
-    Usage(String),
-    /// An operation failed.
-    Op(OpError),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Invalid(_) | Error::Usage(_) => exit::INVALID,
-            Error::Op(_) => exit::FAILURE,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Invalid(v) => {
-                for (i, e) in v.iter().enumerate() {
-                    if i > 0 {
-                        writeln!(f)?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                Ok(())
-            }
-            Error::Usage(m) => f.write_str(m),
-            Error::Op(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<OpError> for Error {
-    fn from(e: OpError) -> Self {
-        Error::Op(e)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,10 @@
 //! The host-wide commands (`list`, `status`, `gc`, `reconcile`): what they print and
-//! which exit code they return. The work is in `inventory.rs`.
+//! which exit code they return. The work is in `inventory/`.
 
 use serde_json::json;
 
-use super::out;
+use super::output::{err, exit, exit_code, fail, out};
 use crate::engine::Engine;
-use crate::error::exit;
 use crate::inventory::{self, Places, Reconciled, SyncState};
 use crate::model::ContainerId;
 
@@ -15,17 +14,14 @@ fn ovsdb_note(skipped: &Option<String>) {
         .as_ref()
         .filter(|w| !w.starts_with("no OVSDB socket"))
     {
-        eprintln!("netprov: OVS ports not listed: {why}");
+        err(&format!("netprov: OVS ports not listed: {why}"));
     }
 }
 
 pub fn list(engine: &Engine, places: &Places, only: &[ContainerId], json: bool) -> i32 {
     let (entries, scan) = match inventory::list(engine, places, only) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("netprov list: {e}");
-            return exit::FAILURE;
-        }
+        Err(e) => return fail("list", e),
     };
     ovsdb_note(&scan.ovsdb_skipped);
     if json {
@@ -67,10 +63,7 @@ pub fn list(engine: &Engine, places: &Places, only: &[ContainerId], json: bool) 
 pub fn status(engine: &Engine, places: &Places, id: &ContainerId, json: bool) -> i32 {
     let st = match inventory::status(engine, places, id) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("netprov status: {id}: {e}");
-            return exit::FAILURE;
-        }
+        Err(e) => return fail(&format!("status: {id}"), e),
     };
     ovsdb_note(&st.ovsdb_skipped);
     if json {
@@ -93,40 +86,10 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId, json: bool) ->
         out(&format!("{id}: netns not shown: {why}"));
     }
     for l in &st.links {
-        out(&format!(
-            "{id}: link {} ({}, {}, {}) {} rx {} pkts/{} B tx {} pkts/{} B drop {}/{}",
-            l.name,
-            l.side,
-            l.kind,
-            if l.up { "up" } else { "down" },
-            if l.addresses.is_empty() {
-                "-".to_owned()
-            } else {
-                l.addresses.join(" ")
-            },
-            l.rx_packets,
-            l.rx_bytes,
-            l.tx_packets,
-            l.tx_bytes,
-            l.rx_dropped,
-            l.tx_dropped
-        ));
+        out(&link_line(id, l));
     }
     for p in &st.ovs_ports {
-        let vlan = match (p.tag, p.trunks.is_empty()) {
-            (Some(t), _) => format!("vlan {t}"),
-            (None, false) => format!("trunks {:?}", p.trunks),
-            (None, true) => "untagged".into(),
-        };
-        let mut line = format!(
-            "{id}: OVS port {} ofport {} {vlan}",
-            p.name,
-            p.ofport.map_or("-".into(), |o| o.to_string())
-        );
-        if let Some(e) = &p.error {
-            line.push_str(&format!(" error: {e}"));
-        }
-        out(&line);
+        out(&ovs_port_line(id, p));
     }
     out(&format!(
         "{id}: nftables ruleset {}; host table {}",
@@ -151,18 +114,55 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId, json: bool) ->
     exit::OK
 }
 
+/// `status`'s line for one link: side, kind, state, addresses, counters.
+fn link_line(id: &ContainerId, l: &inventory::LinkStatus) -> String {
+    format!(
+        "{id}: link {} ({}, {}, {}) {} rx {} pkts/{} B tx {} pkts/{} B drop {}/{}",
+        l.name,
+        l.side,
+        l.kind,
+        if l.up { "up" } else { "down" },
+        if l.addresses.is_empty() {
+            "-".to_owned()
+        } else {
+            l.addresses.join(" ")
+        },
+        l.rx_packets,
+        l.rx_bytes,
+        l.tx_packets,
+        l.tx_bytes,
+        l.rx_dropped,
+        l.tx_dropped
+    )
+}
+
+/// `status`'s line for one OVS port: ofport, VLAN, OVS's error.
+fn ovs_port_line(id: &ContainerId, p: &inventory::PortStatus) -> String {
+    let vlan = match (p.tag, p.trunks.is_empty()) {
+        (Some(t), _) => format!("vlan {t}"),
+        (None, false) => format!("trunks {:?}", p.trunks),
+        (None, true) => "untagged".into(),
+    };
+    let mut line = format!(
+        "{id}: OVS port {} ofport {} {vlan}",
+        p.name,
+        p.ofport.map_or("-".into(), |o| o.to_string())
+    );
+    if let Some(e) = &p.error {
+        line.push_str(&format!(" error: {e}"));
+    }
+    line
+}
+
 pub fn gc(engine: &Engine, places: &Places, only: &[ContainerId], dry: bool, json: bool) -> i32 {
     let done = match inventory::gc(engine, places, only, dry) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("netprov gc: {e}");
-            return exit::FAILURE;
-        }
+        Err(e) => return fail("gc", e),
     };
     let failed = done.iter().any(|c| !c.errors.is_empty());
     for c in &done {
         for e in &c.errors {
-            eprintln!("netprov gc: {}: {e}", c.id);
+            err(&format!("netprov gc: {}: {e}", c.id));
         }
     }
     if json {
@@ -181,11 +181,7 @@ pub fn gc(engine: &Engine, places: &Places, only: &[ContainerId], dry: bool, jso
             out(&line);
         }
     }
-    if failed {
-        exit::FAILURE
-    } else {
-        exit::OK
-    }
+    exit_code(failed, false)
 }
 
 pub fn reconcile(engine: &Engine, places: &Places, all: bool, json: bool) -> i32 {
@@ -196,11 +192,11 @@ pub fn reconcile(engine: &Engine, places: &Places, all: bool, json: bool) -> i32
         match r {
             Reconciled::Failed { error, .. } => {
                 failed = true;
-                eprintln!("netprov reconcile: {id}: {error}");
+                err(&format!("netprov reconcile: {id}: {error}"));
             }
             Reconciled::Invalid { error } => {
                 invalid = true;
-                eprintln!("netprov reconcile: {id}: {error}");
+                err(&format!("netprov reconcile: {id}: {error}"));
             }
             _ => {}
         }
@@ -230,11 +226,5 @@ pub fn reconcile(engine: &Engine, places: &Places, all: bool, json: bool) -> i32
             }
         }
     }
-    if failed {
-        exit::FAILURE
-    } else if invalid {
-        exit::INVALID
-    } else {
-        exit::OK
-    }
+    exit_code(failed, invalid)
 }

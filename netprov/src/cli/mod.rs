@@ -3,20 +3,24 @@
 //! Every command that acts on the kernel parses and validates *all* its inputs first;
 //! invalid input exits 2 before anything is touched.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::engine::{DestroyTarget, Engine, Options};
-use crate::error::{exit, Invalid};
-use crate::model::{ContainerId, Desired};
-use crate::nft::CheckError;
+use crate::engine::{Engine, Options};
 use crate::props;
 
 mod host;
+mod input;
+mod output;
 mod run;
+
+pub use input::destroy_targets;
+use input::{ids_arg, load, Dry};
+pub use output::exit;
+pub use output::init_logging;
+use output::{err, out, report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -151,28 +155,6 @@ impl PlacesArgs {
     }
 }
 
-/// Container ids given on the command line; invalid ones are invalid input.
-fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>> {
-    let mut ok = Vec::new();
-    let mut errs = Vec::new();
-    for a in args {
-        match ContainerId::new(a) {
-            Ok(id) => ok.push(id),
-            Err(m) => errs.push(Invalid {
-                file: None,
-                path: String::new(),
-                location: None,
-                message: format!("container id {a:?} {m}"),
-            }),
-        }
-    }
-    if errs.is_empty() {
-        Ok(ok)
-    } else {
-        Err(errs)
-    }
-}
-
 fn ovsdb_socket(s: &str) -> Result<PathBuf, String> {
     match s.strip_prefix("unix:") {
         Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
@@ -192,34 +174,13 @@ static OVN: std::sync::Mutex<crate::ovn::OvnOptions> =
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     let ovsdb = cli.ovsdb;
-    if let Ok(mut o) = OVN.lock() {
-        *o = crate::ovn::OvnOptions {
-            nb: cli.ovn_nb,
-            install_timeout: cli.ovn_timeout.map_or(
-                crate::ovn::chassis::INSTALL_TIMEOUT,
-                std::time::Duration::from_secs,
-            ),
-        };
-    }
+    set_ovn(cli.ovn_nb, cli.ovn_timeout);
     match cli.command {
         Command::Schema => {
             out(&format!("{:#}", props::schema()));
             exit::OK
         }
-        Command::Validate { props } => match load(&props, json, Dry::Always) {
-            Ok(ds) => {
-                if json {
-                    let ids: Vec<_> = ds.iter().map(|d| d.id.to_string()).collect();
-                    out(&json!({ "valid": true, "containers": ids }).to_string());
-                } else {
-                    for (p, d) in props.iter().zip(&ds) {
-                        out(&format!("{}: ok ({})", p.display(), d.id));
-                    }
-                }
-                exit::OK
-            }
-            Err(code) => code,
-        },
+        Command::Validate { props } => validate(&props, json),
         Command::Apply {
             props,
             fail_after,
@@ -275,6 +236,37 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Records `--ovn-nb` and `--ovn-timeout` for [`with_engine`].
+fn set_ovn(nb: Option<crate::ovn::OvnEndpoint>, timeout: Option<u64>) {
+    if let Ok(mut o) = OVN.lock() {
+        *o = crate::ovn::OvnOptions {
+            nb,
+            install_timeout: timeout.map_or(
+                crate::ovn::chassis::INSTALL_TIMEOUT,
+                std::time::Duration::from_secs,
+            ),
+        };
+    }
+}
+
+/// `validate`: every file ok, or every problem.
+fn validate(props: &[PathBuf], json: bool) -> i32 {
+    match load(props, json, Dry::Always) {
+        Ok(ds) => {
+            if json {
+                let ids: Vec<_> = ds.iter().map(|d| d.id.to_string()).collect();
+                out(&json!({ "valid": true, "containers": ids }).to_string());
+            } else {
+                for (p, d) in props.iter().zip(&ds) {
+                    out(&format!("{}: ok ({})", p.display(), d.id));
+                }
+            }
+            exit::OK
+        }
+        Err(code) => code,
+    }
+}
+
 /// Starts the engine in this process's netns (the host) and runs `f` with it.
 fn with_engine(
     ovsdb: Option<PathBuf>,
@@ -293,208 +285,6 @@ fn with_engine(
             exit::FAILURE
         }
     }
-}
-
-fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
-    let ds = tracing::info_span!("parse", files = props.len())
-        .in_scope(|| props::load_all(props))
-        .map_err(|errs| report(&errs, json))?;
-    host_netns_check(props, &ds, json)?;
-    tracing::info_span!("nft_check").in_scope(|| check_rulesets(props, &ds, json, dry))?;
-    for (p, d) in props.iter().zip(&ds) {
-        tracing::info!(file = %p.display(), id = %d.id, interfaces = d.interfaces.len(), "validated");
-    }
-    Ok(ds)
-}
-
-/// No `netns_path` may be the host netns (this process's, which the CLI's engine treats
-/// as host, or PID 1's): invalid input at `network.netns_path`, before anything is read.
-fn host_netns_check(files: &[PathBuf], ds: &[Desired], json: bool) -> Result<(), i32> {
-    let mut errs = props::check_adopted_netns(ds, files, Path::new("/proc/self/ns/net"));
-    if errs.is_empty() {
-        return Ok(());
-    }
-    for e in &mut errs {
-        e.location = e
-            .file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|t| props::locate::locate(&t, &e.path));
-    }
-    Err(report(&errs, json))
-}
-
-/// When to dry-run a container's ruleset before anything is touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dry {
-    /// `validate`: every ruleset.
-    Always,
-    /// `apply`/`plan`/`check`: not the ruleset the container already runs (the kernel
-    /// accepted exactly that text when netprov loaded it). A dry run costs a scratch
-    /// netns and a kernel round trip — tens of milliseconds — which would otherwise
-    /// dominate a no-op re-apply.
-    UnlessLoaded,
-    /// `apply`: never here. The engine checks a ruleset only when it is about to load
-    /// it, after observing (so a no-op reads the marker once): a reload in an existing
-    /// netns is dry-run first; into a netns the apply creates, the load itself is the
-    /// check (the kernel refuses an invalid ruleset and commits nothing; apply then
-    /// removes what it created and exits 2). See `Engine::apply_each`.
-    Never,
-}
-
-/// Checks every `network.nft` ruleset with a libnftables dry run (in a throwaway netns
-/// holding placeholders of the container's interfaces that the ruleset names), so a
-/// syntax error is invalid input, reported before anything is touched. A check that
-/// cannot run at all (e.g. no privilege to make the scratch netns) is an operational
-/// failure: exit 1.
-fn check_rulesets(files: &[PathBuf], ds: &[Desired], json: bool, dry: Dry) -> Result<(), i32> {
-    let mut errs = Vec::new();
-    for (p, d) in files.iter().zip(ds) {
-        let Some(r) = &d.nft else { continue };
-        if dry == Dry::Never || (dry == Dry::UnlessLoaded && already_loaded(d, r)) {
-            continue;
-        }
-        let names = crate::nft::ruleset::placeholder_names(d, r);
-        match crate::nft::ruleset::check_syntax_with_interfaces(&r.text, &names) {
-            Ok(()) => {}
-            Err(CheckError::Syntax(e)) => errs.push(ruleset_invalid(p, &e)),
-            Err(CheckError::Op(e)) => {
-                err(&format!("netprov: {}: {e}", p.display()));
-                return Err(exit::FAILURE);
-            }
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(report(&errs, json))
-    }
-}
-
-/// A ruleset libnftables or the kernel refused, as invalid input at `network.nft`.
-pub(crate) fn ruleset_invalid(p: &Path, e: &crate::nft::NftSyntaxError) -> Invalid {
-    Invalid {
-        file: Some(p.to_owned()),
-        path: "network.nft".into(),
-        location: props::read(p)
-            .ok()
-            .and_then(|t| props::locate::locate(&t, "network.nft")),
-        message: match e.line {
-            Some(l) => format!("nftables ruleset line {l}: {}", e.message.trim_end()),
-            None => format!("nftables ruleset: {}", e.message.trim_end()),
-        },
-    }
-}
-
-/// The container's netns exists and runs a ruleset netprov loaded from this very text.
-fn already_loaded(d: &Desired, r: &crate::model::Ruleset) -> bool {
-    use crate::nft::ruleset::{digest, observe, RulesetState};
-    let path = d.netns.path();
-    crate::kernel::netns::is_handle(path)
-        && matches!(observe(path), Ok(RulesetState::Loaded { source_digest, .. }) if source_digest == digest(r))
-}
-
-/// Resolves `destroy` arguments: an existing file or a `.json` name is a properties
-/// file, anything else a container id.
-pub fn destroy_targets(args: &[String]) -> Result<Vec<DestroyTarget>, Vec<Invalid>> {
-    let mut out = Vec::new();
-    let mut errs = Vec::new();
-    for a in args {
-        let p = Path::new(a);
-        if p.is_file() || a.ends_with(".json") {
-            match props::load(p) {
-                Ok(d) => {
-                    let host = Path::new("/proc/self/ns/net");
-                    let bad =
-                        props::check_adopted_netns(std::slice::from_ref(&d), &[p.into()], host);
-                    if bad.is_empty() {
-                        out.push(DestroyTarget::Props(d));
-                    }
-                    errs.extend(bad);
-                }
-                Err(e) => errs.extend(e),
-            }
-        } else {
-            match ContainerId::new(a) {
-                Ok(id) => out.push(DestroyTarget::Id(id)),
-                Err(m) => errs.push(Invalid {
-                    file: None,
-                    path: String::new(),
-                    location: None,
-                    message: format!(
-                        "{a:?} is neither a properties file nor a container id: the id {m}"
-                    ),
-                }),
-            }
-        }
-    }
-    if errs.is_empty() {
-        Ok(out)
-    } else {
-        Err(errs)
-    }
-}
-
-/// Prints every problem (one per line on stderr, or a JSON document on stdout).
-fn report(errs: &[Invalid], json: bool) -> i32 {
-    if json {
-        let list: Vec<_> = errs
-            .iter()
-            .map(|e| {
-                json!({
-                    "file": e.file.as_ref().map(|f| f.display().to_string()),
-                    "path": e.path,
-                    "line": e.location.map(|l| l.0),
-                    "column": e.location.map(|l| l.1),
-                    "message": e.message,
-                })
-            })
-            .collect();
-        out(&json!({ "valid": false, "errors": list }).to_string());
-    } else {
-        let mut err = std::io::stderr().lock();
-        for e in errs {
-            let _ = writeln!(err, "{e}");
-        }
-    }
-    exit::INVALID
-}
-
-/// Prints a line on stdout; a closed pipe (`netprov schema | head`) is not an error.
-///
-/// Output never panics (`print!` would, on EPIPE or ENOSPC): a closed or full
-/// stdout/stderr ends the output quietly, the work goes on, and the exit code is the
-/// work's. Rust ignores SIGPIPE, so a closed pipe is an EPIPE error here, not a signal.
-pub(crate) fn out(s: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{s}");
-}
-
-/// Prints `s` as is (no newline added) on stdout; errors are ignored like [`out`]'s.
-pub(crate) fn out_raw(s: &str) {
-    let _ = write!(std::io::stdout().lock(), "{s}");
-}
-
-/// Prints a line on stderr; errors are ignored like [`out`]'s.
-pub(crate) fn err(s: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{s}");
-}
-
-/// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
-pub fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let level = ["warn", "info", "debug", "trace"][usize::from(verbose.min(3))];
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // A span's closing line carries its duration (time.busy/time.idle): with -v,
-        // parse, observe, plan and every apply phase are timed per container.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written (stderr closed or full) is dropped; by
-        // default tracing-subscriber reports it with eprintln!, which panics.
-        .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// The `netprov` binary.
@@ -521,16 +311,5 @@ mod tests {
             PathBuf::from("/tmp/db.sock")
         );
         assert!(ovsdb_socket("tcp:1.2.3.4:6640").is_err());
-    }
-
-    #[test]
-    fn destroy_accepts_ids() {
-        let t = destroy_targets(&["web2".into()]).unwrap();
-        assert_eq!(
-            t,
-            vec![DestroyTarget::Id(ContainerId::new("web2").unwrap())]
-        );
-        assert!(destroy_targets(&["../etc".into()]).is_err());
-        assert!(destroy_targets(&["/nonexistent/x.json".into()]).is_err());
     }
 }

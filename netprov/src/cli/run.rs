@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use std::path::PathBuf;
 
-use super::{err, out, out_raw};
+use super::output::{err, exit, exit_code, out, out_raw};
 use crate::engine::{ApplyError, DestroyFailed, DestroyTarget, Engine};
-use crate::error::{exit, OpError};
+use crate::error::OpError;
 use crate::model::Desired;
 
 /// Reports one result per container (`print` for human output of a success) and
@@ -47,11 +47,7 @@ fn report<T: Serialize>(
 }
 
 fn code(failed: bool) -> i32 {
-    if failed {
-        exit::FAILURE
-    } else {
-        exit::OK
-    }
+    exit_code(failed, false)
 }
 
 /// Applies every container, printing each one's result as soon as it is known (one
@@ -74,7 +70,7 @@ pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> 
             }
             Err(ApplyError::Refused { error, .. }) => {
                 invalid = true;
-                let inv = super::ruleset_invalid(&files[i], &error);
+                let inv = super::input::ruleset_invalid(&files[i], &error);
                 err(&inv.to_string());
                 json!({ "id": id, "ok": false, "invalid": true, "error": inv.to_string(), "errno": null })
             }
@@ -92,13 +88,7 @@ pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> 
     if json {
         out("]");
     }
-    if failed {
-        exit::FAILURE
-    } else if invalid {
-        exit::INVALID
-    } else {
-        exit::OK
-    }
+    exit_code(failed, invalid)
 }
 
 /// The human output of one successful apply: its plan, the repairs of later passes,

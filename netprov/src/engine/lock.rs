@@ -28,10 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::OpError;
+use crate::marks::LOCK_DIR;
 use crate::model::ContainerId;
-
-/// Where the lock files live (tmpfs: emptied at boot, like the locks themselves).
-pub const LOCK_DIR: &str = "/run/netprov";
 
 /// How long a process waits silently before it says what it waits for.
 pub const WAIT_NOTICE: Duration = Duration::from_secs(1);

@@ -56,8 +56,6 @@ pub struct Observed {
     /// internal ports and existing links still in the host), their addresses and
     /// netprov routes through them. Only those: never the whole host.
     pub host: NsState,
-    /// Names asked for in the host netns that do not exist there.
-    pub host_missing: Vec<String>,
     /// Current sysctl values by key (`None`: unreadable).
     pub sysctls: BTreeMap<String, Option<String>>,
     /// The container netns's nftables ruleset (`None`: the netns does not exist).
@@ -137,14 +135,12 @@ async fn host_link(
     name: &str,
     with_state: bool,
     st: &mut NsState,
-    missing: &mut Vec<String>,
 ) -> Result<(), OpError> {
     let got = nl
         .get(link::get_by_name(name))
         .await
         .map_err(errno_op(format!("get link {name} in host netns")))?;
     let Some(RouteNetlinkMessage::NewLink(m)) = got else {
-        missing.push(name.to_owned());
         return Ok(());
     };
     let l = LinkState::parse(&m);
@@ -233,48 +229,25 @@ pub async fn observe(
         let in_container = o.container.links.contains_key(i.name.as_str());
         match &i.kind {
             InterfaceKind::Veth(h) => {
-                host_link(
-                    host,
-                    h.name.as_str(),
-                    true,
-                    &mut o.host,
-                    &mut o.host_missing,
-                )
-                .await?;
+                host_link(host, h.name.as_str(), true, &mut o.host).await?;
                 if let Some(b) = &h.bridge {
-                    host_link(host, b.as_str(), false, &mut o.host, &mut o.host_missing).await?;
+                    host_link(host, b.as_str(), false, &mut o.host).await?;
                 }
             }
             InterfaceKind::Ovs(p) => match &p.style {
                 OvsStyle::Veth { host: h } => {
-                    host_link(host, h.as_str(), true, &mut o.host, &mut o.host_missing).await?
+                    host_link(host, h.as_str(), true, &mut o.host).await?
                 }
                 // Also when the device is in the container: a device of the same name
                 // in the host means ovs-vswitchd restarted and the container's is dead.
-                OvsStyle::Internal => {
-                    host_link(
-                        host,
-                        i.name.as_str(),
-                        false,
-                        &mut o.host,
-                        &mut o.host_missing,
-                    )
-                    .await?
-                }
+                OvsStyle::Internal => host_link(host, i.name.as_str(), false, &mut o.host).await?,
             },
             // A netprov-made link of that name in the container is a leftover of
             // another kind (deleted by the plan): the existing link is in the host.
             InterfaceKind::Existing
                 if !in_container || o.container.links[i.name.as_str()].created_by_netprov() =>
             {
-                host_link(
-                    host,
-                    i.name.as_str(),
-                    false,
-                    &mut o.host,
-                    &mut o.host_missing,
-                )
-                .await?;
+                host_link(host, i.name.as_str(), false, &mut o.host).await?;
                 // Its controller (bridge, bond, OVS datapath), so that refusing to take
                 // a port away can name the owner (diff/existing.rs).
                 let controller = o.host.links.get(i.name.as_str()).and_then(|l| l.controller);

@@ -4,28 +4,34 @@
 //! Steps are ordered by [`Phase`]. Two phases are slots for other layers: OVS port
 //! steps (after the host-side links, before anything is moved into the container) and
 //! nftables steps (last, once every interface exists).
+//!
+//! Each kind of object has its own step type in `plan/<kind>.rs`, which holds all
+//! there is to say about it: its phase, its sentence and how it reads as drift.
+
+mod address;
+#[cfg(test)]
+mod every_kind;
+mod link;
+mod netns;
+mod nft;
+mod ovs;
+mod route;
+mod sysctl;
+
+pub use address::AddressStep;
+pub use link::{LinkStep, MoveKind};
+pub use netns::NetnsStep;
+pub use nft::{NftStep, RulesetReason};
+pub use ovs::{OvnStep, OvsStep};
+pub use route::RouteStep;
+pub use sysctl::SysctlStep;
 
 use std::fmt;
-use std::path::PathBuf;
 
-use ipnetwork::IpNetwork;
 use serde::{Serialize, Serializer};
 
-use crate::kernel::route::RouteSpec;
-use crate::model::{MacAddr, Ruleset};
-use crate::nft::HostSpec;
-use crate::ovsdb::OvsChange;
-
-pub fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn ser_opt_mac<S: Serializer>(v: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(m) => s.collect_str(m),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::engine::drift::Drift;
+use crate::model::ContainerId;
 
 /// The order steps run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -58,7 +64,7 @@ pub enum Phase {
 pub enum At {
     Host,
     /// The container netns, by container id.
-    Netns(String),
+    Netns(ContainerId),
 }
 
 impl fmt::Display for At {
@@ -74,515 +80,73 @@ impl Serialize for At {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             At::Host => s.serialize_str("host"),
-            At::Netns(id) => s.serialize_str(id),
+            At::Netns(id) => s.collect_str(id),
         }
     }
 }
 
-/// Why a link is moved into the container netns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MoveKind {
-    /// An OVS internal port (created by OVS in the host netns); netprov marks it.
-    OvsInternal,
-    /// A link netprov does not own (`InterfaceKind::Existing`); not marked.
-    Existing,
-}
-
-/// Why the container ruleset is (re)loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RulesetReason {
-    /// netprov has not loaded a ruleset in this netns yet.
-    Missing,
-    /// The props carry a different ruleset than the one loaded.
-    Changed,
-    /// The live ruleset was modified behind netprov's back (or a load was interrupted).
-    Drifted,
-}
-
-/// One change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Step {
-    CreateNetns {
-        netns: String,
-        path: PathBuf,
-    },
-    /// A veth pair: `host` in the host netns, `peer` created directly in the container
-    /// netns; both ends born in the netprov group, then aliased.
-    CreateVeth {
-        host: String,
-        peer: String,
-        netns: String,
-        host_alias: String,
-        peer_alias: String,
-        mtu: Option<u32>,
-        #[serde(serialize_with = "ser_opt_mac")]
-        mac: Option<MacAddr>,
-    },
-    /// Delete the surviving half of a netprov-owned link whose other half is gone.
-    DeleteLink {
-        at: At,
-        link: String,
-    },
-    /// Delete a link netprov made for this container that the props no longer want as
-    /// it is: not named any more (interface renamed or removed, macvlan dropped) or of
-    /// another kind or parent than wanted. Links on top of it go with it.
-    RemoveLink {
-        at: At,
-        link: String,
-    },
-    /// Detach a veth host end from the Linux bridge it is a port of (the props name
-    /// no `hostBridge` any more).
-    Release {
-        link: String,
-    },
-    /// Delete the container's copy of an OVS internal device that ovs-vswitchd no longer
-    /// drives (it restarted and made a new device in the host netns, moved in next).
-    DeleteDeadOvsDevice {
-        netns: String,
-        link: String,
-    },
-    /// Set the ownership alias on a netprov-created link (finishing an interrupted run).
-    MarkLink {
-        at: At,
-        link: String,
-        alias: String,
-    },
-    MoveLinkIn {
-        link: String,
-        netns: String,
-        kind: MoveKind,
-        alias: Option<String>,
-    },
-    CreateMacvlan {
-        link: String,
-        parent: String,
-        netns: String,
-        alias: String,
-        #[serde(serialize_with = "ser_opt_mac")]
-        mac: Option<MacAddr>,
-    },
-    SetLink {
-        at: At,
-        link: String,
-        mtu: Option<u32>,
-        #[serde(serialize_with = "ser_opt_mac")]
-        mac: Option<MacAddr>,
-    },
-    Enslave {
-        link: String,
-        bridge: String,
-    },
-    LinkUp {
-        at: At,
-        link: String,
-    },
-    DelAddress {
-        at: At,
-        link: String,
-        #[serde(serialize_with = "ser_display")]
-        addr: IpNetwork,
-    },
-    AddAddress {
-        at: At,
-        link: String,
-        #[serde(serialize_with = "ser_display")]
-        addr: IpNetwork,
-    },
-    /// Add again a wanted IPv4 address that the kernel may drop with a deleted
-    /// address of its subnet (a primary takes its secondaries); present is success.
-    ReAddAddress {
-        at: At,
-        link: String,
-        #[serde(serialize_with = "ser_display")]
-        addr: IpNetwork,
-    },
-    DelRoute {
-        at: At,
-        route: RouteSpec,
-    },
-    ReplaceRoute {
-        at: At,
-        route: RouteSpec,
-        /// The netprov route with the same key it replaces, if any.
-        was: Option<RouteSpec>,
-    },
-    WriteSysctl {
-        netns: String,
-        key: String,
-        path: String,
-        value: String,
-        current: Option<String>,
-    },
-    /// One change to the container's OVS ports (all of a plan's run as one OVSDB
-    /// transaction, then waited for until ovs-vswitchd applied them).
-    OvsPort {
-        change: OvsChange,
-    },
-    /// One change to the container's OVN logical switch ports, or a wait for one.
-    OvnPort {
-        change: crate::ovn::OvnChange,
-    },
-    /// Replace the container netns's whole ruleset with the props' text, atomically.
-    LoadRuleset {
-        netns: String,
-        /// SHA-256 (first 128 bits) of the text, as recorded in netprov's marker table.
-        digest: String,
-        reason: RulesetReason,
-        #[serde(skip)]
-        ruleset: Ruleset,
-    },
-    /// `nft` left the props: flush the ruleset netprov loaded.
-    RemoveRuleset {
-        netns: String,
-    },
-    /// Create or atomically replace the container's host table `inet netprov-<id>`.
-    InstallHostRules {
-        table: String,
-        /// The table exists with other rules (replace, not create).
-        replace: bool,
-        /// How the existing table differs from what the props generate.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        differs: Option<String>,
-        #[serde(skip)]
-        spec: HostSpec,
-    },
-    /// No host rule is wanted any more: delete the container's host table.
-    RemoveHostRules {
-        table: String,
-    },
-}
-
-impl Step {
-    pub fn phase(&self) -> Phase {
-        match self {
-            Step::CreateNetns { .. } => Phase::Netns,
-            Step::CreateVeth { .. } | Step::Enslave { .. } => Phase::HostLinks,
-            Step::DeleteLink { .. } | Step::MarkLink { .. } => Phase::HostLinks,
-            Step::DeleteDeadOvsDevice { .. } => Phase::HostLinks,
-            Step::RemoveLink { .. } | Step::Release { .. } => Phase::HostLinks,
-            // After moves: a link moved in by this plan gets its MTU/MAC in its new netns.
-            Step::SetLink { .. } => Phase::LinkState,
-            Step::MoveLinkIn { .. } | Step::CreateMacvlan { .. } => Phase::ContainerLinks,
-            Step::LinkUp { .. } => Phase::LinkState,
-            Step::DelAddress { .. } | Step::AddAddress { .. } | Step::ReAddAddress { .. } => {
-                Phase::Addresses
-            }
-            Step::DelRoute { .. } | Step::ReplaceRoute { .. } => Phase::Routes,
-            Step::WriteSysctl { .. } => Phase::Sysctls,
-            Step::OvsPort {
-                change: OvsChange::Remove { .. },
-            } => Phase::OvsRemovals,
-            Step::OvsPort { .. } => Phase::OvsPorts,
-            Step::OvnPort { .. } => Phase::Ovn,
-            Step::LoadRuleset { .. }
-            | Step::RemoveRuleset { .. }
-            | Step::InstallHostRules { .. }
-            | Step::RemoveHostRules { .. } => Phase::Nft,
+/// Defines [`Step`] with one variant per kind and dispatches each concern (phase,
+/// sentence, drift) to the kind's own step type.
+macro_rules! steps {
+    ($($kind:ident($t:ty)),* $(,)?) => {
+        /// One change. Each kind of object has its own step type, with its phase, its
+        /// sentence (Display: the operation named in any error) and its reading as
+        /// drift; the JSON of `plan --json` is the inner step's (`{"op": ..., ...}`).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(untagged)]
+        pub enum Step {
+            $($kind($t)),*
         }
-    }
 
-    /// The same step read as a difference between the kernel and the desired state.
-    pub fn as_drift(&self) -> Drift {
-        let (object, problem) = match self {
-            Step::CreateNetns { path, .. } => {
-                (format!("netns {}", path.display()), "missing".to_owned())
+        $(impl From<$t> for Step {
+            fn from(s: $t) -> Self {
+                Step::$kind(s)
             }
-            Step::CreateVeth {
-                host, peer, netns, ..
-            } => (
-                format!("veth {host} (host) ↔ {peer} (netns {netns})"),
-                "missing".into(),
-            ),
-            Step::DeleteLink { at, link } => (
-                format!("link {link} in {at}"),
-                "is half of a netprov veth pair whose other end is gone".into(),
-            ),
-            Step::RemoveLink { at, link } => (
-                format!("link {link} in {at}"),
-                "is netprov's but not wanted as it is (not in the props, or of another kind)"
-                    .into(),
-            ),
-            Step::Release { link } => (
-                format!("link {link} in host netns"),
-                "is a bridge port, the props want none".into(),
-            ),
-            Step::DeleteDeadOvsDevice { netns, link } => (
-                format!("OVS internal device {link} in netns {netns}"),
-                "is dead: ovs-vswitchd restarted and made a new one in the host netns".into(),
-            ),
-            Step::MarkLink { at, link, alias } => (
-                format!("link {link} in {at}"),
-                format!("lacks its ownership alias {alias}"),
-            ),
-            Step::MoveLinkIn { link, netns, .. } => (
-                format!("interface {link}"),
-                format!("is not in netns {netns}"),
-            ),
-            Step::CreateMacvlan { link, netns, .. } => {
-                (format!("macvlan {link} in netns {netns}"), "missing".into())
-            }
-            Step::SetLink { at, link, mtu, mac } => {
-                let mut p = Vec::new();
-                if let Some(m) = mtu {
-                    p.push(format!("mtu differs (want {m})"));
-                }
-                if let Some(m) = mac {
-                    p.push(format!("MAC differs (want {m})"));
-                }
-                (format!("link {link} in {at}"), p.join(", "))
-            }
-            Step::Enslave { link, bridge } => (
-                format!("link {link} in host netns"),
-                format!("is not a port of bridge {bridge}"),
-            ),
-            Step::LinkUp { at, link } => (format!("link {link} in {at}"), "is down".into()),
-            Step::DelAddress { at, link, addr } => (
-                format!("address {addr} on {link} in {at}"),
-                "is not desired".into(),
-            ),
-            Step::AddAddress { at, link, addr } => (
-                format!("address {addr} on {link} in {at}"),
-                "missing".into(),
-            ),
-            Step::ReAddAddress { at, link, addr } => (
-                format!("address {addr} on {link} in {at}"),
-                "shares its subnet with an address that is not desired (the kernel drops it with that one)".into(),
-            ),
-            Step::DelRoute { at, route } => {
-                (format!("route {route} in {at}"), "is not desired".into())
-            }
-            Step::ReplaceRoute { at, route, was } => match was {
-                Some(w) => (
-                    format!("route {w} in {at}"),
-                    format!("changed, want {route}"),
-                ),
-                None => (format!("route {route} in {at}"), "missing".into()),
-            },
-            Step::WriteSysctl {
-                netns,
-                key,
-                value,
-                current,
-                ..
-            } => (
-                format!("sysctl {key} in netns {netns}"),
-                match current {
-                    Some(c) => format!("is {c:?}, want {value:?}"),
-                    None => format!("is unset, want {value:?}"),
-                },
-            ),
-            Step::OvsPort { change } => ovs_drift(change),
-            Step::OvnPort { change } => change.as_drift(),
-            Step::LoadRuleset { netns, reason, .. } => (
-                format!("nftables ruleset in netns {netns}"),
-                match reason {
-                    RulesetReason::Missing => "missing".into(),
-                    RulesetReason::Changed => "differs from the props".into(),
-                    RulesetReason::Drifted => "modified behind netprov's back".into(),
-                },
-            ),
-            Step::RemoveRuleset { netns } => (
-                format!("nftables ruleset in netns {netns}"),
-                "is loaded but the props have none".into(),
-            ),
-            Step::InstallHostRules {
-                table,
-                replace,
-                differs,
-                ..
-            } => (
-                format!("host rules table inet {table}"),
-                match (replace, differs) {
-                    (true, Some(d)) => format!("differs from the props: {d}"),
-                    (true, None) => "differs from the props".into(),
-                    (false, _) => "missing".into(),
-                },
-            ),
-            Step::RemoveHostRules { table } => (
-                format!("host rules table inet {table}"),
-                "exists but no host rule is wanted".into(),
-            ),
-        };
-        Drift { object, problem }
-    }
-}
+        })*
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::CreateNetns { netns, path } => {
-                write!(f, "create netns {netns} at {}", path.display())
-            }
-            Step::CreateVeth {
-                host,
-                peer,
-                netns,
-                mtu,
-                mac,
-                ..
-            } => {
-                write!(f, "create veth {host} (host) ↔ {peer} (netns {netns})")?;
-                if let Some(m) = mtu {
-                    write!(f, " mtu {m}")?;
+        impl Step {
+            /// The phase the step runs in.
+            pub fn phase(&self) -> Phase {
+                match self {
+                    $(Step::$kind(k) => k.phase()),*
                 }
-                if let Some(m) = mac {
-                    write!(f, " mac {m}")?;
+            }
+
+            /// The same step read as a difference between the kernel and the desired
+            /// state.
+            pub fn as_drift(&self) -> Drift {
+                match self {
+                    $(Step::$kind(k) => k.as_drift()),*
                 }
-                Ok(())
-            }
-            Step::DeleteLink { at, link } => write!(f, "delete stale link {link} in {at}"),
-            Step::RemoveLink { at, link } => {
-                write!(f, "delete link {link} in {at} (not wanted as it is)")
-            }
-            Step::Release { link } => write!(f, "detach {link} from its bridge in host netns"),
-            Step::DeleteDeadOvsDevice { netns, link } => write!(
-                f,
-                "delete dead OVS internal device {link} in netns {netns} (ovs-vswitchd made a new one)"
-            ),
-            Step::MarkLink { at, link, alias } => {
-                write!(f, "set alias {alias} on {link} in {at}")
-            }
-            Step::MoveLinkIn {
-                link, netns, kind, ..
-            } => {
-                let what = match kind {
-                    MoveKind::OvsInternal => "OVS internal port",
-                    MoveKind::Existing => "existing link",
-                };
-                write!(f, "move {what} {link} into netns {netns}")
-            }
-            Step::CreateMacvlan {
-                link,
-                parent,
-                netns,
-                mac,
-                ..
-            } => {
-                write!(
-                    f,
-                    "create macvlan {link} (bridge mode) on {parent} in netns {netns}"
-                )?;
-                if let Some(m) = mac {
-                    write!(f, " mac {m}")?;
-                }
-                Ok(())
-            }
-            Step::SetLink { at, link, mtu, mac } => {
-                write!(f, "set")?;
-                if let Some(m) = mtu {
-                    write!(f, " mtu {m}")?;
-                }
-                if let Some(m) = mac {
-                    write!(f, " mac {m}")?;
-                }
-                write!(f, " on {link} in {at}")
-            }
-            Step::Enslave { link, bridge } => {
-                write!(f, "attach {link} to bridge {bridge} in host netns")
-            }
-            Step::LinkUp { at, link } => write!(f, "set {link} up in {at}"),
-            Step::DelAddress { at, link, addr } => {
-                write!(f, "delete address {addr} from {link} in {at}")
-            }
-            Step::AddAddress { at, link, addr } => {
-                write!(f, "add address {addr} to {link} in {at}")
-            }
-            Step::ReAddAddress { at, link, addr } => {
-                write!(f, "re-add address {addr} to {link} in {at}")
-            }
-            Step::DelRoute { at, route } => write!(f, "delete route {route} in {at}"),
-            Step::ReplaceRoute { at, route, .. } => write!(f, "replace route {route} in {at}"),
-            Step::WriteSysctl {
-                netns, key, value, ..
-            } => write!(f, "set sysctl {key}={value} in netns {netns}"),
-            Step::OvsPort { change } => write!(f, "{change}"),
-            Step::OvnPort { change } => write!(f, "{change}"),
-            Step::LoadRuleset {
-                netns,
-                digest,
-                reason,
-                ..
-            } => match reason {
-                RulesetReason::Drifted => write!(
-                    f,
-                    "reload nftables ruleset in netns {netns} (sha256 {digest}; modified behind netprov's back)"
-                ),
-                _ => write!(f, "load nftables ruleset in netns {netns} (sha256 {digest})"),
-            },
-            Step::RemoveRuleset { netns } => {
-                write!(f, "remove nftables ruleset netprov loaded in netns {netns}")
-            }
-            Step::InstallHostRules { table, replace, .. } => {
-                let verb = if *replace { "replace" } else { "install" };
-                write!(f, "{verb} host rules table inet {table} in host netns")
-            }
-            Step::RemoveHostRules { table } => {
-                write!(f, "remove host rules table inet {table} in host netns")
             }
         }
-    }
+
+        impl fmt::Display for Step {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Step::$kind(k) => k.fmt(f)),*
+                }
+            }
+        }
+    };
 }
 
-use crate::ovsdb::port::show_tag;
-
-/// An OVS change read as a difference.
-fn ovs_drift(c: &OvsChange) -> (String, String) {
-    match c {
-        OvsChange::Create { spec } => (
-            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
-            "missing".into(),
-        ),
-        OvsChange::Recreate { spec, reason, .. } => (
-            format!("OVS port {} on bridge {}", spec.port, spec.bridge),
-            format!("broken: {reason}"),
-        ),
-        OvsChange::SetVlan { port, from, to, .. } => (
-            format!("OVS port {port}"),
-            format!("VLAN is {}, want {}", show_tag(from), show_tag(to)),
-        ),
-        OvsChange::SetTrunks { port, from, to, .. } => (
-            format!("OVS port {port}"),
-            format!("trunks are {from:?}, want {to:?}"),
-        ),
-        OvsChange::SetVlanMode { port, from, to, .. } => (
-            format!("OVS port {port}"),
-            format!(
-                "vlan_mode is {}, want {}",
-                from.as_deref().unwrap_or("default"),
-                to.as_deref().unwrap_or("default")
-            ),
-        ),
-        OvsChange::SetExternalIds { port, from, to, .. } => (
-            format!("OVS interface {port}"),
-            format!("external_ids are {from:?}, want {to:?}"),
-        ),
-        OvsChange::Remove { port, .. } => (
-            format!("OVS port {port}"),
-            "is netprov's for this container but not in the props".into(),
-        ),
-    }
-}
-
-/// One difference between the kernel and the desired state (`check`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Drift {
-    pub object: String,
-    pub problem: String,
-}
-
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.object, self.problem)
-    }
-}
+steps!(
+    Netns(NetnsStep),
+    Link(LinkStep),
+    Address(AddressStep),
+    Route(RouteStep),
+    Sysctl(SysctlStep),
+    Ovs(OvsStep),
+    Ovn(OvnStep),
+    Nft(NftStep),
+);
 
 /// The ordered steps for one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    pub id: String,
+    #[serde(serialize_with = "crate::ser::display")]
+    pub id: ContainerId,
     pub steps: Vec<Step>,
 }
 
@@ -607,24 +171,34 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::route::RouteSpec;
+    use crate::model::IfName;
+
+    fn web() -> ContainerId {
+        ContainerId::new("web").unwrap()
+    }
+
+    fn name(s: &str) -> IfName {
+        IfName::new(s).unwrap()
+    }
 
     #[test]
     fn steps_read_as_sentences() {
-        let s = Step::AddAddress {
-            at: At::Netns("web".into()),
-            link: "lan".into(),
+        let s = Step::from(AddressStep::AddAddress {
+            at: At::Netns(web()),
+            link: name("lan"),
             addr: "10.0.0.2/31".parse().unwrap(),
-        };
+        });
         assert_eq!(s.to_string(), "add address 10.0.0.2/31 to lan in netns web");
-        let v = Step::CreateVeth {
-            host: "ve-web-lan".into(),
-            peer: "lan".into(),
-            netns: "web".into(),
+        let v = Step::from(LinkStep::CreateVeth {
+            host: name("ve-web-lan"),
+            peer: name("lan"),
+            netns: web(),
             host_alias: "netprov:web:lan".into(),
             peer_alias: "netprov:web".into(),
             mtu: None,
             mac: None,
-        };
+        });
         assert_eq!(
             v.to_string(),
             "create veth ve-web-lan (host) ↔ lan (netns web)"
@@ -636,8 +210,8 @@ mod tests {
 
     #[test]
     fn drift_reads_as_object_and_problem() {
-        let s = Step::ReplaceRoute {
-            at: At::Netns("web".into()),
+        let s = Step::from(RouteStep::ReplaceRoute {
+            at: At::Netns(web()),
             route: RouteSpec {
                 dest: "0.0.0.0/0".parse().unwrap(),
                 gateway: Some("70.0.0.1".parse().unwrap()),
@@ -650,7 +224,7 @@ mod tests {
                 dev: Some("lan".into()),
                 metric: 0,
             }),
-        };
+        });
         assert_eq!(
             s.as_drift().to_string(),
             "route default via 10.1.0.1 dev lan in netns web: changed, want default via 70.0.0.1"

@@ -1,37 +1,22 @@
 //! Links: what netprov reads about one (RTM_GETLINK by name or index) and the
 //! RTM_NEWLINK/SETLINK/DELLINK messages it sends.
 //!
-//! Ownership marks. The kernel ignores `IFLA_IFALIAS` in the RTM_NEWLINK that creates a
-//! link (it is only applied by a later set), so a link cannot be named for its container
-//! atomically at creation. `IFLA_GROUP` *is* applied at creation, for a veth also on the
-//! peer: every link netprov creates is born in group [`NETPROV_GROUP`], and its alias
-//! `netprov:<id>` (container side) / `netprov:<id>:<ifname>` (host end) is set by the
-//! next message of the same step. A crash between the two leaves a link in the netprov
-//! group with no alias, which apply finishes marking and destroy recognises.
+//! Every link netprov creates is born in group [`NETPROV_GROUP`] (set in the creating
+//! message) and named for its container by an alias set in the next message: the marks
+//! and their checks are in [`crate::marks`].
 
 use std::os::fd::RawFd;
 
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ContainerId, MacAddr};
-
-/// `IFLA_GROUP` of every link netprov creates (0x4e50, "NP").
-pub const NETPROV_GROUP: u32 = 0x4e50;
-
-/// Alias of a container-side link netprov created (veth peer, macvlan, moved OVS port).
-pub fn container_alias(id: &ContainerId) -> String {
-    format!("netprov:{id}")
-}
-
-/// Alias of a veth host end: names the container and the container-side interface.
-pub fn host_alias(id: &ContainerId, ifname: &str) -> String {
-    format!("netprov:{id}:{ifname}")
-}
+use crate::marks::NETPROV_GROUP;
+use crate::model::MacAddr;
 
 /// Link kinds netprov distinguishes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,17 +106,8 @@ impl LinkState {
     pub fn parse(m: &LinkMessage) -> Self {
         let mut s = LinkState {
             index: m.header.index,
-            name: String::new(),
-            alias: None,
-            group: 0,
-            kind: Kind::Unknown,
             up: m.header.flags.contains(LinkFlags::Up),
-            mtu: None,
-            mac: None,
-            link: None,
-            controller: None,
-            link_netnsid: None,
-            addrgenmode: None,
+            ..Default::default()
         };
         for a in &m.attributes {
             match a {
@@ -176,25 +152,6 @@ impl LinkState {
         }
         s
     }
-
-    /// Created by netprov: in the netprov group (the alias may still be missing after a
-    /// crash, see the module doc) or carrying a netprov alias.
-    pub fn created_by_netprov(&self) -> bool {
-        self.group == NETPROV_GROUP
-            || self
-                .alias
-                .as_deref()
-                .is_some_and(|a| a.starts_with("netprov:"))
-    }
-
-    /// Whether netprov may manage this link as `alias`: it carries exactly that alias,
-    /// or it is a netprov-created link whose alias was never set.
-    pub fn owned_as(&self, alias: &str) -> bool {
-        match self.alias.as_deref() {
-            Some(a) => a == alias,
-            None => self.group == NETPROV_GROUP,
-        }
-    }
 }
 
 /// RTM_GETLINK by name.
@@ -225,45 +182,35 @@ pub fn new_veth(
     mtu: Option<u32>,
     peer_mac: Option<MacAddr>,
 ) -> RouteNetlinkMessage {
-    let mut p = LinkMessage::default();
-    p.attributes.push(LinkAttribute::IfName(peer.to_owned()));
-    p.attributes.push(LinkAttribute::NetNsFd(peer_ns));
-    p.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut p = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer)
+        .setns_by_fd(peer_ns)
+        .link_group(NETPROV_GROUP);
     if let Some(mtu) = mtu {
-        p.attributes.push(LinkAttribute::Mtu(mtu));
+        p = p.mtu(mtu);
     }
     if let Some(mac) = peer_mac {
-        p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        p = p.address(mac.0.to_vec());
     }
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(host.to_owned()));
-    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut m = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host)
+        .link_group(NETPROV_GROUP);
     if let Some(mtu) = mtu {
-        m.attributes.push(LinkAttribute::Mtu(mtu));
+        m = m.mtu(mtu);
     }
-    m.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
-    ]));
-    RouteNetlinkMessage::NewLink(m)
+    let m = m.set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())));
+    RouteNetlinkMessage::NewLink(m.build())
 }
 
 /// A macvlan in bridge mode on top of `parent` (ifindex in the same netns).
 pub fn new_macvlan(name: &str, parent: u32, mac: Option<MacAddr>) -> RouteNetlinkMessage {
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-    m.attributes.push(LinkAttribute::Link(parent));
-    m.attributes.push(LinkAttribute::Group(NETPROV_GROUP));
+    let mut m = LinkMessageBuilder::<LinkMacVlan>::new(name)
+        .link(parent)
+        .link_group(NETPROV_GROUP);
     if let Some(mac) = mac {
-        m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        m = m.address(mac.0.to_vec());
     }
-    m.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::MacVlan),
-        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
-            MacVlanMode::Bridge,
-        )])),
-    ]));
-    RouteNetlinkMessage::NewLink(m)
+    RouteNetlinkMessage::NewLink(m.mode(MacVlanMode::Bridge).build())
 }
 
 /// What one RTM_SETLINK changes on an existing link.
@@ -276,7 +223,6 @@ pub struct LinkChange {
     pub controller: Option<u32>,
     /// Move to the netns of this fd (the kernel moves first, then applies the rest).
     pub netns_fd: Option<RawFd>,
-    pub rename: Option<String>,
     /// Set IPv6 address generation mode random (macvlan; before the link goes up).
     pub addrgen_random: bool,
 }
@@ -286,9 +232,6 @@ pub fn set(index: u32, c: &LinkChange) -> RouteNetlinkMessage {
     m.header.index = index;
     if let Some(fd) = c.netns_fd {
         m.attributes.push(LinkAttribute::NetNsFd(fd));
-    }
-    if let Some(n) = &c.rename {
-        m.attributes.push(LinkAttribute::IfName(n.clone()));
     }
     if let Some(a) = &c.alias {
         m.attributes.push(LinkAttribute::IfAlias(a.clone()));

@@ -120,17 +120,12 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         // Made since it was observed (a concurrent run): usable only with our mark.
         crate::kernel::netns_owner::Handle::Netns => {
             let lo = in_netns(path, crate::kernel::netns_owner::mark_here)??;
-            if lo.as_deref() == Some(crate::kernel::netns_owner::mark(id).as_str()) {
+            let who = crate::marks::lo_mark_owner(id, lo.as_deref());
+            if who == Some(crate::marks::Owner::Ours) {
                 return Ok(());
             }
-            let who = match lo
-                .as_deref()
-                .and_then(|a| a.strip_prefix(crate::kernel::netns_owner::MARK_PREFIX))
-            {
-                Some(other) => crate::kernel::netns_owner::Owner::Other(other.to_owned()),
-                None => crate::kernel::netns_owner::Owner::Foreign,
-            };
-            return Err(crate::kernel::netns_owner::not_ours(id, path, &who));
+            let who = who.unwrap_or(crate::marks::Owner::Foreign);
+            return Err(crate::marks::netns_not_ours(id, path, &who));
         }
         crate::kernel::netns_owner::Handle::Absent
         | crate::kernel::netns_owner::Handle::EmptyFile => {}

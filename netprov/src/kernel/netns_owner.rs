@@ -1,119 +1,18 @@
-//! Whose network namespace is it: the owner mark on a netns netprov creates, the checks
-//! on `/run/netns/<id>` before netprov uses or removes it, and the host-netns guard on
-//! `netns_path`.
-//!
-//! The mark is the alias (`IFLA_IFALIAS`) of the netns's `lo`: `netprov-netns:<id>`. It
-//! lives in the kernel with the netns (a crash cannot lose it, unlike a state file), it
-//! cannot be set on a netns by accident (`ip netns add` leaves `lo` without alias), and
-//! reading it is free: observe dumps the links of the container netns anyway. It is set
-//! by the thread that `unshare`d the new netns, *before* that thread bind-mounts the
-//! handle, so `/run/netns/<id>` is never visible unmarked — a SIGKILL at any point
-//! leaves either no handle or a marked one.
-//!
-//! A handle without the mark is foreign: apply refuses it (adopting it on purpose is
-//! what `network.netns_path` is for) and destroy leaves it. Migration from netprov
-//! versions that did not mark: a netns whose links carry this container's alias
-//! `netprov:<id>` was made by netprov for this container; apply marks it (one step),
-//! destroy treats it as netprov's.
+//! The netns checks that touch the kernel: what is at `/run/netns/<id>` before netprov
+//! uses or removes it, the host-netns guard on `netns_path`, and reading/setting the
+//! owner mark on `lo` of the calling thread's netns. The mark itself (`netprov-netns:<id>`),
+//! why it is the mark, and whose a netns is by its links: [`crate::marks`].
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::error::OpError;
-use crate::kernel::link::{container_alias, LinkState};
+use crate::kernel::link::LinkState;
+use crate::marks::netns_mark as mark;
 use crate::model::ContainerId;
-
-/// Prefix of the owner mark on `lo`.
-pub const MARK_PREFIX: &str = "netprov-netns:";
 
 /// `lo`'s ifindex: always 1 in a network namespace (`LOOPBACK_IFINDEX`).
 const LO_INDEX: u32 = 1;
-
-/// The owner mark of container `id`'s netns.
-pub fn mark(id: &ContainerId) -> String {
-    format!("{MARK_PREFIX}{id}")
-}
-
-/// Whose the netns is, from its links (as observe dumps them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// `lo` carries this container's mark.
-    Ours,
-    /// No mark, but links with this container's alias: made by an older netprov for
-    /// this container. Counts as ours; apply adds the mark.
-    Unmarked,
-    /// Marked for another container.
-    Other(String),
-    /// Not netprov's.
-    Foreign,
-}
-
-impl Owner {
-    pub fn is_ours(&self) -> bool {
-        matches!(self, Owner::Ours | Owner::Unmarked)
-    }
-}
-
-/// Reads the owner of a netns from its links by name.
-pub fn owner(id: &ContainerId, links: &BTreeMap<String, LinkState>) -> Owner {
-    let lo = links.get("lo").and_then(|l| l.alias.as_deref());
-    match lo.and_then(|a| a.strip_prefix(MARK_PREFIX)) {
-        Some(other) if other == id.as_str() => return Owner::Ours,
-        Some(other) => return Owner::Other(other.to_owned()),
-        None => {}
-    }
-    let alias = container_alias(id);
-    if links.values().any(|l| l.alias.as_deref() == Some(&alias)) {
-        Owner::Unmarked
-    } else {
-        Owner::Foreign
-    }
-}
-
-/// Why netprov will not use the netns at `path` as container `id`'s own.
-pub fn not_ours(id: &ContainerId, path: &Path, o: &Owner) -> OpError {
-    let whose = match o {
-        Owner::Other(other) => format!("it is netprov's netns of container {other}"),
-        _ => format!(
-            "it has no owner mark ({}) — made by `ip netns add` or another tool",
-            mark(id)
-        ),
-    };
-    OpError::new(
-        format!("use netns {} for {id}", path.display()),
-        format!(
-            "{whose}; refusing to take it over. To adopt it on purpose, set \"network.netns_path\": \"{}\" (netprov then never deletes it, nor anything in it that it did not create)",
-            path.display()
-        ),
-    )
-}
-
-/// The protocol-77 routes (`st.routes`) of an adopted netns that container `d` may
-/// delete: through a link it created or names, or with the key of one of `want`.
-/// Another container's (or tool's) protocol-77 routes there are not netprov's for `d`.
-pub fn adopted_routes(
-    d: &crate::model::Desired,
-    st: &crate::engine::observe::NsState,
-    want: &[crate::kernel::route::RouteSpec],
-) -> Vec<crate::kernel::route::RouteSpec> {
-    let alias = container_alias(&d.id);
-    let named = |dev: &str| {
-        d.interfaces.iter().any(|i| {
-            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
-        })
-    };
-    st.routes
-        .iter()
-        .filter(|r| {
-            let via_ours = r.dev.as_deref().is_some_and(|dev| {
-                named(dev) || st.links.get(dev).is_some_and(|l| l.owned_as(&alias))
-            });
-            via_ours || want.iter().any(|w| w.same_key(r))
-        })
-        .cloned()
-        .collect()
-}
 
 /// What is at an owned handle path (`/run/netns/<id>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +77,7 @@ pub fn host_netns(path: &Path, host: &Path) -> Option<String> {
             "{} is {what} ({}); adopting it would let netprov replace the host's nftables tables and routes. Use a container netns (or \"\" to let netprov create {}/<id>)",
             path.display(),
             h.display(),
-            crate::props::NETNS_DIR
+            crate::marks::NETNS_DIR
         )
     };
     // By name too: PID 1's netns may be unreadable (ptrace rules), and /proc/self is
@@ -288,119 +187,6 @@ fn request_here(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn link(name: &str, alias: Option<&str>) -> (String, LinkState) {
-        (
-            name.to_owned(),
-            LinkState {
-                index: 1,
-                name: name.to_owned(),
-                alias: alias.map(str::to_owned),
-                group: 0,
-                kind: crate::kernel::link::Kind::Unknown,
-                up: true,
-                mtu: None,
-                mac: None,
-                link: None,
-                controller: None,
-                link_netnsid: None,
-                addrgenmode: None,
-            },
-        )
-    }
-
-    #[test]
-    fn owner_from_the_lo_mark_or_the_container_alias() {
-        let id = ContainerId::new("web").unwrap();
-        let links = |v: Vec<(String, LinkState)>| v.into_iter().collect::<BTreeMap<_, _>>();
-        assert_eq!(
-            owner(&id, &links(vec![link("lo", Some("netprov-netns:web"))])),
-            Owner::Ours
-        );
-        assert_eq!(
-            owner(&id, &links(vec![link("lo", Some("netprov-netns:db"))])),
-            Owner::Other("db".into())
-        );
-        assert_eq!(owner(&id, &links(vec![link("lo", None)])), Owner::Foreign);
-        // Another container's links do not make it ours; this container's do.
-        assert_eq!(
-            owner(
-                &id,
-                &links(vec![link("lo", None), link("x", Some("netprov:db"))])
-            ),
-            Owner::Foreign
-        );
-        assert_eq!(
-            owner(
-                &id,
-                &links(vec![link("lo", None), link("x", Some("netprov:web"))])
-            ),
-            Owner::Unmarked
-        );
-        // A mark beats links: another container's mark with this one's links is theirs.
-        assert_eq!(
-            owner(
-                &id,
-                &links(vec![
-                    link("lo", Some("netprov-netns:db")),
-                    link("x", Some("netprov:web"))
-                ])
-            ),
-            Owner::Other("db".into())
-        );
-    }
-
-    /// Every combination of the link a protocol-77 route goes through and whether it is
-    /// one of the container's routes: deletable exactly when either says it is ours.
-    #[test]
-    fn adopted_routes_matrix() {
-        use crate::kernel::route::RouteSpec;
-        use crate::model::*;
-        let id = ContainerId::new("web").unwrap();
-        let d = Desired {
-            id: id.clone(),
-            netns: NetnsSpec::Adopted {
-                path: "/run/netns/x".into(),
-            },
-            interfaces: vec![Interface {
-                name: IfName::new("lan").unwrap(),
-                kind: InterfaceKind::Existing,
-                addrs: vec![],
-                mtu: None,
-                mac: None,
-                macvlan: None,
-            }],
-            routes: vec![],
-            sysctls: vec![],
-            nft: None,
-            host_rules: HostRules::default(),
-        };
-        let mut st = crate::engine::observe::NsState::default();
-        for (name, alias, ours) in [
-            ("lan", None, true),                // named by the props
-            ("wan", Some("netprov:web"), true), // created for this container
-            ("db0", Some("netprov:db"), false), // another container's
-            ("eth0", None, false),              // foreign
-        ] {
-            let (n, mut l) = link(name, alias);
-            l.index = st.links.len() as u32 + 2;
-            st.links.insert(n, l);
-            for (k, wanted) in [false, true].into_iter().enumerate() {
-                let dest = format!("10.{}.{k}.0/24", st.links.len()).parse().unwrap();
-                let r = RouteSpec {
-                    dest,
-                    gateway: None,
-                    dev: Some(name.to_owned()),
-                    metric: 0,
-                };
-                st.routes.push(r.clone());
-                let want: Vec<RouteSpec> = if wanted { vec![r.clone()] } else { vec![] };
-                let got = adopted_routes(&d, &st, &want);
-                assert_eq!(got.contains(&r), ours || wanted, "{name} wanted={wanted}");
-                st.routes.pop();
-            }
-        }
-    }
 
     #[test]
     fn handle_refuses_symlinks_and_other_files() {

@@ -60,8 +60,8 @@ pub async fn host_peers(
         if let Some(RouteNetlinkMessage::NewLink(m)) = got {
             let h = LinkState::parse(&m);
             // Its mark, or — a SIGKILL between creating the veth and marking it — the
-            // netprov group without an alias (see kernel/link.rs).
-            let alias = link::host_alias(id, &l.name);
+            // netprov group without an alias (see marks.rs).
+            let alias = crate::marks::host_alias(id, &l.name);
             if is_peer(&h, Some(alias.as_str())) || is_peer(&h, None) {
                 out.push(HostPeer {
                     index: h.index,
@@ -220,9 +220,7 @@ async fn exists(host: &Netlink, p: &HostPeer) -> Result<bool, OpError> {
 
 /// `h` is a veth with this mark (`None`: no alias and the netprov group).
 fn is_peer(h: &LinkState, alias: Option<&str>) -> bool {
-    h.kind == Kind::Veth
-        && h.alias.as_deref() == alias
-        && (alias.is_some() || h.group == link::NETPROV_GROUP)
+    h.kind == Kind::Veth && h.has_mark(alias)
 }
 
 /// The ifindexes of the `RTM_DELLINK` messages in one datagram.

@@ -16,8 +16,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::{Deserialize, Serialize};
 
-/// `rtm_protocol` of the routes netprov adds.
-pub const RTPROT_NETPROV: u8 = 77;
+use crate::marks::RTPROT_NETPROV;
 
 /// The kernel's default metric when none is given: 0 for IPv4, 1024 for IPv6.
 pub fn default_metric(dest: &IpNetwork) -> u32 {
@@ -32,7 +31,7 @@ pub fn default_metric(dest: &IpNetwork) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
-    #[serde(serialize_with = "crate::engine::plan::ser_display")]
+    #[serde(serialize_with = "crate::ser::display")]
     pub dest: IpNetwork,
     pub gateway: Option<IpAddr>,
     /// Output interface name.

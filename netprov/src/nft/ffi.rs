@@ -30,9 +30,11 @@
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::io::Write;
-use std::os::fd::FromRawFd;
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
 
 #[repr(C)]
 struct NftCtxRaw {
@@ -111,17 +113,17 @@ impl Ctx {
     /// without a location, for files it prints `FILE:LINE:COLS: Error: …`. The file
     /// name is replaced by `nft` in the returned error text.
     pub fn run_as_file(&mut self, cmds: &str) -> RunResult {
-        // SAFETY: memfd_create with a static name; the fd is owned right away.
-        let fd = unsafe { libc::memfd_create(c"netprov-nft".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return RunResult {
-                rc: -1,
-                output: String::new(),
-                error: format!("memfd_create: {}", std::io::Error::last_os_error()),
-            };
-        }
-        // SAFETY: fd is fresh and valid.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let file = match memfd_create(c"netprov-nft", MFdFlags::MFD_CLOEXEC) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                return RunResult {
+                    rc: -1,
+                    output: String::new(),
+                    error: format!("memfd_create: {}", std::io::Error::from(e)),
+                }
+            }
+        };
+        let fd = file.as_raw_fd();
         if let Err(e) = (&file).write_all(cmds.as_bytes()) {
             return RunResult {
                 rc: -1,
@@ -144,11 +146,15 @@ impl Ctx {
     }
 }
 
-unsafe fn cstr_lossy(p: *const c_char) -> String {
+/// A copy of a C string (empty for NULL), from libnftables or libnftnl.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that stays valid during the call.
+pub(super) unsafe fn cstr_lossy(p: *const c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
-        // SAFETY: libnftables returns a NUL-terminated buffer it owns.
+        // SAFETY: per the contract.
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 }
@@ -212,21 +218,11 @@ fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
 
 /// Opens and closes a netfilter netlink socket: libnftables `exit()`s when it cannot.
 fn probe_netfilter_socket() -> Result<(), CtxError> {
-    // SAFETY: plain syscalls on an fd we own.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        );
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(CtxError {
-                cause: format!("cannot open a netfilter netlink socket: {e}"),
-                errno: e.raw_os_error(),
-            });
-        }
-        libc::close(fd);
+    match super::netlink::NfSocket::open() {
+        Ok(_closed_on_drop) => Ok(()),
+        Err(e) => Err(CtxError {
+            cause: format!("cannot open a netfilter netlink socket: {e}"),
+            errno: e.raw_os_error(),
+        }),
     }
-    Ok(())
 }

@@ -48,7 +48,7 @@ pub fn find(text: &str) -> Option<(usize, usize)> {
                     i += 1;
                 }
                 if &b[start..i] == b"include" {
-                    return Some(position(text, start));
+                    return Some(crate::error::line_col(text, start));
                 }
             }
             _ => i += 1,
@@ -62,13 +62,6 @@ pub fn message(line: usize, col: usize) -> String {
     format!(
         "nftables ruleset line {line} column {col}: `include` is not allowed; a container's ruleset must be self-contained (netprov does not read other files)"
     )
-}
-
-fn position(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 use std::io;
 
 use super::netlink::NfSocket;
-use super::ruleset::{MARKER_FAMILY, MARKER_TABLE};
+use crate::marks::{NFT_MARKER_FAMILY as MARKER_FAMILY, NFT_MARKER_TABLE as MARKER_TABLE};
 
 const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;

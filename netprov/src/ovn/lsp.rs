@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::client::OvnClient;
 use crate::error::OpError;
@@ -94,8 +93,7 @@ impl LspSpec {
 /// 16 hex digits of SHA-256(`<port>/<chassis>`): deterministic (a re-apply rewrites
 /// nothing) but different on every chassis.
 pub fn iface_id_ver(port: &str, chassis: &str) -> String {
-    let d = Sha256::digest(format!("{port}/{chassis}").as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::marks::sha256_hex(format!("{port}/{chassis}").as_bytes(), 8)
 }
 
 /// A Logical_Switch_Port row.

@@ -114,7 +114,7 @@ pub fn execute(
     change: &OvnChange,
     owner: &str,
     nb: Option<&NbConn>,
-    ovs: Option<&crate::engine::OvsConn>,
+    ovs: Option<&crate::ovsdb::OvsConn>,
     timeout: Duration,
 ) -> Result<(), OpError> {
     let poisoned =

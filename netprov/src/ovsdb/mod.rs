@@ -15,3 +15,7 @@ pub mod port;
 
 pub use client::{Client, Endpoint, TransactError, Txn};
 pub use port::{apply, converge, destroy, observe, plan, Observed, OvsChange, PortRow, PortSpec};
+
+/// An OVSDB connection shared between the observe and execute phases of one container
+/// (the client is blocking: it is only used from blocking-pool threads).
+pub type OvsConn = std::sync::Arc<std::sync::Mutex<Client>>;

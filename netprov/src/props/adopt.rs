@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::problem;
+use super::errors::problem;
 use crate::error::Invalid;
 use crate::model::{Desired, NetnsSpec};
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::{key_path, problem};
+use super::errors::{key_path, problem};
 use crate::error::Invalid;
 
 /// Nesting deeper than this is not scanned (serde_json refuses it anyway, at 128).
@@ -122,14 +122,8 @@ impl Scan<'_> {
             }
             self.eat(b':')?;
             self.value(&at, depth + 1)?;
-            self.ws();
-            match *self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closed(b'}')? {
+                return Some(());
             }
         }
     }
@@ -142,25 +136,29 @@ impl Scan<'_> {
         let mut n = 0;
         loop {
             self.value(&format!("{path}[{n}]"), depth + 1)?;
-            self.ws();
-            match *self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closed(b']')? {
+                return Some(());
             }
             n += 1;
         }
     }
 
+    /// After a member: `Some(false)` past a `,` (another member follows), `Some(true)`
+    /// past `close` (the object/array ends), `None` on anything else.
+    fn closed(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        match c {
+            b',' => Some(false),
+            c if c == close => Some(true),
+            _ => None,
+        }
+    }
+
     /// 1-based line and column (in characters) of byte `at`.
     fn position(&self, at: usize) -> (usize, usize) {
-        let before = &self.text[..at];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        crate::error::line_col(self.text, at)
     }
 }
 

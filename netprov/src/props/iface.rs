@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 
 use super::addr::{self, Family};
-use super::raw;
-use super::validate::{given, Errors};
-use super::{key_path, names};
+use super::errors::{key_path, Errors};
+use super::names;
+use super::raw::{self, given};
+use crate::marks::OWNER_KEY;
 use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, MacAddr, Macvlan, OvsPort, OvsStyle, VethHost,
     VlanMode, VlanTag,
 };
-
-/// External id netprov writes itself to mark the rows it owns.
-pub const OWNER_KEY: &str = "netprov-id";
 
 pub fn interface(
     e: &mut Errors,
@@ -29,84 +27,8 @@ pub fn interface(
         &at,
         IfName::new(name).map_err(|m| format!("interface name {name:?} {m}")),
     );
-
-    let ip4 = given(&raw.ip4).and_then(|s| e.check(f("ip4"), addr::interface_addr(s, Family::V4)));
-    let ip6 = given(&raw.ip6).and_then(|s| e.check(f("ip6"), addr::interface_addr(s, Family::V6)));
-    let host4 = given(&raw.host_ip4)
-        .and_then(|s| e.check(f("hostIp4"), addr::interface_addr(s, Family::V4)));
-    let host6 = given(&raw.host_ip6)
-        .and_then(|s| e.check(f("hostIp6"), addr::interface_addr(s, Family::V6)));
-    for (field, mine, host) in [("hostIp4", ip4, host4), ("hostIp6", ip6, host6)] {
-        if let (Some(m), Some(h)) = (mine, host) {
-            if m.ip() == h.ip() {
-                e.err(
-                    f(field),
-                    format!("{h} is also the container end's address; the two ends of a veth need different addresses"),
-                );
-            }
-        }
-    }
-    let host_name = given(&raw.host_name).and_then(|s| {
-        e.check(
-            f("hostName"),
-            IfName::new(s).map_err(|m| format!("{s:?} {m}")),
-        )
-    });
-    let host_bridge = given(&raw.host_bridge).and_then(|s| {
-        e.check(
-            f("hostBridge"),
-            IfName::new(s).map_err(|m| format!("{s:?} {m}")),
-        )
-    });
-
-    let ovs = raw.ovs.clone().unwrap_or_default();
-    let bridge = given(&ovs.bridge);
-    let kind = if let Some(bridge) = bridge {
-        for (field, set) in [
-            ("hostIp4", given(&raw.host_ip4).is_some()),
-            ("hostIp6", given(&raw.host_ip6).is_some()),
-            ("hostBridge", given(&raw.host_bridge).is_some()),
-        ] {
-            if set {
-                e.err(
-                    f(field),
-                    format!("ovs.bridge {bridge:?} makes this an OVS port, which has no host end to give {field}; remove {field} or ovs.bridge"),
-                );
-            }
-        }
-        ovs_port(
-            e,
-            &f("ovs"),
-            bridge,
-            &ovs,
-            host_name.clone(),
-            id,
-            name.as_ref(),
-        )
-        .map(InterfaceKind::Ovs)
-    } else {
-        ovs_unset(e, &f("ovs"), &ovs);
-        // Kind follows from which fields are written, valid or not.
-        let host_fields = [
-            &raw.host_ip4,
-            &raw.host_ip6,
-            &raw.host_name,
-            &raw.host_bridge,
-        ];
-        if host_fields.into_iter().any(|f| given(f).is_some()) {
-            let derived = name.as_ref().map(|n| names::veth_host(id, n));
-            host_name.or(derived).map(|name| {
-                InterfaceKind::Veth(VethHost {
-                    name,
-                    addrs: host4.into_iter().chain(host6).collect(),
-                    bridge: host_bridge,
-                })
-            })
-        } else {
-            Some(InterfaceKind::Existing)
-        }
-    };
-
+    let a = addrs(e, &at, raw);
+    let mut kind = kind(e, &at, raw, id, name.as_ref(), &a);
     let macvlan = raw
         .macvlan
         .as_ref()
@@ -123,10 +45,9 @@ pub fn interface(
         )
     });
     let mut mac = given(&raw.mac).and_then(|s| e.check(f("mac"), addr::mac(s)));
-    let mut kind = kind;
     if let (Some(InterfaceKind::Ovs(port)), Some(n)) = (kind.as_mut(), name.as_ref()) {
         if let Some(o) = raw.ovs.as_ref().and_then(|o| o.ovn.as_ref()) {
-            let addrs: Vec<IpNetwork> = ip4.into_iter().chain(ip6).collect();
+            let addrs: Vec<IpNetwork> = a.ip4.into_iter().chain(a.ip6).collect();
             port.ovn =
                 super::ovn::port(e, &f("ovs.ovn"), o, id, n, mac, &addrs, &port.external_ids);
             // The logical port's addresses and port security name this MAC: the
@@ -139,10 +60,98 @@ pub fn interface(
     Some(Interface {
         name: name?,
         kind: kind?,
-        addrs: ip4.into_iter().chain(ip6).collect(),
+        addrs: a.ip4.into_iter().chain(a.ip6).collect(),
         mtu,
         mac,
         macvlan,
+    })
+}
+
+/// The container end's and the (veth) host end's addresses, each valid or `None`.
+struct Addrs {
+    ip4: Option<IpNetwork>,
+    ip6: Option<IpNetwork>,
+    host4: Option<IpNetwork>,
+    host6: Option<IpNetwork>,
+}
+
+/// Checks the addresses of the interface at `at`; the two ends must differ.
+fn addrs(e: &mut Errors, at: &str, raw: &raw::Interface) -> Addrs {
+    let f = |field: &str| format!("{at}.{field}");
+    let ip4 = given(&raw.ip4).and_then(|s| e.check(f("ip4"), addr::interface_addr(s, Family::V4)));
+    let ip6 = given(&raw.ip6).and_then(|s| e.check(f("ip6"), addr::interface_addr(s, Family::V6)));
+    let host4 = given(&raw.host_ip4)
+        .and_then(|s| e.check(f("hostIp4"), addr::interface_addr(s, Family::V4)));
+    let host6 = given(&raw.host_ip6)
+        .and_then(|s| e.check(f("hostIp6"), addr::interface_addr(s, Family::V6)));
+    for (field, mine, host) in [("hostIp4", ip4, host4), ("hostIp6", ip6, host6)] {
+        if let (Some(m), Some(h)) = (mine, host) {
+            if m.ip() == h.ip() {
+                e.err(
+                    f(field),
+                    format!("{h} is also the container end's address; the two ends of a veth need different addresses"),
+                );
+            }
+        }
+    }
+    Addrs {
+        ip4,
+        ip6,
+        host4,
+        host6,
+    }
+}
+
+/// The interface's kind, from which fields are written: an OVS port (`ovs.bridge`), a
+/// veth (any host-end field) or an existing link (neither).
+fn kind(
+    e: &mut Errors,
+    at: &str,
+    raw: &raw::Interface,
+    id: &ContainerId,
+    name: Option<&IfName>,
+    a: &Addrs,
+) -> Option<InterfaceKind> {
+    let f = |field: &str| format!("{at}.{field}");
+    let if_name = |e: &mut Errors, field: &str, v: &Option<String>| {
+        given(v).and_then(|s| e.check(f(field), IfName::new(s).map_err(|m| format!("{s:?} {m}"))))
+    };
+    let host_name = if_name(e, "hostName", &raw.host_name);
+    let host_bridge = if_name(e, "hostBridge", &raw.host_bridge);
+    let ovs = raw.ovs.clone().unwrap_or_default();
+    if let Some(bridge) = given(&ovs.bridge) {
+        for (field, set) in [
+            ("hostIp4", given(&raw.host_ip4).is_some()),
+            ("hostIp6", given(&raw.host_ip6).is_some()),
+            ("hostBridge", given(&raw.host_bridge).is_some()),
+        ] {
+            if set {
+                e.err(
+                    f(field),
+                    format!("ovs.bridge {bridge:?} makes this an OVS port, which has no host end to give {field}; remove {field} or ovs.bridge"),
+                );
+            }
+        }
+        return ovs_port(e, &f("ovs"), bridge, &ovs, host_name, id, name).map(InterfaceKind::Ovs);
+    }
+    ovs_unset(e, &f("ovs"), &ovs);
+    // Kind follows from which fields are written, valid or not.
+    let host_fields = [
+        &raw.host_ip4,
+        &raw.host_ip6,
+        &raw.host_name,
+        &raw.host_bridge,
+    ];
+    if !host_fields.into_iter().any(|f| given(f).is_some()) {
+        return Some(InterfaceKind::Existing);
+    }
+    let derived = name.map(|n| names::veth_host(id, n));
+    host_name.or(derived).map(|name| {
+        InterfaceKind::Veth(VethHost {
+            name,
+            addrs: a.host4.into_iter().chain(a.host6).collect(),
+            bridge: host_bridge,
+        })
     })
 }
 
@@ -185,11 +194,32 @@ fn ovs_port(
     id: &ContainerId,
     iface: Option<&IfName>,
 ) -> Option<OvsPort> {
-    let f = |field: &str| format!("{at}.{field}");
     let bridge = e.check(
-        f("bridge"),
+        format!("{at}.bridge"),
         IfName::new(bridge).map_err(|m| format!("bridge name {bridge:?} {m}")),
     );
+    let (vlan, trunks, vlan_mode) = vlans(e, at, ovs);
+    let style = style(e, at, ovs, host_name, id, iface);
+    let external_ids = external_ids(e, at, ovs);
+    Some(OvsPort {
+        bridge: bridge?,
+        vlan: vlan?,
+        trunks,
+        vlan_mode,
+        style: style?,
+        external_ids,
+        ovn: None,
+    })
+}
+
+/// `ovs.vlan`, `ovs.trunks` (sorted, without repeats) and `ovs.vlan_mode`, checked
+/// against each other.
+fn vlans(
+    e: &mut Errors,
+    at: &str,
+    ovs: &raw::Ovs,
+) -> (Option<VlanTag>, Vec<VlanTag>, Option<VlanMode>) {
+    let f = |field: &str| format!("{at}.{field}");
     let vlan = e.check(f("vlan"), VlanTag::new(ovs.vlan.unwrap_or(0)));
     let mut trunks = Vec::new();
     for (i, t) in ovs.trunks.iter().flatten().enumerate() {
@@ -224,10 +254,22 @@ fn ovs_port(
         ),
         _ => {}
     }
-    // veth by default: the OVS port is then the veth host end, named like any veth host
-    // end after the container and the interface, so every container can call its
-    // interface `lan`; an internal port is named by the interface itself, host-wide.
-    let style = match given(&ovs.style).unwrap_or("veth") {
+    (vlan, trunks, vlan_mode)
+}
+
+/// `ovs.style`: veth by default. The OVS port is then the veth host end, named like
+/// any veth host end after the container and the interface, so every container can
+/// call its interface `lan`; an internal port is named by the interface itself,
+/// host-wide.
+fn style(
+    e: &mut Errors,
+    at: &str,
+    ovs: &raw::Ovs,
+    host_name: Option<IfName>,
+    id: &ContainerId,
+    iface: Option<&IfName>,
+) -> Option<OvsStyle> {
+    match given(&ovs.style).unwrap_or("veth") {
         "internal" => {
             if host_name.is_some() {
                 e.err(
@@ -242,32 +284,28 @@ fn ovs_port(
             .map(|host| OvsStyle::Veth { host }),
         other => {
             e.err(
-                f("style"),
+                format!("{at}.style"),
                 format!("{other:?} is not an OVS style: use \"internal\" or \"veth\""),
             );
             None
         }
-    };
+    }
+}
+
+/// `ovs.external_ids`, without netprov's own ownership key.
+fn external_ids(e: &mut Errors, at: &str, ovs: &raw::Ovs) -> BTreeMap<String, String> {
     let mut external_ids = BTreeMap::new();
     for (k, v) in ovs.external_ids.iter().flatten() {
         if k.is_empty() || k == OWNER_KEY {
             e.err(
-                key_path(&f("external_ids"), k),
+                key_path(&format!("{at}.external_ids"), k),
                 format!("{k:?} cannot be set: keys must be non-empty and {OWNER_KEY:?} is netprov's ownership mark"),
             );
         } else {
             external_ids.insert(k.clone(), v.clone());
         }
     }
-    Some(OvsPort {
-        bridge: bridge?,
-        vlan: vlan?,
-        trunks,
-        vlan_mode,
-        style: style?,
-        external_ids,
-        ovn: None,
-    })
+    external_ids
 }
 
 /// `Some(None)`: valid but absent; `None`: invalid (errors recorded).

@@ -18,10 +18,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
             None => break,
         }
     }
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, col))
+    Some(crate::error::line_col(text, at))
 }
 
 fn segments(path: &str) -> Option<Vec<Seg>> {
@@ -70,11 +67,7 @@ fn member(text: &str, at: usize, seg: &Seg) -> Option<usize> {
             if key == *k {
                 return Some(i);
             }
-            i = ws(b, skip(b, i));
-            if b.get(i)? != &b',' {
-                return None;
-            }
-            i = ws(b, i + 1);
+            i = next(b, i)?;
         },
         (b'[', Seg::Index(want)) => loop {
             if matches!(b.get(i)?, b']') {
@@ -83,15 +76,21 @@ fn member(text: &str, at: usize, seg: &Seg) -> Option<usize> {
             if n == *want {
                 return Some(i);
             }
-            i = ws(b, skip(b, i));
-            if b.get(i)? != &b',' {
-                return None;
-            }
-            i = ws(b, i + 1);
+            i = next(b, i)?;
             n += 1;
         },
         _ => None,
     }
+}
+
+/// Start of the member after the one starting at `i`; `None` at the end of its
+/// object/array.
+fn next(b: &[u8], i: usize) -> Option<usize> {
+    let i = ws(b, skip(b, i));
+    if b.get(i)? != &b',' {
+        return None;
+    }
+    Some(ws(b, i + 1))
 }
 
 fn ws(b: &[u8], mut i: usize) -> usize {

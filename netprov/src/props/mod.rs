@@ -8,6 +8,7 @@ mod adopt;
 mod cross;
 mod dupkeys;
 mod emit;
+mod errors;
 mod iface;
 pub(crate) mod locate;
 pub mod names;
@@ -20,13 +21,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Invalid, OpError};
-use crate::model::{Desired, IfName, Interface, InterfaceKind};
+use crate::model::Desired;
 
 pub use adopt::check_adopted_netns;
 pub use cross::check_conflicts;
-pub use iface::OWNER_KEY;
+pub use names::host_name;
 pub use sysctl::proc_path;
-pub use validate::{NETNS_DIR, NFT_MAX};
+pub use validate::NFT_MAX;
 
 /// Reads, parses and validates one properties file.
 pub fn load(path: &Path) -> Result<Desired, Vec<Invalid>> {
@@ -167,40 +168,6 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
         Ok(ok)
     } else {
         Err(errs)
-    }
-}
-
-/// An [`Invalid`] without file (filled in by the caller).
-pub(crate) fn problem(path: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        file: None,
-        path: path.into(),
-        location: None,
-        message: message.into(),
-    }
-}
-
-/// `base.key`, or `base["key"]` when the key is not a plain word (so the path stays
-/// unambiguous for keys such as `net.ipv4.ip_forward` or `eth0.100`).
-pub(crate) fn key_path(base: &str, key: &str) -> String {
-    let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if plain {
-        format!("{base}.{key}")
-    } else {
-        format!("{base}[{}]", serde_json::Value::from(key))
-    }
-}
-
-/// The name this interface occupies in the host netns (or on the OVS switch): the veth
-/// host end, or the OVS port.
-pub fn host_name(i: &Interface) -> Option<&IfName> {
-    match &i.kind {
-        InterfaceKind::Veth(h) => Some(&h.name),
-        InterfaceKind::Ovs(p) => Some(p.port_name(&i.name)),
-        InterfaceKind::Existing => None,
     }
 }
 

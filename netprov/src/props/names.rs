@@ -3,20 +3,13 @@
 //! A derived name that would exceed the kernel's 15 bytes is replaced by a
 //! deterministic short hash, so the same file always yields the same names.
 
-use sha2::{Digest, Sha256};
-
-use crate::model::{ContainerId, IfName, IFNAME_MAX};
+use crate::model::{ContainerId, IfName, Interface, InterfaceKind, IFNAME_MAX};
 
 /// Prefix of derived veth host-end names. Not `ve-`: systemd-networkd's stock
 /// `80-container-ve.network` matches `ve-*` (nspawn's own `--network-veth` ends) and would
 /// add a pool address, a DHCP server and masquerading to netprov's links; no stock
 /// networkd, NetworkManager or dhcpcd rule matches `np-*` (docs/nspawn.md, coexistence).
 pub const VETH_HOST_PREFIX: &str = "np-";
-
-/// The prefix netprov derived host ends with before [`VETH_HOST_PREFIX`]; an apply
-/// re-creates such a pair under the new name (the container side is found by its alias,
-/// and deleting it takes the old host end with it).
-pub const OLD_VETH_HOST_PREFIX: &str = "ve-";
 
 /// `np-<id>-<if>`, or `np-` + 12 hex digits of SHA-256(`<id>/<if>`) when that is longer
 /// than 15 bytes.
@@ -39,12 +32,20 @@ fn fit(plain: String, prefix: &str, seed: &str) -> IfName {
     let name = if plain.len() <= IFNAME_MAX {
         plain
     } else {
-        let digest = Sha256::digest(seed.as_bytes());
-        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("{prefix}{hex}")
+        format!("{prefix}{}", crate::marks::sha256_hex(seed.as_bytes(), 6))
     };
     // Both parts are valid interface-name characters (ids and names are checked first).
     IfName::new(&name).expect("derived interface name is valid")
+}
+
+/// The name this interface occupies in the host netns (or on the OVS switch): the veth
+/// host end, or the OVS port.
+pub fn host_name(i: &Interface) -> Option<&IfName> {
+    match &i.kind {
+        InterfaceKind::Veth(h) => Some(&h.name),
+        InterfaceKind::Ovs(p) => Some(p.port_name(&i.name)),
+        InterfaceKind::Existing => None,
+    }
 }
 
 #[cfg(test)]

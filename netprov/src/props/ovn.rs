@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
-use super::raw;
-use super::validate::{given, Errors};
+use super::errors::Errors;
+use super::raw::{self, given};
 use crate::model::{ContainerId, IfName, MacAddr, OvnPort};
 
 /// `external_ids` keys of the OVS Interface that netprov writes for OVN itself.
@@ -59,19 +59,31 @@ pub fn port(
         }
     }
     let mac = mac.unwrap_or_else(|| derived_mac(id, iface));
-    let entry = |e: &mut Errors, field: String, s: &str| -> bool {
-        let bad = s.trim().is_empty() || s.trim() != s || s.contains(['\n', '\0', '"']);
-        if bad {
-            e.err(
-                field,
-                format!("{s:?} is not an OVN address entry: write \"MAC [IP...]\" without surrounding spaces"),
-            );
-        }
-        !bad
-    };
+    let (addresses, addresses_ok) = addresses(e, at, raw, mac, addrs);
+    let (port_security, port_security_ok) = port_security(e, at, raw, &addresses);
+    ok &= addresses_ok && port_security_ok;
+    ok.then(|| OvnPort {
+        switch: switch.to_owned(),
+        name: port_name(id, iface),
+        mac,
+        addresses,
+        port_security,
+    })
+}
+
+/// `ovs.ovn.addresses`, or `"MAC IP..."` from the interface when none are given;
+/// sorted, without repeats. `false` when an entry is invalid (recorded).
+fn addresses(
+    e: &mut Errors,
+    at: &str,
+    raw: &raw::Ovn,
+    mac: MacAddr,
+    addrs: &[IpNetwork],
+) -> (Vec<String>, bool) {
+    let mut ok = true;
     let mut addresses: Vec<String> = Vec::new();
     for (i, a) in raw.addresses.iter().flatten().enumerate() {
-        ok &= entry(e, format!("{}[{i}]", f("addresses")), a);
+        ok &= entry(e, format!("{at}.addresses[{i}]"), a);
         addresses.push(a.clone());
     }
     if addresses.is_empty() {
@@ -85,6 +97,18 @@ pub fn port(
     }
     addresses.sort();
     addresses.dedup();
+    (addresses, ok)
+}
+
+/// `ovs.ovn.port_security`: by default (or `true`) the addresses that start with a
+/// MAC; sorted, without repeats. `false` when an entry is invalid (recorded).
+fn port_security(
+    e: &mut Errors,
+    at: &str,
+    raw: &raw::Ovn,
+    addresses: &[String],
+) -> (Vec<String>, bool) {
+    let mut ok = true;
     let mut port_security: Vec<String> = match &raw.port_security {
         None | Some(raw::PortSecurity::Enabled(true)) => addresses
             .iter()
@@ -95,20 +119,26 @@ pub fn port(
         Some(raw::PortSecurity::Enabled(false)) => Vec::new(),
         Some(raw::PortSecurity::Entries(v)) => {
             for (i, a) in v.iter().enumerate() {
-                ok &= entry(e, format!("{}[{i}]", f("port_security")), a);
+                ok &= entry(e, format!("{at}.port_security[{i}]"), a);
             }
             v.clone()
         }
     };
     port_security.sort();
     port_security.dedup();
-    ok.then(|| OvnPort {
-        switch: switch.to_owned(),
-        name: port_name(id, iface),
-        mac,
-        addresses,
-        port_security,
-    })
+    (port_security, ok)
+}
+
+/// One OVN address entry: non-empty, no surrounding spaces, no newline, NUL or quote.
+fn entry(e: &mut Errors, field: String, s: &str) -> bool {
+    let bad = s.trim().is_empty() || s.trim() != s || s.contains(['\n', '\0', '"']);
+    if bad {
+        e.err(
+            field,
+            format!("{s:?} is not an OVN address entry: write \"MAC [IP...]\" without surrounding spaces"),
+        );
+    }
+    !bad
 }
 
 #[cfg(test)]

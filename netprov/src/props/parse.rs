@@ -4,7 +4,7 @@
 
 use serde_json::error::Category;
 
-use super::problem;
+use super::errors::problem;
 use super::raw::Props;
 use crate::error::Invalid;
 

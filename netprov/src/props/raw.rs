@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Schema pattern of an IPv4 address with optional prefix (`""`: unset).
+const IP4_ADDR: &str = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$";
+/// Schema pattern of an IPv6 address with optional prefix (`""`: unset).
+const IP6_ADDR: &str = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$";
+
 /// The network of one systemd-nspawn container (a netprov properties file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,19 +101,19 @@ pub struct Network {
 pub struct Interface {
     /// IPv4 address, `a.b.c.d[/prefix]` (no prefix: /32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
+    #[schemars(regex(pattern = IP4_ADDR))]
     pub ip4: Option<String>,
     /// IPv6 address, `x:y::z[/prefix]` (no prefix: /128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
+    #[schemars(regex(pattern = IP6_ADDR))]
     pub ip6: Option<String>,
     /// IPv4 address of the veth host end.
     #[serde(default, rename = "hostIp4", skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
+    #[schemars(regex(pattern = IP4_ADDR))]
     pub host_ip4: Option<String>,
     /// IPv6 address of the veth host end.
     #[serde(default, rename = "hostIp6", skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
+    #[schemars(regex(pattern = IP6_ADDR))]
     pub host_ip6: Option<String>,
     /// Open vSwitch port; `bridge: ""` means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,11 +211,11 @@ pub enum PortSecurity {
 pub struct Macvlan {
     /// IPv4 address of the macvlan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"))]
+    #[schemars(regex(pattern = IP4_ADDR))]
     pub ip4: Option<String>,
     /// IPv6 address of the macvlan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?$"))]
+    #[schemars(regex(pattern = IP6_ADDR))]
     pub ip6: Option<String>,
     /// VRRP virtual router id 1–255 (a string as NixUnits writes it, or a number);
     /// sets the VRRP MAC.
@@ -272,4 +277,9 @@ pub struct Forward {
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+/// NixUnits writes `""` for an unset string.
+pub fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
 }

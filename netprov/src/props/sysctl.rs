@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use super::errors::{key_path, problem};
 use super::raw::{SysctlValue, Sysctls};
-use super::{key_path, problem};
 use crate::error::Invalid;
 use crate::model::Sysctl;
 

@@ -1,7 +1,8 @@
 //! Validation as a whole: kinds, derived values, collected errors, round trips.
 
+use super::errors::key_path;
 use super::*;
-use crate::model::{MacAddr, OvsStyle, VlanMode};
+use crate::model::{IfName, InterfaceKind, MacAddr, OvsStyle, VlanMode};
 
 fn ok(json: &str) -> Desired {
     parse_str(json, None).unwrap_or_else(|e| panic!("{json}: {e:?}"))

@@ -2,13 +2,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
 
 use ipnetwork::IpNetwork;
 
 use super::addr::{self, Family};
-use super::{iface, problem, raw, sysctl};
+use super::errors::{key_path, Errors};
+use super::raw::{self, given};
+use super::{iface, names, sysctl};
 use crate::error::Invalid;
+use crate::marks::NETNS_DIR;
 use crate::model::{
     ContainerId, Desired, HostRules, IfName, InterfaceKind, L4Proto, NetnsSpec, PortForward, Route,
     Ruleset,
@@ -16,26 +19,6 @@ use crate::model::{
 
 /// Largest `nft` ruleset text accepted.
 pub const NFT_MAX: usize = 1 << 20;
-/// Where netprov creates the netns handle of a container.
-pub const NETNS_DIR: &str = "/run/netns";
-
-/// Problems found so far.
-#[derive(Default)]
-pub struct Errors(pub Vec<Invalid>);
-
-impl Errors {
-    pub fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(problem(path, message));
-    }
-    pub fn check<T>(&mut self, path: impl Into<String>, r: Result<T, String>) -> Option<T> {
-        r.map_err(|m| self.err(path, m)).ok()
-    }
-}
-
-/// NixUnits writes `""` for an unset string.
-pub fn given(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
-}
 
 pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     let mut e = Errors::default();
@@ -51,7 +34,7 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
 
     let netns = match given(&net.netns_path) {
         None => Some(NetnsSpec::Owned {
-            path: Path::new(NETNS_DIR).join(name_id.as_str()),
+            path: crate::marks::netns_path(&name_id),
         }),
         Some(p) => e
             .check("network.netns_path", netns_path(p))
@@ -67,10 +50,42 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
     interfaces.sort_by(|a, b| a.name.cmp(&b.name));
     unique_names(&mut e, &interfaces);
 
-    // Container-side links (interfaces and macvlans) by name, and their addresses.
+    let (links, addrs) = links_and_addrs(&mut e, &interfaces);
+    let routes = routes(&mut e, &net, &links);
+    let nft = given(&net.nft).and_then(|t| e.check("network.nft", ruleset(t)));
+    let has_veth = interfaces
+        .iter()
+        .any(|i| matches!(i.kind, InterfaceKind::Veth(_)));
+    let host_rules = HostRules {
+        anti_spoof: has_veth && net.anti_spoof != Some(false),
+        masquerade: net.masquerade.unwrap_or(false),
+        forwards: forwards(&mut e, &net, &addrs),
+    };
+    let sysctls = sysctls(&mut e, raw, &net, &links);
+
+    match (e.0.is_empty(), id, netns) {
+        (true, Some(id), Some(netns)) => Ok(Desired {
+            id,
+            netns,
+            interfaces,
+            routes,
+            sysctls,
+            nft,
+            host_rules,
+        }),
+        _ => Err(e.0),
+    }
+}
+
+/// Container-side links (interfaces and macvlans) by name, and their addresses; an
+/// address is used once per container.
+fn links_and_addrs<'a>(
+    e: &mut Errors,
+    interfaces: &'a [crate::model::Interface],
+) -> (Vec<&'a IfName>, Vec<(IpNetwork, String)>) {
     let mut links: Vec<&IfName> = Vec::new();
     let mut addrs: Vec<(IpNetwork, String)> = Vec::new();
-    for i in &interfaces {
+    for i in interfaces {
         links.push(&i.name);
         addrs.extend(i.addrs.iter().map(|a| (*a, i.name.to_string())));
         if let Some(m) = &i.macvlan {
@@ -90,32 +105,34 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
             );
         }
     }
+    (links, addrs)
+}
 
-    let routes = routes(&mut e, &net, &links);
-    let nft = given(&net.nft).and_then(|t| {
-        let r = if t.len() > NFT_MAX {
-            Err(format!(
-                "ruleset is {} bytes, at most {NFT_MAX} (1 MiB)",
-                t.len()
-            ))
-        } else if t.contains('\0') {
-            Err("ruleset contains a NUL byte".into())
-        } else if let Some((line, col)) = crate::nft::include::find(t) {
-            Err(crate::nft::include::message(line, col))
-        } else {
-            Ok(Ruleset { text: t.to_owned() })
-        };
-        e.check("network.nft", r)
-    });
-    let has_veth = interfaces
-        .iter()
-        .any(|i| matches!(i.kind, InterfaceKind::Veth(_)));
-    let host_rules = HostRules {
-        anti_spoof: has_veth && net.anti_spoof != Some(false),
-        masquerade: net.masquerade.unwrap_or(false),
-        forwards: forwards(&mut e, &net, &addrs),
-    };
-    let sysctls = match &raw.sysctl {
+/// `network.nft`: bounded, no NUL, no `include` (it would read host files).
+fn ruleset(t: &str) -> Result<Ruleset, String> {
+    if t.len() > NFT_MAX {
+        Err(format!(
+            "ruleset is {} bytes, at most {NFT_MAX} (1 MiB)",
+            t.len()
+        ))
+    } else if t.contains('\0') {
+        Err("ruleset contains a NUL byte".into())
+    } else if let Some((line, col)) = crate::nft::include::find(t) {
+        Err(crate::nft::include::message(line, col))
+    } else {
+        Ok(Ruleset { text: t.to_owned() })
+    }
+}
+
+/// `sysctl`: checked against the container's link names (and whether its netns is
+/// adopted).
+fn sysctls(
+    e: &mut Errors,
+    raw: &raw::Props,
+    net: &raw::Network,
+    links: &[&IfName],
+) -> Vec<crate::model::Sysctl> {
+    match &raw.sysctl {
         Some(raw::Sysctls::Text(t)) if t.trim().is_empty() => Vec::new(),
         Some(s) => sysctl::validate(
             s,
@@ -129,19 +146,6 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
             Vec::new()
         }),
         None => Vec::new(),
-    };
-
-    match (e.0.is_empty(), id, netns) {
-        (true, Some(id), Some(netns)) => Ok(Desired {
-            id,
-            netns,
-            interfaces,
-            routes,
-            sysctls,
-            nft,
-            host_rules,
-        }),
-        _ => Err(e.0),
     }
 }
 
@@ -169,15 +173,15 @@ fn unique_names(e: &mut Errors, interfaces: &[crate::model::Interface]) {
         if let Some(m) = &i.macvlan {
             if !inside.insert(&m.name) {
                 e.err(
-                    format!("{}.macvlan", super::key_path("network.interfaces", i.name.as_str())),
+                    format!("{}.macvlan", key_path("network.interfaces", i.name.as_str())),
                     format!("the macvlan name {} is already used in this container; rename the interface", m.name),
                 );
             }
         }
-        if let Some(h) = super::host_name(i) {
+        if let Some(h) = names::host_name(i) {
             if let Some(other) = host.insert(h.clone(), &i.name) {
                 e.err(
-                    super::key_path("network.interfaces", i.name.as_str()),
+                    key_path("network.interfaces", i.name.as_str()),
                     format!("host-side name {h} is also used by interface {other}; set hostName to tell them apart"),
                 );
             }
@@ -206,70 +210,7 @@ fn routes(e: &mut Errors, net: &raw::Network, links: &[&IfName]) -> Vec<Route> {
         }
     }
     for (i, r) in net.routes.iter().flatten().enumerate() {
-        let at = format!("network.routes[{i}]");
-        let Some(dest) = e.check(format!("{at}.to"), destination(&r.to)) else {
-            continue;
-        };
-        let family = if dest.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
-        };
-        let via = match given(&r.via) {
-            Some(s) => match e.check(format!("{at}.via"), addr::gateway(s, family)) {
-                Some(g) => Some(g),
-                None => continue,
-            },
-            None => None,
-        };
-        let dev = given(&r.dev);
-        if let Some(d) = dev {
-            if !links.iter().any(|l| l.as_str() == d) {
-                e.err(
-                    format!("{at}.dev"),
-                    format!(
-                        "{d:?} is not an interface of this container (have: {})",
-                        join(links)
-                    ),
-                );
-                continue;
-            }
-        }
-        let route = match (via, dev) {
-            (None, None) => Err(
-                "a route needs \"via\" (a gateway) or \"dev\" (an interface), or both".to_owned(),
-            ),
-            (None, Some(d)) => Ok(Route {
-                dest,
-                gateway: None,
-                dev: IfName::new(d).ok(),
-                metric: r.metric,
-            }),
-            (Some((ip, zone)), _) => {
-                if let (Some(z), Some(d)) = (zone, dev) {
-                    if z != d {
-                        e.err(
-                            format!("{at}.via"),
-                            format!("zone %{z} contradicts dev {d:?}"),
-                        );
-                        continue;
-                    }
-                }
-                output_dev(
-                    r.via.as_deref().unwrap_or_default(),
-                    ip,
-                    zone.or(dev),
-                    links,
-                )
-                .map(|dev| Route {
-                    dest,
-                    gateway: Some(ip),
-                    dev,
-                    metric: r.metric,
-                })
-            }
-        };
-        out.extend(e.check(at, route));
+        out.extend(route(e, &format!("network.routes[{i}]"), r, links));
     }
     let mut seen = BTreeSet::new();
     for r in &out {
@@ -284,6 +225,68 @@ fn routes(e: &mut Errors, net: &raw::Network, links: &[&IfName]) -> Vec<Route> {
         }
     }
     out
+}
+
+/// One `network.routes` entry at `at`; `None` when invalid (errors recorded).
+fn route(e: &mut Errors, at: &str, r: &raw::Route, links: &[&IfName]) -> Option<Route> {
+    let dest = e.check(format!("{at}.to"), destination(&r.to))?;
+    let family = if dest.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    };
+    let via = match given(&r.via) {
+        Some(s) => Some(e.check(format!("{at}.via"), addr::gateway(s, family))?),
+        None => None,
+    };
+    let dev = given(&r.dev);
+    if let Some(d) = dev {
+        if !links.iter().any(|l| l.as_str() == d) {
+            e.err(
+                format!("{at}.dev"),
+                format!(
+                    "{d:?} is not an interface of this container (have: {})",
+                    join(links)
+                ),
+            );
+            return None;
+        }
+    }
+    let route = match (via, dev) {
+        (None, None) => {
+            Err("a route needs \"via\" (a gateway) or \"dev\" (an interface), or both".to_owned())
+        }
+        (None, Some(d)) => Ok(Route {
+            dest,
+            gateway: None,
+            dev: IfName::new(d).ok(),
+            metric: r.metric,
+        }),
+        (Some((ip, zone)), _) => {
+            if let (Some(z), Some(d)) = (zone, dev) {
+                if z != d {
+                    e.err(
+                        format!("{at}.via"),
+                        format!("zone %{z} contradicts dev {d:?}"),
+                    );
+                    return None;
+                }
+            }
+            output_dev(
+                r.via.as_deref().unwrap_or_default(),
+                ip,
+                zone.or(dev),
+                links,
+            )
+            .map(|dev| Route {
+                dest,
+                gateway: Some(ip),
+                dev,
+                metric: r.metric,
+            })
+        }
+    };
+    e.check(at, route)
 }
 
 fn destination(s: &str) -> Result<IpNetwork, String> {

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::observe::{NsState, Observed};
 use crate::error::OpError;
-use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
+use crate::kernel::link::{Kind, LinkState};
+use crate::marks::{parse_alias, NETPROV_GROUP};
 use crate::model::{Desired, InterfaceKind};
 
 /// The existing-link interfaces of `d` that are still in the host netns (the ones a
@@ -57,12 +58,12 @@ pub fn check_free(
 
 /// Who `l` belongs to, in words; `None` when free.
 fn owner(l: &LinkState, host: &NsState) -> Option<String> {
-    if let Some(alias) = l.alias.as_deref().and_then(|a| a.strip_prefix("netprov:")) {
-        return Some(match alias.split_once(':') {
-            Some((c, ifname)) => {
+    if let Some((c, ifname)) = l.alias.as_deref().and_then(parse_alias) {
+        return Some(match ifname {
+            Some(ifname) => {
                 format!("netprov's veth host end of container {c} (its interface {ifname})")
             }
-            None => format!("netprov's link of container {alias}"),
+            None => format!("netprov's link of container {c}"),
         });
     }
     if l.group == NETPROV_GROUP {
@@ -96,23 +97,7 @@ fn owner(l: &LinkState, host: &NsState) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn link(name: &str, index: u32) -> LinkState {
-        LinkState {
-            index,
-            name: name.into(),
-            alias: None,
-            group: 0,
-            kind: Kind::Unknown,
-            up: true,
-            mtu: None,
-            mac: None,
-            link: None,
-            controller: None,
-            link_netnsid: None,
-            addrgenmode: None,
-        }
-    }
+    use crate::engine::diff::testkit::link;
 
     fn none() -> BTreeMap<String, String> {
         BTreeMap::new()

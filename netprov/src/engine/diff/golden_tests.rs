@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::engine::observe::Observed;
-use crate::engine::plan::{Plan, Step};
+use crate::engine::plan::{
+    AddressStep, LinkStep, NetnsStep, NftStep, OvnStep, OvsStep, Plan, RouteStep, Step, SysctlStep,
+};
 use crate::ovn::OvnChange;
 use crate::ovsdb::OvsChange;
 
@@ -34,12 +36,50 @@ macro_rules! variants {
     };
 }
 
-variants!(STEPS, step_kind, Step:
-    CreateNetns, CreateVeth, DeleteLink, RemoveLink, Release, DeleteDeadOvsDevice,
-    MarkLink, MoveLinkIn, CreateMacvlan, SetLink, Enslave, LinkUp, DelAddress,
-    AddAddress, ReAddAddress, DelRoute, ReplaceRoute, WriteSysctl, OvsPort, OvnPort,
+variants!(NETNS_STEPS, netns_kind, NetnsStep: CreateNetns);
+variants!(LINK_STEPS, link_kind, LinkStep:
+    CreateVeth, DeleteLink, RemoveLink, Release, DeleteDeadOvsDevice, MarkLink, MoveLinkIn,
+    CreateMacvlan, SetLink, Enslave, LinkUp,
+);
+variants!(ADDRESS_STEPS, address_kind, AddressStep: DelAddress, AddAddress, ReAddAddress);
+variants!(ROUTE_STEPS, route_kind, RouteStep: DelRoute, ReplaceRoute);
+variants!(SYSCTL_STEPS, sysctl_kind, SysctlStep: WriteSysctl);
+variants!(OVS_STEPS, ovs_step_kind, OvsStep: OvsPort);
+variants!(OVN_STEPS, ovn_step_kind, OvnStep: OvnPort);
+variants!(NFT_STEPS, nft_kind, NftStep:
     LoadRuleset, RemoveRuleset, InstallHostRules, RemoveHostRules,
 );
+
+/// Every step kind: the variants of each kind's step type.
+fn all_steps() -> impl Iterator<Item = &'static str> {
+    [
+        NETNS_STEPS,
+        LINK_STEPS,
+        ADDRESS_STEPS,
+        ROUTE_STEPS,
+        SYSCTL_STEPS,
+        OVS_STEPS,
+        OVN_STEPS,
+        NFT_STEPS,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
+/// The step's kind; the match on [`Step`] is exhaustive too.
+fn step_kind(s: &Step) -> &'static str {
+    match s {
+        Step::Netns(k) => netns_kind(k),
+        Step::Link(k) => link_kind(k),
+        Step::Address(k) => address_kind(k),
+        Step::Route(k) => route_kind(k),
+        Step::Sysctl(k) => sysctl_kind(k),
+        Step::Ovs(k) => ovs_step_kind(k),
+        Step::Ovn(k) => ovn_step_kind(k),
+        Step::Nft(k) => nft_kind(k),
+    }
+}
 variants!(OVS_CHANGES, ovs_kind, OvsChange:
     Create, Recreate, SetVlan, SetTrunks, SetVlanMode, SetExternalIds, Remove,
 );
@@ -88,8 +128,8 @@ fn run(dir: &Path) -> Result<(Made, Vec<String>), String> {
 fn kinds(s: &Step) -> Vec<String> {
     let mut out = vec![step_kind(s).to_owned()];
     match s {
-        Step::OvsPort { change } => out.push(format!("OvsPort/{}", ovs_kind(change))),
-        Step::OvnPort { change } => out.push(format!("OvnPort/{}", ovn_kind(change))),
+        Step::Ovs(OvsStep::OvsPort { change }) => out.push(format!("OvsPort/{}", ovs_kind(change))),
+        Step::Ovn(OvnStep::OvnPort { change }) => out.push(format!("OvnPort/{}", ovn_kind(change))),
         _ => {}
     }
     out
@@ -169,8 +209,7 @@ fn golden_diff_cases() {
         dirs.len(),
         failures.join("\n\n")
     );
-    let wanted = STEPS
-        .iter()
+    let wanted = all_steps()
         .map(|s| s.to_string())
         .chain(OVS_CHANGES.iter().map(|c| format!("OvsPort/{c}")))
         .chain(OVN_CHANGES.iter().map(|c| format!("OvnPort/{c}")));

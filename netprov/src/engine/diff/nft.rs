@@ -5,19 +5,19 @@
 //! unchanged ruleset or table yields no step and sends nothing.
 
 use crate::engine::observe::Observed;
-use crate::engine::plan::{RulesetReason, Step};
+use crate::engine::plan::{NftStep, RulesetReason, Step};
 use crate::model::Desired;
 use crate::nft::host::{self, HostChange, HostSpec, HostState};
 use crate::nft::ruleset::{self, RulesetChange, RulesetState};
 
 pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
     let mut out = Vec::new();
-    let id = d.id.to_string();
+    let id = d.id.clone();
     // A netns this plan creates has no ruleset yet.
     let rs = o.ruleset.clone().unwrap_or(RulesetState::Absent);
     match ruleset::plan(d.nft.as_ref(), &rs) {
         None => {}
-        Some(RulesetChange::Remove) => out.push(Step::RemoveRuleset { netns: id }),
+        Some(RulesetChange::Remove) => out.push(Step::Nft(NftStep::RemoveRuleset { netns: id })),
         Some(RulesetChange::Load { drifted }) => {
             let r = d
                 .nft
@@ -28,27 +28,27 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
                 (RulesetState::Absent, false) => RulesetReason::Missing,
                 (RulesetState::Loaded { .. }, false) => RulesetReason::Changed,
             };
-            out.push(Step::LoadRuleset {
+            out.push(Step::Nft(NftStep::LoadRuleset {
                 netns: id,
                 digest: ruleset::digest(&r),
                 reason,
                 ruleset: r,
-            });
+            }));
         }
     }
     let spec = HostSpec::from_desired(d);
     let hs = o.host_rules.clone().unwrap_or(HostState::Absent);
     match host::plan_host(&spec, &hs) {
         None => {}
-        Some(HostChange::Remove) => out.push(Step::RemoveHostRules {
+        Some(HostChange::Remove) => out.push(Step::Nft(NftStep::RemoveHostRules {
             table: spec.table_name(),
-        }),
-        Some(HostChange::Apply { differs }) => out.push(Step::InstallHostRules {
+        })),
+        Some(HostChange::Apply { differs }) => out.push(Step::Nft(NftStep::InstallHostRules {
             table: spec.table_name(),
             replace: matches!(hs, HostState::Present(_)),
             differs,
             spec,
-        }),
+        })),
     }
     out
 }
@@ -56,34 +56,19 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::diff::testkit;
     use crate::engine::plan::Phase;
     use crate::model::*;
 
     fn desired(nft: Option<&str>, masquerade: bool) -> Desired {
+        let wan = testkit::veth("wan", "ve-web-wan", "70.0.0.1/31", "70.0.0.2/31");
         Desired {
-            id: ContainerId::new("web").unwrap(),
-            netns: NetnsSpec::Owned {
-                path: "/run/netns/web".into(),
-            },
-            interfaces: vec![Interface {
-                name: IfName::new("wan").unwrap(),
-                kind: InterfaceKind::Veth(VethHost {
-                    name: IfName::new("ve-web-wan").unwrap(),
-                    addrs: vec!["70.0.0.1/31".parse().unwrap()],
-                    bridge: None,
-                }),
-                addrs: vec!["70.0.0.2/31".parse().unwrap()],
-                mtu: None,
-                mac: None,
-                macvlan: None,
-            }],
-            routes: vec![],
-            sysctls: vec![],
             nft: nft.map(|t| Ruleset { text: t.into() }),
             host_rules: HostRules {
                 masquerade,
                 ..Default::default()
             },
+            ..testkit::desired(vec![wan])
         }
     }
 

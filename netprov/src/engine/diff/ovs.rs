@@ -7,7 +7,7 @@
 //! re-created; so is a veth-style port whose host end is gone.
 
 use crate::engine::observe::Observed;
-use crate::engine::plan::{At, Step};
+use crate::engine::plan::{At, LinkStep, OvsStep, Step};
 use crate::error::OpError;
 use crate::model::Desired;
 use crate::ovsdb::port::IFACE_KEY;
@@ -57,7 +57,7 @@ pub fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
     }
     Ok(ovsdb::plan(&d.id, &specs, &rows)?
         .into_iter()
-        .map(|change| Step::OvsPort { change })
+        .map(|change| Step::Ovs(OvsStep::OvsPort { change }))
         .collect())
 }
 
@@ -73,9 +73,9 @@ pub fn skip_deletes_done_by_port_removal(steps: &mut Vec<Step>, o: &Observed) {
     let gone: Vec<String> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::OvsPort {
+            Step::Ovs(OvsStep::OvsPort {
                 change: OvsChange::Remove { port, .. },
-            } => rows.port(port),
+            }) => rows.port(port),
             _ => None,
         })
         .filter(|r| r.iface.as_ref().is_some_and(|i| i.kind == "internal"))
@@ -83,7 +83,7 @@ pub fn skip_deletes_done_by_port_removal(steps: &mut Vec<Step>, o: &Observed) {
         .filter_map(|r| r.external_ids.get(IFACE_KEY).cloned())
         .collect();
     steps.retain(
-        |s| !matches!(s, Step::DeleteLink { at: At::Netns(_), link } if gone.contains(link)),
+        |s| !matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if gone.iter().any(|g| g == link.as_str())),
     );
 }
 
@@ -92,38 +92,29 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
+    use crate::engine::diff::testkit;
     use crate::kernel::link::{Kind, LinkState};
     use crate::model::*;
     use crate::ovsdb::port::{BridgeRow, IfaceRow, PortRow, IFACE_KEY, OWNER_KEY};
     use crate::ovsdb::OvsChange;
 
     fn desired() -> Desired {
-        Desired {
-            id: ContainerId::new("web").unwrap(),
-            netns: NetnsSpec::Owned {
-                path: "/run/netns/web".into(),
-            },
-            interfaces: vec![Interface {
-                name: IfName::new("lan").unwrap(),
-                kind: InterfaceKind::Ovs(OvsPort {
-                    bridge: IfName::new("br0").unwrap(),
-                    vlan: VlanTag::new(10).unwrap(),
-                    trunks: vec![],
-                    vlan_mode: None,
-                    style: OvsStyle::Internal,
-                    external_ids: Default::default(),
-                    ovn: None,
-                }),
-                addrs: vec![],
-                mtu: None,
-                mac: None,
-                macvlan: None,
-            }],
-            routes: vec![],
-            sysctls: vec![],
-            nft: None,
-            host_rules: HostRules::default(),
-        }
+        testkit::desired(vec![Interface {
+            name: IfName::new("lan").unwrap(),
+            kind: InterfaceKind::Ovs(OvsPort {
+                bridge: IfName::new("br0").unwrap(),
+                vlan: VlanTag::new(10).unwrap(),
+                trunks: vec![],
+                vlan_mode: None,
+                style: OvsStyle::Internal,
+                external_ids: Default::default(),
+                ovn: None,
+            }),
+            addrs: vec![],
+            mtu: None,
+            mac: None,
+            macvlan: None,
+        }])
     }
 
     /// OVSDB holds a healthy-looking owned port `lan` with VLAN 10.
@@ -168,18 +159,9 @@ mod tests {
 
     fn link(name: &str) -> LinkState {
         LinkState {
-            index: 7,
-            name: name.into(),
             alias: Some("netprov:web".into()),
-            group: 0,
             kind: Kind::Other("tun".into()),
-            up: true,
-            mtu: None,
-            mac: None,
-            link: None,
-            controller: None,
-            link_netnsid: None,
-            addrgenmode: None,
+            ..testkit::link(name, 7)
         }
     }
 
@@ -209,9 +191,9 @@ mod tests {
         assert!(
             matches!(
                 &s[..],
-                [Step::OvsPort {
+                [Step::Ovs(OvsStep::OvsPort {
                     change: OvsChange::Recreate { .. }
-                }]
+                })]
             ),
             "{s:?}"
         );
@@ -259,28 +241,27 @@ mod tests {
         d
     }
 
+    /// An internal port `lan` with its device in the container, and props that now
+    /// want a veth-style port.
+    fn internal_port_wanted_as_veth() -> (Desired, Observed) {
+        let d = with_style(OvsStyle::Veth {
+            host: IfName::new("ve-web-lan").unwrap(),
+        });
+        let mut o = Observed {
+            ovs: Some(rows()),
+            ..testkit::owned_netns(&d, link("lo"))
+        };
+        o.container.links.insert("lan".into(), link("lan"));
+        (d, o)
+    }
+
     /// A container made with the old default (an internal port `lan`) and props that
     /// now mean a veth-style port: one plan removes the port first (which deletes the
     /// device in the container; the plan does not delete it itself), then makes the
     /// veth and the new port on its host end.
     #[test]
     fn internal_to_veth_removes_the_port_before_the_veth_takes_the_name() {
-        let d = with_style(OvsStyle::Veth {
-            host: IfName::new("ve-web-lan").unwrap(),
-        });
-        let mut o = Observed {
-            netns_exists: true,
-            ovs: Some(rows()),
-            ..Default::default()
-        };
-        o.container.links.insert(
-            "lo".into(),
-            LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
-                ..link("lo")
-            },
-        );
-        o.container.links.insert("lan".into(), link("lan"));
+        let (d, o) = internal_port_wanted_as_veth();
         let p = crate::engine::diff::diff(&d, &o).unwrap();
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -291,7 +272,9 @@ mod tests {
         assert_eq!(text[0], "remove OVS port lan");
         assert!(text[1].starts_with("create veth ve-web-lan"), "{text:#?}");
         assert!(
-            !p.steps.iter().any(|s| matches!(s, Step::DeleteLink { .. })),
+            !p.steps
+                .iter()
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteLink { .. }))),
             "{text:#?}"
         );
         assert!(
@@ -305,28 +288,13 @@ mod tests {
     /// name in the host): OVS deletes the host's, the plan deletes the container's.
     #[test]
     fn internal_to_veth_deletes_a_dead_device_itself() {
-        let d = with_style(OvsStyle::Veth {
-            host: IfName::new("ve-web-lan").unwrap(),
-        });
-        let mut o = Observed {
-            netns_exists: true,
-            ovs: Some(rows()),
-            ..Default::default()
-        };
-        o.container.links.insert(
-            "lo".into(),
-            LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
-                ..link("lo")
-            },
-        );
-        o.container.links.insert("lan".into(), link("lan"));
+        let (d, mut o) = internal_port_wanted_as_veth();
         o.host.links.insert("lan".into(), link("lan"));
         let p = crate::engine::diff::diff(&d, &o).unwrap();
         assert!(
             p.steps
                 .iter()
-                .any(|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan")),
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if link.as_str() == "lan")),
             "{p}"
         );
     }
@@ -345,17 +313,9 @@ mod tests {
         iface.ifindex = Some(8);
         r.ports.insert("ve-web-lan".into(), port);
         let mut o = Observed {
-            netns_exists: true,
             ovs: Some(r),
-            ..Default::default()
+            ..testkit::owned_netns(&d, link("lo"))
         };
-        o.container.links.insert(
-            "lo".into(),
-            LinkState {
-                alias: Some(crate::kernel::netns_owner::mark(&d.id)),
-                ..link("lo")
-            },
-        );
         o.container
             .links
             .insert("lan".into(), veth_end("lan", 3, 8));
@@ -363,22 +323,23 @@ mod tests {
         let text: Vec<String> = p.steps.iter().map(ToString::to_string).collect();
         assert_eq!(text[0], "remove OVS port ve-web-lan", "{text:#?}");
         let pos = |f: &dyn Fn(&Step) -> bool| p.steps.iter().position(f).unwrap();
-        let del =
-            pos(&|s| matches!(s, Step::DeleteLink { at: At::Netns(_), link } if link == "lan"));
+        let del = pos(
+            &|s| matches!(s, Step::Link(LinkStep::DeleteLink { at: At::Netns(_), link }) if link.as_str() == "lan"),
+        );
         let add = pos(&|s| {
             matches!(
                 s,
-                Step::OvsPort {
+                Step::Ovs(OvsStep::OvsPort {
                     change: OvsChange::Create { .. }
-                }
+                })
             )
         });
-        let mv = pos(&|s| matches!(s, Step::MoveLinkIn { .. }));
+        let mv = pos(&|s| matches!(s, Step::Link(LinkStep::MoveLinkIn { .. })));
         assert!(del < add && add < mv, "{text:#?}");
         assert!(
             !p.steps
                 .iter()
-                .any(|s| matches!(s, Step::DeleteDeadOvsDevice { .. })),
+                .any(|s| matches!(s, Step::Link(LinkStep::DeleteDeadOvsDevice { .. }))),
             "{text:#?}"
         );
     }

@@ -4,27 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use super::diff;
+use super::{diff, testkit};
 use crate::engine::observe::{NsState, Observed};
-use crate::engine::plan::Step;
-use crate::kernel::link::{Kind, LinkState, NETPROV_GROUP};
+use crate::engine::plan::{AddressStep, Step};
+use crate::kernel::link::{Kind, LinkState};
 use crate::kernel::route::RouteSpec;
+use crate::marks::NETPROV_GROUP;
 use crate::model::*;
 
 fn link(index: u32, name: &str, alias: Option<&str>, kind: Kind, peer: Option<u32>) -> LinkState {
     LinkState {
-        index,
-        name: name.into(),
         alias: alias.map(Into::into),
         group: if alias.is_some() { NETPROV_GROUP } else { 0 },
         kind,
-        up: true,
         mtu: Some(1500),
         mac: Some([2, 0, 0, 0, 0, index as u8]),
         link: peer,
-        controller: None,
-        link_netnsid: None,
-        addrgenmode: None,
+        ..testkit::link(name, index)
     }
 }
 
@@ -40,31 +36,13 @@ fn route(dest: &str, gw: Option<&str>, dev: &str) -> RouteSpec {
 
 fn desired(c4: &str, h4: &str, gw: &str) -> Desired {
     Desired {
-        id: ContainerId::new("web").unwrap(),
-        netns: NetnsSpec::Owned {
-            path: "/run/netns/web".into(),
-        },
-        interfaces: vec![Interface {
-            name: IfName::new("wan").unwrap(),
-            kind: InterfaceKind::Veth(VethHost {
-                name: IfName::new("ve-web-wan").unwrap(),
-                addrs: vec![h4.parse().unwrap()],
-                bridge: None,
-            }),
-            addrs: vec![c4.parse().unwrap()],
-            mtu: None,
-            mac: None,
-            macvlan: None,
-        }],
         routes: vec![Route {
             dest: "0.0.0.0/0".parse().unwrap(),
             gateway: Some(gw.parse().unwrap()),
             dev: None,
             metric: None,
         }],
-        sysctls: vec![],
-        nft: None,
-        host_rules: HostRules::default(),
+        ..testkit::desired(vec![testkit::veth("wan", "ve-web-wan", h4, c4)])
     }
 }
 
@@ -142,9 +120,8 @@ fn a_recreated_veth_gets_its_routes_from_the_new_state() {
     let mut o = applied();
     // The host end was renamed behind netprov's back: the pair is re-created, and
     // every route seen on the old container end dies with it.
-    let h = o.host.links.remove("ve-web-wan").unwrap();
+    o.host.links.remove("ve-web-wan").unwrap();
     o.host.routes.clear();
-    o.host_missing.push(h.name);
     let t = texts(&d, &o);
     for want in [
         "delete stale link wan in netns web",
@@ -205,7 +182,9 @@ fn a_deleted_primary_takes_the_wanted_secondary_which_is_re_added() {
     );
     let steps = diff(&d, &o).unwrap().steps;
     assert!(
-        steps.iter().any(|s| matches!(s, Step::ReAddAddress { .. })),
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Address(AddressStep::ReAddAddress { .. }))),
         "{steps:#?}"
     );
     assert!(

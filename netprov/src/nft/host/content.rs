@@ -8,13 +8,14 @@
 //! handles and positions, comments (userdata), object ids, counters.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CStr;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::build::{NftMsg, TYPE_BITS};
+use super::obj::{ChainObj, RuleObj, SetObj, TableObj};
+use crate::marks::hex;
 
 /// One host table, canonically.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -229,155 +230,109 @@ fn decode_key(key_type: u32, key: &[u8]) -> String {
     parts.join(" . ")
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// # Safety
-/// `p` is NULL or a NUL-terminated string.
-unsafe fn owned(p: *const libc::c_char) -> String {
-    if p.is_null() {
-        String::new()
-    } else {
-        // SAFETY: per the contract.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-}
-
 fn parse_table(msg: &[u8]) -> Option<(u32, u32)> {
-    // SAFETY: msg is one complete netlink message; the object is freed before return.
-    unsafe {
-        let t = sys::nftnl_table_alloc();
-        let ok = sys::nftnl_table_nlmsg_parse(msg.as_ptr().cast(), t) >= 0;
-        let r = ok.then(|| {
-            (
-                sys::nftnl_table_get_u32(t, sys::NFTNL_TABLE_FLAGS as u16),
-                sys::nftnl_table_get_u32(t, sys::NFTNL_TABLE_USE as u16),
-            )
-        });
-        sys::nftnl_table_free(t);
-        r
-    }
+    let t = TableObj::parse(msg)?;
+    Some((t.u32(sys::NFTNL_TABLE_FLAGS), t.u32(sys::NFTNL_TABLE_USE)))
 }
 
 fn parse_chain(msg: &[u8]) -> Option<(String, String)> {
-    // SAFETY: as in parse_table; strings are copied before the object is freed.
-    unsafe {
-        let c = sys::nftnl_chain_alloc();
-        let r = (sys::nftnl_chain_nlmsg_parse(msg.as_ptr().cast(), c) >= 0).then(|| {
-            let name = owned(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_NAME as u16));
-            let is = |a: u32| sys::nftnl_chain_is_set(c, a as u16);
-            let head = if is(sys::NFTNL_CHAIN_HOOKNUM) {
-                format!(
-                    "type {} hook {} prio {} policy {}",
-                    owned(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_TYPE as u16)),
-                    sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16),
-                    sys::nftnl_chain_get_s32(c, sys::NFTNL_CHAIN_PRIO as u16),
-                    sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_POLICY as u16),
-                )
-            } else {
-                String::new()
-            };
-            (name, head)
-        });
-        sys::nftnl_chain_free(c);
-        r
-    }
+    let c = ChainObj::parse(msg)?;
+    // SAFETY: live chain object (freed when `c` drops).
+    let (hooked, prio) = unsafe {
+        (
+            sys::nftnl_chain_is_set(c.ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16),
+            sys::nftnl_chain_get_s32(c.ptr(), sys::NFTNL_CHAIN_PRIO as u16),
+        )
+    };
+    let head = if hooked {
+        format!(
+            "type {} hook {} prio {} policy {}",
+            c.str(sys::NFTNL_CHAIN_TYPE),
+            c.u32(sys::NFTNL_CHAIN_HOOKNUM),
+            prio,
+            c.u32(sys::NFTNL_CHAIN_POLICY),
+        )
+    } else {
+        String::new()
+    };
+    Some((c.str(sys::NFTNL_CHAIN_NAME), head))
 }
 
 fn parse_rule(msg: &[u8]) -> Option<(String, String)> {
-    // SAFETY: as in parse_table; snprintf writes at most the buffer length given.
-    unsafe {
-        let r = sys::nftnl_rule_alloc();
-        let out = (sys::nftnl_rule_nlmsg_parse(msg.as_ptr().cast(), r) >= 0).then(|| {
-            let chain = owned(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16));
-            for a in [
-                sys::NFTNL_RULE_HANDLE,
-                sys::NFTNL_RULE_POSITION,
-                sys::NFTNL_RULE_ID,
-                sys::NFTNL_RULE_POSITION_ID,
-            ] {
-                sys::nftnl_rule_unset(r, a as u16);
-            }
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let n = sys::nftnl_rule_snprintf(
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    r,
-                    sys::NFTNL_OUTPUT_DEFAULT,
-                    0,
-                );
-                let n = usize::try_from(n).unwrap_or(0);
-                if n < buf.len() {
-                    buf.truncate(n);
-                    break;
-                }
-                buf = vec![0u8; n + 1];
-            }
-            // The comment (userdata) is printed last; it is not behaviour. (Unsetting
-            // it in libnftnl frees the data but leaves it marked set.)
-            let mut text = String::from_utf8_lossy(&buf).into_owned();
-            if let Some(at) = text.find("\n  userdata = ") {
-                text.truncate(at + 1);
-            }
-            (chain, text)
-        });
-        sys::nftnl_rule_free(r);
-        out
+    let r = RuleObj::parse(msg)?;
+    let chain = r.str(sys::NFTNL_RULE_CHAIN);
+    for a in [
+        sys::NFTNL_RULE_HANDLE,
+        sys::NFTNL_RULE_POSITION,
+        sys::NFTNL_RULE_ID,
+        sys::NFTNL_RULE_POSITION_ID,
+    ] {
+        // SAFETY: live rule object; unsetting an attribute frees only its own data.
+        unsafe { sys::nftnl_rule_unset(r.ptr(), a as u16) };
     }
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: live rule object; snprintf writes at most the buffer length given.
+        let n = unsafe {
+            sys::nftnl_rule_snprintf(
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                r.ptr(),
+                sys::NFTNL_OUTPUT_DEFAULT,
+                0,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        if n < buf.len() {
+            buf.truncate(n);
+            break;
+        }
+        buf = vec![0u8; n + 1];
+    }
+    // The comment (userdata) is printed last; it is not behaviour. (Unsetting it in
+    // libnftnl frees the data but leaves it marked set.)
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if let Some(at) = text.find("\n  userdata = ") {
+        text.truncate(at + 1);
+    }
+    Some((chain, text))
 }
 
 fn parse_set(msg: &[u8]) -> Option<(String, String)> {
-    // SAFETY: as in parse_chain.
-    unsafe {
-        let s = sys::nftnl_set_alloc();
-        let r = (sys::nftnl_set_nlmsg_parse(msg.as_ptr().cast(), s) >= 0).then(|| {
-            let u = |a: u32| sys::nftnl_set_get_u32(s, a as u16);
-            (
-                owned(sys::nftnl_set_get_str(s, sys::NFTNL_SET_NAME as u16)),
-                format!(
-                    "key type {} len {} flags {:#x} data {} {}",
-                    u(sys::NFTNL_SET_KEY_TYPE),
-                    u(sys::NFTNL_SET_KEY_LEN),
-                    u(sys::NFTNL_SET_FLAGS),
-                    u(sys::NFTNL_SET_DATA_TYPE),
-                    u(sys::NFTNL_SET_DATA_LEN),
-                ),
-            )
-        });
-        sys::nftnl_set_free(s);
-        r
-    }
+    let s = SetObj::parse(msg)?;
+    let u = |a: u32| s.u32(a);
+    let head = format!(
+        "key type {} len {} flags {:#x} data {} {}",
+        u(sys::NFTNL_SET_KEY_TYPE),
+        u(sys::NFTNL_SET_KEY_LEN),
+        u(sys::NFTNL_SET_FLAGS),
+        u(sys::NFTNL_SET_DATA_TYPE),
+        u(sys::NFTNL_SET_DATA_LEN),
+    );
+    Some((s.str(sys::NFTNL_SET_NAME), head))
 }
 
 fn parse_elems(msg: &[u8]) -> Option<(String, Vec<Vec<u8>>)> {
-    // SAFETY: as in parse_chain; element keys are copied while the set is alive.
+    let s = SetObj::parse_elems(msg)?;
+    let mut keys = Vec::new();
+    // SAFETY: live set object; the iterator and the element keys it yields belong to
+    // the set, and each key is copied before the next step.
     unsafe {
-        let s = sys::nftnl_set_alloc();
-        let r = (sys::nftnl_set_elems_nlmsg_parse(msg.as_ptr().cast(), s) >= 0).then(|| {
-            let name = owned(sys::nftnl_set_get_str(s, sys::NFTNL_SET_NAME as u16));
-            let mut keys = Vec::new();
-            let it = sys::nftnl_set_elems_iter_create(s);
-            if !it.is_null() {
-                let mut e = sys::nftnl_set_elems_iter_next(it);
-                while !e.is_null() {
-                    let mut len = 0u32;
-                    let p = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
-                    if !p.is_null() {
-                        keys.push(
-                            std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec(),
-                        );
-                    }
-                    e = sys::nftnl_set_elems_iter_next(it);
+        let it = sys::nftnl_set_elems_iter_create(s.ptr());
+        if !it.is_null() {
+            let mut e = sys::nftnl_set_elems_iter_next(it);
+            while !e.is_null() {
+                let mut len = 0u32;
+                let p = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
+                if !p.is_null() {
+                    keys.push(std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec());
                 }
-                sys::nftnl_set_elems_iter_destroy(it);
+                e = sys::nftnl_set_elems_iter_next(it);
             }
-            (name, keys)
-        });
-        sys::nftnl_set_free(s);
-        r
+            sys::nftnl_set_elems_iter_destroy(it);
+        }
     }
+    Some((s.str(sys::NFTNL_SET_NAME), keys))
 }
 
 #[cfg(test)]

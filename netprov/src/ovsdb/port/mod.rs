@@ -15,10 +15,9 @@ use crate::model::{
     ContainerId, IfName, Interface, InterfaceKind, OvsPort, OvsStyle, VlanMode, VlanTag,
 };
 
-/// `external_ids` key holding the owning container's id.
-pub const OWNER_KEY: &str = "netprov-id";
-/// `external_ids` key holding the interface's name inside the container.
-pub const IFACE_KEY: &str = "netprov-iface";
+/// The `external_ids` keys that mark netprov's rows (owning container, interface name
+/// inside it): [`crate::marks`].
+pub use crate::marks::{IFACE_KEY, OWNER_KEY};
 
 /// One OVS port a container wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,11 +133,9 @@ impl PortSpec {
 }
 
 mod apply;
-mod device;
 mod observe;
 mod plan;
 
 pub use apply::{apply, converge, destroy};
-pub use device::{locate_internal_device, InternalDevice};
 pub use observe::{observe, BridgeRow, IfaceRow, Observed, PortRow};
 pub use plan::{plan, show_tag, OvsChange};
