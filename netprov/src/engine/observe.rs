@@ -10,6 +10,7 @@ use std::path::Path;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
+use serde::{Deserialize, Serialize};
 
 use crate::error::OpError;
 use crate::kernel::address;
@@ -21,7 +22,8 @@ use crate::model::{Desired, InterfaceKind, OvsStyle};
 use crate::nft::{self, HostState, RulesetState};
 
 /// The state of one netns as far as netprov cares.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NsState {
     /// Links by name.
     pub links: BTreeMap<String, LinkState>,
@@ -41,8 +43,10 @@ impl NsState {
     }
 }
 
-/// Kernel state relevant to one container.
-#[derive(Debug, Default, Clone)]
+/// Kernel state relevant to one container. (De)serialisable: the golden diff cases
+/// (`tests/diff_cases/*/observed.json`) are this, as JSON.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Observed {
     /// The container netns handle exists (for an owned netns) / is openable (adopted).
     pub netns_exists: bool,

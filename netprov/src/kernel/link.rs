@@ -13,12 +13,14 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use serde::{Deserialize, Serialize};
 
 use crate::marks::NETPROV_GROUP;
 use crate::model::MacAddr;
 
 /// Link kinds netprov distinguishes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Veth,
     Macvlan,
@@ -28,8 +30,10 @@ pub enum Kind {
     Unknown,
 }
 
-/// What netprov reads about a link.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What netprov reads about a link. (De)serialisable for the golden diff cases
+/// (`tests/diff_cases`): absent fields take their default, the MAC is text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LinkState {
     pub index: u32,
     pub name: String,
@@ -38,6 +42,7 @@ pub struct LinkState {
     pub kind: Kind,
     pub up: bool,
     pub mtu: Option<u32>,
+    #[serde(with = "mac_text")]
     pub mac: Option<[u8; 6]>,
     /// `IFLA_LINK`: for a veth, the peer's ifindex (in the peer's netns); for a macvlan,
     /// its parent.
@@ -46,7 +51,55 @@ pub struct LinkState {
     pub controller: Option<u32>,
     /// `IFLA_LINK_NETNSID`: the peer lives in another netns.
     pub link_netnsid: Option<i32>,
+    #[serde(with = "addrgenmode_number")]
     pub addrgenmode: Option<In6AddrGenMode>,
+}
+
+/// A link's MAC as `aa:bb:cc:dd:ee:ff` in JSON.
+mod mac_text {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::model::MacAddr;
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(m) => s.collect_str(&MacAddr(*m)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes: Vec<u8> = text
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| D::Error::custom(format!("{text:?} is not a MAC address")))?;
+        <[u8; 6]>::try_from(bytes)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{text:?} is not a MAC address")))
+    }
+}
+
+/// `IFLA_INET6_ADDR_GEN_MODE` as its kernel number in JSON.
+mod addrgenmode_number {
+    use netlink_packet_route::link::In6AddrGenMode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<In6AddrGenMode>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(m) => s.serialize_u8(u8::from(m)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<In6AddrGenMode>, D::Error> {
+        Ok(Option::<u8>::deserialize(d)?.map(In6AddrGenMode::from))
+    }
 }
 
 impl LinkState {

@@ -14,7 +14,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::marks::RTPROT_NETPROV;
 
@@ -28,7 +28,8 @@ pub fn default_metric(dest: &IpNetwork) -> u32 {
 }
 
 /// A route as netprov wants or sees it (main table, protocol netprov).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     #[serde(serialize_with = "crate::ser::display")]
     pub dest: IpNetwork,

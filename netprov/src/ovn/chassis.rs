@@ -18,7 +18,8 @@ use crate::ovsdb::port::OWNER_KEY;
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An OVS Interface row carrying a wanted `iface-id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Binding {
     /// OVS Interface name.
     pub iface: String,
@@ -27,7 +28,8 @@ pub struct Binding {
 }
 
 /// The local chassis as its Open_vSwitch row describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Chassis {
     pub system_id: Option<String>,
     pub ovn_remote: Option<String>,

@@ -31,7 +31,8 @@ use crate::ovsdb::{Client, PortSpec};
 pub type NbConn = Arc<Mutex<OvnClient>>;
 
 /// What the engine observed for a container's OVN ports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Observed {
     pub nb: NbObserved,
     pub chassis: Chassis,

@@ -7,6 +7,8 @@
 
 mod address;
 pub(crate) mod existing;
+#[cfg(test)]
+mod golden_tests;
 mod link;
 mod macvlan;
 mod moved;

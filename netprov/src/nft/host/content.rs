@@ -18,7 +18,8 @@ use super::obj::{ChainObj, RuleObj, SetObj, TableObj};
 use crate::marks::hex;
 
 /// One host table, canonically.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostTable {
     /// Table flags (e.g. 1 = dormant: every base chain unhooked).
     pub flags: u32,

@@ -44,7 +44,8 @@ pub use self::spec::{table_name, HostSpec, VethLink};
 pub use self::write::{apply_host, remove_host};
 
 /// What exists in the host netns for one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HostState {
     Absent,
     /// The table exists, with this content.

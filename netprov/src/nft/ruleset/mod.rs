@@ -78,7 +78,8 @@ impl std::fmt::Display for CheckError {
 impl std::error::Error for CheckError {}
 
 /// The ruleset in a container netns as netprov sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RulesetState {
     /// No netprov marker: netprov has not loaded a ruleset here (there may be tables
     /// someone else made; netprov leaves them alone until it loads one).

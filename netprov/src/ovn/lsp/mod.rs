@@ -106,7 +106,8 @@ pub fn iface_id_ver(port: &str, chassis: &str) -> String {
 }
 
 /// A Logical_Switch_Port row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LspRow {
     pub uuid: String,
     pub name: String,
@@ -125,7 +126,8 @@ impl LspRow {
 }
 
 /// What NB holds for one container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NbObserved {
     /// The wanted switches that exist: name → uuid.
     pub switches: BTreeMap<String, String>,

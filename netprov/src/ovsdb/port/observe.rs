@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{display, owner_cond, PortSpec, OWNER_KEY};
@@ -12,7 +12,8 @@ use crate::ovsdb::client::{Client, Txn};
 use crate::ovsdb::ops::{optional_member, parse_string_map, parse_uuid, rows, set_members, Cond};
 
 /// An Interface row as observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IfaceRow {
     pub uuid: String,
     pub name: String,
@@ -25,7 +26,8 @@ pub struct IfaceRow {
 }
 
 /// A Port row as observed, with its (first) Interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PortRow {
     pub uuid: String,
     pub name: String,
@@ -78,7 +80,8 @@ impl PortRow {
 }
 
 /// A Bridge row as observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BridgeRow {
     pub uuid: String,
     pub name: String,
@@ -87,9 +90,10 @@ pub struct BridgeRow {
 
 /// What OVSDB holds for one container: the bridges its ports name, the rows with the
 /// names it wants, and every row marked as its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Observed {
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "display", deserialize_with = "container_id")]
     pub owner: ContainerId,
     /// The named bridges that exist, by name.
     pub bridges: BTreeMap<String, BridgeRow>,
@@ -98,6 +102,10 @@ pub struct Observed {
     /// Interface rows with a wanted name that belong to no observed port (a port of a
     /// different name holds them).
     pub stray_interfaces: BTreeSet<String>,
+}
+
+fn container_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ContainerId, D::Error> {
+    ContainerId::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 impl Observed {
