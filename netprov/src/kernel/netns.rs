@@ -93,29 +93,11 @@ pub fn is_handle(path: &Path) -> bool {
 /// any other file at `path` is refused (never followed), and a netns already mounted
 /// there is reused only when it carries this container's mark.
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
-    use nix::mount::{mount, MsFlags};
     let op = format!("create netns {}", path.display());
     let dir = path
         .parent()
         .ok_or_else(|| OpError::new(op.clone(), "handle path has no directory"))?;
-    std::fs::create_dir_all(dir).map_err(|e| OpError::io(op.clone(), &e))?;
-    let none: Option<&str> = None;
-    // Make the directory a shared mount; EINVAL means it is not a mount point yet.
-    if let Err(e) = mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
-        if e != nix::errno::Errno::EINVAL {
-            return Err(OpError::errno(op, e as i32));
-        }
-        mount(
-            Some(dir),
-            dir,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .map_err(|e| OpError::errno(op.clone(), e as i32))?;
-        mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
-            .map_err(|e| OpError::errno(op.clone(), e as i32))?;
-    }
+    share_dir(dir, &op)?;
     match crate::kernel::netns_owner::handle(path)? {
         // Made since it was observed (a concurrent run): usable only with our mark.
         crate::kernel::netns_owner::Handle::Netns => {
@@ -145,41 +127,71 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&file)
     ));
+    let made = unshare_mark_mount(&target, id, &op);
+    drop(file);
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// Makes the handle directory a shared mount (bind-mounted on itself first if it is not
+/// a mount point), so handles made in it propagate to other mount namespaces.
+fn share_dir(dir: &Path, op: &str) -> Result<(), OpError> {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(dir).map_err(|e| OpError::io(op, &e))?;
+    let none: Option<&str> = None;
+    // EINVAL means it is not a mount point yet.
+    if let Err(e) = mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
+        if e != nix::errno::Errno::EINVAL {
+            return Err(OpError::errno(op, e as i32));
+        }
+        mount(
+            Some(dir),
+            dir,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(|e| OpError::errno(op, e as i32))?;
+        mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
+            .map_err(|e| OpError::errno(op, e as i32))?;
+    }
+    Ok(())
+}
+
+/// Unshares a new netns on the calling thread, marks it for `id` and bind-mounts it on
+/// `target` (the open placeholder file), then returns the thread to its netns.
+fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), OpError> {
+    use nix::mount::{mount, MsFlags};
+    let none: Option<&str> = None;
     // On this thread, not on one of its own: a thread spawn and join cost more than
     // the two `setns` calls around the work, and on a loaded machine the new thread
     // waits for a CPU. The guard returns the thread to its netns on every path; the
     // new netns then dies unless the bind mount below holds it.
     let own = File::open("/proc/thread-self/ns/net")
         .map_err(|e| OpError::io("open this thread's netns", &e))?;
-    let made = (|| -> Result<(), OpError> {
-        nix::sched::unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|e| OpError::errno(op.clone(), e as i32))?;
-        let _back = Entered { own };
-        // Never stack a second netns on a live handle: nspawn and every later
-        // netprov would see only the top one, and `destroy` would need one unmount
-        // per layer. The caller holds the container's lock (crate::engine::lock), so no
-        // netprov creates this handle meanwhile; this re-check, right before the
-        // mount, keeps a sequential re-run from ever stacking.
-        if is_handle(&target) {
-            return Ok(());
-        }
-        // Mark before the handle exists: a crash from here on leaves no handle (the
-        // netns dies with the process) or a marked one.
-        crate::kernel::netns_owner::set_mark_here(id)?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            none,
-            MsFlags::MS_BIND,
-            none,
-        )
-        .map_err(|e| OpError::errno(op.clone(), e as i32))
-    })();
-    drop(file);
-    if made.is_err() {
-        let _ = std::fs::remove_file(path);
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| OpError::errno(op, e as i32))?;
+    let _back = Entered { own };
+    // Never stack a second netns on a live handle: nspawn and every later
+    // netprov would see only the top one, and `destroy` would need one unmount
+    // per layer. The caller holds the container's lock (crate::engine::lock), so no
+    // netprov creates this handle meanwhile; this re-check, right before the
+    // mount, keeps a sequential re-run from ever stacking.
+    if is_handle(target) {
+        return Ok(());
     }
-    made
+    // Mark before the handle exists: a crash from here on leaves no handle (the
+    // netns dies with the process) or a marked one.
+    crate::kernel::netns_owner::set_mark_here(id)?;
+    mount(
+        Some("/proc/thread-self/ns/net"),
+        target,
+        none,
+        MsFlags::MS_BIND,
+        none,
+    )
+    .map_err(|e| OpError::errno(op, e as i32))
 }
 
 /// Removes a handle made by [`create_handle`]: lazy unmount, then unlink. Already gone
