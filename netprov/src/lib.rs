@@ -24,6 +24,7 @@
 //! error.rs      errors (`Invalid`, `OpError`); exit codes: cli/output.rs
 //! ```
 
+pub mod blocking;
 pub mod cli;
 pub mod engine;
 pub mod error;

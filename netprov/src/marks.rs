@@ -7,7 +7,7 @@
 //!
 //! | object | mark | here |
 //! | --- | --- | --- |
-//! | link | born in link group [`NETPROV_GROUP`], then alias `netprov:<id>` (container side) or `netprov:<id>:<ifname>` (veth host end) | [`container_alias`], [`host_alias`], [`alias_owner`], `LinkState::owned_as` |
+//! | link | born in link group [`NETPROV_GROUP`], then alias `netprov:<id>` (container side) or `netprov:<id>:<ifname>` (veth host end) | [`container_alias`], [`host_alias`], [`alias_owner`], `LinkState::owned_as` (checks: `kernel::owned`) |
 //! | route | `rtm_protocol` [`RTPROT_NETPROV`] (77) | |
 //! | OVS Port/Interface, OVN logical switch port | `external_ids:`[`OWNER_KEY`]`=<id>` (and [`IFACE_KEY`]`=<interface>`) | |
 //! | container nftables ruleset | the marker table `inet netprov_state` ([`NFT_MARKER_TABLE`]) holding the digests (and, in an adopted netns, the tables netprov loaded) | [`sha256_hex`] |
@@ -34,14 +34,11 @@
 //! An adopted netns (`network.netns_path`) is never marked: netprov owns only what it
 //! made inside it (see [`adopted_routes`]) and never deletes the netns.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::OpError;
-use crate::kernel::link::LinkState;
-use crate::kernel::route::RouteSpec;
 use crate::model::ContainerId;
 
 // ---- links ---------------------------------------------------------------------------
@@ -50,7 +47,7 @@ use crate::model::ContainerId;
 pub const NETPROV_GROUP: u32 = 0x4e50;
 
 /// Prefix of every link alias netprov writes.
-const ALIAS_PREFIX: &str = "netprov:";
+pub(crate) const ALIAS_PREFIX: &str = "netprov:";
 
 /// Alias of a container-side link netprov created (veth peer, macvlan, moved OVS port).
 pub fn container_alias(id: &ContainerId) -> String {
@@ -87,63 +84,10 @@ pub fn is_host_end_of(alias: &str, id: &ContainerId) -> bool {
         .is_some_and(|r| r.starts_with(':'))
 }
 
-impl LinkState {
-    /// Created by netprov: in the netprov group (the alias may still be missing after a
-    /// crash, see the module doc) or carrying a netprov alias.
-    pub fn created_by_netprov(&self) -> bool {
-        self.group == NETPROV_GROUP
-            || self
-                .alias
-                .as_deref()
-                .is_some_and(|a| a.starts_with(ALIAS_PREFIX))
-    }
-
-    /// Carries exactly this mark: alias `alias`, or (`None`) no alias and the netprov
-    /// group — a link whose creation was interrupted before its alias was set.
-    pub fn has_mark(&self, alias: Option<&str>) -> bool {
-        self.alias.as_deref() == alias && (alias.is_some() || self.group == NETPROV_GROUP)
-    }
-
-    /// Whether netprov may manage this link as `alias`: it carries exactly that alias,
-    /// or it is a netprov-created link whose alias was never set.
-    pub fn owned_as(&self, alias: &str) -> bool {
-        match self.alias.as_deref() {
-            Some(a) => a == alias,
-            None => self.group == NETPROV_GROUP,
-        }
-    }
-}
-
 // ---- routes --------------------------------------------------------------------------
 
 /// `rtm_protocol` of the routes netprov adds (77, unassigned in iproute2's `rt_protos`).
 pub const RTPROT_NETPROV: u8 = 77;
-
-/// The protocol-77 routes (`st.routes`) of an adopted netns that container `d` may
-/// delete: through a link it created or names, or with the key of one of `want`.
-/// Another container's (or tool's) protocol-77 routes there are not netprov's for `d`.
-pub fn adopted_routes(
-    d: &crate::model::Desired,
-    st: &crate::engine::observe::NsState,
-    want: &[RouteSpec],
-) -> Vec<RouteSpec> {
-    let alias = container_alias(&d.id);
-    let named = |dev: &str| {
-        d.interfaces.iter().any(|i| {
-            i.name.as_str() == dev || i.macvlan.as_ref().is_some_and(|m| m.name.as_str() == dev)
-        })
-    };
-    st.routes
-        .iter()
-        .filter(|r| {
-            let via_ours = r.dev.as_deref().is_some_and(|dev| {
-                named(dev) || st.links.get(dev).is_some_and(|l| l.owned_as(&alias))
-            });
-            via_ours || want.iter().any(|w| w.same_key(r))
-        })
-        .cloned()
-        .collect()
-}
 
 // ---- OVSDB ---------------------------------------------------------------------------
 
@@ -235,20 +179,6 @@ pub fn lo_mark_owner(id: &ContainerId, lo_alias: Option<&str>) -> Option<Owner> 
     }
 }
 
-/// Reads the owner of a netns from its links by name.
-pub fn netns_owner(id: &ContainerId, links: &BTreeMap<String, LinkState>) -> Owner {
-    let lo = links.get("lo").and_then(|l| l.alias.as_deref());
-    if let Some(o) = lo_mark_owner(id, lo) {
-        return o;
-    }
-    let alias = container_alias(id);
-    if links.values().any(|l| l.alias.as_deref() == Some(&alias)) {
-        Owner::Unmarked
-    } else {
-        Owner::Foreign
-    }
-}
-
 /// Why netprov will not use the netns at `path` as container `id`'s own.
 pub fn netns_not_ours(id: &ContainerId, path: &Path, o: &Owner) -> OpError {
     let whose = match o {
@@ -270,6 +200,10 @@ pub fn netns_not_ours(id: &ContainerId, path: &Path, o: &Owner) -> OpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::link::LinkState;
+    use crate::kernel::owned::{adopted_routes, netns_owner};
+    use crate::kernel::route::RouteSpec;
+    use std::collections::BTreeMap;
 
     fn link(name: &str, alias: Option<&str>) -> (String, LinkState) {
         let l = LinkState {
@@ -337,7 +271,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.interfaces[0].kind, InterfaceKind::Existing);
-        let mut st = crate::engine::observe::NsState::default();
+        let mut st = crate::kernel::state::NsState::default();
         for (name, alias, ours) in [
             ("lan", None, true),                // named by the props
             ("wan", Some("netprov:web"), true), // created for this container

@@ -128,7 +128,7 @@ pub(crate) fn ruleset_invalid(p: &Path, e: &crate::nft::NftSyntaxError) -> Inval
 fn already_loaded(d: &Desired, r: &crate::model::Ruleset) -> bool {
     use crate::nft::ruleset::{digest, observe, RulesetState};
     let path = d.netns.path();
-    crate::kernel::netns::is_handle(path)
+    crate::kernel::netns_owner::is_handle(path)
         && matches!(observe(path), Ok(RulesetState::Loaded { source_digest, .. }) if source_digest == digest(r))
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::destroy::DestroyTarget;
 use crate::engine::execute::{self, Exec};
 use crate::engine::lock;

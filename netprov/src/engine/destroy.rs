@@ -26,6 +26,7 @@
 //! netns must be kept, netprov's links in it are deleted one by one instead.
 
 mod engine;
+pub mod host_links;
 mod ovs;
 mod report;
 
@@ -35,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::observe;
 use crate::error::OpError;
 use crate::kernel::link::{self, LinkChange};
@@ -195,7 +196,7 @@ impl Run<'_> {
                 }
             }
         } else {
-            netns::is_handle(&self.path)
+            crate::kernel::netns_owner::is_handle(&self.path)
         }
     }
 
@@ -208,7 +209,7 @@ impl Run<'_> {
         };
         let st = match st {
             Ok((nl, st)) => {
-                let who = crate::marks::netns_owner(&id, &st.links);
+                let who = crate::kernel::owned::netns_owner(&id, &st.links);
                 if owned && !who.is_ours() {
                     self.rep.netns_not_ours =
                         Some(crate::marks::netns_not_ours(&id, &path, &who).to_string());
@@ -302,7 +303,7 @@ impl Run<'_> {
                         metric: r.metric.unwrap_or_else(|| route::default_metric(&r.dest)),
                     })
                     .collect();
-                crate::marks::adopted_routes(d, st, &want)
+                crate::kernel::owned::adopted_routes(d, st, &want)
             }
             // An owned netns: its routes go with it.
             _ => Vec::new(),

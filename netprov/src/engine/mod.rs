@@ -6,7 +6,6 @@
 //! that runtime.
 
 mod apply;
-pub mod blocking;
 pub mod destroy;
 pub mod diff;
 pub mod drift;

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::{Deserialize, Serialize};
 
@@ -21,27 +20,7 @@ use crate::kernel::sysctl;
 use crate::model::{Desired, InterfaceKind, OvsStyle};
 use crate::nft::{self, HostState, RulesetState};
 
-/// The state of one netns as far as netprov cares.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NsState {
-    /// Links by name.
-    pub links: BTreeMap<String, LinkState>,
-    /// Permanent addresses by ifindex (kernel link-local ones left out).
-    pub addrs: BTreeMap<u32, Vec<IpNetwork>>,
-    /// netprov's routes (protocol 77, main table), `dev` resolved to a name.
-    pub routes: Vec<RouteSpec>,
-}
-
-impl NsState {
-    pub fn addrs_of(&self, link: &str) -> &[IpNetwork] {
-        self.links
-            .get(link)
-            .and_then(|l| self.addrs.get(&l.index))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-    }
-}
+pub use crate::kernel::state::NsState;
 
 /// Kernel state relevant to one container. (De)serialisable: the golden diff cases
 /// (`tests/diff_cases/*/observed.json`) are this, as JSON.

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::observe::{self, Observed};
 use crate::engine::runtime::Engine;
 use crate::error::OpError;

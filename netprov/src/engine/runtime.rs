@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use crate::error::OpError;
 use crate::kernel::netlink::Netlink;
-use crate::kernel::netns;
 use crate::model::Desired;
 use crate::ovsdb::Endpoint;
 
@@ -121,7 +120,7 @@ impl Engine {
                 return Ok(None);
             }
         }
-        if !netns::is_handle(path) {
+        if !crate::kernel::netns_owner::is_handle(path) {
             return Ok(None);
         }
         Netlink::open(Some(path), self.rt.handle(), format!("netns {}", d.id)).map(Some)

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 
 use super::list::entries;
@@ -10,9 +9,6 @@ use super::scan::Holdings;
 use super::{machine_running, netns_processes, props_files, Places};
 use crate::engine::{DestroyFailed, DestroyReport, DestroyTarget, Engine};
 use crate::error::OpError;
-use crate::kernel::link::{self, LinkState};
-use crate::kernel::netlink::Netlink;
-use crate::marks::alias_owner;
 use crate::model::ContainerId;
 
 /// What `gc` did (or, dry, would do) with one orphan.
@@ -102,39 +98,4 @@ pub fn gc(
         out.push(c);
     }
     Ok(out)
-}
-
-/// Deletes the host-netns links `names` that are still there and carry container
-/// `id`'s alias (`netprov:<id>` or `netprov:<id>:<if>`); a link renamed or re-marked
-/// meanwhile is left. Adds what it deleted to `rep`; returns the failures.
-pub(crate) async fn delete_host_links(
-    host: &Netlink,
-    id: &ContainerId,
-    names: &[String],
-    rep: &mut DestroyReport,
-) -> Vec<OpError> {
-    let mut fails = Vec::new();
-    let count = crate::kernel::netlink::MutationCount::default();
-    for name in names {
-        let got = match host.get(link::get_by_name(name)).await {
-            Ok(Some(RouteNetlinkMessage::NewLink(m))) => LinkState::parse(&m),
-            Ok(_) => continue,
-            Err(e) => {
-                fails.push(OpError::errno(format!("get link {name} in host netns"), e));
-                continue;
-            }
-        };
-        if got.alias.as_deref().and_then(alias_owner).as_ref() != Some(id) {
-            continue;
-        }
-        match host.mutate(link::delete(got.index), 0, &count).await {
-            Ok(()) | Err(libc::ENODEV) => rep.links_deleted.push(format!("{name} (host netns)")),
-            Err(e) => fails.push(OpError::errno(
-                format!("delete link {name} in host netns"),
-                e,
-            )),
-        }
-    }
-    rep.messages += count.get();
-    fails
 }

@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use crate::error::Invalid;
 use crate::model::{ContainerId, Desired};
 
-pub(crate) use self::gc::delete_host_links;
 pub use self::gc::{gc, Collected};
 pub use self::list::{list, Entry, SyncState};
 pub use self::reconcile::{reconcile, Reconciled};

@@ -38,7 +38,7 @@ fn network_live(places: &Places, d: &Desired) -> bool {
     let netns = match &d.netns {
         NetnsSpec::Owned { path } | NetnsSpec::Adopted { path } => path,
     };
-    crate::kernel::netns::is_handle(netns) || machine_running(places, d.id.as_str())
+    crate::kernel::netns_owner::is_handle(netns) || machine_running(places, d.id.as_str())
 }
 
 /// `netprov reconcile`: re-applies every props file of the props directory whose

@@ -7,7 +7,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::Engine;
 use crate::error::OpError;
 use crate::kernel::link::{self, LinkState};
@@ -199,7 +199,7 @@ async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
         let Ok(links) = netns_links(&path, rt).await else {
             continue;
         };
-        let o = crate::marks::netns_owner(&id, &links);
+        let o = crate::kernel::owned::netns_owner(&id, &links);
         if o.is_ours() {
             let h = s.ids.entry(name).or_default();
             h.netns = Some(path);

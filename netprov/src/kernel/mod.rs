@@ -6,5 +6,7 @@ pub mod netlink;
 pub mod netns;
 pub mod netns_owner;
 pub mod netns_release;
+pub mod owned;
 pub mod route;
+pub mod state;
 pub mod sysctl;

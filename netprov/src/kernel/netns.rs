@@ -69,18 +69,6 @@ where
 /// Stacked handle mounts [`remove_handle`] takes off at most.
 const MAX_STACKED: usize = 64;
 
-/// `nsfs` magic number: a bind-mounted netns handle lives on this filesystem.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
-/// Whether `path` is a live netns handle (an nsfs bind mount), not just a file.
-// `f_type`'s integer type differs between libcs and architectures.
-#[allow(clippy::unnecessary_cast)]
-pub fn is_handle(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
-        .unwrap_or(false)
-}
-
 /// Creates the named netns handle `path` (e.g. `/run/netns/web`) the way `ip netns add`
 /// does, without forking: the directory is made a shared mount (bind-mounted on itself
 /// first if it is not a mount point) so the handle propagates to other mount
@@ -178,7 +166,7 @@ fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), O
     // per layer. The caller holds the container's lock (crate::engine::lock), so no
     // netprov creates this handle meanwhile; this re-check, right before the
     // mount, keeps a sequential re-run from ever stacking.
-    if is_handle(target) {
+    if crate::kernel::netns_owner::is_handle(target) {
         return Ok(());
     }
     // Mark before the handle exists: a crash from here on leaves no handle (the
@@ -206,7 +194,7 @@ pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     // Bounded: a path cannot hold more layers than the mount table allows, but a
     // runaway loop must not be possible either.
     for _ in 0..MAX_STACKED {
-        if !is_handle(path) {
+        if !crate::kernel::netns_owner::is_handle(path) {
             break;
         }
         umount2(path, MntFlags::MNT_DETACH).map_err(|e| OpError::errno(op.clone(), e as i32))?;

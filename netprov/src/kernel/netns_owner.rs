@@ -14,6 +14,18 @@ use crate::model::ContainerId;
 /// `lo`'s ifindex: always 1 in a network namespace (`LOOPBACK_IFINDEX`).
 const LO_INDEX: u32 = 1;
 
+/// `nsfs` magic number: a bind-mounted netns handle lives on this filesystem.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Whether `path` is a live netns handle (an nsfs bind mount), not just a file.
+// `f_type`'s integer type differs between libcs and architectures.
+#[allow(clippy::unnecessary_cast)]
+pub fn is_handle(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
 /// What is at an owned handle path (`/run/netns/<id>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handle {
@@ -53,7 +65,7 @@ pub fn handle(path: &Path) -> Result<Handle, OpError> {
         };
         return Err(refuse(what));
     }
-    if crate::kernel::netns::is_handle(path) {
+    if is_handle(path) {
         Ok(Handle::Netns)
     } else if md.len() == 0 {
         Ok(Handle::EmptyFile)

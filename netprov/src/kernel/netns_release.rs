@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use netlink_packet_route::RouteNetlinkMessage;
 
-use crate::engine::observe::NsState;
 use crate::error::OpError;
 use crate::kernel::link::{self, Kind, LinkState};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::netns::in_netns;
+use crate::kernel::state::NsState;
 use crate::model::ContainerId;
 
 const RTM_DELLINK: u16 = 17;
@@ -185,7 +185,7 @@ pub async fn await_peers(
         let w = watch.clone();
         // Then one more look: every expected deletion was seen, the deadline passed,
         // or notifications were dropped.
-        crate::engine::blocking::blocking("wait for the netns cleanup", move || {
+        crate::blocking::blocking("wait for the netns cleanup", move || {
             w.wait_gone(&mut left, end);
             Ok(())
         })

@@ -1,7 +1,7 @@
 //! The engine's destroys: under the container's lock, OVN's logical ports first, then
 //! everything else (see [`crate::engine::destroy::destroy`]).
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
 use crate::engine::lock;
 use crate::engine::runtime::Engine;
@@ -34,7 +34,13 @@ impl Engine {
                 Err(DestroyFailed { report, failures }) => (*report, failures),
             };
             fails.extend(
-                crate::inventory::delete_host_links(&self.host, t.id(), host_links, &mut rep).await,
+                crate::engine::destroy::host_links::delete_host_links(
+                    &self.host,
+                    t.id(),
+                    host_links,
+                    &mut rep,
+                )
+                .await,
             );
             if fails.is_empty() {
                 Ok(Some(rep))

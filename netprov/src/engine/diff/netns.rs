@@ -37,7 +37,7 @@ pub(super) fn steps(d: &Desired, o: &Observed) -> Result<Vec<Step>, OpError> {
 /// older netprov, with this container's links: then it gets the mark now).
 fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Option<Step>, OpError> {
     use crate::marks::{self, Owner};
-    match marks::netns_owner(&d.id, &o.container.links) {
+    match crate::kernel::owned::netns_owner(&d.id, &o.container.links) {
         Owner::Ours => Ok(None),
         Owner::Unmarked => Ok(Some(Step::Link(LinkStep::MarkLink {
             at: At::Netns(d.id.clone()),
@@ -50,8 +50,8 @@ fn owned_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<Opti
 
 /// An adopted netns may be anything but another container's own netns.
 fn adopted_netns(d: &Desired, path: &std::path::Path, o: &Observed) -> Result<(), OpError> {
-    use crate::marks::{self, Owner};
-    match marks::netns_owner(&d.id, &o.container.links) {
+    use crate::marks::Owner;
+    match crate::kernel::owned::netns_owner(&d.id, &o.container.links) {
         Owner::Other(other) => Err(OpError::new(
             format!("adopt netns {} for {}", path.display(), d.id),
             format!("it is netprov's own netns of container {other}"),

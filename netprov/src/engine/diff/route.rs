@@ -86,7 +86,9 @@ impl Differ<'_> {
         let cont_have = match d.netns {
             NetnsSpec::Owned { .. } => o.container.routes.clone(),
             // Another container's protocol-77 routes there are not this one's to delete.
-            NetnsSpec::Adopted { .. } => crate::marks::adopted_routes(d, &o.container, &cont_want),
+            NetnsSpec::Adopted { .. } => {
+                crate::kernel::owned::adopted_routes(d, &o.container, &cont_want)
+            }
         };
         let cont_have = self.surviving(&self.ns(), &cont_have);
         self.routes(self.ns(), &cont_have, &cont_want);

@@ -1,6 +1,6 @@
 //! nftables operations: one transaction each, counted as one mutating message.
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::execute::Exec;
 use crate::engine::plan::NftStep;
 use crate::error::OpError;

@@ -1,6 +1,6 @@
 //! OVS and OVN operations (blocking clients, run on the blocking pool).
 
-use crate::engine::blocking::blocking;
+use crate::blocking::blocking;
 use crate::engine::execute::Exec;
 use crate::error::OpError;
 use crate::ovn::{OvnChange, OvnClient};

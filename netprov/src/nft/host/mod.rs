@@ -40,7 +40,7 @@ mod write;
 
 pub use self::content::HostTable;
 pub use self::read::{list_host_tables, observe_host, observe_host_for};
-pub use self::spec::{table_name, HostSpec, VethLink};
+pub use self::spec::{table_name, HostSpec, VethLink, EXPECTED_MEMO};
 pub use self::write::{apply_host, remove_host};
 
 /// What exists in the host netns for one container.

@@ -22,6 +22,10 @@ pub struct HostSpec {
     pub links: Vec<VethLink>,
 }
 
+/// How many specs' expected tables [`HostSpec::expected`] keeps: twice the containers
+/// the engine applies at once (`engine::MAX_IN_FLIGHT`, checked at compile time there).
+pub const EXPECTED_MEMO: usize = 32;
+
 impl HostSpec {
     pub fn new(id: ContainerId, rules: &HostRules, mut links: Vec<VethLink>) -> Self {
         links.sort_by(|a, b| a.host_if.cmp(&b.host_if));
@@ -106,7 +110,6 @@ impl HostSpec {
         // one apply needs it twice for the same spec: observe (to tell a torn read from
         // drift) and plan. It is a pure function of the spec, so the last few are kept
         // (bounded: containers applied concurrently each need one).
-        const KEEP: usize = 2 * crate::engine::MAX_IN_FLIGHT;
         static MEMO: std::sync::Mutex<Vec<(HostSpec, HostTable)>> =
             std::sync::Mutex::new(Vec::new());
         let hit = MEMO
@@ -118,7 +121,7 @@ impl HostSpec {
         }
         let t = HostTable::from_messages(&build::messages(self));
         if let Ok(mut m) = MEMO.lock() {
-            if m.len() >= KEEP {
+            if m.len() >= EXPECTED_MEMO {
                 m.remove(0);
             }
             m.push((self.clone(), t.clone()));

@@ -14,7 +14,7 @@ fn a_netprov_netns_is_marked_whenever_its_handle_exists() {
     let f = dir.write_props(&props(&id, &unique("v"), 5, json!({})));
     let handle = Path::new("/run/netns").join(&id);
     let marked = |when: &str| {
-        if netprov::kernel::netns::is_handle(&handle) {
+        if netprov::kernel::netns_owner::is_handle(&handle) {
             let lo = lo_alias(&id);
             assert!(
                 lo.contains(&format!("alias netprov-netns:{id}")),
