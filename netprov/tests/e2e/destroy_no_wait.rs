@@ -15,35 +15,23 @@ use std::path::PathBuf;
 
 use crate::engine_common::host_links;
 use serde_json::json;
-use testkit::{text, unique, HostNetns};
+use testkit::{text, unique, HostNetns, PropsDir};
 
 const RULES: &str = "table inet filter {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    meta l4proto icmp accept\n  }\n}\n";
 
-/// Props files under a fresh temp dir, removed on drop.
-struct Dir(PathBuf);
-impl Dir {
-    fn new() -> Self {
-        let d = std::env::temp_dir().join(format!("netprov-{}", unique("d")));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn props(&self, id: &str, i: usize) -> String {
-        let p = self.0.join(format!("{id}.json"));
-        let v = json!({ "id": id, "network": {
+/// Writes container `id`'s props (one veth, its addresses and route, a ruleset) into
+/// `dir`; returns the path.
+fn props(dir: &PropsDir, id: &str, i: usize) -> String {
+    dir.write_network(
+        id,
+        json!({
             "interfaces": { "eth0": {
                 "ip4": format!("10.81.{i}.2/24"), "hostIp4": format!("10.81.{i}.1/24"),
                 "hostName": format!("hw{id}") } },
             "ip4route": format!("10.81.{i}.1"),
             "nft": RULES,
-        }});
-        std::fs::write(&p, v.to_string()).unwrap();
-        p.display().to_string()
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+        }),
+    )
 }
 
 fn ok(host: &HostNetns, args: &[&str]) -> String {
@@ -55,10 +43,10 @@ fn ok(host: &HostNetns, args: &[&str]) -> String {
 #[test]
 fn reapply_while_the_released_netns_still_holds_the_host_end() {
     let mut host = HostNetns::new();
-    let dir = Dir::new();
+    let dir = PropsDir::new();
     let id = unique("w");
     host.track(&id);
-    let p = dir.props(&id, 1);
+    let p = props(&dir, &id, 1);
     let host_end = format!("hw{id}");
     ok(&host, &["apply", &p]);
     host.ok("ping", &["-c1", "-W3", "10.81.1.2"]);
@@ -99,14 +87,14 @@ fn reapply_while_the_released_netns_still_holds_the_host_end() {
 #[test]
 fn destroy_and_apply_back_to_back_one_process_each_converge() {
     let mut host = HostNetns::new();
-    let dir = Dir::new();
+    let dir = PropsDir::new();
     let ids: Vec<String> = (0..4).map(|_| unique("v")).collect();
     let files: Vec<String> = ids
         .iter()
         .enumerate()
         .map(|(i, id)| {
             host.track(id);
-            dir.props(id, 10 + i)
+            props(&dir, id, 10 + i)
         })
         .collect();
     for f in &files {
