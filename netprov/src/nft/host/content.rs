@@ -47,8 +47,9 @@ impl HostTable {
         t
     }
 
-    /// Adds one NEW* message (a creation or a kernel reply) to the content.
-    pub fn add(&mut self, kind: u16, msg: &[u8]) {
+    /// Adds one NEW* message (a creation or a kernel reply) to the content; `false` when
+    /// a set element in it was already there (a disturbed dump, see `read.rs`).
+    pub fn add(&mut self, kind: u16, msg: &[u8]) -> bool {
         match i32::from(kind) {
             libc::NFT_MSG_NEWTABLE => {
                 if let Some((flags, objects)) = parse_table(msg) {
@@ -81,11 +82,15 @@ impl HostTable {
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(0);
                     let e = self.elems.entry(name).or_default();
+                    let n = keys.len();
+                    let before = e.len();
                     e.extend(keys.iter().map(|k| decode_key(kt, k)));
+                    return e.len() == before + n;
                 }
             }
             _ => {}
         }
+        true
     }
 
     /// What differs from `want`, for a human: at most a few items, most telling first.

@@ -95,19 +95,28 @@ fn generation(m: &[u8]) -> Option<u16> {
 struct Snapshot {
     gens: BTreeSet<Option<u16>>,
     content: HostTable,
+    /// A set element came twice (see `feed`).
+    torn: bool,
 }
 
 impl Snapshot {
     fn feed(&mut self, msgs: Vec<Vec<u8>>) {
         for m in &msgs {
             self.gens.insert(generation(m));
-            self.content.add(msg_kind(m), m);
+            // A set element seen twice means the kernel's walk of the set was disturbed:
+            // a hash set's elements are dumped by skipping the count already sent, and
+            // the rhashtable resize that follows a bulk insert (a deferred worker, late on
+            // a busy machine) reorders them between two parts of the dump, so some come
+            // twice and as many never. No generation changes; read again.
+            if !self.content.add(msg_kind(m), m) {
+                self.torn = true;
+            }
         }
     }
 
     /// The table, if every reply came from one generation.
     fn consistent(self) -> Option<HostState> {
-        (self.gens.len() == 1 && !self.gens.contains(&None))
+        (self.gens.len() == 1 && !self.gens.contains(&None) && !self.torn)
             .then(|| HostState::Present(Box::new(self.content)))
     }
 }
@@ -234,4 +243,48 @@ pub fn list_host_tables(host_netns: &Path) -> Result<Vec<ContainerId>, OpError> 
 /// The table name in a NEWTABLE message.
 fn table_msg_name(msg: &[u8]) -> Option<String> {
     Some(TableObj::parse(msg)?.str(sys::NFTNL_TABLE_NAME)).filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HostRules, IfName};
+    use crate::nft::host::VethLink;
+
+    /// The messages of a table whose sets have elements, as a dump would return them.
+    fn table_messages() -> Vec<build::NftMsg> {
+        let links = (0..3u32)
+            .map(|i| VethLink {
+                host_if: IfName::new(&format!("np-t{i}")).unwrap(),
+                container_addrs: vec![std::net::Ipv4Addr::from(0x0a00_0002 + i).into()],
+            })
+            .collect();
+        let rules = HostRules {
+            anti_spoof: true,
+            ..Default::default()
+        };
+        build::messages(&HostSpec::new(
+            ContainerId::new("t").unwrap(),
+            &rules,
+            links,
+        ))
+    }
+
+    #[test]
+    fn a_set_element_dumped_twice_is_a_torn_read() {
+        let msgs = table_messages();
+        let mut once = Snapshot::default();
+        once.feed(msgs.iter().map(|m| m.bytes.clone()).collect());
+        assert!(once.consistent().is_some());
+        let elems: Vec<Vec<u8>> = msgs
+            .iter()
+            .filter(|m| i32::from(m.kind) == libc::NFT_MSG_NEWSETELEM)
+            .map(|m| m.bytes.clone())
+            .collect();
+        assert!(!elems.is_empty());
+        let mut twice = Snapshot::default();
+        twice.feed(msgs.iter().map(|m| m.bytes.clone()).collect());
+        twice.feed(elems);
+        assert!(twice.consistent().is_none());
+    }
 }

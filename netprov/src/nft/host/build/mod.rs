@@ -59,7 +59,6 @@ pub struct NftMsg {
 }
 
 /// The messages creating the table and all its content (the first is NEWTABLE).
-/// The messages creating the table and all its content (the first is NEWTABLE).
 pub fn messages(spec: &HostSpec) -> Vec<NftMsg> {
     let tname = cstring(&spec.table_name());
     let table = Table::new(&tname, ProtoFamily::Inet);
