@@ -14,13 +14,12 @@ import os
 import re
 import statistics
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import proc, topology  # noqa: E402
 from benchlib.ovs import PrivateOvs  # noqa: E402
-from benchlib.sandbox import NETNS_DIR, Sandbox  # noqa: E402
+from benchlib.sandbox import Sandbox  # noqa: E402
 
 SPAN = re.compile(r"(observe|plan|parse)\{[^}]*\}: \S+ close time\.busy=(\S+) time\.idle=(\S+)"
                   r"|phase\{[^}]*phase=(\w+)\}: \S+ close time\.busy=(\S+) time\.idle=(\S+)")
@@ -95,6 +94,17 @@ def netprov_phases(argv_for, reps, before=None, env=None):
     return walls, {k: median_ms(v) for k, v in per.items()}
 
 
+def write_props(d, stem, props, reps):
+    """Writes `reps` props files `<d>/<stem><i>.json` from `props(i)`; returns their paths."""
+    files = []
+    for i in range(reps):
+        f = os.path.join(d, f"{stem}{i}.json")
+        with open(f, "w") as fh:
+            json.dump(props(i), fh)
+        files.append(f)
+    return files
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--netprov", default=os.path.join(os.path.dirname(os.path.dirname(
@@ -111,12 +121,8 @@ def main():
         sb.enter(host)
         d = sb.path("floor")
         os.makedirs(d, exist_ok=True)
-        files = []
-        for i in range(a.reps):
-            f = os.path.join(d, f"{i}.json")
-            with open(f, "w") as fh:
-                json.dump(topology.netprov_veth_props(f"{sb.prefix}f{i}", i), fh)
-            files.append(f)
+        files = write_props(d, "", lambda i: topology.netprov_veth_props(f"{sb.prefix}f{i}", i),
+                            a.reps)
         nft = os.path.join(d, "r.nft")
         with open(nft, "w") as fh:
             fh.write(topology.NFT_RULESET)
@@ -199,12 +205,8 @@ def main():
                      "what both netprov and the shell wait for")
             rows.add("`ip link set <internal port> netns X`", median_ms(w_mv),
                      "moving the device into the container netns (both do it)")
-            ofiles = []
-            for i in range(a.reps):
-                f = os.path.join(d, f"o{i}.json")
-                with open(f, "w") as fh:
-                    json.dump(topology.netprov_ovs_props(f"{sb.prefix}g{i}", i), fh)
-                ofiles.append(f)
+            ofiles = write_props(
+                d, "o", lambda i: topology.netprov_ovs_props(f"{sb.prefix}g{i}", i), a.reps)
             walls, ph = netprov_phases(
                 lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", ofiles[i]], a.reps)
             rows.add("**netprov OVS cold apply, process wall**", median_ms(walls))

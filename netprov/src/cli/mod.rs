@@ -208,10 +208,14 @@ pub fn run(cli: Cli) -> i32 {
             Err(code) => code,
         },
         Command::Destroy { targets, no_wait } => match destroy_targets(&targets) {
-            Ok(t) => with_engine(ovsdb, None, |e| {
-                e.set_destroy_wait(!no_wait);
-                run::destroy(e, t, json)
-            }),
+            Ok(t) => {
+                let opts = Options {
+                    ovsdb,
+                    destroy_no_wait: no_wait,
+                    ..Default::default()
+                };
+                with_engine_opts(opts, |e| run::destroy(e, t, json))
+            }
             Err(errs) => report(&errs, json),
         },
         Command::List { ids, places } => match ids_arg(&ids) {
@@ -279,9 +283,14 @@ fn with_engine(
 ) -> i32 {
     let opts = Options {
         ovsdb,
-        host_netns: None,
         fail_after: fail_after.map(|n| n as usize),
+        ..Default::default()
     };
+    with_engine_opts(opts, f)
+}
+
+/// [`with_engine`] with all the options.
+fn with_engine_opts(opts: Options, f: impl FnOnce(&Engine) -> i32) -> i32 {
     match Engine::new(opts) {
         Ok(e) => f(&e.with_ovn(OVN.lock().map(|o| o.clone()).unwrap_or_default())),
         Err(e) => {

@@ -21,6 +21,12 @@ pub struct Options {
     /// The OVSDB socket; `None` = the system's (`/run/openvswitch/db.sock`). Only
     /// connected to when a container has OVS interfaces (or on destroy, if it exists).
     pub ovsdb: Option<PathBuf>,
+    /// Destroy returns once the container's netns is released, without waiting for the
+    /// kernel's asynchronous netns cleanup to delete the veths' host ends (10–20 ms
+    /// after, see `netns_release`); the report lists them in `host_ends_left_to_kernel`.
+    /// The next apply of the same id is correct either way. Default (`false`): destroy
+    /// returning means nothing is left.
+    pub destroy_no_wait: bool,
 }
 
 /// The engine: its runtime, the host netns connection, options. Its operations are
@@ -38,9 +44,6 @@ pub struct Engine {
     pub(super) drop_step: std::sync::atomic::AtomicUsize,
     /// OVN Northbound endpoint and install timeout (see [`Engine::with_ovn`]).
     pub(super) ovn: crate::ovn::OvnOptions,
-    /// Whether destroy waits for the kernel's netns cleanup to delete the host ends
-    /// (see [`Engine::set_destroy_wait`]).
-    pub(super) destroy_wait: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -75,18 +78,7 @@ impl Engine {
             opts,
             drop_step: std::sync::atomic::AtomicUsize::new(usize::MAX),
             ovn: Default::default(),
-            destroy_wait: std::sync::atomic::AtomicBool::new(true),
         })
-    }
-
-    /// `false`: destroy returns once the container's netns is released, without
-    /// waiting for the kernel's asynchronous netns cleanup to delete the veths' host
-    /// ends (10–20 ms after, see `netns_release`); the report lists them in
-    /// `host_ends_left_to_kernel`. The next apply of the same id is correct either
-    /// way. Default `true`: destroy returning means nothing is left.
-    pub fn set_destroy_wait(&self, wait: bool) {
-        self.destroy_wait
-            .store(wait, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the OVN Northbound endpoint and install timeout (docs/ovn.md).

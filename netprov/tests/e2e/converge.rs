@@ -313,6 +313,7 @@ fn any_valid_props_with_ovs_ports_converges_in_one_apply() {
         host_netns: Some(o.host.path()),
         fail_after: None,
         ovsdb: Some(o.sock()),
+        ..Default::default()
     })
     .expect("engine");
     let db = format!("--db={}", o.endpoint());

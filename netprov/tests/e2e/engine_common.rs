@@ -14,6 +14,7 @@ pub fn engine(host: &HostNetns, fail_after: Option<usize>) -> Engine {
         host_netns: Some(host.path()),
         fail_after,
         ovsdb: None,
+        ..Default::default()
     })
     .expect("engine")
 }

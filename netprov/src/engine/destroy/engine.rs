@@ -83,7 +83,7 @@ impl Engine {
             &self.host_path,
             &self.endpoint(),
             self.rt.handle(),
-            self.destroy_wait.load(std::sync::atomic::Ordering::Relaxed),
+            !self.opts.destroy_no_wait,
         )
         .await;
         match (r, ovn) {

@@ -134,6 +134,7 @@ fn ovs_internal_port_device_is_moved_in_marked_and_removed() {
         host_netns: Some(o.host.path()),
         fail_after: None,
         ovsdb: Some(o.sock()),
+        ..Default::default()
     })
     .unwrap();
     let mut d = container(&mut o.host);

@@ -73,6 +73,7 @@ fn the_engine_refuses_its_host_netns_as_an_adopted_netns() {
         host_netns: Some(host.path()),
         fail_after: None,
         ovsdb: None,
+        ..Default::default()
     })
     .unwrap();
     let d = Desired {
