@@ -129,8 +129,11 @@ fn share_dir(dir: &Path, op: &str) -> Result<(), OpError> {
     use nix::mount::{mount, MsFlags};
     std::fs::create_dir_all(dir).map_err(|e| OpError::io(op, &e))?;
     let none: Option<&str> = None;
-    // EINVAL means it is not a mount point yet.
-    if let Err(e) = mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
+    // EINVAL means it is not a mount point yet. Not MS_REC (as `ip netns add` does):
+    // a handle mounted later under a shared mount propagates whatever the older
+    // handles' own propagation is, and the recursive change walks every handle mount
+    // in the directory — one per netns on the host, at every create.
+    if let Err(e) = mount(none, dir, none, MsFlags::MS_SHARED, none) {
         if e != nix::errno::Errno::EINVAL {
             return Err(OpError::errno(op, e as i32));
         }

@@ -73,7 +73,9 @@ pub fn read(path: &Path) -> Result<String, Invalid> {
     if meta.len() > parse::FILE_MAX as u64 {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
+    // Sized from the metadata (+1 to see EOF): one read(2) instead of a doubling
+    // series starting at 32 bytes. The limit still holds if the file grows meanwhile.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     (&file)
         .take(parse::FILE_MAX as u64 + 1)
         .read_to_end(&mut bytes)
