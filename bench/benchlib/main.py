@@ -12,7 +12,7 @@ import time
 
 from . import proc, report
 from .profile import run_profile
-from .ovs import NetprovOvs, NetprovOvsEach, PrivateOvs, ShellOvs
+from .ovs import NetprovOvs, NetprovOvsEach, NetprovOvsVethEach, PrivateOvs, ShellOvs
 from .sandbox import NETNS_DIR, Sandbox
 from .tools import NETAVARK_CACHE, Bare, CniPtp, CniPtpDual, Netavark, NetprovBatch, NetprovEach, NotAvailable, Shell
 
@@ -25,7 +25,7 @@ QUICK_VETH = {10: 2}
 QUICK_OVS = {10: 1}
 
 TITLES = {"veth": "veth (/31 + /127, routes, sysctl, nft)",
-          "ovs": "OVS internal port, VLAN 356 (addresses, routes, sysctl, nft)"}
+          "ovs": "OVS port, VLAN 356 (addresses, routes, sysctl, nft); the shell and rows P, Q use an internal port, row V netprov's default veth port"}
 
 # A failure of these rows makes the run fail (the harness or netprov broke); any other
 # row that fails is reported as "not available: <why>" and the run goes on.
@@ -45,7 +45,7 @@ def parse_args(argv):
                    help="CI smoke: N = 10 only (veth and OVS), 2 rounds; under a minute")
     p.add_argument("--sizes", help="veth sizes and rounds, e.g. 10:5,100:3 (overrides the mode)")
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
-    p.add_argument("--tools", default="netprov,netprov_each,shell,bare,cni_ptp,cni_ptp_dual,netavark",
+    p.add_argument("--tools", default="netprov,netprov_each,netprov_each_veth,shell,bare,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
     p.add_argument("--peers-max-n", type=int, default=100, metavar="N",
                    help="run CNI and netavark only up to this N (default %(default)s: at "
@@ -196,7 +196,7 @@ def main(argv=None):
     veth_plan = sizes(args.sizes, QUICK_VETH if args.quick else FULL_VETH)
     ovs_plan = sizes(args.ovs_sizes, QUICK_OVS if args.quick else FULL_OVS)
     wanted = set(args.tools.split(","))
-    binary = netprov_binary(args.netprov) if wanted & {"netprov", "netprov_each"} else None
+    binary = netprov_binary(args.netprov) if wanted & {"netprov", "netprov_each", "netprov_each_veth"} else None
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -241,6 +241,7 @@ def main(argv=None):
                 switch.start(host)
                 ovs_tools = [t for t in (NetprovOvs(sb, binary, switch, host),
                                          NetprovOvsEach(sb, binary, switch, host),
+                                         NetprovOvsVethEach(sb, binary, switch, host),
                                          ShellOvs(sb, switch, host)) if t.key in wanted]
                 bench.run_variant("ovs", ovs_tools, ovs_plan)
             except NotAvailable as e:

@@ -132,6 +132,17 @@ class NetprovOvsEach(NetprovOvs):
     per_container = True
 
 
+class NetprovOvsVethEach(NetprovOvsEach):
+    """netprov's default OVS port style (veth), one process per container: the same
+    bridge, VLAN, addresses, routes, sysctl and ruleset, without moving a device."""
+    key = "netprov_each_veth"
+    label = "netprov, 1 proc/ctr, veth port (default)"
+    letter = "V"
+
+    def props(self, i):
+        return topology.netprov_ovs_props(self.cid(i), i, style="veth")
+
+
 class ShellOvs(OvsTool, Shell):
     key = "shell"
     label = "shell (ovs-vsctl/ip/nft)"

@@ -148,10 +148,14 @@ def targets(summary):
     else:
         res.append((None, "peak RSS at N=1000: not measured"))
     # the OVS variant
+    # Measured for both port styles: netprov's default (veth) and the shell's own
+    # (internal, which needs the kernel to move the device into the container netns).
     ovs = summary.get("ovs", {})
-    ratio_goal("OVS cold apply (1 proc/ctr) >= 5x faster than the ovs-vsctl shell",
-               [(n, get(n, "shell_ovs", "cold", variant=ovs) or get(n, "shell", "cold", variant=ovs),
-                 get(n, REF_EACH, "cold", variant=ovs)) for n in sorted(ovs)], lambda r: r >= 5)
+    for key, style in (("netprov_each_veth", "veth port, netprov's default"),
+                       (REF_EACH, "internal port, as the shell")):
+        ratio_goal(f"OVS cold apply (1 proc/ctr, {style}) >= 5x faster than the ovs-vsctl shell",
+                   [(n, get(n, "shell_ovs", "cold", variant=ovs) or get(n, "shell", "cold", variant=ovs),
+                     get(n, key, "cold", variant=ovs)) for n in sorted(ovs)], lambda r: r >= 5)
     return res
 
 

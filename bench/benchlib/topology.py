@@ -78,7 +78,10 @@ def netprov_veth_props(cid, i):
     }
 
 
-def netprov_ovs_props(cid, i):
+def netprov_ovs_props(cid, i, style="internal"):
+    """style "internal": like the shell pipeline (an OVS internal port moved into the
+    container); "veth": netprov's default (a veth pair, the host end is the OVS port, the
+    container end is made in the container netns: no device move)."""
     a = OvsAddr(i)
     return {
         "id": cid,
@@ -86,9 +89,7 @@ def netprov_ovs_props(cid, i):
             "interfaces": {
                 a.ifname: {
                     "ip4": f"{a.ct4}/16", "ip6": f"{a.ct6}/64",
-                    # Internal, like the shell pipeline it is compared with (the
-                    # default style is veth since issue 12).
-                    "ovs": {"bridge": OVS_BRIDGE, "vlan": OVS_VLAN, "style": "internal"},
+                    "ovs": {"bridge": OVS_BRIDGE, "vlan": OVS_VLAN, "style": style},
                 },
             },
             "ip4route": str(a.gw4),

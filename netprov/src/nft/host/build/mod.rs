@@ -229,9 +229,11 @@ fn framing(f: unsafe extern "C" fn(*mut libc::c_char, u32) -> *mut libc::nlmsghd
 
 /// Serializes a crate object and clears NLM_F_ACK (the crate always sets it).
 pub(super) fn nlmsg<T: NlMsg>(obj: &T, t: MsgType) -> NftMsg {
-    let mut buf = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-    // SAFETY: buf has room for the largest nf_tables message.
-    unsafe { obj.write(buf.as_mut_ptr().cast::<c_void>(), 0, t) };
+    let buf = super::obj::written(|buf| {
+        // SAFETY: buf has room for the largest nf_tables message.
+        unsafe { obj.write(buf.as_mut_ptr().cast::<c_void>(), 0, t) };
+        u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
+    });
     finish(buf)
 }
 
