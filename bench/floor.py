@@ -111,6 +111,9 @@ def main():
         os.path.abspath(__file__))), "target", "release", "netprov"))
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--no-ovs", action="store_true")
+    ap.add_argument("--host-size", type=int, default=0, metavar="N",
+                    help="first provision N other containers in the host (one netprov "
+                         "process), to see what grows with the host")
     a = ap.parse_args()
     b = os.path.abspath(a.netprov)
     sb = Sandbox()
@@ -127,8 +130,24 @@ def main():
         with open(nft, "w") as fh:
             fh.write(topology.NFT_RULESET)
 
+        if a.host_size:
+            others = write_props(d, "b", lambda i: topology.netprov_veth_props(
+                f"{sb.prefix}b{i}", a.reps + i), a.host_size)
+            proc.measured([b, "apply", *others]).check(f"apply {a.host_size} other containers")
+
         # floors: a process, a netns, the ruleset's commit, a veth
         rows.add("`/bin/true`", median_ms(timed(["/bin/true"], a.reps)))
+        # What grows with the host (each a process; subtract /bin/true): a path lookup
+        # under /proc/sys/net, and the route dumps netprov's observe makes (kernel-side
+        # filtered, but walking the whole table).
+        rows.add("`cat /proc/sys/net/ipv4/ip_forward`",
+                 median_ms(timed(["cat", "/proc/sys/net/ipv4/ip_forward"], a.reps)),
+                 "a path lookup under /proc/sys/net in the host")
+        for fam in ("-4", "-6"):
+            rows.add(f"`ip {fam} route show table main proto 77 dev lo`",
+                     median_ms(timed(["ip", fam, "route", "show", "table", "main", "proto", "77",
+                                      "dev", "lo"], a.reps)),
+                     "a filtered route dump in the host")
         rows.add("`netprov --version`", median_ms(timed([b, "--version"], a.reps)),
                  "process start: loader, Rust runtime, clap")
         rows.add("`unshare -n true`", median_ms(timed(["unshare", "-n", "true"], a.reps)),

@@ -140,6 +140,7 @@ impl Engine {
             ovs_specs: crate::ovn::port_specs(d, o.ovn.as_ref()),
             ovn: self.ovn.clone(),
             refused: None,
+            indexes: Default::default(),
         }
     }
 

@@ -52,6 +52,10 @@ pub struct Exec<'a> {
     pub refused: Option<crate::nft::NftSyntaxError>,
     /// OVN Northbound endpoint and install timeout.
     pub ovn: crate::ovn::OvnOptions,
+    /// Interface indexes looked up by the address and route steps of this pass, so a
+    /// link with two addresses and two routes is asked for once, not four times. Any
+    /// step that makes, moves or deletes links empties it (those phases come first).
+    pub indexes: std::cell::RefCell<Vec<(At, String, u32)>>,
 }
 
 impl Exec<'_> {
@@ -72,6 +76,24 @@ impl Exec<'_> {
             Ok(_) => Err(OpError::errno(op.to_owned(), libc::ENODEV)),
             Err(e) => Err(OpError::errno(op.to_owned(), e)),
         }
+    }
+
+    /// The index of link `name` (see [`Exec::indexes`]).
+    async fn index(&self, at: &At, name: &str, op: &str) -> Result<u32, OpError> {
+        let known = self
+            .indexes
+            .borrow()
+            .iter()
+            .find(|(a, n, _)| a == at && n == name)
+            .map(|e| e.2);
+        if let Some(i) = known {
+            return Ok(i);
+        }
+        let i = self.link(at, name, op).await?.index;
+        self.indexes
+            .borrow_mut()
+            .push((at.clone(), name.to_owned(), i));
+        Ok(i)
     }
 
     async fn send(
@@ -95,6 +117,9 @@ impl Exec<'_> {
     pub async fn step(&mut self, s: &Step) -> Result<(), OpError> {
         let op = s.to_string();
         let op = op.as_str();
+        if matches!(s, Step::Netns(_) | Step::Link(_) | Step::Ovs(_)) {
+            self.indexes.borrow_mut().clear();
+        }
         match s {
             Step::Netns(NetnsStep::CreateNetns { path, .. }) => {
                 netns::create_handle(path, &self.id)?;

@@ -29,15 +29,25 @@ pub fn same_value(current: &str, wanted: &str) -> bool {
 
 /// Writes `value` unless it is already there. Call inside the netns. Returns whether it
 /// wrote.
+///
+/// One open for both (read, then write at offset 0): with many network namespaces
+/// every path lookup under `/proc/sys/net` walks one dentry per netns (see
+/// `props::sysctl`'s probe), and this is the container's first.
 pub fn ensure(key: &str, path: &str, value: &str, netns: &str) -> Result<bool, OpError> {
-    let f = file(path);
-    let op = format!("set sysctl {key}={value} in {netns}");
-    if let Ok(cur) = std::fs::read_to_string(&f) {
-        if same_value(&cur, value) {
-            return Ok(false);
-        }
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let op = || format!("set sysctl {key}={value} in {netns}");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file(path))
+        .map_err(|e| OpError::io(op(), &e))?;
+    let mut cur = String::new();
+    if f.read_to_string(&mut cur).is_ok() && same_value(&cur, value) {
+        return Ok(false);
     }
-    std::fs::write(&f, value).map_err(|e| OpError::io(op, &e))?;
+    f.write_all_at(value.as_bytes(), 0)
+        .map_err(|e| OpError::io(op(), &e))?;
     Ok(true)
 }
 

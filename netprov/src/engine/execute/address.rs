@@ -13,13 +13,11 @@ impl Exec<'_> {
         let name = name.as_str();
         match s {
             AddressStep::AddAddress { .. } => {
-                let l = self.link(at, name, op).await?;
-                let msg = address::add(l.index, addr);
+                let msg = address::add(self.index(at, name, op).await?, addr);
                 self.send(at, msg, NLM_F_CREATE | NLM_F_EXCL, op).await
             }
             AddressStep::ReAddAddress { .. } => {
-                let l = self.link(at, name, op).await?;
-                let msg = address::add(l.index, addr);
+                let msg = address::add(self.index(at, name, op).await?, addr);
                 match self.send(at, msg, NLM_F_CREATE | NLM_F_EXCL, op).await {
                     Err(e) if e.errno == Some(libc::EEXIST) => Ok(()),
                     r => r,
@@ -28,11 +26,11 @@ impl Exec<'_> {
             AddressStep::DelAddress { .. } => {
                 // Already gone is success: the link went (ENODEV), or the kernel took
                 // the address with another one (a primary takes its secondaries).
-                let l = match self.link(at, name, op).await {
+                let index = match self.index(at, name, op).await {
                     Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
-                    l => l?,
+                    i => i?,
                 };
-                match self.send(at, address::delete(l.index, addr), 0, op).await {
+                match self.send(at, address::delete(index, addr), 0, op).await {
                     Err(e) if e.errno == Some(libc::EADDRNOTAVAIL) => Ok(()),
                     r => r,
                 }

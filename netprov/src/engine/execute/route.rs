@@ -17,7 +17,7 @@ impl Exec<'_> {
 
     async fn replace_route(&self, at: &At, r: &RouteSpec, op: &str) -> Result<(), OpError> {
         let oif = match &r.dev {
-            Some(d) => Some(self.link(at, d, op).await?.index),
+            Some(d) => Some(self.index(at, d, op).await?),
             None => None,
         };
         self.send(at, route::replace(r, oif), NLM_F_CREATE | NLM_F_REPLACE, op)
@@ -26,7 +26,7 @@ impl Exec<'_> {
 
     async fn delete_route(&self, at: &At, r: &RouteSpec, op: &str) -> Result<(), OpError> {
         let oif = match &r.dev {
-            Some(d) => self.link(at, d, op).await.ok().map(|l| l.index),
+            Some(d) => self.index(at, d, op).await.ok(),
             None => None,
         };
         // ESRCH: already gone — the kernel flushes a link's IPv4 routes with its
