@@ -14,6 +14,7 @@ use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::kernel::netlink::{MutationCount, Netlink};
 use crate::model::Desired;
+use crate::nft::host::{HostExpected, HostSpec};
 use crate::ovsdb::OvsConn;
 
 /// What an apply did.
@@ -61,14 +62,15 @@ impl Engine {
         let mut ovs: Option<OvsConn> = None;
         let mut ovs_sent = 0;
         let mut plans: Vec<Plan> = Vec::new();
+        let expected = HostExpected::new(HostSpec::from_desired(d));
         loop {
             let (o, conn) = self
-                .observe_with(d, c.as_ref(), ovs.clone())
+                .observe_with(d, c.as_ref(), ovs.clone(), &expected)
                 .instrument(tracing::info_span!("observe", id = %d.id, pass = plans.len()))
                 .await?;
             ovs = conn;
             let p = tracing::info_span!("plan", id = %d.id)
-                .in_scope(|| crate::engine::diff::diff(d, &o))?;
+                .in_scope(|| crate::engine::diff::diff_with(d, &o, &expected))?;
             if p.steps.is_empty() {
                 break;
             }

@@ -21,6 +21,7 @@ use crate::engine::drift::Drift;
 use crate::engine::plan::Plan;
 use crate::error::OpError;
 use crate::model::Desired;
+use crate::nft::host::{HostExpected, HostSpec};
 
 pub use crate::engine::apply::{ApplyError, ApplyReport, MAX_PASSES};
 pub use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
@@ -39,8 +40,9 @@ impl Engine {
         self.rt.block_on(async {
             let _lock = lock::acquire(&d.id, op).await?;
             let c = self.container_conn(d)?;
-            let (o, _) = self.observe(d, c.as_ref()).await?;
-            crate::engine::diff::diff(d, &o)
+            let expected = HostExpected::new(HostSpec::from_desired(d));
+            let (o, _) = self.observe(d, c.as_ref(), &expected).await?;
+            crate::engine::diff::diff_with(d, &o, &expected)
         })
     }
 

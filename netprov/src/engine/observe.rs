@@ -178,24 +178,28 @@ async fn controller_link(nl: &Netlink, index: u32, st: &mut NsState) -> Result<(
 /// inline, not on the blocking pool: each is a few tiny netfilter requests (the ruleset
 /// reads its marker and generation; a full listing only after a foreign commit), less
 /// than handing them to another thread would cost.
-async fn nftables(d: &Desired, host_path: &Path, o: &mut Observed) -> Result<(), OpError> {
+async fn nftables(
+    d: &Desired,
+    host_path: &Path,
+    expected: &nft::host::HostExpected,
+    o: &mut Observed,
+) -> Result<(), OpError> {
     if o.netns_exists {
         o.ruleset = Some(nft::ruleset::observe(d.netns.path())?);
     }
-    o.host_rules = Some(nft::host::observe_host_for(
-        host_path,
-        &nft::HostSpec::from_desired(d),
-    )?);
+    o.host_rules = Some(nft::host::observe_host_for(host_path, expected)?);
     Ok(())
 }
 
 /// Observes everything `d` names. `container` is the container netns connection when
-/// the netns exists; `host_path` is the host netns (for its nftables table).
+/// the netns exists; `host_path` is the host netns (for its nftables table, read and
+/// told apart from a torn read by comparing with `expected`).
 pub async fn observe(
     d: &Desired,
     host: &Netlink,
     host_path: &Path,
     container: Option<&Netlink>,
+    expected: &nft::host::HostExpected,
 ) -> Result<Observed, OpError> {
     let mut o = Observed {
         netns_exists: container.is_some(),
@@ -248,6 +252,6 @@ pub async fn observe(
         };
         o.sysctls = keys.into_iter().zip(values).collect();
     }
-    nftables(d, host_path, &mut o).await?;
+    nftables(d, host_path, expected, &mut o).await?;
     Ok(o)
 }

@@ -9,6 +9,7 @@ use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::kernel::netlink::Netlink;
 use crate::model::Desired;
+use crate::nft::host::HostExpected;
 use crate::ovsdb::OvsConn;
 use crate::ovsdb::{self, Client, PortSpec};
 
@@ -20,8 +21,9 @@ impl Engine {
         &self,
         d: &Desired,
         c: Option<&Netlink>,
+        expected: &HostExpected,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
-        self.observe_with(d, c, None).await
+        self.observe_with(d, c, None, expected).await
     }
 
     /// [`Self::observe`], reusing the OVSDB connection of an earlier pass if any.
@@ -30,6 +32,7 @@ impl Engine {
         d: &Desired,
         c: Option<&Netlink>,
         conn: Option<OvsConn>,
+        expected: &HostExpected,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
         let specs = PortSpec::all(&d.id, &d.interfaces);
         let mut ovs = None;
@@ -74,7 +77,7 @@ impl Engine {
             }
         }
         let ovn = self.observe_ovn(d, ovs.clone()).await?;
-        let mut o = observe::observe(d, &self.host, &self.host_path, c).await?;
+        let mut o = observe::observe(d, &self.host, &self.host_path, c, expected).await?;
         o.ovs = rows;
         o.ovn = ovn;
         // Existing links about to be moved in: does Open vSwitch claim them?

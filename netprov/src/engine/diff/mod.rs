@@ -31,6 +31,7 @@ use crate::error::OpError;
 use crate::kernel::link::LinkState;
 use crate::kernel::route::RouteSpec;
 use crate::model::{ContainerId, Desired, InterfaceKind, OvsStyle};
+use crate::nft::host::{HostExpected, HostSpec};
 use crate::ovsdb::OvsChange;
 
 fn foreign(what: &str, l: &LinkState, at: &At, id: &str) -> OpError {
@@ -85,6 +86,12 @@ impl Differ<'_> {
 
 /// Computes the plan that makes the kernel (`o`) match `d`.
 pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
+    diff_with(d, o, &HostExpected::new(HostSpec::from_desired(d)))
+}
+
+/// [`diff`] with the host table `d` generates already at hand (the engine builds it
+/// once per apply and observes with it too).
+pub fn diff_with(d: &Desired, o: &Observed, expected: &HostExpected) -> Result<Plan, OpError> {
     let mut df = Differ::new(d, o);
     let ovs_steps = ovs::steps(d, o)?;
     df.note_ovs(&ovs_steps);
@@ -97,7 +104,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Result<Plan, OpError> {
     steps.extend(ovs_steps);
     steps.extend(ovn_steps(d, o)?);
     ovs::skip_deletes_done_by_port_removal(&mut steps, o);
-    steps.extend(nft::steps(d, o));
+    steps.extend(nft::steps(d, o, expected));
     // Stable: within a phase, steps keep the order they were found in (deletions of
     // addresses before additions, links before the macvlans on top of them).
     steps.sort_by_key(|s| s.phase());

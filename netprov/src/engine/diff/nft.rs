@@ -7,10 +7,10 @@
 use crate::engine::observe::Observed;
 use crate::engine::plan::{NftStep, RulesetReason, Step};
 use crate::model::Desired;
-use crate::nft::host::{self, HostChange, HostSpec, HostState};
+use crate::nft::host::{self, HostChange, HostExpected, HostState};
 use crate::nft::ruleset::{self, RulesetChange, RulesetState};
 
-pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
+pub fn steps(d: &Desired, o: &Observed, expected: &HostExpected) -> Vec<Step> {
     let mut out = Vec::new();
     let id = d.id.clone();
     // A netns this plan creates has no ruleset yet.
@@ -36,9 +36,9 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
             }));
         }
     }
-    let spec = HostSpec::from_desired(d);
+    let spec = expected.spec();
     let hs = o.host_rules.clone().unwrap_or(HostState::Absent);
-    match host::plan_host(&spec, &hs) {
+    match host::plan_host(expected, &hs) {
         None => {}
         Some(HostChange::Remove) => out.push(Step::Nft(NftStep::RemoveHostRules {
             table: spec.table_name(),
@@ -47,7 +47,7 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
             table: spec.table_name(),
             replace: matches!(hs, HostState::Present(_)),
             differs,
-            spec,
+            spec: spec.clone(),
         })),
     }
     out
@@ -56,6 +56,11 @@ pub fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nft::host::HostSpec;
+
+    fn steps(d: &Desired, o: &Observed) -> Vec<Step> {
+        super::steps(d, o, &HostExpected::new(HostSpec::from_desired(d)))
+    }
     use crate::engine::diff::testkit;
     use crate::engine::plan::Phase;
     use crate::model::*;

@@ -40,7 +40,7 @@ mod write;
 
 pub use self::content::HostTable;
 pub use self::read::{list_host_tables, observe_host, observe_host_for};
-pub use self::spec::{table_name, HostSpec, VethLink, EXPECTED_MEMO};
+pub use self::spec::{table_name, HostExpected, HostSpec, VethLink};
 pub use self::write::{apply_host, remove_host};
 
 /// What exists in the host netns for one container.
@@ -61,16 +61,16 @@ pub enum HostChange {
     Remove,
 }
 
-/// `None` when the host table holds exactly what `spec` generates.
-pub fn plan_host(spec: &HostSpec, observed: &HostState) -> Option<HostChange> {
-    match (spec.is_empty(), observed) {
+/// `None` when the host table holds exactly what the spec generates.
+pub fn plan_host(expected: &HostExpected, observed: &HostState) -> Option<HostChange> {
+    match (expected.spec().is_empty(), observed) {
         (true, HostState::Absent) => None,
         (true, HostState::Present(_)) => Some(HostChange::Remove),
         (false, HostState::Absent) => Some(HostChange::Apply { differs: None }),
         (false, HostState::Present(have)) => {
-            let want = spec.expected();
-            (**have != want).then(|| HostChange::Apply {
-                differs: Some(have.describe_difference(&want)),
+            let want = expected.table();
+            (**have != *want).then(|| HostChange::Apply {
+                differs: Some(have.describe_difference(want)),
             })
         }
     }
@@ -96,9 +96,15 @@ mod tests {
     fn empty_spec_means_no_table() {
         let s = spec(HostRules::default());
         assert!(s.is_empty());
-        assert_eq!(plan_host(&s, &HostState::Absent), None);
         assert_eq!(
-            plan_host(&s, &HostState::Present(Box::default())),
+            plan_host(&HostExpected::new(s.clone()), &HostState::Absent),
+            None
+        );
+        assert_eq!(
+            plan_host(
+                &HostExpected::new(s.clone()),
+                &HostState::Present(Box::default())
+            ),
             Some(HostChange::Remove)
         );
     }
@@ -114,12 +120,15 @@ mod tests {
             ..Default::default()
         });
         let want = s.expected();
-        assert_eq!(plan_host(&s, &present(want.clone())), None);
         assert_eq!(
-            plan_host(&s, &HostState::Absent),
+            plan_host(&HostExpected::new(s.clone()), &present(want.clone())),
+            None
+        );
+        assert_eq!(
+            plan_host(&HostExpected::new(s.clone()), &HostState::Absent),
             Some(HostChange::Apply { differs: None })
         );
-        let differs = |t: HostTable| match plan_host(&s, &present(t)) {
+        let differs = |t: HostTable| match plan_host(&HostExpected::new(s.clone()), &present(t)) {
             Some(HostChange::Apply { differs: Some(d) }) => d,
             other => panic!("expected a difference, got {other:?}"),
         };
@@ -160,7 +169,7 @@ mod tests {
             masquerade: true,
             ..Default::default()
         });
-        assert!(plan_host(&other, &present(want)).is_some());
+        assert!(plan_host(&HostExpected::new(other.clone()), &present(want)).is_some());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 
 use super::build::{self, cstring};
 use super::obj::{ChainObj, RuleObj, SetObj, TableObj};
-use super::{table_name, HostSpec, HostState, HostTable};
+use super::{table_name, HostExpected, HostState, HostTable};
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
 use crate::model::ContainerId;
@@ -39,18 +39,20 @@ pub fn observe_host(host_netns: &Path, id: &ContainerId) -> Result<HostState, Op
 /// returns no rule. Such a read can only show a difference that is not there, never
 /// hide one, and it does not last; real drift is still there on the re-read. An
 /// unchanged table (the no-op path) is read once.
-pub fn observe_host_for(host_netns: &Path, spec: &HostSpec) -> Result<HostState, OpError> {
+pub fn observe_host_for(host_netns: &Path, expected: &HostExpected) -> Result<HostState, OpError> {
+    let spec = expected.spec();
     let table = spec.table_name();
     let op = format!(
         "read nftables table inet {table} in netns {}",
         host_netns.display()
     );
-    let want = (!spec.is_empty()).then(|| spec.expected());
+    // The expected table is built only when there is a table to compare it with.
+    let differs = |have: &HostTable| !spec.is_empty() && *have != *expected.table();
     in_netns(host_netns, move || -> std::io::Result<HostState> {
         let mut st = observe_here(&table)?;
         for _ in 0..2 {
-            match (&st, &want) {
-                (HostState::Present(have), Some(want)) if **have != *want => {
+            match &st {
+                HostState::Present(have) if differs(have) => {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     st = observe_here(&table)?;
                 }
@@ -263,7 +265,7 @@ mod tests {
             anti_spoof: true,
             ..Default::default()
         };
-        build::messages(&HostSpec::new(
+        build::messages(&crate::nft::host::HostSpec::new(
             ContainerId::new("t").unwrap(),
             &rules,
             links,

@@ -22,10 +22,6 @@ pub struct HostSpec {
     pub links: Vec<VethLink>,
 }
 
-/// How many specs' expected tables [`HostSpec::expected`] keeps: twice the containers
-/// the engine applies at once (`engine::MAX_IN_FLIGHT`, checked at compile time there).
-pub const EXPECTED_MEMO: usize = 32;
-
 impl HostSpec {
     pub fn new(id: ContainerId, rules: &HostRules, mut links: Vec<VethLink>) -> Self {
         links.sort_by(|a, b| a.host_if.cmp(&b.host_if));
@@ -106,27 +102,37 @@ impl HostSpec {
     /// The table content this spec generates, canonically (what `check` compares the
     /// kernel's table with).
     pub fn expected(&self) -> HostTable {
-        // Building it (libnftnl objects, serialised and parsed back) costs ~0.4 ms, and
-        // one apply needs it twice for the same spec: observe (to tell a torn read from
-        // drift) and plan. It is a pure function of the spec, so the last few are kept
-        // (bounded: containers applied concurrently each need one).
-        static MEMO: std::sync::Mutex<Vec<(HostSpec, HostTable)>> =
-            std::sync::Mutex::new(Vec::new());
-        let hit = MEMO
-            .lock()
-            .ok()
-            .and_then(|m| m.iter().find(|(s, _)| s == self).map(|(_, t)| t.clone()));
-        if let Some(t) = hit {
-            return t;
+        HostTable::from_messages(&build::messages(self))
+    }
+}
+
+/// A container's host-table spec and the table it generates, built on first use.
+///
+/// Building the table (libnftnl objects, serialised and parsed back) costs ~0.4 ms, and
+/// one apply compares with it twice: the observe (to tell a torn read from drift) and
+/// the plan. The engine makes one per apply and hands it to both; its fields are
+/// private, so the table always belongs to the spec beside it.
+#[derive(Debug)]
+pub struct HostExpected {
+    spec: HostSpec,
+    table: std::sync::OnceLock<HostTable>,
+}
+
+impl HostExpected {
+    pub fn new(spec: HostSpec) -> Self {
+        Self {
+            spec,
+            table: std::sync::OnceLock::new(),
         }
-        let t = HostTable::from_messages(&build::messages(self));
-        if let Ok(mut m) = MEMO.lock() {
-            if m.len() >= EXPECTED_MEMO {
-                m.remove(0);
-            }
-            m.push((self.clone(), t.clone()));
-        }
-        t
+    }
+
+    pub fn spec(&self) -> &HostSpec {
+        &self.spec
+    }
+
+    /// What the spec generates (built once).
+    pub fn table(&self) -> &HostTable {
+        self.table.get_or_init(|| self.spec.expected())
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use netprov::model::{ContainerId, HostRules, IfName, L4Proto, PortForward};
 use netprov::nft::host::{
-    self, apply_host, observe_host, observe_host_for, plan_host, remove_host, HostChange, HostSpec,
-    HostState, VethLink,
+    self, apply_host, observe_host, observe_host_for, plan_host, remove_host, HostChange,
+    HostExpected, HostSpec, HostState, VethLink,
 };
 use testkit::{in_ns as nscmd, ns_ok as nsok, Bg};
 use testkit::{ok, unique, HostNetns};
@@ -78,13 +78,17 @@ impl Topo {
 
     fn converge(&self, spec: &HostSpec) {
         let st = observe_host(&self.hp(), &spec.id).unwrap();
-        match plan_host(spec, &st) {
+        match plan_host(&HostExpected::new(spec.clone()), &st) {
             Some(HostChange::Apply { .. }) => apply_host(&self.hp(), spec).unwrap(),
             Some(HostChange::Remove) => remove_host(&self.hp(), &spec.id).unwrap(),
             None => {}
         }
         let st = observe_host(&self.hp(), &spec.id).unwrap();
-        assert_eq!(plan_host(spec, &st), None, "converged: {st:?}");
+        assert_eq!(
+            plan_host(&HostExpected::new(spec.clone()), &st),
+            None,
+            "converged: {st:?}"
+        );
     }
 
     fn ct_ping(&self, src: &str, dst: &str) -> bool {

@@ -18,7 +18,7 @@ fn unchanged_apply_is_a_noop_and_tables_are_per_container() {
     );
     let st = observe_host(&t.hp(), &t.id).unwrap();
     assert_eq!(st, HostState::Present(Box::new(spec.expected())));
-    assert_eq!(plan_host(&spec, &st), None);
+    assert_eq!(plan_host(&HostExpected::new(spec.clone()), &st), None);
     // A second container's table is independent.
     let other = HostSpec::new(
         ContainerId::new("other-ct").unwrap(),
@@ -69,7 +69,7 @@ fn five_thousand_links_are_one_transaction_and_compare_equal() {
     let st = observe_host(&t.hp(), &t.id).unwrap();
     let observed = started.elapsed();
     let started = Instant::now();
-    assert_eq!(plan_host(&spec, &st), None);
+    assert_eq!(plan_host(&HostExpected::new(spec.clone()), &st), None);
     let planned = started.elapsed();
     eprintln!("5000 links: apply {applied:?}, observe {observed:?}, compare {planned:?}");
     let l = t.host.ok(
@@ -99,7 +99,7 @@ fn five_thousand_links_are_one_transaction_and_compare_equal() {
         let st = observe_host(&t.hp(), &other.id).unwrap();
         obs = obs.min(started.elapsed());
         let started = Instant::now();
-        assert_eq!(plan_host(&other, &st), None);
+        assert_eq!(plan_host(&HostExpected::new(other.clone()), &st), None);
         cmp = cmp.min(started.elapsed());
     }
     eprintln!("1 link: observe {obs:?} (a thread in the netns, 6 requests), compare {cmp:?}");
@@ -147,12 +147,16 @@ fn reads_overlapping_a_replace_never_hide_drift() {
     };
     let mut seen = [0usize; 3];
     for _ in 0..300 {
-        match observe_host_for(&t.hp(), &a).unwrap() {
+        match observe_host_for(&t.hp(), &HostExpected::new(a.clone())).unwrap() {
             HostState::Present(c) if *c == want_a => seen[0] += 1,
             HostState::Present(c) if *c == want_b => seen[1] += 1,
             HostState::Present(c) => {
-                assert!(plan_host(&a, &HostState::Present(c.clone())).is_some());
-                assert!(plan_host(&b, &HostState::Present(c)).is_some());
+                assert!(plan_host(
+                    &HostExpected::new(a.clone()),
+                    &HostState::Present(c.clone())
+                )
+                .is_some());
+                assert!(plan_host(&HostExpected::new(b.clone()), &HostState::Present(c)).is_some());
                 seen[2] += 1
             }
             HostState::Absent => panic!("a replace is atomic: never absent"),
@@ -166,7 +170,10 @@ fn reads_overlapping_a_replace_never_hide_drift() {
     );
     let last = if writes % 2 == 0 { &a } else { &b };
     assert_eq!(
-        plan_host(last, &observe_host_for(&t.hp(), last).unwrap()),
+        plan_host(
+            &HostExpected::new(last.clone()),
+            &observe_host_for(&t.hp(), &HostExpected::new(last.clone())).unwrap()
+        ),
         None
     );
 }
