@@ -166,7 +166,7 @@ fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), O
     let _back = Entered { own };
     // Never stack a second netns on a live handle: nspawn and every later
     // netprov would see only the top one, and `destroy` would need one unmount
-    // per layer. The caller holds the container's lock (crate::engine::lock), so no
+    // per layer. The caller holds the container's lock (the engine's lock module), so no
     // netprov creates this handle meanwhile; this re-check, right before the
     // mount, keeps a sequential re-run from ever stacking.
     if crate::kernel::netns_owner::is_handle(target) {
