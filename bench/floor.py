@@ -111,6 +111,8 @@ def main():
         os.path.abspath(__file__))), "target", "release", "netprov"))
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--no-ovs", action="store_true")
+    ap.add_argument("--ovs-ports", type=int, default=0, metavar="N",
+                    help="measure the veth-style OVS apply with N other ports on the bridge")
     ap.add_argument("--host-size", type=int, default=0, metavar="N",
                     help="first provision N other containers in the host (one netprov "
                          "process), to see what grows with the host")
@@ -253,6 +255,31 @@ def main():
             for f in ofiles:
                 proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
             rows.print("OVS internal port: the switch's floor and netprov's phases")
+
+            # netprov's default port style (veth), on a bridge with `--ovs-ports` other
+            # ports: the switch's reconfiguration grows with its ports.
+            if a.ovs_ports:
+                others = write_props(d, "ob", lambda i: topology.netprov_ovs_props(
+                    f"{sb.prefix}gb{i}", 1000 + i, style="veth"), a.ovs_ports)
+                proc.measured([b, "--ovsdb", sw.remote, "apply", *others]).check("apply ovs")
+                import time
+                time.sleep(3)
+            vfiles = write_props(d, "ov", lambda i: topology.netprov_ovs_props(
+                f"{sb.prefix}gv{i}", i, style="veth"), a.reps)
+            walls, ph = netprov_phases(
+                lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", vfiles[i]], a.reps)
+            rows.add(f"`ovs-vsctl add-port` ({a.ovs_ports} other ports)",
+                     median_ms(timed(vs + ["add-port", topology.OVS_BRIDGE, "fv{i}"], a.reps,
+                                     env=env)),
+                     "the switch's floor on this bridge")
+            for i in range(a.reps):
+                proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fv{i}"], env=env)
+            rows.add("**netprov OVS cold apply (veth port), process wall**", median_ms(walls))
+            for k, v in ph.items():
+                rows.add(k, v)
+            for f in vfiles:
+                proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
+            rows.print(f"OVS veth port (netprov's default), {a.ovs_ports} other ports on the bridge")
     finally:
         for err in sb.teardown():
             print(f"cleanup: {err}", file=sys.stderr)
