@@ -14,6 +14,7 @@ import os
 import re
 import statistics
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,7 +141,6 @@ def main():
             # detection and MLD reports on 2N new interfaces run for a few seconds on
             # kernel workers, under the RTNL lock): measured in the middle of it, every
             # netlink operation here waits for them.
-            import time
             time.sleep(max(3.0, a.host_size / 200))
 
         # floors: a process, a netns, the ruleset's commit, a veth
@@ -262,7 +262,6 @@ def main():
                 others = write_props(d, "ob", lambda i: topology.netprov_ovs_props(
                     f"{sb.prefix}gb{i}", 1000 + i, style="veth"), a.ovs_ports)
                 proc.measured([b, "--ovsdb", sw.remote, "apply", *others]).check("apply ovs")
-                import time
                 time.sleep(3)
             vfiles = write_props(d, "ov", lambda i: topology.netprov_ovs_props(
                 f"{sb.prefix}gv{i}", i, style="veth"), a.reps)
