@@ -111,6 +111,15 @@ fn file_type(t: &std::fs::FileType) -> &'static str {
 
 /// Parses and validates properties text; every problem of the file is returned.
 pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Desired, Vec<Invalid>> {
+    sysctl::with_host_probe(|probe| parse_str_probed(text, file, probe))
+}
+
+/// [`parse_str`], checking sysctl keys with `probe`.
+fn parse_str_probed(
+    text: &str,
+    file: Option<&Path>,
+    probe: &sysctl::Probe<'_>,
+) -> Result<Desired, Vec<Invalid>> {
     let with_file = |mut errs: Vec<Invalid>| {
         for e in &mut errs {
             e.file = file.map(Path::to_path_buf);
@@ -127,7 +136,7 @@ pub fn parse_str(text: &str, file: Option<&Path>) -> Result<Desired, Vec<Invalid
         }
     }
     let raw = parse::parse(text).map_err(|e| with_file(vec![e]))?;
-    validate::validate(&raw).map_err(with_file)
+    validate::validate_probed(&raw, probe).map_err(with_file)
 }
 
 /// JSON Schema of the properties file, generated from [`raw::Props`].
@@ -145,16 +154,19 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
     let mut ok = Vec::new();
     let mut texts = Vec::new();
     let mut errs = Vec::new();
-    for p in paths {
-        // Each file is read once: what was validated is what conflicts are located in.
-        let text = read(p);
-        match text.as_ref().map(|t| parse_str(t, Some(p))) {
-            Ok(Ok(d)) => ok.push(d),
-            Ok(Err(e)) => errs.extend(e),
-            Err(e) => errs.push(e.clone()),
+    // One reading of the host's sysctls for all the files (see sysctl::with_host_probe).
+    sysctl::with_host_probe(|probe| {
+        for p in paths {
+            // Each file is read once: what was validated is what conflicts are located in.
+            let text = read(p);
+            match text.as_ref().map(|t| parse_str_probed(t, Some(p), probe)) {
+                Ok(Ok(d)) => ok.push(d),
+                Ok(Err(e)) => errs.extend(e),
+                Err(e) => errs.push(e.clone()),
+            }
+            texts.push(text.unwrap_or_default());
         }
-        texts.push(text.unwrap_or_default());
-    }
+    });
     if !errs.is_empty() {
         return Err(errs);
     }

@@ -28,14 +28,14 @@ pub struct Container<'a> {
     pub adopted: bool,
 }
 
-/// Checks every entry against the host's `/proc/sys` (see [`kernel`]); `Err` holds all
-/// problems.
-pub fn validate(raw: &Sysctls, c: &Container) -> Result<Vec<Sysctl>, Vec<Invalid>> {
-    validate_with(raw, c, &host_probe)
-}
-
-/// [`validate`] with the kernel's side given by `probe` (tests).
-fn validate_with(raw: &Sysctls, c: &Container, probe: &Probe) -> Result<Vec<Sysctl>, Vec<Invalid>> {
+/// Checks every entry against the kernel's side as `probe` reads it (the host's
+/// `/proc/sys` through [`with_host_probe`]; a fake in tests, see [`kernel`]); `Err`
+/// holds all problems.
+pub(super) fn validate_with(
+    raw: &Sysctls,
+    c: &Container,
+    probe: &Probe<'_>,
+) -> Result<Vec<Sysctl>, Vec<Invalid>> {
     let mut out: BTreeMap<String, Sysctl> = BTreeMap::new();
     let mut errs = Vec::new();
     let mut add =
@@ -144,7 +144,31 @@ pub enum Probed {
     NoProc,
 }
 
-type Probe = dyn Fn(&str) -> Probed;
+pub(super) type Probe<'a> = dyn Fn(&str) -> Probed + 'a;
+
+/// Runs `f` with a probe of the host's `/proc/sys` that reads each path at most once:
+/// a multi-file apply names the same keys in every file, and on a host with many
+/// network namespaces each lookup under `/proc/sys/net` walks one dentry per netns
+/// (~0.3 ms with 1000 containers), so 1000 files cost 1000 such walks per key. The
+/// memo lives for this one call: the files of one invocation are checked against one
+/// reading of the host.
+pub(super) fn with_host_probe<T>(f: impl FnOnce(&Probe<'_>) -> T) -> T {
+    with_memo(&host_probe, f)
+}
+
+/// Runs `f` with `inner`, each path asked of `inner` at most once.
+fn with_memo<T>(inner: &Probe<'_>, f: impl FnOnce(&Probe<'_>) -> T) -> T {
+    let memo = std::cell::RefCell::new(std::collections::HashMap::<String, Probed>::new());
+    let probe = |path: &str| -> Probed {
+        if let Some(p) = memo.borrow().get(path) {
+            return p.clone();
+        }
+        let p = inner(path);
+        memo.borrow_mut().insert(path.to_owned(), p.clone());
+        p
+    };
+    f(&probe)
+}
 
 fn host_probe(path: &str) -> Probed {
     use std::io::Read;
@@ -196,7 +220,7 @@ fn is_root() -> bool {
 ///   zeros): `01` would be written as 1 and read back as `1`, and never match; the
 ///   kernel parses `010` as octal 8 and `0x10` as 16. `true`, `yes` are not integers.
 ///   Other keys (strings like `tcp_congestion_control`) are taken as written.
-fn kernel(s: Sysctl, c: &Container, probe: &Probe) -> Result<Sysctl, String> {
+fn kernel(s: Sysctl, c: &Container, probe: &Probe<'_>) -> Result<Sysctl, String> {
     let key = &s.key;
     let comps: Vec<&str> = s.path.split('/').collect();
     let probe_path = match comps.as_slice() {
@@ -459,5 +483,25 @@ mod tests {
         );
         let e = validate(&Sysctls::Map(m)).unwrap_err();
         assert_eq!(e[0].path, "sysctl[\"net.ipv4.ip_forward\"]");
+    }
+
+    #[test]
+    fn one_load_asks_the_kernel_once_per_path() {
+        let asked = std::cell::Cell::new(0);
+        let inner = |p: &str| {
+            asked.set(asked.get() + 1);
+            fake(p)
+        };
+        with_memo(&inner, |probe| {
+            for _ in 0..3 {
+                validate_with(
+                    &Sysctls::Text("net.ipv4.ip_forward=1".into()),
+                    &container(),
+                    probe,
+                )
+                .unwrap();
+            }
+        });
+        assert_eq!(asked.get(), 1);
     }
 }

@@ -20,7 +20,12 @@ use crate::model::{
 /// Largest `nft` ruleset text accepted.
 pub const NFT_MAX: usize = 1 << 20;
 
-pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
+/// Validates one parsed file; sysctl keys are checked with `probe` (one for all the
+/// files of a load, see `sysctl::with_host_probe`).
+pub(super) fn validate_probed(
+    raw: &raw::Props,
+    probe: &sysctl::Probe<'_>,
+) -> Result<Desired, Vec<Invalid>> {
     let mut e = Errors::default();
     let id = e.check(
         "id",
@@ -61,7 +66,7 @@ pub fn validate(raw: &raw::Props) -> Result<Desired, Vec<Invalid>> {
         masquerade: net.masquerade.unwrap_or(false),
         forwards: forwards(&mut e, &net, &addrs),
     };
-    let sysctls = sysctls(&mut e, raw, &net, &links);
+    let sysctls = sysctls(&mut e, raw, &net, &links, probe);
 
     match (e.0.is_empty(), id, netns) {
         (true, Some(id), Some(netns)) => Ok(Desired {
@@ -131,15 +136,17 @@ fn sysctls(
     raw: &raw::Props,
     net: &raw::Network,
     links: &[&IfName],
+    probe: &sysctl::Probe<'_>,
 ) -> Vec<crate::model::Sysctl> {
     match &raw.sysctl {
         Some(raw::Sysctls::Text(t)) if t.trim().is_empty() => Vec::new(),
-        Some(s) => sysctl::validate(
+        Some(s) => sysctl::validate_with(
             s,
             &sysctl::Container {
                 ifnames: links.iter().map(|l| l.as_str()).collect(),
                 adopted: given(&net.netns_path).is_some(),
             },
+            probe,
         )
         .unwrap_or_else(|errs| {
             e.0.extend(errs);
