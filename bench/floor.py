@@ -60,6 +60,13 @@ class Rows:
     def add(self, what, ms, note=""):
         self.rows.append((what, ms, note))
 
+    def add_phases(self, what, measured):
+        """`measured` is netprov_phases' result: the process wall time, then each span."""
+        walls, ph = measured
+        self.add(f"**{what}, process wall**", median_ms(walls))
+        for k, v in ph.items():
+            self.add(k, v)
+
     def print(self, title):
         print(f"\n#### {title}\n\n| what | ms (median) | note |\n|---|---|---|")
         for what, ms, note in self.rows:
@@ -104,6 +111,70 @@ def write_props(d, stem, props, reps):
             json.dump(props(i), fh)
         files.append(f)
     return files
+
+
+def ovs_floors(sb, b, a, d, rows):
+    """The OVS part: the switch's own floor, and netprov's phases with an internal and
+    a veth port (the latter on a bridge with `--ovs-ports` other ports)."""
+    PrivateOvs.available()
+    ohost = sb.new_host("g")
+    sw = PrivateOvs(sb)
+    sw.start(ohost)
+    env = sw.env()
+    vs = sw.vsctl_argv()
+    add = vs + ["add-port", topology.OVS_BRIDGE, "fo{i}", f"tag={topology.OVS_VLAN}",
+                "--", "set", "Interface", "fo{i}", "type=internal"]
+    w_add = timed(add, a.reps, env=env)
+    # The device ovs-vswitchd made, moved into a netns (as netprov and the
+    # shell both do): the kernel's dev_change_net_namespace.
+    w_mv = []
+    for i in range(a.reps):
+        ns = f"{sb.prefix}gm{i}"
+        proc.quiet(["ip", "netns", "add", ns])
+        w_mv.append(proc.measured(["ip", "link", "set", f"fo{i}", "netns", ns]).check("move").wall)
+    for i in range(a.reps):
+        proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fo{i}"], env=env)
+        proc.quiet(["ip", "netns", "del", f"{sb.prefix}gm{i}"])
+    w_nw = timed(vs[:1] + ["--no-wait"] + vs[1:] + add[len(vs):], a.reps, env=env)
+    for i in range(a.reps):
+        proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fo{i}"], env=env)
+    rows.add("`ovs-vsctl add-port … type=internal`", median_ms(w_add),
+             "waits until ovs-vswitchd applied it (the device exists)")
+    rows.add("`ovs-vsctl --no-wait add-port …`", median_ms(w_nw),
+             "the OVSDB transaction alone")
+    rows.add("ovs-vswitchd reconfiguration", median_ms(w_add) - median_ms(w_nw),
+             "what both netprov and the shell wait for")
+    rows.add("`ip link set <internal port> netns X`", median_ms(w_mv),
+             "moving the device into the container netns (both do it)")
+    ofiles = write_props(
+        d, "o", lambda i: topology.netprov_ovs_props(f"{sb.prefix}g{i}", i), a.reps)
+    rows.add_phases("netprov OVS cold apply", netprov_phases(
+        lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", ofiles[i]], a.reps))
+    for f in ofiles:
+        proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
+    rows.print("OVS internal port: the switch's floor and netprov's phases")
+
+    # netprov's default port style (veth), on a bridge with `--ovs-ports` other
+    # ports: the switch's reconfiguration grows with its ports.
+    if a.ovs_ports:
+        others = write_props(d, "ob", lambda i: topology.netprov_ovs_props(
+            f"{sb.prefix}gb{i}", 1000 + i, style="veth"), a.ovs_ports)
+        proc.measured([b, "--ovsdb", sw.remote, "apply", *others]).check("apply ovs")
+        time.sleep(3)
+    vfiles = write_props(d, "ov", lambda i: topology.netprov_ovs_props(
+        f"{sb.prefix}gv{i}", i, style="veth"), a.reps)
+    measured = netprov_phases(
+        lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", vfiles[i]], a.reps)
+    rows.add(f"`ovs-vsctl add-port` ({a.ovs_ports} other ports)",
+             median_ms(timed(vs + ["add-port", topology.OVS_BRIDGE, "fv{i}"], a.reps,
+                             env=env)),
+             "the switch's floor on this bridge")
+    for i in range(a.reps):
+        proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fv{i}"], env=env)
+    rows.add_phases("netprov OVS cold apply (veth port)", measured)
+    for f in vfiles:
+        proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
+    rows.print(f"OVS veth port (netprov's default), {a.ovs_ports} other ports on the bridge")
 
 
 def main():
@@ -182,16 +253,12 @@ def main():
                  "two processes")
         rows.print("Floors (one process each)")
 
-        walls, ph = netprov_phases(lambda i: [b, "-v", "apply", files[i]], a.reps)
-        rows.add("**cold apply, process wall**", median_ms(walls))
-        for k, v in ph.items():
-            rows.add(k, v)
+        rows.add_phases("cold apply",
+                        netprov_phases(lambda i: [b, "-v", "apply", files[i]], a.reps))
         rows.print("netprov: cold apply of one container, one process (spans: busy + idle)")
 
-        walls, ph = netprov_phases(lambda i: [b, "-v", "apply", files[i]], a.reps)
-        rows.add("**no-op apply, process wall**", median_ms(walls))
-        for k, v in ph.items():
-            rows.add(k, v)
+        rows.add_phases("no-op apply",
+                        netprov_phases(lambda i: [b, "-v", "apply", files[i]], a.reps))
         rows.print("netprov: no-op re-apply, one process")
 
         w_nowait = []
@@ -215,70 +282,7 @@ def main():
         rows.print("netprov: destroy, one process per container")
 
         if not a.no_ovs:
-            PrivateOvs.available()
-            ohost = sb.new_host("g")
-            sw = PrivateOvs(sb)
-            sw.start(ohost)
-            env = sw.env()
-            vs = sw.vsctl_argv()
-            add = vs + ["add-port", topology.OVS_BRIDGE, "fo{i}", f"tag={topology.OVS_VLAN}",
-                        "--", "set", "Interface", "fo{i}", "type=internal"]
-            w_add = timed(add, a.reps, env=env)
-            # The device ovs-vswitchd made, moved into a netns (as netprov and the
-            # shell both do): the kernel's dev_change_net_namespace.
-            w_mv = []
-            for i in range(a.reps):
-                ns = f"{sb.prefix}gm{i}"
-                proc.quiet(["ip", "netns", "add", ns])
-                w_mv.append(proc.measured(["ip", "link", "set", f"fo{i}", "netns", ns]).check("move").wall)
-            for i in range(a.reps):
-                proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fo{i}"], env=env)
-                proc.quiet(["ip", "netns", "del", f"{sb.prefix}gm{i}"])
-            w_nw = timed(vs[:1] + ["--no-wait"] + vs[1:] + add[len(vs):], a.reps, env=env)
-            for i in range(a.reps):
-                proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fo{i}"], env=env)
-            rows.add("`ovs-vsctl add-port … type=internal`", median_ms(w_add),
-                     "waits until ovs-vswitchd applied it (the device exists)")
-            rows.add("`ovs-vsctl --no-wait add-port …`", median_ms(w_nw),
-                     "the OVSDB transaction alone")
-            rows.add("ovs-vswitchd reconfiguration", median_ms(w_add) - median_ms(w_nw),
-                     "what both netprov and the shell wait for")
-            rows.add("`ip link set <internal port> netns X`", median_ms(w_mv),
-                     "moving the device into the container netns (both do it)")
-            ofiles = write_props(
-                d, "o", lambda i: topology.netprov_ovs_props(f"{sb.prefix}g{i}", i), a.reps)
-            walls, ph = netprov_phases(
-                lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", ofiles[i]], a.reps)
-            rows.add("**netprov OVS cold apply, process wall**", median_ms(walls))
-            for k, v in ph.items():
-                rows.add(k, v)
-            for f in ofiles:
-                proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
-            rows.print("OVS internal port: the switch's floor and netprov's phases")
-
-            # netprov's default port style (veth), on a bridge with `--ovs-ports` other
-            # ports: the switch's reconfiguration grows with its ports.
-            if a.ovs_ports:
-                others = write_props(d, "ob", lambda i: topology.netprov_ovs_props(
-                    f"{sb.prefix}gb{i}", 1000 + i, style="veth"), a.ovs_ports)
-                proc.measured([b, "--ovsdb", sw.remote, "apply", *others]).check("apply ovs")
-                time.sleep(3)
-            vfiles = write_props(d, "ov", lambda i: topology.netprov_ovs_props(
-                f"{sb.prefix}gv{i}", i, style="veth"), a.reps)
-            walls, ph = netprov_phases(
-                lambda i: [b, "--ovsdb", sw.remote, "-v", "apply", vfiles[i]], a.reps)
-            rows.add(f"`ovs-vsctl add-port` ({a.ovs_ports} other ports)",
-                     median_ms(timed(vs + ["add-port", topology.OVS_BRIDGE, "fv{i}"], a.reps,
-                                     env=env)),
-                     "the switch's floor on this bridge")
-            for i in range(a.reps):
-                proc.quiet(vs + ["del-port", topology.OVS_BRIDGE, f"fv{i}"], env=env)
-            rows.add("**netprov OVS cold apply (veth port), process wall**", median_ms(walls))
-            for k, v in ph.items():
-                rows.add(k, v)
-            for f in vfiles:
-                proc.measured([b, "--ovsdb", sw.remote, "destroy", f]).check("destroy ovs")
-            rows.print(f"OVS veth port (netprov's default), {a.ovs_ports} other ports on the bridge")
+            ovs_floors(sb, b, a, d, rows)
     finally:
         for err in sb.teardown():
             print(f"cleanup: {err}", file=sys.stderr)
