@@ -120,6 +120,11 @@ def targets(summary):
     # cold apply, one process per container (ExecStartPre style)
     ratio_goal("cold apply (1 proc/ctr) >= 10x faster than the shell",
                [(n, get(n, "shell", "cold"), get(n, REF_EACH, "cold")) for n in sizes], lambda r: r >= 10)
+    nocache = [(n, get(n, "shell", "cold"), get(n, "netprov_each_nocache", "cold")) for n in sizes]
+    nocache = [(n, a / b) for n, a, b in nocache if a and b]
+    if nocache:
+        res.append(("info", "cold apply (1 proc/ctr) with the batch cache off (every ruleset through "
+                            "libnftables): " + ", ".join(f"N={n}: {r:.1f}x" for n, r in nocache)))
     ratio_goal("cold apply (1 proc/ctr) faster than CNI ptp (v4)",
                [(n, get(n, "cni_ptp", "cold"), get(n, REF_EACH, "cold")) for n in sizes], lambda r: r > 1)
     ratio_goal("cold apply (1 proc/ctr) >= 5x faster than netavark",
@@ -160,4 +165,7 @@ def targets(summary):
 
 
 def target_lines(res):
-    return [f"{'PASS' if ok else 'FAIL' if ok is not None else 'SKIP'}  {text}" for ok, text in res]
+    """One line per goal; "info" lines are measurements beside a goal, not goals."""
+    def word(ok):
+        return "INFO" if ok == "info" else "PASS" if ok else "FAIL" if ok is not None else "SKIP"
+    return [f"{word(ok)}  {text}" for ok, text in res]

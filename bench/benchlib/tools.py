@@ -122,6 +122,17 @@ class Netprov(Tool):
                 json.dump(self.props(i), fh)
             self.files.append(f)
 
+    def env(self):
+        """netprov's compiled-ruleset cache in this run's own directory: every run
+        starts with it empty (the first container with a ruleset compiles it, as on a
+        freshly booted host), and the machine's /run/netprov is left alone."""
+        e = dict(os.environ)
+        e["NETPROV_NFT_CACHE"] = self.cache_setting()
+        return e
+
+    def cache_setting(self):
+        return self.sb.path("nft-batches")
+
     def argv(self, verb, files):
         a = [self.bin, "--json"]
         if self.ovsdb:
@@ -133,7 +144,7 @@ class Netprov(Tool):
         ph = Phase(self.n)
         batches = [[f] for f in self.files] if self.per_container else [self.files]
         for files in batches:
-            r = proc.measured(self.argv(verb, files))
+            r = proc.measured(self.argv(verb, files), env=self.env())
             r.check(f"{self.label}: netprov {verb} ({len(files)} props)")
             ph.add(r)
             self._count(ph, r.stdout, what)
@@ -195,6 +206,17 @@ class NetprovEach(Netprov):
     label = "netprov, 1 proc/ctr"
     letter = "q"
     per_container = True
+
+
+class NetprovEachUncached(NetprovEach):
+    """The same with the compiled-ruleset cache off: every container's ruleset goes
+    through libnftables (what a host pays for a ruleset no container had before)."""
+    key = "netprov_each_nocache"
+    label = "netprov, 1 proc/ctr, batch cache off"
+    letter = "u"
+
+    def cache_setting(self):
+        return "off"
 
 
 # --------------------------------------------------------------- bare process start

@@ -23,3 +23,58 @@ fn main() {
     }
     std::process::exit(netprov::cli::main());
 }
+
+/// libc's `sendmsg`, interposed for libnftables: every library's `sendmsg` binds to
+/// this definition (exported by build.rs), which lets `nft::capture` copy the batch
+/// libnftables builds so that a later load of the same ruleset can send it without
+/// loading libnftables (see netprov/src/nft/capture.rs). The system call is made
+/// directly, as glibc's wrapper makes it; nothing else changes.
+///
+/// # Safety
+/// The `sendmsg(2)` contract.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(
+    fd: libc::c_int,
+    msg: *const libc::msghdr,
+    flags: libc::c_int,
+) -> libc::ssize_t {
+    // SAFETY: the caller's arguments, passed on as they came.
+    unsafe {
+        netprov::nft::capture::on_sendmsg(fd, msg);
+        libc::syscall(libc::SYS_sendmsg, fd, msg, flags) as libc::ssize_t
+    }
+}
+
+/// libc's `getaddrinfo`, interposed for libnftables like `sendmsg` above: notes a host
+/// name looked up while a ruleset is compiled (such a batch is never cached), then
+/// calls libc's own.
+///
+/// # Safety
+/// The `getaddrinfo(3)` contract.
+#[no_mangle]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const libc::c_char,
+    service: *const libc::c_char,
+    hints: *const libc::addrinfo,
+    res: *mut *mut libc::addrinfo,
+) -> libc::c_int {
+    type GetAddrInfo = unsafe extern "C" fn(
+        *const libc::c_char,
+        *const libc::c_char,
+        *const libc::addrinfo,
+        *mut *mut libc::addrinfo,
+    ) -> libc::c_int;
+    static NEXT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: RTLD_NEXT from the executable finds the next definition in load order,
+    // libc's; the address is that function, of the type above.
+    let next = *NEXT
+        .get_or_init(|| unsafe { libc::dlsym(libc::RTLD_NEXT, c"getaddrinfo".as_ptr()) as usize });
+    if next == 0 {
+        return libc::EAI_SYSTEM;
+    }
+    // SAFETY: the caller's arguments, passed on; `next` is libc's getaddrinfo.
+    unsafe {
+        netprov::nft::capture::on_getaddrinfo(node);
+        std::mem::transmute::<usize, GetAddrInfo>(next)(node, service, hints, res)
+    }
+}

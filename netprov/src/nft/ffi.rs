@@ -66,6 +66,8 @@ struct Api {
     get_error_buffer: unsafe extern "C" fn(*mut NftCtxRaw) -> *const c_char,
     run_cmd_from_buffer: unsafe extern "C" fn(*mut NftCtxRaw, *const c_char) -> c_int,
     run_cmd_from_filename: unsafe extern "C" fn(*mut NftCtxRaw, *const c_char) -> c_int,
+    /// The file the loader mapped (`dladdr`), when it says.
+    path: Option<std::path::PathBuf>,
 }
 
 static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new();
@@ -100,8 +102,10 @@ fn load_api() -> Result<Api, String> {
     }
     // SAFETY (every `symbol` call): it names a libnftables function whose C prototype
     // (libnftables.h) the receiving field's type spells.
+    let ctx_new: unsafe extern "C" fn(u32) -> *mut NftCtxRaw =
+        unsafe { symbol(lib, c"nft_ctx_new")? };
     Ok(Api {
-        ctx_new: unsafe { symbol(lib, c"nft_ctx_new")? },
+        ctx_new,
         ctx_free: unsafe { symbol(lib, c"nft_ctx_free")? },
         set_dry_run: unsafe { symbol(lib, c"nft_ctx_set_dry_run")? },
         clear_include_paths: unsafe { symbol(lib, c"nft_ctx_clear_include_paths")? },
@@ -112,7 +116,29 @@ fn load_api() -> Result<Api, String> {
         get_error_buffer: unsafe { symbol(lib, c"nft_ctx_get_error_buffer")? },
         run_cmd_from_buffer: unsafe { symbol(lib, c"nft_run_cmd_from_buffer")? },
         run_cmd_from_filename: unsafe { symbol(lib, c"nft_run_cmd_from_filename")? },
+        path: loaded_from(ctx_new as *const libc::c_void),
     })
+}
+
+/// The path of the object that defines `addr`.
+fn loaded_from(addr: *const libc::c_void) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: dladdr fills `info` for an address inside a loaded object; dli_fname is
+    // then a NUL-terminated string owned by the loader (copied out at once).
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let p = CStr::from_ptr(info.dli_fname).to_bytes();
+        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+    }
+}
+
+/// The file libnftables was loaded from, once it is loaded (`None` before, or when the
+/// loader does not say).
+pub fn library_path() -> Option<&'static std::path::Path> {
+    API.get()?.as_ref().ok()?.path.as_deref()
 }
 
 /// Faults in the top of the heap in one call, before libnftables first runs.
@@ -181,7 +207,7 @@ pub const OUTPUT_TERSE: u32 = 1 << 11;
 static LIBNFTABLES: Mutex<()> = Mutex::new(());
 
 /// What one `nft_run_cmd_from_buffer` call produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunResult {
     /// 0 on success.
     pub rc: i32,
@@ -300,12 +326,26 @@ pub fn with_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
     new_ctx(f)
 }
 
-/// [`with_ctx`] for a caller that holds a netfilter socket of its own open in this
-/// netns (the probe's purpose is served: a socket could be made). Saves a socket; each
-/// netfilter socket's close may wait for the kernel's nf_tables destroy work.
-pub fn with_ctx_unprobed<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+/// Proof that the calling thread holds the process-wide libnftables lock.
+pub struct Locked(());
+
+impl Locked {
+    /// A fresh context, for a caller that holds a netfilter socket of its own open in
+    /// this netns (the probe's purpose is served: a socket could be made). Saves a
+    /// socket; each netfilter socket's close may wait for the kernel's nf_tables
+    /// destroy work.
+    pub fn ctx<T>(&self, f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {
+        new_ctx(f)
+    }
+}
+
+/// Runs `f` holding the libnftables lock without loading libnftables: for work that
+/// must not interleave with a libnftables run in this process (reading a netns's
+/// generation and committing the load that records it), and may not need the library
+/// at all (a cached batch, `ruleset::compiled`).
+pub fn locked<T>(f: impl FnOnce(&Locked) -> T) -> T {
     let _guard = LIBNFTABLES.lock().unwrap_or_else(|p| p.into_inner());
-    new_ctx(f)
+    f(&Locked(()))
 }
 
 fn new_ctx<T>(f: impl FnOnce(&mut Ctx) -> T) -> Result<T, CtxError> {

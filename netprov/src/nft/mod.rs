@@ -14,6 +14,7 @@
 //! lock. So the host path stays on nftnl; each `unsafe` block of either carries a
 //! `// SAFETY:` comment, and libnftnl objects are owned through `host/obj.rs`.
 
+pub mod capture;
 mod ffi;
 pub mod host;
 pub mod include;

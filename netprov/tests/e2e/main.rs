@@ -24,6 +24,7 @@ mod input_safety;
 mod inventory;
 mod lifecycle;
 mod netns_adopt;
+mod nft_batch_cache;
 mod nft_host;
 mod nft_ruleset;
 mod ovn_multihost;

@@ -20,6 +20,7 @@
 
 mod adopted;
 mod check;
+pub mod compiled;
 mod listing;
 mod syntax;
 
@@ -28,8 +29,10 @@ use std::path::Path;
 use self::check::reserved_name;
 use self::listing::parse_listing;
 use self::syntax::syntax_error;
+use super::capture;
 use super::ffi::{self, OUTPUT_STATELESS, OUTPUT_TERSE};
 use super::marker;
+use super::netlink::NfSocket;
 use crate::error::OpError;
 use crate::kernel::netns::in_netns;
 use crate::marks::{NFT_MARKER_FAMILY as MARKER_FAMILY, NFT_MARKER_TABLE as MARKER_TABLE};
@@ -199,6 +202,10 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
 ///
 /// Into a fresh netns this queues nothing for the kernel to destroy: no RCU grace
 /// period when the sockets close (a reload's flush does queue the old ruleset).
+///
+/// Into a netns whose ruleset was never committed, the batch comes from the
+/// compiled-ruleset cache when the same commands were loaded that way before
+/// ([`compiled`]), and a libnftables run that builds a portable batch stores it there.
 pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
     let op = format!("load nftables ruleset in netns {}", netns.display());
     if let Some(e) = reserved_name(&r.text) {
@@ -210,16 +217,23 @@ pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
     in_netns(netns, move || -> Result<(), CheckError> {
         let io = |e: std::io::Error| CheckError::Op(OpError::io(&op, &e));
         // Also the probe for libnftables' exit() on a missing socket (see ffi).
-        let sock = super::netlink::NfSocket::open().map_err(io)?;
+        let sock = NfSocket::open().map_err(io)?;
         // The generation is read under the libnftables lock, with the commit: two
         // loads into one netns from two threads would otherwise both read g and both
         // record g+1 (the lock serializes this process; the container lock others).
-        let res = ffi::with_ctx_unprobed(|ctx| -> Result<ffi::RunResult, CheckError> {
+        let res = ffi::locked(|lock| -> Result<ffi::RunResult, CheckError> {
             let g = marker::generation_on(&sock).map_err(io)?;
             let cmds = format!("{PREFIX}{text}\n{}", marker_gen(&src, next_generation(g)));
-            Ok(ctx.run_as_file(&cmds))
-        })
-        .map_err(|e| CheckError::Op(ctx_error(&op, e)))??;
+            // Only a never-committed netns: see compiled's module doc.
+            let cache = (g == compiled::FRESH_GENERATION)
+                .then(compiled::Cache::from_env)
+                .flatten();
+            match cache {
+                Some(cache) => run_cached(lock, &sock, &cache, &cmds),
+                None => lock.ctx(|ctx| ctx.run_as_file(&cmds)),
+            }
+            .map_err(|e| CheckError::Op(ctx_error(&op, e)))
+        })?;
         drop(sock);
         if res.rc != 0 {
             return Err(CheckError::Syntax(syntax_error(&res.error, user_lines)));
@@ -227,6 +241,47 @@ pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
         Ok(())
     })
     .map_err(CheckError::Op)?
+}
+
+/// Runs `cmds` in the calling thread's never-committed netns: the cached batch when
+/// the cache has one for them and the kernel takes it, else libnftables, whose batch
+/// is then stored.
+fn run_cached(
+    lock: &ffi::Locked,
+    sock: &NfSocket,
+    cache: &compiled::Cache,
+    cmds: &str,
+) -> Result<ffi::RunResult, ffi::CtxError> {
+    let key = compiled::Key::new(cmds);
+    if let Some(batch) = cache.get(&key) {
+        match sock.run_batch(&batch) {
+            Ok(()) => {
+                tracing::debug!("nft: loaded the cached batch {key:?}");
+                return Ok(ffi::RunResult::default());
+            }
+            Err(e) => {
+                // A socket that failed after the send may have committed: the
+                // generation says (the batch is one transaction).
+                let gen = marker::generation_on(sock);
+                if matches!(gen, Ok(g) if g != compiled::FRESH_GENERATION) {
+                    tracing::debug!("nft: cached batch {key:?} committed, then: {}", e.err);
+                    return Ok(ffi::RunResult::default());
+                }
+                tracing::debug!(
+                    "nft: the kernel refused the cached batch {key:?}: {}",
+                    e.err
+                );
+                cache.forget(&key);
+            }
+        }
+    }
+    lock.ctx(|ctx| {
+        let (res, seen) = capture::capturing(|| ctx.run_as_file(cmds));
+        if res.rc == 0 {
+            cache.put(&key, &seen, ffi::library_path());
+        }
+        res
+    })
 }
 
 /// The generation after one more commit (the kernel skips 0 when it wraps).
