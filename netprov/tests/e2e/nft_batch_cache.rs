@@ -308,3 +308,39 @@ fn a_damaged_or_refused_entry_falls_back_to_libnftables() {
     assert!(t.entries().is_empty());
     assert_eq!(ruleset(&a), ruleset(&id));
 }
+
+#[test]
+fn concurrent_first_loads_agree_and_leave_one_entry() {
+    let mut t = T::new();
+    let nft = "table inet filter {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 5353 drop\n  }\n}\n";
+    let ids: Vec<String> = (0..8)
+        .map(|_| {
+            let id = t.host.new_id("bc");
+            t.host.destroy_on_drop(&id);
+            id
+        })
+        .collect();
+    let bin = testkit::netprov_bin();
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let p = t.dir.write_network(id, json!({ "nft": nft }));
+            let mut c = t.host.cmd(bin.to_str().unwrap(), &["apply", &p]);
+            c.env("NETPROV_NFT_CACHE", &t.cache);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let first = ruleset(&ids[0]);
+    for id in &ids[1..] {
+        assert_eq!(ruleset(id), first, "{id}");
+    }
+    assert_eq!(t.entries().len(), 1);
+    let all = std::fs::read_dir(&t.cache).unwrap().count();
+    assert_eq!(all, 1, "no temporary file left behind");
+}

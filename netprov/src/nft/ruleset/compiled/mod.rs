@@ -343,59 +343,70 @@ mod tests {
         }
     }
 
-    fn scratch() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "netprov-nftc-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// A cache in a scratch directory and a stand-in library file, removed on drop.
+    struct Scratch {
+        dir: PathBuf,
+        lib: PathBuf,
+        c: Cache,
+    }
+
+    impl Scratch {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "netprov-nftc-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            let lib = dir.with_extension("lib");
+            fs::write(&lib, b"v1").unwrap();
+            let c = Cache::at(&dir);
+            Self { dir, lib, c }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+            let _ = fs::remove_file(&self.lib);
+        }
     }
 
     #[test]
     fn stores_and_returns_a_batch_while_its_library_is_unchanged() {
-        let dir = scratch();
-        let lib = dir.with_extension("lib");
-        fs::write(&lib, b"v1").unwrap();
-        let c = Cache::at(&dir);
+        let Scratch { dir, lib, c } = &Scratch::new();
         let k = Key::new("flush ruleset; table inet t {}");
         assert_eq!(c.get(&k), None);
-        c.put(&k, &sent(&[batch()]), Some(&lib));
+        c.put(&k, &sent(&[batch()]), Some(lib));
         assert_eq!(c.get(&k), Some(batch()));
-        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(dir).unwrap().mode() & 0o777, 0o700);
         // Another text, another key.
         assert_eq!(c.get(&Key::new("flush ruleset; table inet u {}")), None);
         // The library replaced: the entry is not used.
-        fs::write(&lib, b"version 2").unwrap();
+        fs::write(lib, b"version 2").unwrap();
         assert_eq!(c.get(&k), None);
-        c.put(&k, &sent(&[batch()]), Some(&lib));
+        c.put(&k, &sent(&[batch()]), Some(lib));
         assert_eq!(c.get(&k), Some(batch()));
         c.forget(&k);
         assert_eq!(c.get(&k), None);
-        fs::remove_dir_all(&dir).unwrap();
-        fs::remove_file(&lib).unwrap();
     }
 
     #[test]
     fn refuses_what_it_cannot_trust() {
-        let dir = scratch();
-        let lib = dir.with_extension("lib");
-        fs::write(&lib, b"v1").unwrap();
-        let c = Cache::at(&dir);
+        let Scratch { dir, lib, c } = &Scratch::new();
         let k = Key::new("x");
         // Not one portable batch: nothing stored.
-        c.put(&k, &sent(&[]), Some(&lib));
-        c.put(&k, &sent(&[batch(), batch()]), Some(&lib));
-        c.put(&k, &sent(&[batch()[20..].to_vec()]), Some(&lib));
+        c.put(&k, &sent(&[]), Some(lib));
+        c.put(&k, &sent(&[batch(), batch()]), Some(lib));
+        c.put(&k, &sent(&[batch()[20..].to_vec()]), Some(lib));
         let dns = Seen {
             looked_up_hosts: true,
             ..sent(&[batch()])
         };
-        c.put(&k, &dns, Some(&lib));
+        c.put(&k, &dns, Some(lib));
         c.put(&k, &sent(&[batch()]), None);
         assert_eq!(c.get(&k), None);
-        c.put(&k, &sent(&[batch()]), Some(&lib));
+        c.put(&k, &sent(&[batch()]), Some(lib));
         let path = dir.join(&k.0);
         // A flipped byte in the batch fails the checksum.
         let mut b = fs::read(&path).unwrap();
@@ -404,18 +415,16 @@ mod tests {
         fs::write(&path, &b).unwrap();
         assert_eq!(c.get(&k), None);
         // Writable by others, or a symlink: ignored.
-        c.put(&k, &sent(&[batch()]), Some(&lib));
+        c.put(&k, &sent(&[batch()]), Some(lib));
         assert!(c.get(&k).is_some());
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
         assert_eq!(c.get(&k), None);
         fs::remove_file(&path).unwrap();
         let other = dir.join("elsewhere");
-        c.put(&Key::new("y"), &sent(&[batch()]), Some(&lib));
+        c.put(&Key::new("y"), &sent(&[batch()]), Some(lib));
         fs::rename(dir.join(&Key::new("y").0), &other).unwrap();
         std::os::unix::fs::symlink(&other, &path).unwrap();
         assert_eq!(c.get(&k), None);
-        fs::remove_dir_all(&dir).unwrap();
-        fs::remove_file(&lib).unwrap();
     }
 
     #[test]
