@@ -41,7 +41,13 @@ pub unsafe extern "C" fn sendmsg(
     // SAFETY: the caller's arguments, passed on as they came.
     unsafe {
         netprov::nft::capture::on_sendmsg(fd, msg);
-        libc::syscall(libc::SYS_sendmsg, fd, msg, flags) as libc::ssize_t
+        // Passed as longs: `syscall` reads every argument as one.
+        libc::syscall(
+            libc::SYS_sendmsg,
+            libc::c_long::from(fd),
+            msg,
+            libc::c_long::from(flags),
+        ) as libc::ssize_t
     }
 }
 
@@ -69,7 +75,9 @@ pub unsafe extern "C" fn getaddrinfo(
     // libc's; the address is that function, of the type above.
     let next = *NEXT
         .get_or_init(|| unsafe { libc::dlsym(libc::RTLD_NEXT, c"getaddrinfo".as_ptr()) as usize });
-    if next == 0 {
+    // Not found, or this very function (a statically linked build has no libc after
+    // it): fail the lookup rather than recurse.
+    if next == 0 || next == getaddrinfo as *const () as usize {
         return libc::EAI_SYSTEM;
     }
     // SAFETY: the caller's arguments, passed on; `next` is libc's getaddrinfo.
