@@ -13,7 +13,7 @@
 //! | container nftables ruleset | the marker table `inet netprov_state` ([`NFT_MARKER_TABLE`]) holding the digests (and, in an adopted netns, the tables netprov loaded) | [`sha256_hex`] |
 //! | host nftables rules | the table `inet netprov-<id>` ([`host_table_name`]) | [`host_table_owner`] |
 //! | netns | alias `netprov-netns:<id>` on its `lo` ([`netns_mark`]) | [`netns_owner`], [`lo_mark_owner`] |
-//! | files | `/run/netns/<id>` ([`NETNS_DIR`]), `/run/netprov/<id>.lock` ([`LOCK_DIR`]) | |
+//! | files | `/run/netns/<id>` ([`NETNS_DIR`]), `/run/netprov/<id>.lock` ([`LOCK_DIR`]); host-wide, no container's: `/run/netprov/nft-batches/` (the compiled-ruleset cache, `nft::ruleset::compiled`) | |
 //!
 //! The invariant: **netprov changes or deletes only objects that carry its mark for the
 //! container at hand.** An object with the name netprov wants but without that mark —
