@@ -344,3 +344,25 @@ fn concurrent_first_loads_agree_and_leave_one_entry() {
     let all = std::fs::read_dir(&t.cache).unwrap().count();
     assert_eq!(all, 1, "no temporary file left behind");
 }
+
+#[test]
+fn a_large_ruleset_replays_as_one_transaction() {
+    let mut t = T::new();
+    // ~3000 rules: a batch of several hundred KiB, far past the default socket buffers.
+    let rules: String = (0..3000)
+        .map(|p| format!("    tcp dport {} counter accept\n", 10000 + p))
+        .collect();
+    let nft = format!(
+        "table inet big {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{rules}  }}\n}}\n"
+    );
+    let (a, _) = t.apply(json!({ "nft": nft }));
+    let (b, o) = t.apply(json!({ "nft": nft }));
+    assert!(hit(&o), "{}", text(&o));
+    let (la, lb) = (ruleset(&a), ruleset(&b));
+    assert_eq!(
+        lb.matches("accept").count(),
+        3000 + 1,
+        "every rule, and the policy"
+    );
+    assert_eq!(la, lb);
+}

@@ -157,7 +157,7 @@ impl Cache {
             return;
         };
         let mut batch = batch.clone();
-        portable::zero_padding(&mut batch);
+        portable::normalize(&mut batch);
         if let Err(e) = self.write(key, &Entry::encode(library, &identity(&meta), &batch)) {
             tracing::debug!("nft batch cache: store {}: {e}", key.0);
         }

@@ -34,6 +34,8 @@ const NEWOBJ: u16 = 18;
 const NEWFLOWTABLE: u16 = 22;
 
 const NLA_F_NESTED: u16 = 0x8000;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_ECHO: u16 = 0x8;
 
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_LIST_ELEM: u16 = 1;
@@ -103,17 +105,27 @@ pub fn check(batch: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Zeroes the alignment padding after every attribute, nested ones included (libmnl
-/// leaves whatever the heap held there): an entry then holds no stray process memory,
-/// and one text always gives the same bytes. Nests are found by `NLA_F_NESTED`, which
-/// libmnl sets on every nest it opens. A batch [`check`] would refuse may be left as is.
-pub fn zero_padding(batch: &mut [u8]) {
+/// Prepares a batch for storing:
+///
+/// * zeroes the alignment padding after every attribute, nested ones included (libmnl
+///   leaves whatever the heap held there): an entry then holds no stray process memory,
+///   and one text always gives the same bytes. Nests are found by `NLA_F_NESTED`, which
+///   libmnl sets on every nest it opens;
+/// * clears `NLM_F_ACK` and `NLM_F_ECHO` on every message: a replay needs only the
+///   errors, which the kernel reports regardless, and one ack (or echoed object) per
+///   message of a large batch would overflow the socket's receive buffer.
+///
+/// A batch [`check`] would refuse may be left as is.
+pub fn normalize(batch: &mut [u8]) {
     let mut off = 0;
     while off + NLMSG_HDRLEN <= batch.len() {
         let len = u32::from_ne_bytes(batch[off..off + 4].try_into().unwrap_or_default()) as usize;
         if len < NLMSG_HDRLEN || off + len > batch.len() {
             return;
         }
+        let flags =
+            u16::from_ne_bytes([batch[off + 6], batch[off + 7]]) & !(NLM_F_ACK | NLM_F_ECHO);
+        batch[off + 6..off + 8].copy_from_slice(&flags.to_ne_bytes());
         if len >= NLMSG_HDRLEN + NFGENMSG_LEN {
             zero_attr_padding(&mut batch[off + NLMSG_HDRLEN + NFGENMSG_LEN..off + len]);
         }
@@ -356,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn acks_and_echoes_are_not_asked_for() {
+        let mut m = nft(NEWTABLE, &[]);
+        m[6..8].copy_from_slice(&(1 | NLM_F_ACK | NLM_F_ECHO | 0x400).to_ne_bytes());
+        let mut b = batch(&[m]);
+        normalize(&mut b);
+        let (_, m) = messages(&b).unwrap()[1];
+        assert_eq!(
+            u16::from_ne_bytes([m[6], m[7]]),
+            1 | 0x400,
+            "REQUEST and CREATE kept"
+        );
+    }
+
+    #[test]
     fn padding_is_zeroed_at_every_depth() {
         // "cmp" (len 7) and one byte of stale padding, inside two nests; then a
         // top-level one-byte attribute with three.
@@ -365,13 +391,13 @@ mod tests {
         attrs.extend_from_slice(&[5, 0, 9, 0, 1, 0xee, 0xee, 0xee]);
         let mut b = batch(&[nft(NEWRULE, &attrs)]);
         let before = b.clone();
-        zero_padding(&mut b);
+        normalize(&mut b);
         assert!(before.contains(&0xee) && !b.contains(&0xee));
         assert_eq!(b.len(), before.len());
         let diff = b.iter().zip(&before).filter(|(x, y)| x != y).count();
         assert_eq!(diff, 4, "only the four padding bytes change");
         let once = b.clone();
-        zero_padding(&mut b);
+        normalize(&mut b);
         assert_eq!(b, once);
     }
 
