@@ -16,11 +16,9 @@
 
 use std::io;
 
-use super::netlink::NfSocket;
+use super::netlink::{attr, nft_attrs, put_attr, NfSocket, NFGENMSG_LEN, NLMSG_HDRLEN};
 use crate::marks::{NFT_MARKER_FAMILY as MARKER_FAMILY, NFT_MARKER_TABLE as MARKER_TABLE};
 
-const NLMSG_HDRLEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWGEN: u16 = 15;
@@ -53,7 +51,7 @@ pub fn read_on(sock: &NfSocket) -> io::Result<Quick> {
     match sock.request(&get_marker_msg(), |m| {
         if m.kind & 0xff == NFT_MSG_NEWTABLE {
             found = true;
-            comment = attr(m.bytes, NFTA_TABLE_USERDATA).and_then(udata_comment);
+            comment = attr(nft_attrs(m.bytes), NFTA_TABLE_USERDATA).and_then(udata_comment);
         }
     }) {
         Ok(()) => {}
@@ -76,7 +74,7 @@ pub fn generation_on(sock: &NfSocket) -> io::Result<u32> {
     let mut gen = None;
     sock.request(&msg(NFT_MSG_GETGEN, 0, &[]), |m| {
         if m.kind & 0xff == NFT_MSG_NEWGEN {
-            gen = attr(m.bytes, NFTA_GEN_ID)
+            gen = attr(nft_attrs(m.bytes), NFTA_GEN_ID)
                 .filter(|v| v.len() >= 4)
                 .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
         }
@@ -115,32 +113,6 @@ fn msg(kind: u16, family: u8, attrs: &[u8]) -> Vec<u8> {
     b
 }
 
-fn put_attr(b: &mut Vec<u8>, kind: u16, val: &[u8]) {
-    b.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
-    b.extend_from_slice(&kind.to_ne_bytes());
-    b.extend_from_slice(val);
-    while b.len() % 4 != 0 {
-        b.push(0);
-    }
-}
-
-/// The payload of the top-level attribute `kind` of one nftables message.
-fn attr(msg: &[u8], kind: u16) -> Option<&[u8]> {
-    let mut b = msg.get(NLMSG_HDRLEN + NFGENMSG_LEN..)?;
-    while b.len() >= 4 {
-        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-        let k = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            return None;
-        }
-        if k == kind {
-            return Some(&b[4..len]);
-        }
-        b = &b[((len + 3) & !3).min(b.len())..];
-    }
-    None
-}
-
 /// The comment in nft's userdata TLVs (`u8 type, u8 len, value`).
 fn udata_comment(mut b: &[u8]) -> Option<String> {
     while b.len() >= 2 {
@@ -168,10 +140,13 @@ mod tests {
         put_attr(&mut attrs, NFTA_TABLE_NAME, b"netprov_state\0");
         put_attr(&mut attrs, NFTA_TABLE_USERDATA, &ud);
         let m = msg(NFT_MSG_NEWTABLE, NFPROTO_INET, &attrs);
-        assert_eq!(attr(&m, NFTA_TABLE_NAME), Some(&b"netprov_state\0"[..]));
-        let c = attr(&m, NFTA_TABLE_USERDATA).and_then(udata_comment);
+        assert_eq!(
+            attr(nft_attrs(&m), NFTA_TABLE_NAME),
+            Some(&b"netprov_state\0"[..])
+        );
+        let c = attr(nft_attrs(&m), NFTA_TABLE_USERDATA).and_then(udata_comment);
         assert_eq!(c.as_deref(), Some("x gen="));
-        assert_eq!(attr(&m, 9), None);
+        assert_eq!(attr(nft_attrs(&m), 9), None);
         assert_eq!(udata_comment(&[1, 1, 9]), None);
         assert_eq!(udata_comment(&[0, 9, 1]), None, "truncated");
     }

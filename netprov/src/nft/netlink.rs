@@ -7,7 +7,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const NLMSG_HDRLEN: usize = 16;
+/// `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = 16;
+/// `struct nfgenmsg`, after the header of every nftables message.
+pub const NFGENMSG_LEN: usize = 4;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 /// Receive buffer capacity: a dump part the kernel sends fits (it sizes them to the
@@ -262,8 +265,59 @@ fn error_code(msg: &[u8]) -> i32 {
         .unwrap_or(-libc::EPROTO)
 }
 
+/// A datagram split into messages when they cover it exactly (no truncated or trailing
+/// bytes); `None` otherwise.
+pub fn whole_messages(buf: &[u8]) -> Option<Vec<Msg<'_>>> {
+    let mut msgs = Vec::new();
+    let mut end = 0;
+    for m in messages(buf) {
+        end = (end + m.bytes.len() + 3) & !3;
+        msgs.push(m);
+    }
+    (end.min(buf.len()) == buf.len()).then_some(msgs)
+}
+
+/// The attributes of an nftables message (after its `nfgenmsg`); empty if it has none.
+pub fn nft_attrs(msg: &[u8]) -> &[u8] {
+    msg.get(NLMSG_HDRLEN + NFGENMSG_LEN..).unwrap_or(&[])
+}
+
+/// The attributes in `b` (a message's, or a nest's payload): (type without the
+/// nested/byte-order bits, payload). Stops at the first malformed one.
+pub fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        if len < 4 || len > b.len() {
+            b = &[];
+            return None;
+        }
+        let payload = &b[4..len];
+        b = &b[((len + 3) & !3).min(b.len())..];
+        Some((kind, payload))
+    })
+}
+
+/// The payload of the first attribute `kind` in `b`.
+pub fn attr(b: &[u8], kind: u16) -> Option<&[u8]> {
+    attrs(b).find(|(k, _)| *k == kind).map(|(_, v)| v)
+}
+
+/// Appends attribute `kind` with `val`, padded to 4 bytes.
+pub fn put_attr(b: &mut Vec<u8>, kind: u16, val: &[u8]) {
+    b.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
+    b.extend_from_slice(&kind.to_ne_bytes());
+    b.extend_from_slice(val);
+    while b.len() % 4 != 0 {
+        b.push(0);
+    }
+}
+
 /// Splits a datagram into netlink messages.
-fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
+pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     std::iter::from_fn(move || {
         if buf.len() < NLMSG_HDRLEN {
             return None;
@@ -302,5 +356,12 @@ mod tests {
         }
         let kinds: Vec<u16> = messages(&b).map(|m| m.kind).collect();
         assert_eq!(kinds, vec![NLMSG_ERROR, NLMSG_DONE]);
+        assert_eq!(whole_messages(&b).map(|m| m.len()), Some(2));
+        // The last message's padding may be missing; a cut one or stray bytes may not.
+        assert_eq!(whole_messages(&b[..b.len() - 3]).map(|m| m.len()), Some(2));
+        assert!(whole_messages(&b[..b.len() - 4]).is_none());
+        let mut extra = b.clone();
+        extra.extend_from_slice(&[1, 2, 3, 4]);
+        assert!(whole_messages(&extra).is_none());
     }
 }

@@ -17,8 +17,8 @@
 //! netns sends, or expressions it does not know to be harmless, make the batch
 //! non-portable only where they could carry an index; unknown message types refuse.
 
-const NLMSG_HDRLEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
+use crate::nft::netlink::{attr, attrs, nft_attrs, whole_messages, NFGENMSG_LEN, NLMSG_HDRLEN};
+
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
@@ -69,19 +69,20 @@ const TYPE_BITS: u32 = 6;
 /// `Ok` when the batch (begin … end, as libnftables sent it) can be replayed into
 /// another fresh netns; otherwise why not.
 pub fn check(batch: &[u8]) -> Result<(), String> {
-    let msgs = messages(batch).ok_or("not a sequence of netlink messages")?;
+    let msgs = whole_messages(batch).ok_or("not a sequence of netlink messages")?;
     let (first, last) = match (msgs.first(), msgs.last()) {
         (Some(f), Some(l)) if msgs.len() >= 2 => (f, l),
         _ => return Err("not a batch".into()),
     };
-    if first.0 != NFNL_MSG_BATCH_BEGIN || last.0 != NFNL_MSG_BATCH_END {
+    if first.kind != NFNL_MSG_BATCH_BEGIN || last.kind != NFNL_MSG_BATCH_END {
         return Err("not a batch".into());
     }
-    for (kind, m) in &msgs[1..msgs.len() - 1] {
+    for m in &msgs[1..msgs.len() - 1] {
+        let kind = m.kind;
         if kind >> 8 != NFNL_SUBSYS_NFTABLES {
             return Err(format!("message type {kind:#x}"));
         }
-        let body = m.get(NLMSG_HDRLEN + NFGENMSG_LEN..).unwrap_or(&[]);
+        let body = nft_attrs(m.bytes);
         match kind & 0xff {
             NEWRULE => {
                 let exprs = attr(body, NFTA_RULE_EXPRESSIONS).unwrap_or(&[]);
@@ -213,55 +214,13 @@ fn be32(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
 
-/// (type, whole message) of each message; `None` if the lengths do not add up.
-fn messages(mut b: &[u8]) -> Option<Vec<(u16, &[u8])>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let len = u32::from_ne_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > b.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes([b[4], b[5]]);
-        out.push((kind, &b[..len]));
-        b = &b[((len + 3) & !3).min(b.len())..];
-    }
-    Some(out)
-}
-
-/// The attributes in `b`: (type without the nested/byte-order bits, payload).
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if b.len() < 4 {
-            return None;
-        }
-        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-        let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-        if len < 4 || len > b.len() {
-            b = &[];
-            return None;
-        }
-        let payload = &b[4..len];
-        b = &b[((len + 3) & !3).min(b.len())..];
-        Some((kind, payload))
-    })
-}
-
-fn attr(b: &[u8], kind: u16) -> Option<&[u8]> {
-    attrs(b).find(|(k, _)| *k == kind).map(|(_, v)| v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
         let mut b = Vec::new();
-        b.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-        b.extend_from_slice(&kind.to_ne_bytes());
-        b.extend_from_slice(payload);
-        while b.len() % 4 != 0 {
-            b.push(0);
-        }
+        crate::nft::netlink::put_attr(&mut b, kind, payload);
         b
     }
 
@@ -373,7 +332,7 @@ mod tests {
         m[6..8].copy_from_slice(&(1 | NLM_F_ACK | NLM_F_ECHO | 0x400).to_ne_bytes());
         let mut b = batch(&[m]);
         normalize(&mut b);
-        let (_, m) = messages(&b).unwrap()[1];
+        let m = whole_messages(&b).unwrap()[1].bytes;
         assert_eq!(
             u16::from_ne_bytes([m[6], m[7]]),
             1 | 0x400,
