@@ -8,8 +8,8 @@ use crate::blocking::blocking;
 use crate::engine::destroy::DestroyTarget;
 use crate::engine::execute::{self, Exec};
 use crate::engine::lock;
-use crate::engine::observe::Observed;
-use crate::engine::plan::Plan;
+use crate::engine::observe::{FreshHostRoutes, Observed};
+use crate::engine::plan::{At, LinkStep, Plan, RouteStep, Step};
 use crate::engine::runtime::Engine;
 use crate::error::OpError;
 use crate::kernel::netlink::{MutationCount, Netlink};
@@ -32,6 +32,41 @@ pub struct ApplyReport {
     /// The plans of the passes after the first, each computed from a fresh observe of
     /// what the previous pass left (the verify loop; see docs/engine.md).
     pub repairs: Vec<Plan>,
+}
+
+/// Adds to `fresh` the host links `p` created and the routes it added through them (the
+/// verifying observe looks those routes up one by one: see [`FreshHostRoutes`]). A link
+/// a route was deleted from is left out: it is listed.
+fn record_fresh(p: &Plan, fresh: &mut FreshHostRoutes) {
+    for s in &p.steps {
+        if let Step::Link(LinkStep::CreateVeth { host, .. }) = s {
+            fresh.insert(host.to_string(), Vec::new());
+        }
+    }
+    let mut listed = Vec::new();
+    for s in &p.steps {
+        let Step::Route(r) = s else { continue };
+        match r {
+            RouteStep::ReplaceRoute {
+                at: At::Host,
+                route,
+                ..
+            } => {
+                if let Some(rs) = route.dev.as_ref().and_then(|l| fresh.get_mut(l)) {
+                    rs.retain(|x| !x.same_key(route));
+                    rs.push(route.clone());
+                }
+            }
+            RouteStep::DelRoute {
+                at: At::Host,
+                route,
+            } => listed.extend(route.dev.clone()),
+            _ => {}
+        }
+    }
+    for l in listed {
+        fresh.remove(&l);
+    }
 }
 
 /// Plans an apply executes at most before it gives up: the first plan, then repairs of
@@ -63,9 +98,10 @@ impl Engine {
         let mut ovs_sent = 0;
         let mut plans: Vec<Plan> = Vec::new();
         let expected = HostExpected::new(HostSpec::from_desired(d));
+        let mut fresh = FreshHostRoutes::new();
         loop {
             let (o, conn) = self
-                .observe_with(d, c.as_ref(), ovs.clone(), &expected)
+                .observe_with(d, c.as_ref(), ovs.clone(), &expected, &fresh)
                 .instrument(tracing::info_span!("observe", id = %d.id, pass = plans.len()))
                 .await?;
             ovs = conn;
@@ -102,6 +138,7 @@ impl Engine {
                     None => ApplyError::Op(e),
                 });
             }
+            record_fresh(&p, &mut fresh);
             plans.push(p);
         }
         let passes = plans.len();
@@ -288,5 +325,79 @@ async fn precheck_ruleset(d: &Desired, p: &Plan) -> Result<Option<ApplyError>, O
             ),
             error,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::route::RouteSpec;
+    use crate::model::{ContainerId, IfName};
+
+    fn route(dest: &str, dev: &str) -> RouteSpec {
+        RouteSpec {
+            dest: dest.parse().unwrap(),
+            gateway: None,
+            dev: Some(dev.into()),
+            metric: 0,
+        }
+    }
+
+    fn veth(host: &str) -> Step {
+        Step::Link(LinkStep::CreateVeth {
+            host: IfName::new(host).unwrap(),
+            peer: IfName::new("eth0").unwrap(),
+            netns: ContainerId::new("web").unwrap(),
+            host_alias: "netprov:web:eth0".into(),
+            peer_alias: "netprov:web".into(),
+            mtu: None,
+            mac: None,
+        })
+    }
+
+    fn replace(at: At, r: &RouteSpec) -> Step {
+        Step::Route(RouteStep::ReplaceRoute {
+            at,
+            route: r.clone(),
+            was: None,
+        })
+    }
+
+    #[test]
+    fn only_links_the_plan_created_are_checked_route_by_route() {
+        let web = At::Netns(ContainerId::new("web").unwrap());
+        let (r1, r2) = (route("10.0.0.3/32", "ve-a"), route("10.0.1.3/32", "ve-old"));
+        let c = route("10.0.0.2/32", "eth0");
+        let p = Plan {
+            id: ContainerId::new("web").unwrap(),
+            steps: vec![
+                veth("ve-a"),
+                replace(At::Host, &r1),
+                // A link that was there before: listed, whatever the plan adds to it.
+                replace(At::Host, &r2),
+                replace(web.clone(), &c),
+            ],
+        };
+        let mut fresh = FreshHostRoutes::new();
+        record_fresh(&p, &mut fresh);
+        assert_eq!(
+            fresh,
+            FreshHostRoutes::from([("ve-a".into(), vec![r1.clone()])])
+        );
+
+        // A later pass that re-creates a link starts it afresh; one that deletes a
+        // route through a created link sends it back to listing.
+        let p2 = Plan {
+            id: ContainerId::new("web").unwrap(),
+            steps: vec![
+                veth("ve-b"),
+                Step::Route(RouteStep::DelRoute {
+                    at: At::Host,
+                    route: r1.clone(),
+                }),
+            ],
+        };
+        record_fresh(&p2, &mut fresh);
+        assert_eq!(fresh, FreshHostRoutes::from([("ve-b".into(), vec![])]));
     }
 }

@@ -150,8 +150,9 @@ impl Exec<'_> {
             value.clone(),
             format!("netns {id}"),
         );
+        let sys = crate::kernel::procsys::for_netns_path(&self.netns_path)?;
         netns::in_netns_async(&self.netns_path, move || {
-            sysctl::ensure(&key, &path, &value, &label)
+            sysctl::ensure(&sys, &key, &path, &value, &label)
         })
         .await??;
         Ok(())

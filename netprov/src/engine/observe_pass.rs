@@ -23,16 +23,19 @@ impl Engine {
         c: Option<&Netlink>,
         expected: &HostExpected,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
-        self.observe_with(d, c, None, expected).await
+        let fresh = observe::FreshHostRoutes::new();
+        self.observe_with(d, c, None, expected, &fresh).await
     }
 
-    /// [`Self::observe`], reusing the OVSDB connection of an earlier pass if any.
+    /// [`Self::observe`], reusing the OVSDB connection of an earlier pass if any, and
+    /// checking the routes of host links the earlier passes created one by one.
     pub(super) async fn observe_with(
         &self,
         d: &Desired,
         c: Option<&Netlink>,
         conn: Option<OvsConn>,
         expected: &HostExpected,
+        fresh: &observe::FreshHostRoutes,
     ) -> Result<(Observed, Option<OvsConn>), OpError> {
         let specs = PortSpec::all(&d.id, &d.interfaces);
         let mut ovs = None;
@@ -77,7 +80,7 @@ impl Engine {
             }
         }
         let ovn = self.observe_ovn(d, ovs.clone()).await?;
-        let mut o = observe::observe(d, &self.host, &self.host_path, c, expected).await?;
+        let mut o = observe::observe(d, &self.host, &self.host_path, c, expected, fresh).await?;
         o.ovs = rows;
         o.ovn = ovn;
         // Existing links about to be moved in: does Open vSwitch claim them?

@@ -7,6 +7,7 @@ pub mod netns;
 pub mod netns_owner;
 pub mod netns_release;
 pub mod owned;
+pub mod procsys;
 pub mod route;
 pub mod state;
 pub mod sysctl;

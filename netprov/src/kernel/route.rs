@@ -138,6 +138,30 @@ pub fn dump(v6: bool, oif: Option<u32>) -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetRoute(m)
 }
 
+/// RTM_GETROUTE for the route the kernel would use to reach `r`'s destination
+/// through `oif` (`RTM_F_FIB_MATCH`: the FIB entry itself, with its protocol, metric
+/// and gateway, not the resolved cache entry). A lookup, not a dump: it costs the same
+/// in a host with a thousand routes as in an empty one. It answers with the most
+/// specific, best route, which is `r` only if nothing shadows it: the caller compares.
+pub fn get_fib_match(r: &RouteSpec, oif: u32) -> RouteNetlinkMessage {
+    use netlink_packet_route::route::RouteFlags;
+    let mut m = RouteMessage::default();
+    m.header.address_family = if r.dest.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.destination_prefix_length = if r.dest.is_ipv4() { 32 } else { 128 };
+    m.header.flags = RouteFlags::FibMatch;
+    m.attributes
+        .push(RouteAttribute::Destination(match r.dest.network() {
+            IpAddr::V4(v) => RouteAddress::Inet(v),
+            IpAddr::V6(v) => RouteAddress::Inet6(v),
+        }));
+    m.attributes.push(RouteAttribute::Oif(oif));
+    RouteNetlinkMessage::GetRoute(m)
+}
+
 fn message(
     dest: &IpNetwork,
     gateway: Option<IpAddr>,

@@ -1,23 +1,22 @@
-//! sysctls, read and written through `/proc/sys` from a thread inside the container
-//! netns (`/proc/sys/net` shows the netns of the reading thread).
+//! sysctls, read and written through a `/proc/sys` (see [`super::procsys`]) from a
+//! thread inside the container netns (`/proc/sys/net` shows the netns of the reading
+//! thread).
 
-use std::path::Path;
+use std::io::Read;
 
+use super::procsys::ProcSys;
 use crate::error::OpError;
-
-fn file(path: &str) -> std::path::PathBuf {
-    Path::new("/proc/sys").join(path)
-}
 
 /// Current values of `paths` (relative to /proc/sys); `None` where unreadable (e.g. an
 /// interface-specific key whose interface does not exist yet). Call inside the netns.
-pub fn read_all(paths: &[String]) -> Vec<Option<String>> {
+pub fn read_all(sys: &ProcSys, paths: &[String]) -> Vec<Option<String>> {
     paths
         .iter()
         .map(|p| {
-            std::fs::read_to_string(file(p))
-                .ok()
-                .map(|s| s.trim().to_owned())
+            let mut v = String::new();
+            let mut f = sys.open(p, false).ok()?;
+            f.read_to_string(&mut v).ok()?;
+            Some(v.trim().to_owned())
         })
         .collect()
 }
@@ -30,18 +29,19 @@ pub fn same_value(current: &str, wanted: &str) -> bool {
 /// Writes `value` unless it is already there. Call inside the netns. Returns whether it
 /// wrote.
 ///
-/// One open for both (read, then write at offset 0): with many network namespaces
-/// every path lookup under `/proc/sys/net` walks one dentry per netns (see
-/// `props::sysctl`'s probe), and this is the container's first.
-pub fn ensure(key: &str, path: &str, value: &str, netns: &str) -> Result<bool, OpError> {
-    use std::io::Read;
+/// One open for both (read, then write at offset 0): where `sys` is the shared
+/// `/proc/sys`, every path lookup under `/proc/sys/net` walks one dentry per netns
+/// (see [`super::procsys`]).
+pub fn ensure(
+    sys: &ProcSys,
+    key: &str,
+    path: &str,
+    value: &str,
+    netns: &str,
+) -> Result<bool, OpError> {
     use std::os::unix::fs::FileExt;
     let op = || format!("set sysctl {key}={value} in {netns}");
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(file(path))
-        .map_err(|e| OpError::io(op(), &e))?;
+    let mut f = sys.open(path, true).map_err(|e| OpError::io(op(), &e))?;
     let mut cur = String::new();
     if f.read_to_string(&mut cur).is_ok() && same_value(&cur, value) {
         return Ok(false);

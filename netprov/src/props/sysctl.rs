@@ -147,11 +147,8 @@ pub enum Probed {
 pub(super) type Probe<'a> = dyn Fn(&str) -> Probed + 'a;
 
 /// Runs `f` with a probe of the host's `/proc/sys` that reads each path at most once:
-/// a multi-file apply names the same keys in every file, and on a host with many
-/// network namespaces each lookup under `/proc/sys/net` walks one dentry per netns
-/// (~0.3 ms with 1000 containers), so 1000 files cost 1000 such walks per key. The
-/// memo lives for this one call: the files of one invocation are checked against one
-/// reading of the host.
+/// a multi-file apply names the same keys in every file. The memo lives for this one
+/// call: the files of one invocation are checked against one reading of the host.
 pub(super) fn with_host_probe<T>(f: impl FnOnce(&Probe<'_>) -> T) -> T {
     with_memo(&host_probe, f)
 }
@@ -173,14 +170,19 @@ fn with_memo<T>(inner: &Probe<'_>, f: impl FnOnce(&Probe<'_>) -> T) -> T {
 fn host_probe(path: &str) -> Probed {
     use std::io::Read;
     // One path lookup, not three (is /proc/sys/net a directory, is the key one, read
-    // it): with many network namespaces every lookup under /proc/sys/net is slow — each
-    // netns has its own dentry of the same name under the shared parent, and the dcache
-    // compares them one by one (0.1–0.3 ms per lookup in a host with 1000 containers,
-    // 0.02 ms in a fresh netns). So open first, and ask whether /proc/sys/net exists
-    // only when the open failed.
-    let root = std::path::Path::new("/proc/sys");
-    let no_proc = || !root.join("net").is_dir();
-    match std::fs::File::open(root.join(path)) {
+    // it): each lookup of `…/sys/net` may compare one dentry per netns (see
+    // kernel::procsys). So open first, and ask whether `sys/net` exists only when the
+    // open failed.
+    let Ok(sys) = crate::kernel::procsys::for_netns("") else {
+        return Probed::NoProc;
+    };
+    let no_proc = || {
+        sys.open("net", false)
+            .and_then(|f| f.metadata())
+            .map(|m| !m.is_dir())
+            .unwrap_or(true)
+    };
+    match sys.open(path, false) {
         Ok(mut f) => {
             if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Probed::Directory;

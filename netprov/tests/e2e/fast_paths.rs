@@ -204,3 +204,73 @@ fn destroy_by_props_finds_host_ends_left_without_their_peer() {
     assert!(rep.netns_removed, "{rep:?}");
     assert!(host_links(&host).is_empty(), "{:?}", host_links(&host));
 }
+
+/// The verifying observe after a pass looks up, one by one, the routes the pass added
+/// through a host link it created, instead of listing the host's routes (see
+/// `engine::observe::FreshHostRoutes`). Whichever route step of a cold apply is lost
+/// (the test hook `--drop-step` does not send it), the second pass repairs exactly it;
+/// then `check` is clean, the host has exactly the wanted netprov routes and traffic
+/// flows both ways.
+#[test]
+fn a_cold_apply_that_loses_any_route_step_repairs_exactly_that_one() {
+    let mut host = HostNetns::new();
+    let dir = Dir::new();
+    let id = host.new_id("lr");
+    let hostname = format!("lr{}", &id[id.len() - 6..]);
+    let p = dir.0.join(format!("{id}.json"));
+    let props = json!({ "id": id, "network": {
+        "interfaces": { "eth0": {
+            "ip4": "10.78.0.3/31", "hostIp4": "10.78.0.2/31",
+            "ip6": "fd78::3/127", "hostIp6": "fd78::2/127",
+            "hostName": hostname } },
+        "ip4route": "10.78.0.2", "ip6route": "fd78::2",
+        "routes": [ { "to": "10.78.9.0/24", "via": "10.78.0.2" } ] }});
+    std::fs::write(&p, props.to_string()).unwrap();
+    let p = p.display().to_string();
+    let plan = host.netprov(&["--json", "plan", &p]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let steps = plan[0]["result"]["steps"].as_array().unwrap().clone();
+    let routes: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i]["op"] == "replace_route")
+        .collect();
+    // Two host peer routes, two container peer routes, two defaults, one explicit.
+    assert_eq!(routes.len(), 7, "{plan}");
+    let mut wanted_host = None;
+    for i in routes {
+        let o = host.netprov(&["--json", "apply", "--drop-step", &i.to_string(), &p]);
+        assert!(o.status.success(), "dropping step {i}: {}", text(&o));
+        let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r = &rep[0]["result"];
+        assert_eq!(r["passes"], 2, "dropping step {i}: {rep}");
+        assert_eq!(
+            r["repairs"][0]["steps"],
+            json!([steps[i]]),
+            "dropping step {i}"
+        );
+        let o = host.netprov(&["check", &p]);
+        assert_eq!(o.status.code(), Some(0), "dropping step {i}: {}", text(&o));
+        let routes = host_netprov_routes(&host);
+        match &wanted_host {
+            None => wanted_host = Some(routes),
+            Some(w) => assert_eq!(&routes, w, "dropping step {i}"),
+        }
+        in_ct_ok_path(&id, "ping", &["-c1", "-W3", "10.78.0.2"]);
+        in_ct_ok_path(&id, "ping", &["-c1", "-W3", "fd78::2"]);
+        let o = host.netprov(&["destroy", &p]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let w = wanted_host.unwrap();
+    assert!(
+        w.contains(&format!("10.78.0.3 dev {hostname} "))
+            && w.contains(&format!("fd78::3 dev {hostname} ")),
+        "{w}"
+    );
+}
+
+fn in_ct_ok_path(id: &str, cmd: &str, args: &[&str]) -> String {
+    testkit::ok_cmd(testkit::nsenter(
+        &PathBuf::from("/run/netns").join(id),
+        cmd,
+        args,
+    ))
+}

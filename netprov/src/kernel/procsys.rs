@@ -1,0 +1,265 @@
+//! Where netprov opens sysctl files: a private instance of procfs when the kernel
+//! allows one, `/proc/sys` otherwise.
+//!
+//! Why not `/proc/sys`: every network namespace has its own dentry named `net` under
+//! the `/proc/sys` of one procfs instance, all of them in the same dcache hash chain
+//! (same parent, same name), and every path lookup of `…/sys/net` compares them one by
+//! one (`proc_sys_compare`, taking `sysctl_lock` each time, and twice: the RCU walk
+//! always falls back to a ref walk for `/proc/sys`). A dentry is made by the first
+//! lookup from inside a netns and lives as long as that netns. So once netprov has
+//! written a sysctl in 1000 containers through the host's `/proc`, every later lookup
+//! of `/proc/sys/net` — the host's check of a key, each container's first write and
+//! every read — walks 1000 entries: 0.1–0.5 ms each here, the largest cost of an apply
+//! that grows with the host (docs/benchmarks.md, round 6).
+//!
+//! Since Linux 5.8 each mount of procfs is its own instance (`fsopen("proc")`, not
+//! attached anywhere: no other process sees it). Through an instance of its own, a
+//! process only meets the `net` dentries of the namespaces it looked up itself, and they
+//! go when the instance is closed; nothing is added to the host's `/proc`. Creating one
+//! costs ~10 µs and closing it ~45 µs (the kernel waits for an RCU grace period when a
+//! mount goes), so an instance is shared by the lookups of one process, and replaced
+//! after [`ROTATE_AFTER`] namespaces so that a process applying 1000 containers does
+//! not grow one long chain of its own.
+//!
+//! The values are the same either way: `/proc/sys/net` shows the netns of the thread
+//! that looks it up, whichever instance it looks through.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use crate::error::OpError;
+
+/// Network namespaces looked up through one private instance before a new one replaces
+/// it (each lookup compares at most this many `net` dentries).
+const ROTATE_AFTER: usize = 16;
+
+/// A `/proc/sys` directory: of a private procfs instance, or the shared `/proc/sys`.
+#[derive(Debug)]
+pub struct ProcSys {
+    dir: OwnedFd,
+    private: bool,
+}
+
+impl ProcSys {
+    /// Opens `path` (relative to `/proc/sys`, e.g. `net/ipv4/ip_forward`) for reading,
+    /// or reading and writing, in the netns of the calling thread.
+    pub fn open(&self, path: &str, write: bool) -> io::Result<File> {
+        let c = std::ffi::CString::new(path)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
+        // SAFETY: a valid directory fd and a NUL-terminated path; the fd returned is ours.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                mode | libc::O_CLOEXEC | libc::O_NOCTTY,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Whether this is a private procfs instance (else the shared `/proc/sys`).
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+
+    fn shared() -> io::Result<ProcSys> {
+        let dir = open_dir(libc::AT_FDCWD, c"/proc/sys")?;
+        Ok(ProcSys {
+            dir,
+            private: false,
+        })
+    }
+
+    fn private() -> io::Result<ProcSys> {
+        let mnt = private_procfs()?;
+        let dir = open_dir(mnt.as_raw_fd(), c"sys")?;
+        Ok(ProcSys { dir, private: true })
+    }
+}
+
+/// The instance in use and the namespaces looked up through it (labels given by the
+/// callers).
+struct Pool {
+    current: Option<(Arc<ProcSys>, Vec<String>)>,
+}
+
+impl Pool {
+    /// The instance for `netns`: the current one, unless it is private and has served
+    /// [`ROTATE_AFTER`] other namespaces; then (or at first) a new one from `make`.
+    fn get(
+        &mut self,
+        netns: &str,
+        make: impl FnOnce() -> io::Result<ProcSys>,
+    ) -> io::Result<Arc<ProcSys>> {
+        if let Some((p, seen)) = &mut self.current {
+            if !p.private || seen.iter().any(|s| s == netns) {
+                return Ok(p.clone());
+            }
+            if seen.len() < ROTATE_AFTER {
+                seen.push(netns.to_owned());
+                return Ok(p.clone());
+            }
+        }
+        let p = Arc::new(make()?);
+        self.current = Some((p.clone(), vec![netns.to_owned()]));
+        Ok(p)
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { current: None });
+
+/// The `/proc/sys` to look up sysctls of the netns labelled `netns` through (`""` for
+/// the host): this process's private procfs instance, a fresh one once the current
+/// has served [`ROTATE_AFTER`] other namespaces, or — where the kernel refuses a new
+/// procfs instance (before 5.8, or without the privilege to mount) — `/proc/sys`.
+pub fn for_netns(netns: &str) -> io::Result<Arc<ProcSys>> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pool.get(netns, || ProcSys::private().or_else(|_| ProcSys::shared()))
+}
+
+/// [`for_netns`] for the netns at `path`, as an operation error.
+pub fn for_netns_path(path: &std::path::Path) -> Result<Arc<ProcSys>, OpError> {
+    let label = path.display().to_string();
+    for_netns(&label).map_err(|e| OpError::io("open /proc/sys", &e))
+}
+
+fn open_dir(at: i32, path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: valid fd (or AT_FDCWD) and NUL-terminated path.
+    let fd = unsafe {
+        libc::openat(
+            at,
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new procfs instance, mounted nowhere: the fd of its root.
+fn private_procfs() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let fs = syscall_fd(|| {
+        // SAFETY: fsopen(2) with a NUL-terminated filesystem name.
+        unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) }
+    })?;
+    // SAFETY: fsconfig(2) on the fs context just opened; CMD_CREATE takes no key/value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    syscall_fd(|| {
+        // SAFETY: fsmount(2) of the created context, no mount attributes.
+        unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) }
+    })
+}
+
+fn syscall_fd(f: impl FnOnce() -> libc::c_long) -> io::Result<OwnedFd> {
+    let r = f();
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a new fd, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn read(sys: &ProcSys, path: &str) -> String {
+        let mut v = String::new();
+        sys.open(path, false)
+            .unwrap()
+            .read_to_string(&mut v)
+            .unwrap();
+        v
+    }
+
+    #[test]
+    fn a_private_instance_shows_the_same_sysctls_as_proc() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let sys = match ProcSys::private() {
+            Ok(s) => s,
+            // Only an unprivileged run may be refused a procfs instance.
+            Err(e) if !root => return eprintln!("no private procfs: {e}"),
+            Err(e) => panic!("a private procfs instance as root: {e}"),
+        };
+        assert!(sys.is_private());
+        for p in [
+            "net/ipv4/ip_forward",
+            "net/core/somaxconn",
+            "net/ipv6/conf/lo/mtu",
+        ] {
+            let shared = std::fs::read_to_string(std::path::Path::new("/proc/sys").join(p));
+            assert_eq!(read(&sys, p), shared.unwrap(), "{p}");
+        }
+        let e = sys.open("net/ipv4/no_such_key", false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(sys
+            .open("net/ipv4/conf", false)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .is_dir());
+    }
+
+    #[test]
+    fn an_instance_is_replaced_after_serving_rotate_after_namespaces() {
+        let mut pool = Pool { current: None };
+        let made = std::cell::Cell::new(0);
+        let make = || {
+            made.set(made.get() + 1);
+            ProcSys::private().or_else(|_| ProcSys::shared())
+        };
+        let first = pool.get("", make).unwrap();
+        if !first.is_private() {
+            // The shared /proc/sys is never replaced.
+            for i in 0..2 * ROTATE_AFTER {
+                assert!(Arc::ptr_eq(
+                    &first,
+                    &pool.get(&i.to_string(), make).unwrap()
+                ));
+            }
+            return;
+        }
+        for i in 1..ROTATE_AFTER {
+            let p = pool.get(&format!("/run/netns/c{i}"), make).unwrap();
+            assert!(Arc::ptr_eq(&first, &p), "namespace {i}");
+        }
+        // Asking again for a namespace it served does not count.
+        assert!(Arc::ptr_eq(&first, &pool.get("", make).unwrap()));
+        assert_eq!(made.get(), 1);
+        let next = pool.get("/run/netns/c-last", make).unwrap();
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert_eq!(made.get(), 2);
+        // The old instance still works for whoever holds it.
+        assert_eq!(
+            read(&first, "net/ipv4/ip_forward"),
+            read(&next, "net/ipv4/ip_forward")
+        );
+    }
+}
