@@ -16,10 +16,15 @@
 //! attached anywhere: no other process sees it). Through an instance of its own, a
 //! process only meets the `net` dentries of the namespaces it looked up itself, and they
 //! go when the instance is closed; nothing is added to the host's `/proc`. Creating one
-//! costs ~10 µs and closing it ~45 µs (the kernel waits for an RCU grace period when a
-//! mount goes), so an instance is shared by the lookups of one process, and replaced
-//! after [`ROTATE_AFTER`] namespaces so that a process applying 1000 containers does
-//! not grow one long chain of its own.
+//! costs ~10 µs, but closing it ~45 µs and more (the kernel waits for an RCU grace
+//! period when a mount goes) — more than a walk of a short chain. So netprov looks
+//! through an instance of its own only on a host with [`PRIVATE_FROM`] named network
+//! namespaces or more (`/run/netns`, where netprov's are: a chain that long comes from
+//! lookups in namespaces like those), and through `/proc/sys` below that. Either way the
+//! chain stops growing: below the threshold it is short, and above it netprov adds
+//! nothing to it. One instance is shared by the lookups of one process, and replaced
+//! after [`ROTATE_AFTER`] namespaces, so that a process applying 1000 containers does not
+//! grow one long chain of its own.
 //!
 //! The values are the same either way: `/proc/sys/net` shows the netns of the thread
 //! that looks it up, whichever instance it looks through.
@@ -30,6 +35,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use crate::error::OpError;
+
+/// Named network namespaces (entries of `/run/netns`) from which netprov uses a procfs
+/// instance of its own: measured here, a lookup of `/proc/sys/net` walks ~0.1 µs per
+/// `net` dentry in a warm loop and several times that in a fresh process, and a cold
+/// apply makes about three such walks; the instance costs ~0.05–0.1 ms.
+const PRIVATE_FROM: u64 = 128;
 
 /// Network namespaces looked up through one private instance before a new one replaces
 /// it (each lookup compares at most this many `net` dentries).
@@ -116,12 +127,35 @@ impl Pool {
 static POOL: Mutex<Pool> = Mutex::new(Pool { current: None });
 
 /// The `/proc/sys` to look up sysctls of the netns labelled `netns` through (`""` for
-/// the host): this process's private procfs instance, a fresh one once the current
-/// has served [`ROTATE_AFTER`] other namespaces, or — where the kernel refuses a new
-/// procfs instance (before 5.8, or without the privilege to mount) — `/proc/sys`.
+/// the host): on a host with many named namespaces, this process's private procfs
+/// instance (a fresh one once the current has served [`ROTATE_AFTER`] other
+/// namespaces); else, or where the kernel refuses a new procfs instance (before 5.8, or
+/// without the privilege to mount), `/proc/sys`.
 pub fn for_netns(netns: &str) -> io::Result<Arc<ProcSys>> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    pool.get(netns, || ProcSys::private().or_else(|_| ProcSys::shared()))
+    pool.get(netns, || {
+        if want_private() {
+            ProcSys::private().or_else(|_| ProcSys::shared())
+        } else {
+            ProcSys::shared()
+        }
+    })
+}
+
+/// `NETPROV_PROCFS`: `private` or `shared` decide; unset (or `auto`), the number of
+/// named namespaces does.
+fn want_private() -> bool {
+    match std::env::var("NETPROV_PROCFS").as_deref() {
+        Ok("private") => true,
+        Ok("shared") => false,
+        _ => named_netns() >= PRIVATE_FROM,
+    }
+}
+
+/// How many entries `/run/netns` has, counted up to [`PRIVATE_FROM`] (a directory
+/// read of at most that many names; its size says nothing off tmpfs).
+fn named_netns() -> u64 {
+    std::fs::read_dir("/run/netns").map_or(0, |d| d.take(PRIVATE_FROM as usize).count() as u64)
 }
 
 /// [`for_netns`] for the netns at `path`, as an operation error.

@@ -31,5 +31,6 @@ mod ovn_multihost;
 mod ovs_client;
 mod ovs_defaults;
 mod ovs_ports;
+mod procfs;
 mod userns;
 mod validate_cli;
