@@ -79,10 +79,15 @@ impl Engine {
     /// only its own lock and never waits for another while holding it, so two
     /// multi-file applies cannot deadlock, whatever their order.
     pub(super) async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
-        let _lock = lock::acquire(&d.id, lock::Op::Apply).await?;
-        self.apply_traced(d)
+        let mut lock = lock::acquire(&d.id, lock::Op::Apply).await?;
+        let r = self
+            .apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))
-            .await
+            .await;
+        if r.is_ok() {
+            lock.keep_file();
+        }
+        r
     }
 
     /// Observe, plan, execute; then observe again (read only) and, while something

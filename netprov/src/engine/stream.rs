@@ -87,19 +87,21 @@ impl Engine {
         let keep = &keep;
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| async move {
-                let _lock = match lock::acquire(&d.id, lock::Op::Apply).await {
+                let mut lock = match lock::acquire(&d.id, lock::Op::Apply).await {
                     Ok(l) => l,
                     Err(e) => return Some(Err(e)),
                 };
                 if !keep(d) {
                     return None;
                 }
-                Some(
-                    self.apply_traced(d)
-                        .instrument(tracing::info_span!("apply", id = %d.id))
-                        .await
-                        .map_err(ApplyError::into_op),
-                )
+                let r = self
+                    .apply_traced(d)
+                    .instrument(tracing::info_span!("apply", id = %d.id))
+                    .await;
+                if r.is_ok() {
+                    lock.keep_file();
+                }
+                Some(r.map_err(ApplyError::into_op))
             }))
             .buffered(MAX_IN_FLIGHT)
             .collect(),

@@ -74,7 +74,54 @@ fn leftovers(host: &HostNetns, id: &str) -> Vec<String> {
             left.push(format!("routes {routes}"));
         }
     }
+    if lock_file(id).exists() {
+        left.push("lock file".into());
+    }
     left
+}
+
+fn lock_file(id: &str) -> std::path::PathBuf {
+    Path::new("/run/netprov").join(format!("{id}.lock"))
+}
+
+/// A container's lock file lives as long as the container: a successful apply keeps
+/// it, and later applies, checks and plans reuse the same file; destroy removes it.
+/// Nothing is left by a check of a container never applied, or by a first apply that
+/// failed (a ruleset the kernel refuses: the apply is undone).
+#[test]
+fn the_lock_file_lives_as_long_as_the_container() {
+    use std::os::unix::fs::MetadataExt;
+    let host = HostNetns::new();
+    let dir = Dir::new();
+    let id = unique("w");
+    let p = props(&dir, &id, 9, false);
+    let out = host.netprov(&["check", &p]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(!lock_file(&id).exists());
+    let out = host.netprov(&["apply", &p]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ino = std::fs::metadata(lock_file(&id)).unwrap().ino();
+    for args in [["apply", &p], ["check", &p], ["plan", &p]] {
+        let out = host.netprov(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert_eq!(
+            std::fs::metadata(lock_file(&id)).unwrap().ino(),
+            ino,
+            "{args:?}"
+        );
+    }
+    let out = host.netprov(&["destroy", &p]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(leftovers(&host, &id), Vec::<String>::new());
+
+    let bad = unique("w");
+    let pb = dir.write_network(&bad, json!({
+        "interfaces": { "wan": { "ip4": "70.9.0.2/31", "hostIp4": "70.9.0.1/31",
+                                 "hostName": format!("w{bad}") } },
+        "nft": "table inet t {\n  chain c {\n    type filter hook input priority 0;\n    jump nowhere\n  }\n}\n" }));
+    let out = host.netprov(&["apply", &pb]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert_eq!(leftovers(&host, &bad), Vec::<String>::new());
 }
 
 /// OVSDB down — its socket file left behind and refusing (as after a crash), or absent
