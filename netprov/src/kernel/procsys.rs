@@ -42,8 +42,8 @@ use crate::error::OpError;
 /// apply makes about three such walks; the instance costs ~0.05–0.1 ms.
 const PRIVATE_FROM: u64 = 128;
 
-/// Network namespaces looked up through one private instance before a new one replaces
-/// it (each lookup compares at most this many `net` dentries).
+/// Network namespaces looked up through one instance before a new one replaces it (each
+/// lookup through a private instance compares at most this many `net` dentries).
 const ROTATE_AFTER: usize = 16;
 
 /// A `/proc/sys` directory: of a private procfs instance, or the shared `/proc/sys`.
@@ -102,15 +102,17 @@ struct Pool {
 }
 
 impl Pool {
-    /// The instance for `netns`: the current one, unless it is private and has served
-    /// [`ROTATE_AFTER`] other namespaces; then (or at first) a new one from `make`.
+    /// The instance for `netns`: the current one, unless it has served [`ROTATE_AFTER`]
+    /// other namespaces; then (or at first) a new one from `make`. The shared
+    /// `/proc/sys` is "replaced" too, so that the choice is made again: a process that
+    /// applies many containers switches to a private instance once the host has many.
     fn get(
         &mut self,
         netns: &str,
         make: impl FnOnce() -> io::Result<ProcSys>,
     ) -> io::Result<Arc<ProcSys>> {
         if let Some((p, seen)) = &mut self.current {
-            if !p.private || seen.iter().any(|s| s == netns) {
+            if seen.iter().any(|s| s == netns) {
                 return Ok(p.clone());
             }
             if seen.len() < ROTATE_AFTER {
@@ -261,6 +263,27 @@ mod tests {
             .is_dir());
     }
 
+    /// The choice is made again after as many namespaces, whichever it was: here the
+    /// first instance is the shared `/proc/sys` and the next a private one (as when the
+    /// host grows past [`PRIVATE_FROM`] while one process applies many containers).
+    #[test]
+    fn the_shared_proc_sys_is_chosen_again_after_rotate_after_namespaces() {
+        let mut pool = Pool { current: None };
+        let first = pool.get("", ProcSys::shared).unwrap();
+        for i in 1..ROTATE_AFTER {
+            let p = pool
+                .get(&format!("c{i}"), || panic!("made again at {i}"))
+                .unwrap();
+            assert!(Arc::ptr_eq(&first, &p));
+        }
+        let next = pool
+            .get("c-last", || {
+                ProcSys::private().or_else(|_| ProcSys::shared())
+            })
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &next));
+    }
+
     #[test]
     fn an_instance_is_replaced_after_serving_rotate_after_namespaces() {
         let mut pool = Pool { current: None };
@@ -270,16 +293,6 @@ mod tests {
             ProcSys::private().or_else(|_| ProcSys::shared())
         };
         let first = pool.get("", make).unwrap();
-        if !first.is_private() {
-            // The shared /proc/sys is never replaced.
-            for i in 0..2 * ROTATE_AFTER {
-                assert!(Arc::ptr_eq(
-                    &first,
-                    &pool.get(&i.to_string(), make).unwrap()
-                ));
-            }
-            return;
-        }
         for i in 1..ROTATE_AFTER {
             let p = pool.get(&format!("/run/netns/c{i}"), make).unwrap();
             assert!(Arc::ptr_eq(&first, &p), "namespace {i}");
