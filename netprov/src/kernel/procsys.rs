@@ -17,13 +17,13 @@
 //! process only meets the `net` dentries of the namespaces it looked up itself, and they
 //! go when the instance is closed; nothing is added to the host's `/proc`. Creating one
 //! costs ~10 µs, but closing it ~45 µs and more (the kernel waits for an RCU grace
-//! period when a mount goes) — more than a walk of a short chain. So netprov looks
-//! through an instance of its own only on a host with [`PRIVATE_FROM`] named network
-//! namespaces or more (`/run/netns`, where netprov's are: a chain that long comes from
-//! lookups in namespaces like those), and through `/proc/sys` below that. Either way the
-//! chain stops growing: below the threshold it is short, and above it netprov adds
-//! nothing to it. One instance is shared by the lookups of one process, and replaced
-//! after [`ROTATE_AFTER`] namespaces, so that a process applying 1000 containers does not
+//! period when a mount goes) — more than a walk of a short chain. So a process starts
+//! with `/proc/sys` and switches to an instance of its own once a lookup through
+//! `/proc/sys` took longer than [`SLOW_LOOKUP`] (the host's check of a key is the first:
+//! its `net` dentry, the oldest, is at the end of the chain). Either way the chain stops
+//! growing: while it is short netprov adds to it, and once it is long netprov adds
+//! nothing. One instance serves the lookups of [`ROTATE_AFTER`] namespaces; then the
+//! choice is made again with a new one, so a process applying 1000 containers does not
 //! grow one long chain of its own.
 //!
 //! The values are the same either way: `/proc/sys/net` shows the netns of the thread
@@ -36,11 +36,15 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::OpError;
 
-/// Named network namespaces (entries of `/run/netns`) from which netprov uses a procfs
-/// instance of its own: measured here, a lookup of `/proc/sys/net` walks ~0.1 µs per
-/// `net` dentry in a warm loop and several times that in a fresh process, and a cold
-/// apply makes about three such walks; the instance costs ~0.05–0.1 ms.
-const PRIVATE_FROM: u64 = 128;
+/// A lookup through `/proc/sys` slower than this makes the process look through a
+/// procfs instance of its own from then on: ~0.5 µs per `net` dentry in a fresh process
+/// here (0.1 µs in a warm loop), so ~100 namespaces; a cold apply makes about three such
+/// lookups, and the instance costs ~0.05–0.1 ms. In a netns with few, a lookup takes
+/// 5–15 µs.
+const SLOW_LOOKUP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Set once a lookup through `/proc/sys` was slow (see [`SLOW_LOOKUP`]).
+static SLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Network namespaces looked up through one instance before a new one replaces it (each
 /// lookup through a private instance compares at most this many `net` dentries).
@@ -60,6 +64,7 @@ impl ProcSys {
         let c = std::ffi::CString::new(path)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
+        let t = std::time::Instant::now();
         // SAFETY: a valid directory fd and a NUL-terminated path; the fd returned is ours.
         let fd = unsafe {
             libc::openat(
@@ -68,6 +73,9 @@ impl ProcSys {
                 mode | libc::O_CLOEXEC | libc::O_NOCTTY,
             )
         };
+        if !self.private && t.elapsed() > SLOW_LOOKUP {
+            SLOW.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -103,19 +111,20 @@ struct Pool {
 
 impl Pool {
     /// The instance for `netns`: the current one, unless it has served [`ROTATE_AFTER`]
-    /// other namespaces; then (or at first) a new one from `make`. The shared
-    /// `/proc/sys` is "replaced" too, so that the choice is made again: a process that
-    /// applies many containers switches to a private instance once the host has many.
+    /// other namespaces or is the shared `/proc/sys` when a private one is wanted; then
+    /// (or at first) a new one from `make`. A namespace already served keeps its
+    /// instance.
     fn get(
         &mut self,
         netns: &str,
+        want_private: bool,
         make: impl FnOnce() -> io::Result<ProcSys>,
     ) -> io::Result<Arc<ProcSys>> {
         if let Some((p, seen)) = &mut self.current {
             if seen.iter().any(|s| s == netns) {
                 return Ok(p.clone());
             }
-            if seen.len() < ROTATE_AFTER {
+            if seen.len() < ROTATE_AFTER && (p.private || !want_private) {
                 seen.push(netns.to_owned());
                 return Ok(p.clone());
             }
@@ -129,14 +138,15 @@ impl Pool {
 static POOL: Mutex<Pool> = Mutex::new(Pool { current: None });
 
 /// The `/proc/sys` to look up sysctls of the netns labelled `netns` through (`""` for
-/// the host): on a host with many named namespaces, this process's private procfs
-/// instance (a fresh one once the current has served [`ROTATE_AFTER`] other
-/// namespaces); else, or where the kernel refuses a new procfs instance (before 5.8, or
-/// without the privilege to mount), `/proc/sys`.
+/// the host): `/proc/sys` until a lookup through it was slow, then this process's
+/// private procfs instance (a fresh one after [`ROTATE_AFTER`] namespaces) — or
+/// `/proc/sys` still where the kernel refuses a new procfs instance (before 5.8, or
+/// without the privilege to mount).
 pub fn for_netns(netns: &str) -> io::Result<Arc<ProcSys>> {
+    let want = want_private();
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    pool.get(netns, || {
-        if want_private() {
+    pool.get(netns, want, || {
+        if want {
             ProcSys::private().or_else(|_| ProcSys::shared())
         } else {
             ProcSys::shared()
@@ -144,20 +154,14 @@ pub fn for_netns(netns: &str) -> io::Result<Arc<ProcSys>> {
     })
 }
 
-/// `NETPROV_PROCFS`: `private` or `shared` decide; unset (or `auto`), the number of
-/// named namespaces does.
+/// `NETPROV_PROCFS`: `private` or `shared` decide; unset (or anything else), whether a
+/// lookup through `/proc/sys` was slow.
 fn want_private() -> bool {
     match std::env::var("NETPROV_PROCFS").as_deref() {
         Ok("private") => true,
         Ok("shared") => false,
-        _ => named_netns() >= PRIVATE_FROM,
+        _ => SLOW.load(std::sync::atomic::Ordering::Relaxed),
     }
-}
-
-/// How many entries `/run/netns` has, counted up to [`PRIVATE_FROM`] (a directory
-/// read of at most that many names; its size says nothing off tmpfs).
-fn named_netns() -> u64 {
-    std::fs::read_dir("/run/netns").map_or(0, |d| d.take(PRIVATE_FROM as usize).count() as u64)
 }
 
 /// [`for_netns`] for the netns at `path`, as an operation error.
@@ -263,24 +267,28 @@ mod tests {
             .is_dir());
     }
 
-    /// The choice is made again after as many namespaces, whichever it was: here the
-    /// first instance is the shared `/proc/sys` and the next a private one (as when the
-    /// host grows past [`PRIVATE_FROM`] while one process applies many containers).
+    /// `/proc/sys` serves until a private instance is wanted (a lookup was slow), and
+    /// is chosen again after [`ROTATE_AFTER`] namespaces; a namespace already served
+    /// keeps its instance.
     #[test]
-    fn the_shared_proc_sys_is_chosen_again_after_rotate_after_namespaces() {
+    fn the_shared_proc_sys_gives_way_once_a_private_instance_is_wanted() {
+        let private = || ProcSys::private().or_else(|_| ProcSys::shared());
         let mut pool = Pool { current: None };
-        let first = pool.get("", ProcSys::shared).unwrap();
+        let first = pool.get("", false, ProcSys::shared).unwrap();
         for i in 1..ROTATE_AFTER {
-            let p = pool
-                .get(&format!("c{i}"), || panic!("made again at {i}"))
-                .unwrap();
-            assert!(Arc::ptr_eq(&first, &p));
+            let p = pool.get(&format!("c{i}"), false, || panic!("made at {i}"));
+            assert!(Arc::ptr_eq(&first, &p.unwrap()));
         }
-        let next = pool
-            .get("c-last", || {
-                ProcSys::private().or_else(|_| ProcSys::shared())
-            })
+        let again = pool.get("c-last", false, ProcSys::shared).unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
+
+        let mut pool = Pool { current: None };
+        let first = pool.get("", false, ProcSys::shared).unwrap();
+        let same = pool
+            .get("", true, || panic!("the host was served"))
             .unwrap();
+        assert!(Arc::ptr_eq(&first, &same));
+        let next = pool.get("c1", true, private).unwrap();
         assert!(!Arc::ptr_eq(&first, &next));
     }
 
@@ -292,15 +300,15 @@ mod tests {
             made.set(made.get() + 1);
             ProcSys::private().or_else(|_| ProcSys::shared())
         };
-        let first = pool.get("", make).unwrap();
+        let first = pool.get("", true, make).unwrap();
         for i in 1..ROTATE_AFTER {
-            let p = pool.get(&format!("/run/netns/c{i}"), make).unwrap();
+            let p = pool.get(&format!("/run/netns/c{i}"), true, make).unwrap();
             assert!(Arc::ptr_eq(&first, &p), "namespace {i}");
         }
         // Asking again for a namespace it served does not count.
-        assert!(Arc::ptr_eq(&first, &pool.get("", make).unwrap()));
+        assert!(Arc::ptr_eq(&first, &pool.get("", true, make).unwrap()));
         assert_eq!(made.get(), 1);
-        let next = pool.get("/run/netns/c-last", make).unwrap();
+        let next = pool.get("/run/netns/c-last", true, make).unwrap();
         assert!(!Arc::ptr_eq(&first, &next));
         assert_eq!(made.get(), 2);
         // The old instance still works for whoever holds it.
