@@ -79,7 +79,17 @@ impl Engine {
     /// only its own lock and never waits for another while holding it, so two
     /// multi-file applies cannot deadlock, whatever their order.
     pub(super) async fn apply_one(&self, d: &Desired) -> Result<ApplyReport, ApplyError> {
-        let mut lock = lock::acquire(&d.id, lock::Op::Apply).await?;
+        let lock = lock::acquire(&d.id, lock::Op::Apply).await?;
+        self.apply_holding(d, lock).await
+    }
+
+    /// [`Self::apply_traced`] under `lock`, whose file stays when the apply succeeded
+    /// (the container exists; see engine/lock.rs).
+    pub(super) async fn apply_holding(
+        &self,
+        d: &Desired,
+        mut lock: lock::IdLock,
+    ) -> Result<ApplyReport, ApplyError> {
         let r = self
             .apply_traced(d)
             .instrument(tracing::info_span!("apply", id = %d.id))

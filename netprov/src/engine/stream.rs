@@ -3,7 +3,6 @@
 //! as it is known.
 
 use crate::engine::apply::ApplyError;
-use tracing::Instrument;
 
 use crate::engine::apply::ApplyReport;
 use crate::engine::destroy::{DestroyFailed, DestroyReport, DestroyTarget};
@@ -87,21 +86,18 @@ impl Engine {
         let keep = &keep;
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| async move {
-                let mut lock = match lock::acquire(&d.id, lock::Op::Apply).await {
+                let lock = match lock::acquire(&d.id, lock::Op::Apply).await {
                     Ok(l) => l,
                     Err(e) => return Some(Err(e)),
                 };
                 if !keep(d) {
                     return None;
                 }
-                let r = self
-                    .apply_traced(d)
-                    .instrument(tracing::info_span!("apply", id = %d.id))
-                    .await;
-                if r.is_ok() {
-                    lock.keep_file();
-                }
-                Some(r.map_err(ApplyError::into_op))
+                Some(
+                    self.apply_holding(d, lock)
+                        .await
+                        .map_err(ApplyError::into_op),
+                )
             }))
             .buffered(MAX_IN_FLIGHT)
             .collect(),
