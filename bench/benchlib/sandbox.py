@@ -106,6 +106,7 @@ class Sandbox:
             except Exception as e:  # keep cleaning
                 errors.append(f"{fn}: {e}")
         _delete_netns_with_prefix(self.prefix)
+        _delete_lock_files_with_prefix(self.prefix)
         shutil.rmtree(self.dir, ignore_errors=True)
         return errors
 
@@ -126,6 +127,22 @@ def _delete_netns_with_prefix(prefix):
     for n in names:  # anything the batch left (e.g. a busy mount)
         if os.path.exists(os.path.join(NETNS_DIR, n)):
             proc.run(["ip", "netns", "del", n])
+
+
+def _delete_lock_files_with_prefix(prefix, lock_dir="/run/netprov"):
+    """netprov keeps a container's lock file until it destroys the container; containers
+    whose namespaces were deleted here with `ip netns del` (the host-size containers of
+    floor.py, a failed tool's) would leave theirs."""
+    try:
+        names = os.listdir(lock_dir)
+    except FileNotFoundError:
+        return
+    for n in names:
+        if n.startswith(prefix) and n.endswith(".lock"):
+            try:
+                os.unlink(os.path.join(lock_dir, n))
+            except FileNotFoundError:
+                pass
 
 
 def kill_pidfile(pidfile):
