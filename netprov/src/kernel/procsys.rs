@@ -1,5 +1,5 @@
-//! Where netprov opens sysctl files: a private instance of procfs when the kernel
-//! allows one, `/proc/sys` otherwise.
+//! Where netprov opens sysctl files: `/proc/sys`, or — once lookups there are slow,
+//! and where the kernel allows it — a procfs instance of netprov's own.
 //!
 //! Why not `/proc/sys`: every network namespace has its own dentry named `net` under
 //! the `/proc/sys` of one procfs instance, all of them in the same dcache hash chain
@@ -34,6 +34,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use nix::fcntl::{openat, OFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
+
 use crate::error::OpError;
 
 /// A lookup through `/proc/sys` slower than this makes the process look through a
@@ -61,26 +64,22 @@ impl ProcSys {
     /// Opens `path` (relative to `/proc/sys`, e.g. `net/ipv4/ip_forward`) for reading,
     /// or reading and writing, in the netns of the calling thread.
     pub fn open(&self, path: &str, write: bool) -> io::Result<File> {
-        let c = std::ffi::CString::new(path)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
-        let t = std::time::Instant::now();
-        // SAFETY: a valid directory fd and a NUL-terminated path; the fd returned is ours.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c.as_ptr(),
-                mode | libc::O_CLOEXEC | libc::O_NOCTTY,
-            )
+        let mode = if write {
+            OFlag::O_RDWR
+        } else {
+            OFlag::O_RDONLY
         };
+        let t = std::time::Instant::now();
+        let r = openat(
+            &self.dir,
+            path,
+            mode | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            Mode::empty(),
+        );
         if !self.private && t.elapsed() > SLOW_LOOKUP {
             SLOW.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        Ok(File::from(r?))
     }
 
     /// Whether this is a private procfs instance (else the shared `/proc/sys`).
@@ -89,7 +88,7 @@ impl ProcSys {
     }
 
     fn shared() -> io::Result<ProcSys> {
-        let dir = open_dir(libc::AT_FDCWD, c"/proc/sys")?;
+        let dir = open_dir(AT_FDCWD, "/proc/sys")?;
         Ok(ProcSys {
             dir,
             private: false,
@@ -98,7 +97,7 @@ impl ProcSys {
 
     fn private() -> io::Result<ProcSys> {
         let mnt = private_procfs()?;
-        let dir = open_dir(mnt.as_raw_fd(), c"sys")?;
+        let dir = open_dir(&mnt, "sys")?;
         Ok(ProcSys { dir, private: true })
     }
 }
@@ -170,20 +169,9 @@ pub fn for_netns_path(path: &std::path::Path) -> Result<Arc<ProcSys>, OpError> {
     for_netns(&label).map_err(|e| OpError::io("open /proc/sys", &e))
 }
 
-fn open_dir(at: i32, path: &std::ffi::CStr) -> io::Result<OwnedFd> {
-    // SAFETY: valid fd (or AT_FDCWD) and NUL-terminated path.
-    let fd = unsafe {
-        libc::openat(
-            at,
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: just opened, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_dir(at: impl std::os::fd::AsFd, path: &str) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    Ok(openat(at, path, flags, Mode::empty())?)
 }
 
 /// A new procfs instance, mounted nowhere: the fd of its root.
