@@ -260,6 +260,53 @@ fn netprov_spawns_no_child_process() {
     let _ = run("true", &[]);
 }
 
+/// Started with fds 0-2 closed (a unit whose stdout was closed, say), netprov opens
+/// /dev/null on them before anything else, as std's runtime start did before netprov
+/// replaced it (src/main.rs). Otherwise the files, sockets and event fds it opens take
+/// those numbers and its output and logs go into them: every write to fd 1 and 2 must
+/// succeed (into /dev/null), none may hit another object (EBADF, EINVAL).
+#[test]
+fn closed_standard_fds_are_reopened_before_anything_else() {
+    let host = HostNetns::new();
+    let dir = Dir::new();
+    let id = unique("c");
+    let f = dir.write("c.json", &veth_props(&id, 51));
+    let bin = testkit::netprov_bin();
+    let trace = dir.0.join("trace");
+    let script = format!("exec 0<&- 1>&- 2>&-; exec {} -v apply {f}", bin.display());
+    let out = host.run(
+        "strace",
+        &[
+            "-f",
+            "-e",
+            "trace=write",
+            "-o",
+            trace.to_str().unwrap(),
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(&trace).unwrap();
+    let std_writes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" write(1, ") || l.contains(" write(2, "))
+        .collect();
+    let failed: Vec<&&str> = std_writes.iter().filter(|w| w.contains("= -1 ")).collect();
+    // Checked and removed before the assertions, so a failure leaves nothing behind.
+    let check = code(&host.netprov(&["check", &f]));
+    let out = host.netprov(&["destroy", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    // -v: the span lines go to stderr, the plan to stdout.
+    assert!(std_writes.len() > 2, "{log}");
+    assert!(
+        failed.is_empty(),
+        "writes to a standard fd failed: {failed:?}"
+    );
+    assert_eq!(check, 0);
+}
+
 /// `validate` rejects a ruleset-free file with a wrong VLAN before any netns is made.
 #[test]
 fn invalid_input_touches_nothing() {

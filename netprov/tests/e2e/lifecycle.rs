@@ -358,6 +358,8 @@ fn same_id_waits_and_says_so_other_ids_do_not() {
         std::process::id()
     );
     assert!(line.contains(&want), "{line}");
+    // A warning at the default verbosity (no -v, no RUST_LOG), with its level.
+    assert!(line.contains("WARN"), "{line}");
     drop(held);
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 3, "{}", text(&out));
