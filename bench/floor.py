@@ -102,6 +102,27 @@ def netprov_phases(argv_for, reps, before=None, env=None):
     return walls, {k: median_ms(v) for k, v in per.items()}
 
 
+def start_floors(out_dir):
+    """Builds two tiny executables that split a process start: [(row, path, note)]."""
+    cc = os.environ.get("CC") or "cc"
+    progs = [
+        ("an executable without libc (`_start` → `exit`)", "nolibc",
+         'void _start(void){__asm__ volatile("mov $60,%eax; xor %edi,%edi; syscall");}',
+         ["-nostdlib", "-static"], "exec and exit: the kernel's share"),
+        ("`int main(){return 0;}`, glibc, static", "cstatic", "int main(void){return 0;}",
+         ["-static"], "adds glibc's start-up (its CPUID cache probe)"),
+    ]
+    out = []
+    for label, name, src, flags, note in progs:
+        c = os.path.join(out_dir, name + ".c")
+        with open(c, "w") as fh:
+            fh.write(src + "\n")
+        exe = os.path.join(out_dir, name)
+        if proc.run([cc, "-O2", *flags, "-o", exe, c]).rc == 0:
+            out.append((label, exe, note))
+    return out
+
+
 def write_props(d, stem, props, reps):
     """Writes `reps` props files `<d>/<stem><i>.json` from `props(i)`; returns their paths."""
     files = []
@@ -216,6 +237,11 @@ def main():
 
         # floors: a process, a netns, the ruleset's commit, a veth
         rows.add("`/bin/true`", median_ms(timed(["/bin/true"], a.reps)))
+        # What that process start is made of: an executable without libc (exec and
+        # exit only), and a C `main(){}` linked statically (glibc's start-up, which
+        # probes the CPU's caches with CPUID: a VM exit each under virtualisation).
+        for label, exe, note in start_floors(sb.dir):
+            rows.add(label, median_ms(timed([exe], a.reps)), note)
         # What grows with the host (each a process; subtract /bin/true): a path lookup
         # under /proc/sys/net, and the route dumps netprov's observe makes (kernel-side
         # filtered, but walking the whole table).

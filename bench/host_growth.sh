@@ -3,14 +3,20 @@
 # netprov process each, as ExecStartPre runs it) in a simulated host with SMALL and then
 # LARGE other containers, and the CPU time per apply (both CPUs, every process: netprov
 # and the kernel workers) in the kernel functions that walk per-host lists. Prints a
-# Markdown table (docs/benchmarks.md, round 6). Run as root on an idle machine:
+# Markdown table (docs/benchmarks.md, rounds 6 and 7). Run as root on an idle machine:
 #
-#     sudo bench/host_growth.sh [SMALL [LARGE]]      # default 10 1000
+#     sudo bench/host_growth.sh [--noop] [SMALL [LARGE]]      # default 10 1000
+#
+# With --noop the 19 containers are applied first, untimed, and what is recorded is
+# three no-op re-applies of each (57 processes).
 #
 # Everything happens in network namespaces it creates (`hg<N>`, containers `hg<N>x<i>`),
 # removed at the end; the batch cache is a directory of its own.
 set -euo pipefail
+NOOP=0
+if [ "${1:-}" = --noop ]; then NOOP=1; shift; fi
 SMALL=${1:-10}; LARGE=${2:-1000}
+RUNS=$((NOOP ? 57 : 19)) # processes recorded per host size
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=${NETPROV:-$HERE/../target/release/netprov}
 [ -x "$B" ] || cargo build --release --manifest-path "$HERE/../Cargo.toml" >&2
@@ -36,8 +42,15 @@ P
     nsenter --net=/run/netns/"$h" "$B" destroy c$((n + 19)).json >/dev/null
     # the kernel's own work for the new interfaces (DAD, MLD) runs for seconds
     sleep $((n / 200 + 3))
+    local rounds=1
+    if [ "$NOOP" = 1 ]; then
+        nsenter --net=/run/netns/"$h" "$B" apply $(seq -f "c%g.json" "$n" $((n + 18))) >/dev/null
+        sleep 3
+        rounds=3
+    fi
     perf record -q -a -g -F 10000 -o "$d/perf.data" -- nsenter --net=/run/netns/"$h" \
-        sh -c "for i in \$(seq $n $((n + 18))); do $B apply c\$i.json >/dev/null; done" 2>/dev/null
+        sh -c "for r in \$(seq $rounds); do for i in \$(seq $n $((n + 18))); do
+                   $B apply c\$i.json >/dev/null; done; done" 2>/dev/null
     nsenter --net=/run/netns/"$h" "$B" destroy --no-wait $(seq -f "c%g.json" 0 $((n + 18))) >/dev/null
     ip netns del "$h"
     cd "$HERE"
@@ -45,11 +58,15 @@ P
 
 profile "$SMALL"
 profile "$LARGE"
-python3 - "$W/$SMALL/perf.data" "$W/$LARGE/perf.data" "$SMALL" "$LARGE" <<'P'
+python3 - "$W/$SMALL/perf.data" "$W/$LARGE/perf.data" "$SMALL" "$LARGE" "$RUNS" "$NOOP" <<'P'
 import collections, re, subprocess, sys
 CATS = [
     ("IPv6 route walk when a link comes up (`rt6_sync_up`: `fib6_clean_all`, `fib6_ifup`)",
-     r"^(fib6_ifup|fib6_walk_continue|fib6_walk|fib6_clean_node|fib6_clean_all|fib6_clean_tree)$"),
+     r"^(fib6_ifup|fib6_clean_node|fib6_clean_all|fib6_clean_tree)$"),
+    # The tree walk itself serves both the walk above and a route dump: in a no-op, where
+    # no link comes up, it is the dump's.
+    ("IPv6 FIB tree walk, for either (`fib6_walk`, `fib6_walk_continue`)",
+     r"^(fib6_walk_continue|fib6_walk)$"),
     ("IPv6 link-local routes, one `fe80::/64` node for all links (`fib6_add_rt2node`, `__find_rr_leaf`)",
      r"^(fib6_add_rt2node|__find_rr_leaf|rt6_score_route|find_match|fib6_add)$"),
     ("IPv6 address lifetime walk (`addrconf_verify_rtnl`)", r"^(addrconf_verify_rtnl|ipv6_chk_addr.*)$"),
@@ -72,10 +89,12 @@ def prof(path):
             d[m.group(2)] += int(m.group(1))
     return d
 a, b = prof(sys.argv[1]), prof(sys.argv[2])
-ms = lambda n: n * 0.1 / 19  # 10 kHz sampling, 19 applies
+runs, noop = int(sys.argv[5]), sys.argv[6] == "1"
+ms = lambda n: n * 0.1 / runs  # 10 kHz sampling
 pick = lambda d, rx: sum(v for k, v in d.items() if re.match(rx, k))
 small, large = sys.argv[3], sys.argv[4]
-print(f"| CPU per cold apply, ms | {small} containers | {large} containers | growth |")
+what = "no-op re-apply" if noop else "cold apply"
+print(f"| CPU per {what}, ms | {small} containers | {large} containers | growth |")
 print("|---|---|---|---|")
 for name, rx in CATS:
     x, y = pick(a, rx), pick(b, rx)
