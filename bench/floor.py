@@ -104,7 +104,7 @@ def netprov_phases(argv_for, reps, before=None, env=None):
 
 def start_floors(out_dir):
     """Builds two tiny executables that split a process start: [(row, path, note)]."""
-    cc = os.environ.get("CC") or "cc"
+    cc = proc.c_compiler()
     progs = [
         ("an executable without libc (`_start` → `exit`)", "nolibc",
          'void _start(void){__asm__ volatile("mov $60,%eax; xor %edi,%edi; syscall");}',

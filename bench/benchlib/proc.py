@@ -13,12 +13,17 @@ from dataclasses import dataclass
 TIMED = None  # path of the compiled timed helper; set by build_timed()
 
 
+def c_compiler():
+    """$CC, else the first of cc, gcc, clang on PATH; None if there is none."""
+    return os.environ.get("CC") or next(
+        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+
+
 def build_timed(out_dir):
     global TIMED
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "timed.c")
     exe = os.path.join(out_dir, "timed")
-    cc = os.environ.get("CC") or next(
-        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    cc = c_compiler()
     if cc is None:
         raise RuntimeError("a C compiler (cc) is needed to build bench/timed.c")
     subprocess.check_call([cc, "-O2", "-o", exe, src])
