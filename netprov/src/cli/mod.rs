@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::engine::{Engine, Options};
 use crate::props;
 
+mod fast_args;
 mod host;
 mod input;
 mod output;
@@ -302,7 +303,9 @@ fn with_engine_opts(opts: Options, f: impl FnOnce(&Engine) -> i32) -> i32 {
 
 /// The `netprov` binary.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = fast_args::parse(&args, |v| std::env::var_os(v).is_some())
+        .unwrap_or_else(|| Cli::parse_from(args));
     init_logging(cli.verbose);
     run(cli)
 }

@@ -186,27 +186,41 @@ fn nlmsg(kind: i32, flags: i32, seq: u32, payload: impl FnOnce(*mut libc::nlmsgh
     })
 }
 
-thread_local! {
-    /// A zeroed buffer of libnftnl's largest message size, one per thread.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Room for libnftnl's largest message ([`nftnl::nft_nlmsg_maxsize`]: 64 KiB and a
+/// page) on pages of up to 64 KiB.
+const SCRATCH_LEN: usize = 2 << 16;
 
-/// The first `n` bytes of a zeroed buffer of libnftnl's largest message size after
-/// `write` wrote them (it returns `n`). The buffer is the thread's [`SCRATCH`], zeroed
-/// again after each use: a fresh zeroed 64 KiB per message cost 16 page faults each,
-/// and a host-table observe builds five messages at once (a quarter of a no-op apply's
-/// page faults). Clearing warm memory costs microseconds.
+/// The buffer libnftnl writes messages into, zero-initialised in `.bss`: the kernel
+/// maps a page of it only when it is first touched, and a message touches one or two.
+/// A zeroed heap buffer of the maximal size cost 17 page faults per process (glibc's
+/// calloc clears heap memory it has handed out before), about 30 µs of every apply,
+/// no-op included, since every observe builds host-table requests (docs/benchmarks.md,
+/// "Round 8").
+static SCRATCH: std::sync::Mutex<Scratch> = std::sync::Mutex::new(Scratch([0; SCRATCH_LEN]));
+
+/// Aligned as malloc's memory is: libnftnl writes `struct nlmsghdr` and the attributes
+/// at the start of the buffer.
+#[repr(C, align(16))]
+struct Scratch([u8; SCRATCH_LEN]);
+
+/// The first `n` bytes `write` wrote into a zeroed buffer of libnftnl's largest message
+/// size (it returns `n`). The buffer is [`SCRATCH`]; what `write` wrote is zeroed again
+/// after the copy. libnftnl builds every message with libmnl, which writes the header,
+/// each attribute and its padding in order and counts each in the header's length, so
+/// nothing past `n` was touched and the whole buffer is zero again for the next message.
 pub(super) fn written(write: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        let max = nftnl::nft_nlmsg_maxsize() as usize;
-        if buf.len() != max {
-            *buf = vec![0u8; max];
-        }
+    let max = nftnl::nft_nlmsg_maxsize() as usize;
+    let mut guard = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    if max > SCRATCH_LEN {
+        // Pages larger than 64 KiB: a zeroed buffer of the size libnftnl needs.
+        let mut buf = vec![0u8; max];
         let n = write(&mut buf).min(max);
-        let out = buf[..n].to_vec();
-        // All of it: a writer may have touched bytes past the length it reports.
-        buf.fill(0);
-        out
-    })
+        buf.truncate(n);
+        return buf;
+    }
+    let buf = &mut guard.0[..max];
+    let n = write(buf).min(max);
+    let out = buf[..n].to_vec();
+    buf[..n].fill(0);
+    out
 }
