@@ -14,8 +14,8 @@ from . import proc, report
 from .profile import run_profile
 from .ovs import NetprovOvs, NetprovOvsEach, NetprovOvsVethEach, PrivateOvs, ShellOvs
 from .sandbox import NETNS_DIR, Sandbox
-from .tools import (NETAVARK_CACHE, Bare, CniPtp, CniPtpDual, Netavark, NetprovBatch, NetprovEach,
-                    NetprovEachUncached, NotAvailable, Shell)
+from .tools import (NETAVARK_CACHE, Bare, CniPtp, CniPtpDual, Ideal, IdealBatch, Netavark,
+                    NetprovBatch, NetprovEach, NetprovEachUncached, NotAvailable, Shell)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -46,7 +46,7 @@ def parse_args(argv):
                    help="CI smoke: N = 10 only (veth and OVS), 2 rounds; under a minute")
     p.add_argument("--sizes", help="veth sizes and rounds, e.g. 10:5,100:3 (overrides the mode)")
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
-    p.add_argument("--tools", default="netprov,netprov_each,netprov_each_nocache,netprov_each_veth,shell,bare,cni_ptp,cni_ptp_dual,netavark",
+    p.add_argument("--tools", default="netprov,netprov_each,netprov_each_nocache,netprov_each_veth,shell,bare,ideal,ideal_each,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
     p.add_argument("--peers-max-n", type=int, default=100, metavar="N",
                    help="run CNI and netavark only up to this N (default %(default)s: at "
@@ -198,7 +198,8 @@ def main(argv=None):
     ovs_plan = sizes(args.ovs_sizes, QUICK_OVS if args.quick else FULL_OVS)
     wanted = set(args.tools.split(","))
     binary = (netprov_binary(args.netprov)
-              if wanted & {"netprov", "netprov_each", "netprov_each_nocache", "netprov_each_veth"} else None)
+              if wanted & {"netprov", "netprov_each", "netprov_each_nocache", "netprov_each_veth",
+                         "ideal", "ideal_each"} else None)
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -233,7 +234,8 @@ def main(argv=None):
         for t in peers:
             t.max_n = min(t.max_n or args.peers_max_n, args.peers_max_n)
         veth = [t for t in [NetprovBatch(sb, binary), NetprovEach(sb, binary),
-                            NetprovEachUncached(sb, binary), Shell(sb), Bare(sb)] + peers
+                            NetprovEachUncached(sb, binary), Shell(sb), Bare(sb),
+                            IdealBatch(sb, binary), Ideal(sb, binary)] + peers
                 if t.key in wanted]
         bench.run_variant("veth", veth, veth_plan)
         if ovs_plan:

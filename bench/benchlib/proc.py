@@ -30,6 +30,18 @@ def build_timed(out_dir):
     TIMED = exe
 
 
+def build_ideal(out_dir):
+    """bench/ideal.c, the floor under netprov's veth goals; returns its path."""
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ideal.c")
+    exe = os.path.join(out_dir, "ideal")
+    if not os.path.exists(exe):
+        cc = c_compiler()
+        if cc is None:
+            raise RuntimeError("a C compiler (cc) is needed to build bench/ideal.c")
+        subprocess.check_call([cc, "-O2", "-o", exe, src])
+    return exe
+
+
 @dataclass
 class Run:
     argv: list

@@ -6,6 +6,7 @@ traffic, waiting for the kernel's asynchronous netns cleanup) is not timed."""
 import json
 import os
 import shutil
+import subprocess
 
 from . import proc, topology
 from .measure import Phase
@@ -248,6 +249,113 @@ class Bare(Tool):
 
     def destroy(self):
         return self._phase()
+
+
+# ----------------------------------------------------------- the ideal provisioner
+
+class Ideal(Tool):
+    """The floor under netprov's veth goals, measured side by side: bench/ideal.c asks
+    the kernel for the same objects netprov makes (cold), reads what netprov's no-op
+    reads (noop) and removes the netns handles (destroy), with nothing else. Its
+    ruleset is the netlink batch netprov's compiled-ruleset cache holds for the bench's
+    ruleset, made once per run (untimed) by the netprov under test."""
+    key = "ideal_each"
+    label = "ideal (C floor), 1 proc/ctr"
+    letter = "i"
+    idempotent = True
+    per_container = True
+
+    def __init__(self, sb, binary):
+        super().__init__(sb)
+        self.bin = binary
+        self.exe = None
+        self.batch = None
+        self.specs = []
+
+    def available(self):
+        if not (self.bin and os.access(self.bin, os.X_OK)):
+            raise NotAvailable("needs the netprov binary (for the ruleset's batch)")
+        try:
+            self.exe = proc.build_ideal(self.sb.dir)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+            raise NotAvailable(f"cannot build bench/ideal.c: {e}")
+
+    def start(self):
+        super().start()
+        self.batch = ideal_batch(self.sb, self.bin, self.host)
+
+    def prepare(self, n):
+        super().prepare(n)
+        self.specs = []
+        for i in range(n):
+            a = topology.Veth(i)
+            self.specs.append(f"{self.cid(i)},{self.letter}h{i},{a.host4},{a.ct4},{a.host6},{a.ct6}")
+        # netprov moves to a procfs instance of its own once lookups under /proc/sys
+        # are slow, at about 100 namespaces (netprov/src/kernel/procsys.rs)
+        self.procfs = "private" if n >= 100 else "shared"
+
+    def _phase(self, verb):
+        self.sb.enter(self.host)
+        ph = Phase(self.n)
+        batches = [[s] for s in self.specs] if self.per_container else [self.specs]
+        for specs in batches:
+            r = proc.measured([self.exe, verb, self.batch, self.procfs, *specs])
+            r.check(f"{self.label}: {verb}")
+            ph.add(r)
+        return ph
+
+    def cold(self):
+        return self._phase("cold")
+
+    def noop(self):
+        return self._phase("noop")
+
+    def destroy(self):
+        return self._phase("destroy")
+
+    def verify(self):
+        for i in sorted({0, self.n - 1}):
+            self.ping(topology.Veth(i).ct4)
+        self.check_container_extras(0)
+
+
+class IdealBatch(Ideal):
+    key = "ideal"
+    label = "ideal (C floor), 1 process"
+    letter = "j"
+    per_container = False
+
+
+def ideal_batch(sb, binary, host):
+    """The batch netprov's cache stores for the bench's ruleset: one throwaway container
+    applied (and destroyed) in `host` with a cache directory of its own. Returns the
+    path of a file holding the batch alone (netprov's entry without its header)."""
+    d = os.path.dirname(sb.path("ideal-batch", "x"))
+    if os.path.exists(os.path.join(d, "batch")):
+        return os.path.join(d, "batch")
+    cache = os.path.join(d, "cache")
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    props = os.path.join(d, "props.json")
+    with open(props, "w") as f:
+        json.dump(topology.netprov_veth_props(f"{sb.prefix}iz", 60000), f)
+    sb.enter(host)
+    env = dict(os.environ, NETPROV_NFT_CACHE=cache)
+    proc.run([binary, "apply", props], env=env).check("ideal: netprov apply (to make the batch)")
+    proc.run([binary, "destroy", props], env=env).check("ideal: netprov destroy")
+    entries = os.listdir(cache)
+    if len(entries) != 1:
+        raise NotAvailable(f"netprov's cache holds {len(entries)} entries, not one")
+    with open(os.path.join(cache, entries[0]), "rb") as f:
+        b = f.read()
+    # netprov's entry: three header lines (format, library, checksum), then the batch
+    # (netprov/src/nft/ruleset/compiled/mod.rs, Entry::encode)
+    at = 0
+    for _ in range(3):
+        at = b.index(b"\n", at) + 1
+    out = os.path.join(d, "batch")
+    with open(out, "wb") as f:
+        f.write(b[at:])
+    return out
 
 
 # ------------------------------------------------------------------------------ shell
