@@ -230,6 +230,19 @@ pub struct LinkChange {
 pub fn set(index: u32, c: &LinkChange) -> RouteNetlinkMessage {
     let mut m = LinkMessage::default();
     m.header.index = index;
+    set_attributes(m, c)
+}
+
+/// [`set`] for the link named `name`: with no index, the kernel finds the link by its
+/// name (IFLA_IFNAME) when it runs the request, as a GETLINK by name would, so a
+/// change needs no lookup first. Not for renames (IFLA_IFNAME is the lookup key here).
+pub fn set_named(name: &str, c: &LinkChange) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    set_attributes(m, c)
+}
+
+fn set_attributes(mut m: LinkMessage, c: &LinkChange) -> RouteNetlinkMessage {
     if let Some(fd) = c.netns_fd {
         m.attributes.push(LinkAttribute::NetNsFd(fd));
     }
