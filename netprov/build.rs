@@ -12,6 +12,15 @@
 //!   each here): 0.06–0.11 ms of a 0.9 ms process start, measured A/B
 //!   (docs/benchmarks.md, "Round 5"). If gcc or its `libgcc_eh.a` cannot be found, the
 //!   build links libgcc_s as before.
+//! * Links libnftnl statically where the C compiler finds `libnftnl.a` (Debian's
+//!   libnftnl-dev ships it), else as a shared library; libmnl, which it needs, as a
+//!   shared library (libmnl-dev has no archive). nftnl-sys's own linking is turned off
+//!   in .cargo/config.toml. Why: a process start then maps one library less and skips
+//!   libnftnl's symbol lookups and relocations — 21 page faults and 0.1–0.2 ms of a
+//!   1.7 ms no-op apply, measured A/B (docs/benchmarks.md, "Round 8"). libnftables,
+//!   which netprov loads only for container rulesets, brings
+//!   its own shared libnftnl: the executable exports none of its copy's symbols, so the
+//!   two never meet. `NETPROV_NFTNL=shared` links the shared library instead.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,23 +29,48 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={sym}");
     }
     static_unwinder();
+    libnftnl();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-env-changed=NETPROV_NFTNL");
+}
+
+/// The C compiler's path of library file `name` (e.g. `libgcc_eh.a`), if it has one.
+fn cc_file(name: &str) -> Option<PathBuf> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .arg(format!("-print-file-name={name}"))
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // `-print-file-name` echoes the bare name when it does not find the file.
+    (out.status.success() && p.is_absolute() && p.is_file()).then_some(p)
+}
+
+fn libnftnl() {
+    let archive = match std::env::var("NETPROV_NFTNL").as_deref() {
+        Ok("shared") => None,
+        _ => cc_file("libnftnl.a"),
+    };
+    match archive {
+        // As linker arguments, which come after every crate and library on the link
+        // line: a static archive only resolves what is undefined before it, and the
+        // crates that call libnftnl come in any order.
+        Some(a) => {
+            println!("cargo:rustc-link-arg={}", a.display());
+            println!("cargo:rustc-link-arg=-lmnl");
+        }
+        None => {
+            println!("cargo:rustc-link-lib=nftnl");
+            println!("cargo:rustc-link-lib=mnl");
+        }
+    }
 }
 
 fn static_unwinder() {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let Ok(out) = Command::new(&cc)
-        .arg("-print-file-name=libgcc_eh.a")
-        .output()
-    else {
+    let Some(eh) = cc_file("libgcc_eh.a") else {
         return;
     };
-    let eh = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    // `-print-file-name` echoes the bare name when it does not find the file.
-    if !out.status.success() || !eh.is_absolute() || !eh.is_file() {
-        return;
-    }
     let dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("unwind");
     std::fs::create_dir_all(&dir).expect("create OUT_DIR/unwind");
     std::fs::copy(&eh, dir.join("libgcc_s.a")).expect("copy libgcc_eh.a");

@@ -260,6 +260,23 @@ fn netprov_spawns_no_child_process() {
     let _ = run("true", &[]);
 }
 
+/// netprov's own libnftnl (linked statically where the system has the archive,
+/// netprov/build.rs) stays its own: the executable exports none of its symbols, so
+/// libnftables, loaded for container rulesets with a shared libnftnl of its own, never
+/// binds to netprov's copy (two copies of one library's state would then meet).
+#[test]
+fn libnftnl_symbols_are_not_exported() {
+    let bin = testkit::netprov_bin();
+    let out = run("nm", &["-D", "--defined-only", bin.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let exported = String::from_utf8_lossy(&out.stdout);
+    let leaked: Vec<&str> = exported
+        .lines()
+        .filter(|l| l.contains(" nftnl_") || l.contains(" mnl_"))
+        .collect();
+    assert!(leaked.is_empty(), "exported: {leaked:?}");
+}
+
 /// Started with fds 0-2 closed (a unit whose stdout was closed, say), netprov opens
 /// /dev/null on them before anything else, as std's runtime start did before netprov
 /// replaced it (src/main.rs). Otherwise the files, sockets and event fds it opens take
