@@ -167,6 +167,8 @@ def targets(summary):
             fa, fb = get(10, floor_key, "cold"), get(1000, floor_key, "cold")
             fl = (f"; the floor (ideal provisioner) {_ms(fb)} vs {_ms(fa)} = {fb / fa:.2f}x"
                   if fa and fb else "")
+            if fa and fb and b > 1.2 * a and fb > 1.2 * fa:
+                fl += ": floor-bound, the ideal provisioner itself grows more than 1.2x"
             res.append((b <= 1.2 * a, f"per-container cold apply ({how}) N=1000 vs N=10: "
                                       f"{_ms(b)} vs {_ms(a)} = {b / a:.2f}x (target <= 1.2x){fl}"))
         else:
