@@ -20,7 +20,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import proc, topology  # noqa: E402
 from benchlib.ovs import PrivateOvs  # noqa: E402
-from benchlib.sandbox import Sandbox  # noqa: E402
+from benchlib.sandbox import Sandbox, private_run_dirs  # noqa: E402
 
 SPAN = re.compile(r"(observe|plan|parse)\{[^}]*\}: \S+ close time\.busy=(\S+) time\.idle=(\S+)"
                   r"|phase\{[^}]*phase=(\w+)\}: \S+ close time\.busy=(\S+) time\.idle=(\S+)")
@@ -211,6 +211,7 @@ def main():
                          "process), to see what grows with the host")
     a = ap.parse_args()
     b = os.path.abspath(a.netprov)
+    private_run_dirs()  # as bench/run: /run/netns and /run/netprov on a tmpfs of its own
     sb = Sandbox()
     proc.build_timed(sb.dir)
     rows = Rows()

@@ -13,7 +13,7 @@ import time
 from . import proc, report
 from .profile import run_profile
 from .ovs import NetprovOvs, NetprovOvsEach, NetprovOvsVethEach, PrivateOvs, ShellOvs
-from .sandbox import NETNS_DIR, Sandbox
+from .sandbox import NETNS_DIR, Sandbox, private_run_dirs
 from .tools import (NETAVARK_CACHE, Bare, CniPtp, CniPtpDual, Ideal, IdealBatch, Netavark,
                     NetprovBatch, NetprovEach, NetprovEachUncached, NotAvailable, Shell)
 
@@ -48,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
     p.add_argument("--tools", default="netprov,netprov_each,netprov_each_nocache,netprov_each_veth,shell,bare,ideal,ideal_each,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
+    p.add_argument("--machine-run", action="store_true",
+                   help="keep netns handles and lock files in the machine's /run instead of "
+                        "a private tmpfs (see docs/benchmarks.md, round 8)")
     p.add_argument("--peers-max-n", type=int, default=100, metavar="N",
                    help="run CNI and netavark only up to this N (default %(default)s: at "
                         "N = 1000 they alone would take the full run past 10 minutes)")
@@ -194,6 +197,8 @@ def main(argv=None):
     if os.geteuid() != 0:
         log("bench/run: run as root (it creates network namespaces and a private OVS)")
         return 2
+    if not args.machine_run:
+        private_run_dirs()
     veth_plan = sizes(args.sizes, QUICK_VETH if args.quick else FULL_VETH)
     ovs_plan = sizes(args.ovs_sizes, QUICK_OVS if args.quick else FULL_OVS)
     wanted = set(args.tools.split(","))
