@@ -203,11 +203,13 @@ static SCRATCH: std::sync::Mutex<Scratch> = std::sync::Mutex::new(Scratch([0; SC
 #[repr(C, align(16))]
 struct Scratch([u8; SCRATCH_LEN]);
 
-/// The first `n` bytes `write` wrote into a zeroed buffer of libnftnl's largest message
-/// size (it returns `n`). The buffer is [`SCRATCH`]; what `write` wrote is zeroed again
-/// after the copy. libnftnl builds every message with libmnl, which writes the header,
-/// each attribute and its padding in order and counts each in the header's length, so
-/// nothing past `n` was touched and the whole buffer is zero again for the next message.
+/// The first `n` bytes `write` wrote into a buffer of libnftnl's largest message size
+/// (it returns `n`). The buffer is [`SCRATCH`], and its first `n` bytes are zeroed again
+/// after the copy. Nothing depends on the rest being zero: libnftnl builds every
+/// message with libmnl, which writes every byte it counts in the message's length
+/// (headers, attributes, padding), and only those `n` bytes are ever copied out. (A
+/// writer may leave bytes past `n`, e.g. a nest it started and cancelled; the next
+/// message overwrites what it uses.)
 pub(super) fn written(write: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
     let max = nftnl::nft_nlmsg_maxsize() as usize;
     let mut guard = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
