@@ -19,27 +19,26 @@ def c_compiler():
         (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
 
 
+def build_c(name, out_dir):
+    """Compiles bench/<name>.c into out_dir (once); returns the executable's path."""
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name + ".c")
+    exe = os.path.join(out_dir, name)
+    if not os.path.exists(exe):
+        cc = c_compiler()
+        if cc is None:
+            raise RuntimeError(f"a C compiler (cc) is needed to build bench/{name}.c")
+        subprocess.check_call([cc, "-O2", "-o", exe, src])
+    return exe
+
+
 def build_timed(out_dir):
     global TIMED
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "timed.c")
-    exe = os.path.join(out_dir, "timed")
-    cc = c_compiler()
-    if cc is None:
-        raise RuntimeError("a C compiler (cc) is needed to build bench/timed.c")
-    subprocess.check_call([cc, "-O2", "-o", exe, src])
-    TIMED = exe
+    TIMED = build_c("timed", out_dir)
 
 
 def build_ideal(out_dir):
     """bench/ideal.c, the floor under netprov's veth goals; returns its path."""
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ideal.c")
-    exe = os.path.join(out_dir, "ideal")
-    if not os.path.exists(exe):
-        cc = c_compiler()
-        if cc is None:
-            raise RuntimeError("a C compiler (cc) is needed to build bench/ideal.c")
-        subprocess.check_call([cc, "-O2", "-o", exe, src])
-    return exe
+    return build_c("ideal", out_dir)
 
 
 @dataclass

@@ -275,6 +275,7 @@ class Ideal(Tool):
         self.exe = None
         self.batch = None
         self.specs = []
+        self.procfs = "shared"
 
     def available(self):
         if not (self.bin and os.access(self.bin, os.X_OK)):
