@@ -16,6 +16,7 @@ mod host;
 mod input;
 mod output;
 mod run;
+mod warn_log;
 
 pub use input::destroy_targets;
 use input::{ids_arg, load, Dry};

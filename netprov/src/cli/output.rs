@@ -84,23 +84,35 @@ pub(crate) fn err(s: &str) {
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
-    let base = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written (stderr closed or full) is dropped; by
-        // default tracing-subscriber reports it with eprintln!, which panics.
-        .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let base = || {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            // A log line that cannot be written (stderr closed or full) is dropped; by
+            // default tracing-subscriber reports it with eprintln!, which panics.
+            .log_internal_errors(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    };
     if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
-        // Warnings only, the default: a plain level filter. Building an EnvFilter and
-        // asking it about every span and event site the run reaches cost ~70 µs of a
-        // 1.8 ms no-op apply (perf stat, four alternations, docs/benchmarks.md round 7);
-        // a level filter answers each site from its level alone.
-        let _ = base.with_max_level(tracing::Level::WARN).try_init();
+        // Warnings only, the default: a plain level filter (an EnvFilter asked about
+        // every span and event site cost ~70 µs of a 1.8 ms no-op apply, round 7),
+        // and the formatter built only at the first warning (see warn_log).
+        let warn_only = super::warn_log::WarnOnly::new(
+            move || -> Box<dyn tracing::Subscriber + Send + Sync> {
+                Box::new(base().with_max_level(tracing::Level::WARN).finish())
+            },
+        );
+        if tracing::subscriber::set_global_default(warn_only).is_ok() {
+            // What `try_init` does too: the `log` records of dependencies (netlink-proto)
+            // go through the same subscriber.
+            let _ = tracing_log::LogTracer::builder()
+                .with_max_level(tracing_log::log::LevelFilter::Warn)
+                .init();
+        }
         return;
     }
     let level = ["warn", "info", "debug", "trace"][usize::from(verbose.min(3))];
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = base
+    let _ = base()
         .with_env_filter(filter)
         // A span's closing line carries its duration (time.busy/time.idle): with -v,
         // parse, observe, plan and every apply phase are timed per container.

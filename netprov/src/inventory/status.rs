@@ -118,7 +118,7 @@ async fn links_with_state(
     keep: impl Fn(&LinkState) -> bool,
 ) -> Result<Vec<LinkStatus>, OpError> {
     let links = nl
-        .dump(link::dump())
+        .dump(link::dump_with_stats())
         .await
         .map_err(|e| OpError::errno(format!("list links in {}", nl.label), e))?;
     let addrs = nl

@@ -2,13 +2,13 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 
-use crate::engine::execute::Exec;
+use crate::engine::execute::{Exec, Op};
 use crate::engine::plan::AddressStep;
 use crate::error::OpError;
 use crate::kernel::address;
 
 impl Exec<'_> {
-    pub(super) async fn address_step(&self, s: &AddressStep, op: &str) -> Result<(), OpError> {
+    pub(super) async fn address_step(&self, s: &AddressStep, op: Op<'_>) -> Result<(), OpError> {
         let (at, name, addr) = s.parts();
         let name = name.as_str();
         match s {

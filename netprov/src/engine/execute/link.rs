@@ -4,14 +4,14 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 
-use crate::engine::execute::Exec;
+use crate::engine::execute::{Exec, Op};
 use crate::engine::plan::{At, LinkStep};
 use crate::error::OpError;
 use crate::kernel::link::{self, LinkChange};
 use crate::model::MacAddr;
 
 impl Exec<'_> {
-    pub(super) async fn link_step(&self, s: &LinkStep, op: &str) -> Result<(), OpError> {
+    pub(super) async fn link_step(&self, s: &LinkStep, op: Op<'_>) -> Result<(), OpError> {
         match s {
             LinkStep::CreateVeth {
                 host,
@@ -90,12 +90,12 @@ impl Exec<'_> {
         at: &At,
         name: &str,
         c: &LinkChange,
-        op: &str,
+        op: Op<'_>,
     ) -> Result<(), OpError> {
         self.send(at, link::set_named(name, c), 0, op).await
     }
 
-    async fn set_alias(&self, at: &At, name: &str, alias: &str, op: &str) -> Result<(), OpError> {
+    async fn set_alias(&self, at: &At, name: &str, alias: &str, op: Op<'_>) -> Result<(), OpError> {
         let c = LinkChange {
             alias: Some(alias.to_owned()),
             ..Default::default()
@@ -110,7 +110,7 @@ impl Exec<'_> {
         peer: &str,
         mtu: Option<u32>,
         mac: Option<MacAddr>,
-        op: &str,
+        op: Op<'_>,
     ) -> Result<(), OpError> {
         let ns = self.open_ns(op)?;
         let msg = link::new_veth(host, peer, ns.as_raw_fd(), mtu, mac);
@@ -119,7 +119,7 @@ impl Exec<'_> {
     }
 
     /// Deletes a link; one already gone (with its peer or parent) is success.
-    async fn delete_link(&self, at: &At, name: &str, op: &str) -> Result<(), OpError> {
+    async fn delete_link(&self, at: &At, name: &str, op: Op<'_>) -> Result<(), OpError> {
         let l = match self.link(at, name, op).await {
             Err(e) if e.errno == Some(libc::ENODEV) => return Ok(()),
             l => l?,
@@ -139,7 +139,7 @@ impl Exec<'_> {
     }
 
     /// Moves a host link into the container netns.
-    async fn move_in(&self, name: &str, alias: &Option<String>, op: &str) -> Result<(), OpError> {
+    async fn move_in(&self, name: &str, alias: &Option<String>, op: Op<'_>) -> Result<(), OpError> {
         let l = self.link(&At::Host, name, op).await?;
         let ns = self.open_ns(op)?;
         // One message: the kernel moves the link first, then applies the alias
@@ -159,7 +159,7 @@ impl Exec<'_> {
         parent: &str,
         alias: &str,
         mac: Option<MacAddr>,
-        op: &str,
+        op: Op<'_>,
     ) -> Result<(), OpError> {
         let p = self.link(at, parent, op).await?;
         let msg = link::new_macvlan(name, p.index, mac);
@@ -175,7 +175,7 @@ impl Exec<'_> {
     }
 
     /// Makes the host link `name` a port of the Linux bridge `bridge`.
-    async fn enslave(&self, name: &str, bridge: &str, op: &str) -> Result<(), OpError> {
+    async fn enslave(&self, name: &str, bridge: &str, op: Op<'_>) -> Result<(), OpError> {
         let br = self.link(&At::Host, bridge, op).await?;
         let c = LinkChange {
             controller: Some(br.index),

@@ -1,14 +1,14 @@
 //! nftables operations: one transaction each, counted as one mutating message.
 
 use crate::blocking::blocking;
-use crate::engine::execute::Exec;
+use crate::engine::execute::{Exec, Op};
 use crate::engine::plan::NftStep;
 use crate::error::OpError;
 use crate::model::Ruleset;
 use crate::nft;
 
 impl Exec<'_> {
-    pub(super) async fn nft_step(&mut self, s: &NftStep, op: &str) -> Result<(), OpError> {
+    pub(super) async fn nft_step(&mut self, s: &NftStep, op: Op<'_>) -> Result<(), OpError> {
         self.count.bump();
         match s {
             NftStep::LoadRuleset { ruleset, .. } => self.load_ruleset(ruleset, op).await,
@@ -24,7 +24,7 @@ impl Exec<'_> {
         }
     }
 
-    async fn load_ruleset(&mut self, ruleset: &Ruleset, op: &str) -> Result<(), OpError> {
+    async fn load_ruleset(&mut self, ruleset: &Ruleset, op: Op<'_>) -> Result<(), OpError> {
         let (ns, r) = (self.netns_path.clone(), ruleset.clone());
         if self.adopted {
             let id = self.id.to_string();
@@ -37,14 +37,14 @@ impl Exec<'_> {
             Ok(()) => Ok(()),
             Err(nft::CheckError::Op(e)) => Err(e),
             Err(nft::CheckError::Syntax(e)) => {
-                let err = OpError::new(op, e.to_string());
+                let err = OpError::new(op.to_string(), e.to_string());
                 self.refused = Some(e);
                 Err(err)
             }
         }
     }
 
-    async fn remove_ruleset(&self, op: &str) -> Result<(), OpError> {
+    async fn remove_ruleset(&self, op: Op<'_>) -> Result<(), OpError> {
         let ns = self.netns_path.clone();
         if !self.adopted {
             return blocking(op, move || nft::ruleset::remove(&ns)).await;
@@ -53,7 +53,7 @@ impl Exec<'_> {
         let removed = blocking(op, move || nft::ruleset::remove_adopted(&ns, &id)).await?;
         if !removed {
             return Err(OpError::new(
-                op,
+                op.to_string(),
                 "the ruleset netprov manages in this netns is another container's",
             ));
         }

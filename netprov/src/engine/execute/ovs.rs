@@ -1,7 +1,7 @@
 //! OVS and OVN operations (blocking clients, run on the blocking pool).
 
 use crate::blocking::blocking;
-use crate::engine::execute::Exec;
+use crate::engine::execute::{Exec, Op};
 use crate::error::OpError;
 use crate::ovn::{OvnChange, OvnClient};
 use crate::ovsdb::OvsChange;
@@ -34,7 +34,7 @@ impl Exec<'_> {
 
     /// One OVN change: Northbound changes over a connection of their own, waits for
     /// ovn-controller through the container's OVS connection.
-    pub(super) async fn ovn(&self, change: &OvnChange, op: &str) -> Result<(), OpError> {
+    pub(super) async fn ovn(&self, change: &OvnChange, op: Op<'_>) -> Result<(), OpError> {
         let (c, id, ovn, ovs) = (
             change.clone(),
             self.id.to_string(),
