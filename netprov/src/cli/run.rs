@@ -49,7 +49,8 @@ fn report<T: Serialize>(
 
 /// A container's successful result as one `--json` entry, serialized straight to text:
 /// through a `serde_json::Value` (the `json!` macro) an apply's entry took ~170,000
-/// instructions, 12 % of a cold apply's (callgrind, docs/benchmarks.md round 9).
+/// instructions, a tenth of a cold apply with `--json` (callgrind, docs/benchmarks.md
+/// round 9).
 #[derive(Serialize)]
 struct Done<'a, T> {
     id: &'a str,
