@@ -218,35 +218,41 @@ fn trusted(m: &fs::Metadata) -> bool {
 }
 
 /// A file's identity: changes whenever the file is replaced or written.
-fn identity(m: &fs::Metadata) -> String {
-    format!(
-        "{} {} {} {}.{} {}.{}",
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
-    )
+struct Identity([i64; 7]);
+
+impl Identity {
+    fn of(m: &fs::Metadata) -> Self {
+        // dev, ino and size are u64 in `stat`; as i64 they only change sign past 2^63,
+        // which keeps them distinct all the same.
+        Self([
+            m.dev() as i64,
+            m.ino() as i64,
+            m.size() as i64,
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ])
+    }
+
+    /// As hashed into a [`Key`]: the numbers as they are (formatting them as text for
+    /// each of the dozen host files was ~25,000 instructions of every cold apply).
+    fn bytes(&self) -> [u8; 56] {
+        let mut b = [0; 56];
+        for (chunk, v) in b.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
 }
 
-/// [`identity`]'s fields, for hashing.
-fn identity_bytes(m: &fs::Metadata) -> [u8; 56] {
-    let fields = [
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime() as u64,
-        m.mtime_nsec() as u64,
-        m.ctime() as u64,
-        m.ctime_nsec() as u64,
-    ];
-    let mut b = [0; 56];
-    for (chunk, v) in b.chunks_exact_mut(8).zip(fields) {
-        chunk.copy_from_slice(&v.to_le_bytes());
-    }
-    b
+/// As recorded in an entry: `dev ino size mtime.nsec ctime.nsec`.
+fn identity(m: &fs::Metadata) -> String {
+    let [dev, ino, size, mt, mtn, ct, ctn] = Identity::of(m).0;
+    format!(
+        "{} {} {} {mt}.{mtn} {ct}.{ctn}",
+        dev as u64, ino as u64, size as u64
+    )
 }
 
 /// The name of an entry: SHA-256 over everything its batch was built from.
@@ -270,9 +276,7 @@ impl Key {
             field(v, val.as_encoded_bytes());
         }
         for f in HOST_FILES {
-            // The identity's numbers as they are: formatting them as text for each of
-            // the dozen files was ~25,000 instructions of every cold apply.
-            let id = fs::metadata(f).map(|m| identity_bytes(&m));
+            let id = fs::metadata(f).map(|m| Identity::of(&m).bytes());
             field(f, id.as_ref().map_or(&[][..], |b| &b[..]));
         }
         let tz = fs::read_link("/etc/localtime").unwrap_or_default();
