@@ -8,6 +8,9 @@
 use std::io::Write;
 
 use serde_json::json;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::error::Invalid;
 
@@ -83,7 +86,6 @@ pub(crate) fn err(s: &str) {
 
 /// Logs to stderr through `tracing`: RUST_LOG if set, else warn/info/debug/trace by `-v`.
 pub fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
     let base = || {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -110,12 +112,121 @@ pub fn init_logging(verbose: u8) {
         }
         return;
     }
-    let level = ["warn", "info", "debug", "trace"][usize::from(verbose.min(3))];
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, refused) = log_filter(std::env::var("RUST_LOG").ok(), verbose);
     let _ = base()
-        .with_env_filter(filter)
         // A span's closing line carries its duration (time.busy/time.idle): with -v,
         // parse, observe, plan and every apply phase are timed per container.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        // The builder's own filter (INFO unless told) would stop what `filter` lets by.
+        .with_max_level(LevelFilter::TRACE)
+        .finish()
+        .with(filter)
         .try_init();
+    if let Some(why) = refused {
+        tracing::warn!("{why}");
+    }
+}
+
+/// The log filter for `RUST_LOG` (if set) and `-v` counted `verbose` times: RUST_LOG's
+/// directives when they parse, else the level `-v` asks for (warnings by default) and
+/// why RUST_LOG was ignored.
+///
+/// RUST_LOG takes `target=level` directives and bare levels, comma-separated (e.g.
+/// `netprov=debug,netlink_proto=warn`): the syntax of tracing-subscriber's `Targets`.
+/// Its `EnvFilter` would also take span and field filters, but it links a regex engine
+/// (regex-automata, regex-syntax): 0.67 MB of the executable and about 16 page faults
+/// of every apply (docs/benchmarks.md, round 10), for a debugging aid.
+fn log_filter(rust_log: Option<String>, verbose: u8) -> (Targets, Option<String>) {
+    let level = || {
+        let l = [
+            LevelFilter::WARN,
+            LevelFilter::INFO,
+            LevelFilter::DEBUG,
+            LevelFilter::TRACE,
+        ];
+        Targets::new().with_default(l[usize::from(verbose.min(3))])
+    };
+    let Some(spec) = rust_log else {
+        return (level(), None);
+    };
+    // `Targets` would take a span or field filter (`target[span{field=value}]=level`)
+    // as part of a target name that matches nothing: say so instead.
+    let parsed = if spec.contains(['[', ']', '{', '}']) {
+        Err("span and field filters are not supported".to_string())
+    } else {
+        spec.parse::<Targets>().map_err(|e| e.to_string())
+    };
+    match parsed {
+        Ok(t) => (t, None),
+        Err(e) => (
+            level(),
+            Some(format!(
+                "RUST_LOG={spec:?} ignored ({e}): it takes target=level directives, \
+                 e.g. RUST_LOG=netprov=debug"
+            )),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    fn on(spec: Option<&str>, verbose: u8, target: &str, level: Level) -> bool {
+        let (f, refused) = log_filter(spec.map(String::from), verbose);
+        assert_eq!(refused, None, "{spec:?}");
+        f.would_enable(target, &level)
+    }
+
+    #[test]
+    fn verbose_counts_map_to_levels() {
+        for (v, most) in [
+            (0, Level::WARN),
+            (1, Level::INFO),
+            (2, Level::DEBUG),
+            (9, Level::TRACE),
+        ] {
+            for l in [
+                Level::ERROR,
+                Level::WARN,
+                Level::INFO,
+                Level::DEBUG,
+                Level::TRACE,
+            ] {
+                assert_eq!(on(None, v, "netprov::engine", l), l <= most, "-v x{v} {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn rust_log_takes_target_directives_and_overrides_verbose() {
+        let spec = Some("netprov=debug,netlink_proto=warn");
+        for v in [0, 3] {
+            assert!(on(spec, v, "netprov::engine::apply", Level::DEBUG));
+            assert!(!on(spec, v, "netprov::engine::apply", Level::TRACE));
+            assert!(on(spec, v, "netlink_proto::connection", Level::WARN));
+            assert!(!on(spec, v, "netlink_proto::connection", Level::INFO));
+            // a target no directive names is off, as with EnvFilter
+            assert!(!on(spec, v, "tokio::runtime", Level::ERROR));
+        }
+        assert!(on(Some("info"), 0, "anything", Level::INFO));
+        assert!(on(Some("netprov"), 0, "netprov::x", Level::TRACE));
+    }
+
+    #[test]
+    fn a_rust_log_it_cannot_read_is_named_and_falls_back_to_verbose() {
+        for spec in [
+            "netprov[apply]=debug",
+            "netprov=loud",
+            "netprov=debug,[{id=web}]",
+        ] {
+            let (f, refused) = log_filter(Some(spec.into()), 1);
+            let why = refused.unwrap_or_else(|| panic!("{spec} accepted"));
+            assert!(why.contains(&format!("RUST_LOG={spec:?} ignored")), "{why}");
+            assert!(f.would_enable("netprov", &Level::INFO));
+            assert!(!f.would_enable("netprov", &Level::DEBUG));
+        }
+    }
 }

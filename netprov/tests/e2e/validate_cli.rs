@@ -356,3 +356,34 @@ fn readme_example_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// RUST_LOG selects what is logged by target and level, overriding `-v`; one netprov
+/// cannot read is named in a warning and `-v` decides instead.
+#[test]
+fn rust_log_selects_the_log_and_a_bad_one_is_named() {
+    let file = &json_files("examples")[0];
+    let run = |rust_log: &str, v: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_netprov"))
+            .args(v)
+            .args(["validate", file])
+            .env("RUST_LOG", rust_log)
+            .current_dir(repo())
+            .output()
+            .expect("run netprov");
+        assert_eq!(out.status.code(), Some(0), "RUST_LOG={rust_log} {v:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let validated = "validated file";
+    assert!(run("netprov=info", &[]).contains(validated));
+    assert!(run("netprov::cli=debug,tokio=warn", &[]).contains(validated));
+    // RUST_LOG overrides -v, both ways
+    assert!(!run("netprov=warn", &["-vv"]).contains(validated));
+    assert!(!run("other_crate=trace", &["-v"]).contains(validated));
+    for bad in ["netprov[apply]=info", "netprov=loud"] {
+        let err = run(bad, &["-v"]);
+        assert!(err.contains(&format!("RUST_LOG={bad:?} ignored")), "{err}");
+        assert!(err.contains(validated), "-v decides: {err}");
+        let err = run(bad, &[]);
+        assert!(err.contains("ignored") && !err.contains(validated), "{err}");
+    }
+}
