@@ -132,7 +132,7 @@ pub fn init_logging(verbose: u8) {
 /// why RUST_LOG was ignored.
 ///
 /// RUST_LOG takes `target=level` directives and bare levels, comma-separated (e.g.
-/// `netprov=debug,netlink_proto=warn`): the syntax of tracing-subscriber's `Targets`.
+/// `netprov=debug,netprov::nft=trace`): the syntax of tracing-subscriber's `Targets`.
 /// Its `EnvFilter` would also take span and field filters, but it links a regex engine
 /// (regex-automata, regex-syntax): 0.67 MB of the executable and about 16 page faults
 /// of every apply (docs/benchmarks.md, round 10), for a debugging aid.

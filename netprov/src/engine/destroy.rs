@@ -67,7 +67,6 @@ pub async fn destroy(
     host_ns: &File,
     host_path: &Path,
     ovsdb: &Endpoint,
-    rt: &tokio::runtime::Handle,
     wait_for_cleanup: bool,
 ) -> Result<DestroyReport, DestroyFailed> {
     let id = t.id().clone();
@@ -108,7 +107,7 @@ pub async fn destroy(
     run.ovs_ports(ovsdb).await;
     run.host_table().await;
     if run.handle_ok() {
-        run.container_netns(rt).await;
+        run.container_netns().await;
     }
     if let DestroyTarget::Props(d) = t {
         run.host_ends(d).await;
@@ -201,9 +200,9 @@ impl Run<'_> {
     }
 
     /// Everything netprov has inside the container netns.
-    async fn container_netns(&mut self, rt: &tokio::runtime::Handle) {
+    async fn container_netns(&mut self) {
         let (id, path, owned) = (self.id.clone(), self.path.clone(), self.owned);
-        let st = match Netlink::open(Some(&path), rt, self.label.clone()) {
+        let st = match Netlink::open(Some(&path), self.label.clone()) {
             Ok(nl) => observe::container_ns(&nl).await.map(|st| (nl, st)),
             Err(e) => Err(e),
         };

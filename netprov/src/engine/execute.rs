@@ -173,7 +173,7 @@ impl Exec<'_> {
     /// Opens the container connection (after the netns exists).
     pub fn open_container(&mut self) -> Result<(), OpError> {
         if self.container.is_none() {
-            let nl = Netlink::open(Some(&self.netns_path), &self.rt, self.label.clone())?;
+            let nl = Netlink::open(Some(&self.netns_path), self.label.clone())?;
             self.container = Some(nl);
         }
         Ok(())

@@ -52,7 +52,7 @@ impl Engine {
             .enable_all()
             .build()
             .map_err(|e| OpError::io("start async runtime", &e))?;
-        let host = Netlink::open(opts.host_netns.as_deref(), rt.handle(), "host netns".into())?;
+        let host = Netlink::open(opts.host_netns.as_deref(), "host netns".into())?;
         // /proc/self is the main thread: its netns is the process's.
         let opened = opts
             .host_netns
@@ -115,7 +115,7 @@ impl Engine {
         if !crate::kernel::netns_owner::is_handle(path) {
             return Ok(None);
         }
-        Netlink::open(Some(path), self.rt.handle(), format!("netns {}", d.id)).map(Some)
+        Netlink::open(Some(path), format!("netns {}", d.id)).map(Some)
     }
 
     pub(super) fn endpoint(&self) -> Endpoint {

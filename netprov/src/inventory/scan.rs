@@ -108,7 +108,7 @@ pub fn scan(engine: &Engine) -> Result<Scan, OpError> {
     for id in nft::host::list_host_tables(host_path)? {
         s.ids.entry(id.to_string()).or_default().host_table = true;
     }
-    rt.block_on(scan_netns(rt.handle(), &mut s));
+    rt.block_on(scan_netns(&mut s));
     match query_ovsdb(rt, ep, ovs_ports) {
         Ok(ports) => {
             for (port, id) in ports {
@@ -179,7 +179,7 @@ async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
 /// `/run/netns/<id>` handles that are netprov's for `<id>` (owner mark, or an older
 /// netprov's links). Handles that vanish meanwhile, foreign ones and names that are no
 /// valid id are skipped.
-async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
+async fn scan_netns(s: &mut Scan) {
     let Ok(dir) = std::fs::read_dir(crate::marks::NETNS_DIR) else {
         return;
     };
@@ -196,7 +196,7 @@ async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
         if netns_owner::handle(&path).ok() != Some(netns_owner::Handle::Netns) {
             continue;
         }
-        let Ok(links) = netns_links(&path, rt).await else {
+        let Ok(links) = netns_links(&path).await else {
             continue;
         };
         let o = crate::kernel::owned::netns_owner(&id, &links);
@@ -208,11 +208,8 @@ async fn scan_netns(rt: &tokio::runtime::Handle, s: &mut Scan) {
     }
 }
 
-async fn netns_links(
-    path: &Path,
-    rt: &tokio::runtime::Handle,
-) -> Result<BTreeMap<String, LinkState>, OpError> {
-    let nl = Netlink::open(Some(path), rt, format!("netns {}", path.display()))?;
+async fn netns_links(path: &Path) -> Result<BTreeMap<String, LinkState>, OpError> {
+    let nl = Netlink::open(Some(path), format!("netns {}", path.display()))?;
     links_of(&nl).await
 }
 

@@ -174,7 +174,7 @@ pub fn status(engine: &Engine, places: &Places, id: &ContainerId) -> Result<Stat
         crate::kernel::netns_owner::is_handle(&netns)
     };
     if usable {
-        let nl = Netlink::open(Some(&netns), rt.handle(), format!("netns {id}"))?;
+        let nl = Netlink::open(Some(&netns), format!("netns {id}"))?;
         let who = crate::kernel::owned::netns_owner(id, &rt.block_on(links_of(&nl))?);
         if owned && !who.is_ours() {
             netns_not_ours = Some(crate::marks::netns_not_ours(id, &netns, &who).to_string());

@@ -6,6 +6,7 @@ pub mod netlink;
 pub mod netns;
 pub mod netns_owner;
 pub mod netns_release;
+pub mod nlsock;
 pub mod owned;
 pub mod procsys;
 pub mod route;

@@ -2,23 +2,27 @@
 //!
 //! A netlink socket belongs to the netns it was created in, whatever thread later uses
 //! it. So [`Netlink::open`] creates the socket while the calling thread is inside the
-//! target netns (`netns::in_netns`) and hands it to the tokio runtime; every request on
-//! it then acts in that netns. `NETLINK_GET_STRICT_CHK` is on so the kernel filters
-//! dumps by the header fields and attributes we send (ifindex, table, protocol, oif)
-//! instead of returning everything.
+//! target netns (`netns::in_netns`); every request on it then acts in that netns.
+//! `NETLINK_GET_STRICT_CHK` is on so the kernel filters dumps by the header fields and
+//! attributes we send (ifindex, table, protocol, oif) instead of returning everything.
+//!
+//! Requests are blocking exchanges on the socket ([`RtSocket`]): the kernel answers
+//! inside the system calls, so there is nothing to wait for that an event loop could
+//! overlap. The methods stay `async` for their callers, and complete in one poll.
 //!
 //! Every request that can change the kernel goes through [`Netlink::mutate`], which
 //! counts it: "an unchanged apply sends zero mutating messages" is checked on that count.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::error::OpError;
 use crate::kernel::netns;
+use crate::kernel::nlsock::{Ends, RtSocket};
 
 /// Mutating netlink messages sent, for one apply.
 #[derive(Debug, Default)]
@@ -34,56 +38,75 @@ impl MutationCount {
     }
 }
 
-/// A strict-checking rtnetlink connection living in one netns.
+/// A strict-checking rtnetlink connection living in one netns. Clones share it.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: rtnetlink::Handle,
-    /// Every request sent on this socket (reads too): lets tests prove that the work
-    /// for one container does not grow with the number of containers.
-    requests: std::sync::Arc<AtomicUsize>,
+    conn: Arc<Conn>,
     /// "host" or "netns <id>", for messages.
     pub label: String,
 }
 
-/// A failed request: the errno the kernel answered (or EIO when the connection broke).
+struct Conn {
+    /// One request at a time: its replies are read to the end before the next is sent.
+    io: Mutex<Io>,
+    /// Every request sent on this socket (reads too): lets tests prove that the work
+    /// for one container does not grow with the number of containers.
+    requests: AtomicUsize,
+}
+
+struct Io {
+    sock: RtSocket,
+    seq: u32,
+    /// The receive buffer, reused: only the pages replies were written to are touched.
+    buf: Vec<u8>,
+}
+
+/// A failed request: the errno the kernel answered (or of the failed system call).
 pub type Errno = i32;
 
 impl Netlink {
-    /// Opens a connection in the netns at `ns` (`None`: this process's netns) and drives
-    /// it on `rt`.
-    pub fn open(
-        ns: Option<&Path>,
-        rt: &tokio::runtime::Handle,
-        label: String,
-    ) -> Result<Self, OpError> {
-        let rt2 = rt.clone();
-        let make = move || {
-            // The socket registers with the runtime's reactor, so enter it on this thread.
-            let _guard = rt2.enter();
-            rtnetlink::new_connection_with_strict_check()
+    /// Opens a connection in the netns at `ns` (`None`: the calling thread's netns).
+    pub fn open(ns: Option<&Path>, label: String) -> Result<Self, OpError> {
+        let make = || -> std::io::Result<RtSocket> {
+            let sock = RtSocket::open()?;
+            sock.strict_check()?;
+            Ok(sock)
         };
-        let what = format!("open netlink socket in {label}");
         let made = match ns {
             Some(p) => netns::in_netns(p, make)?,
             None => make(),
         };
-        let (conn, handle, _) = made.map_err(|e| OpError::io(what, &e))?;
-        rt.spawn(conn);
+        let sock = made.map_err(|e| OpError::io(format!("open netlink socket in {label}"), &e))?;
         Ok(Self {
-            handle,
-            requests: Default::default(),
+            conn: Arc::new(Conn {
+                io: Mutex::new(Io {
+                    sock,
+                    seq: 0,
+                    buf: Vec::new(),
+                }),
+                requests: AtomicUsize::new(0),
+            }),
             label,
         })
     }
 
     /// Requests sent so far on this socket.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
+        self.conn.requests.load(Ordering::Relaxed)
     }
 
     /// A dump request (`NLM_F_DUMP`); the kernel filters by what `msg` carries.
     pub async fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Errno> {
-        self.request(msg, NLM_F_REQUEST | NLM_F_DUMP).await
+        match self.request_now(msg, NLM_F_REQUEST | NLM_F_DUMP) {
+            // What a filtered dump says (in its NLMSG_DONE) when what it is filtered by
+            // does not exist, which is nothing to list: ENOENT for a table (IPv4's main
+            // table is made with its first route, so a netns without an IPv4 route has
+            // none), ENODEV for a link that went away since it was read (a netns the
+            // kernel is cleaning up takes its veths' host ends with it). The next read
+            // of that link, or the plan's request on it, sees the rest.
+            Err(libc::ENOENT | libc::ENODEV) => Ok(Vec::new()),
+            r => r,
+        }
     }
 
     /// A single-object get; `Ok(None)` when the kernel says it does not exist.
@@ -91,7 +114,7 @@ impl Netlink {
         &self,
         msg: RouteNetlinkMessage,
     ) -> Result<Option<RouteNetlinkMessage>, Errno> {
-        match self.request(msg, NLM_F_REQUEST).await {
+        match self.request_now(msg, NLM_F_REQUEST) {
             Ok(mut v) => Ok(v.pop()),
             Err(e) if e == libc::ENODEV || e == libc::ENOENT || e == libc::ESRCH => Ok(None),
             Err(e) => Err(e),
@@ -106,34 +129,54 @@ impl Netlink {
         count: &MutationCount,
     ) -> Result<(), Errno> {
         count.bump();
-        self.request(msg, NLM_F_REQUEST | NLM_F_ACK | flags)
-            .await
+        self.request_now(msg, NLM_F_REQUEST | NLM_F_ACK | flags)
             .map(|_| ())
     }
 
-    async fn request(
+    /// One request (`flags` include NLM_F_REQUEST) and its replies, read to the end
+    /// before this returns; for callers outside an async context too (a thread in a
+    /// netns it just made). A GET without NLM_F_ACK ends at its one reply.
+    pub fn request_now(
         &self,
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Errno> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.conn.requests.fetch_add(1, Ordering::Relaxed);
+        // A panic while the lock was held cannot leave the socket mid-exchange in a
+        // way the sequence numbers do not handle: take the lock regardless.
+        let mut io = self.conn.io.lock().unwrap_or_else(|e| e.into_inner());
+        let io = &mut *io;
+        io.seq = io.seq.wrapping_add(1).max(1);
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = flags;
-        let mut handle = self.handle.clone();
-        let mut replies = handle.request(req).map_err(|_| libc::EIO)?;
+        req.header.sequence_number = io.seq;
+        req.finalize();
+        let mut bytes = vec![0u8; req.buffer_len()];
+        req.serialize(&mut bytes);
+        let ends = if flags & (NLM_F_DUMP | NLM_F_ACK) == 0 {
+            Ends::AtFirstReply
+        } else {
+            Ends::AtDoneOrAck
+        };
         let mut out = Vec::new();
-        while let Some(reply) = replies.next().await {
-            match reply.payload {
-                NetlinkPayload::InnerMessage(m) => out.push(m),
-                NetlinkPayload::Error(e) => {
-                    if let Some(code) = e.code {
-                        return Err(-code.get());
-                    }
+        let label = &self.label;
+        io.sock
+            .exchange(&bytes, Some(io.seq), ends, &mut io.buf, |m| {
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(m.bytes) {
+                    Ok(NetlinkMessage {
+                        payload: NetlinkPayload::InnerMessage(r),
+                        ..
+                    }) => out.push(r),
+                    Ok(_) => {}
+                    // What the async connection this replaced did too: a message the
+                    // parser refuses is skipped, not the whole reply.
+                    Err(e) => tracing::warn!(
+                        "netlink reply in {label}: message of type {} skipped: {e}",
+                        m.kind
+                    ),
                 }
-                NetlinkPayload::Done(d) if d.code < 0 => return Err(-d.code),
-                _ => {}
-            }
-        }
+            })
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         Ok(out)
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::OpError;
 use crate::kernel::link::LinkState;
+use crate::kernel::netlink::Netlink;
 use crate::marks::netns_mark as mark;
 use crate::model::ContainerId;
 
@@ -134,66 +135,34 @@ pub fn refuse_host(id: &ContainerId, path: &Path, host: &Path) -> Result<(), OpE
 /// Sets the owner mark on `lo` of the calling thread's netns, over a netlink socket
 /// opened (and closed) on this thread. Used by the thread that just created the netns.
 pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
-    use netlink_packet_core::NetlinkPayload;
-    use netlink_packet_core::NLM_F_ACK;
+    use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
     let op = format!("mark new netns of {id} (alias {} on lo)", mark(id));
     let change = crate::kernel::link::LinkChange {
         alias: Some(mark(id)),
         ..Default::default()
     };
-    match request_here(crate::kernel::link::set(LO_INDEX, &change), NLM_F_ACK, &op)? {
-        NetlinkPayload::Error(e) => match e.code {
-            None => Ok(()),
-            Some(code) => Err(OpError::errno(op, -code.get())),
-        },
-        _ => Err(OpError::new(op, "no acknowledgement from the kernel")),
-    }
+    let nl = Netlink::open(None, format!("new netns of {id}"))?;
+    nl.request_now(
+        crate::kernel::link::set(LO_INDEX, &change),
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .map(|_| ())
+    .map_err(|e| OpError::errno(op, e))
 }
 
 /// The alias of `lo` in the calling thread's netns (the owner mark, if any).
 pub fn mark_here() -> Result<Option<String>, OpError> {
-    use netlink_packet_core::NetlinkPayload;
+    use netlink_packet_core::NLM_F_REQUEST;
     use netlink_packet_route::RouteNetlinkMessage;
     let op = "read the owner mark (alias of lo) of a netns";
-    match request_here(crate::kernel::link::get_by_index(LO_INDEX), 0, op)? {
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
-            Ok(LinkState::parse(&m).alias)
-        }
-        NetlinkPayload::Error(e) if e.code.is_some() => Err(OpError::errno(
-            op,
-            -e.code.map(|c| c.get()).unwrap_or(-libc::EIO),
-        )),
+    let nl = Netlink::open(None, "a netns".into())?;
+    let got = nl
+        .request_now(crate::kernel::link::get_by_index(LO_INDEX), NLM_F_REQUEST)
+        .map_err(|e| OpError::errno(op, e))?;
+    match got.into_iter().next() {
+        Some(RouteNetlinkMessage::NewLink(m)) => Ok(LinkState::parse(&m).alias),
         _ => Err(OpError::new(op, "unexpected netlink reply")),
     }
-}
-
-/// One rtnetlink request on a blocking socket opened on (and bound to the netns of)
-/// the calling thread; returns the first reply.
-fn request_here(
-    msg: netlink_packet_route::RouteNetlinkMessage,
-    flags: u16,
-    op: &str,
-) -> Result<netlink_packet_core::NetlinkPayload<netlink_packet_route::RouteNetlinkMessage>, OpError>
-{
-    use netlink_packet_core::{NetlinkMessage, NLM_F_REQUEST};
-    use netlink_packet_route::RouteNetlinkMessage;
-    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-
-    let io = |e: std::io::Error| OpError::io(op.to_owned(), &e);
-    let mut sock = Socket::new(NETLINK_ROUTE).map_err(io)?;
-    sock.bind_auto().map_err(io)?;
-    sock.connect(&SocketAddr::new(0, 0)).map_err(io)?;
-    let mut req = NetlinkMessage::from(msg);
-    req.header.flags = NLM_F_REQUEST | flags;
-    req.header.sequence_number = 1;
-    req.finalize();
-    let mut buf = vec![0u8; req.buffer_len()];
-    req.serialize(&mut buf);
-    sock.send(&buf, 0).map_err(io)?;
-    let (reply, _) = sock.recv_from_full().map_err(io)?;
-    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
-        .map(|m| m.payload)
-        .map_err(|e| OpError::new(op, format!("bad netlink reply: {e}")))
 }
 
 #[cfg(test)]

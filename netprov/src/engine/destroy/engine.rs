@@ -82,7 +82,6 @@ impl Engine {
             &self.host_ns,
             &self.host_path,
             &self.endpoint(),
-            self.rt.handle(),
             !self.opts.destroy_no_wait,
         )
         .await;
