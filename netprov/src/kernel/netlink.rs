@@ -8,7 +8,12 @@
 //!
 //! Requests are blocking exchanges on the socket ([`RtSocket`]): the kernel answers
 //! inside the system calls, so there is nothing to wait for that an event loop could
-//! overlap. The methods stay `async` for their callers, and complete in one poll.
+//! overlap. The `async` methods yield once after each request, which is where the async
+//! connection this replaced let the other containers of one process run: without it,
+//! a process applying many containers starts their blocking work (rulesets, netns
+//! creation) later and uses the second CPU less — 1.25–1.33 against 1.69–1.73 ms per
+//! container at N = 100 (docs/benchmarks.md, round 10). One process per container pays
+//! about 1,400 instructions per request for the yield.
 //!
 //! Every request that can change the kernel goes through [`Netlink::mutate`], which
 //! counts it: "an unchanged apply sends zero mutating messages" is checked on that count.
@@ -19,6 +24,8 @@ use std::sync::{Arc, Mutex};
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
+
+use tokio::task::yield_now;
 
 use crate::error::OpError;
 use crate::kernel::netns;
@@ -97,7 +104,9 @@ impl Netlink {
 
     /// A dump request (`NLM_F_DUMP`); the kernel filters by what `msg` carries.
     pub async fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Errno> {
-        match self.request_now(msg, NLM_F_REQUEST | NLM_F_DUMP) {
+        let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_DUMP);
+        yield_now().await;
+        match r {
             // What a filtered dump says (in its NLMSG_DONE) when what it is filtered by
             // does not exist, which is nothing to list: ENOENT for a table (IPv4's main
             // table is made with its first route, so a netns without an IPv4 route has
@@ -114,7 +123,9 @@ impl Netlink {
         &self,
         msg: RouteNetlinkMessage,
     ) -> Result<Option<RouteNetlinkMessage>, Errno> {
-        match self.request_now(msg, NLM_F_REQUEST) {
+        let r = self.request_now(msg, NLM_F_REQUEST);
+        yield_now().await;
+        match r {
             Ok(mut v) => Ok(v.pop()),
             Err(e) if e == libc::ENODEV || e == libc::ENOENT || e == libc::ESRCH => Ok(None),
             Err(e) => Err(e),
@@ -129,8 +140,9 @@ impl Netlink {
         count: &MutationCount,
     ) -> Result<(), Errno> {
         count.bump();
-        self.request_now(msg, NLM_F_REQUEST | NLM_F_ACK | flags)
-            .map(|_| ())
+        let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_ACK | flags);
+        yield_now().await;
+        r.map(|_| ())
     }
 
     /// One request (`flags` include NLM_F_REQUEST) and its replies, read to the end
