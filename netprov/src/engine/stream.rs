@@ -48,6 +48,7 @@ impl Engine {
         Fut: std::future::Future<Output = R>,
     {
         use futures::stream::{self, StreamExt};
+        let _interleaving = (items.len() > 1).then(crate::kernel::netlink::interleaving);
         self.rt.block_on(
             stream::iter(items.iter().map(op))
                 .buffered(MAX_IN_FLIGHT)
@@ -84,6 +85,7 @@ impl Engine {
     ) -> Vec<Option<Result<ApplyReport, OpError>>> {
         use futures::stream::{self, StreamExt};
         let keep = &keep;
+        let _interleaving = (ds.len() > 1).then(crate::kernel::netlink::interleaving);
         self.rt.block_on(
             stream::iter(ds.iter().map(|d| async move {
                 let lock = match lock::acquire(&d.id, lock::Op::Apply).await {

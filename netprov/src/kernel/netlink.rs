@@ -8,12 +8,13 @@
 //!
 //! Requests are blocking exchanges on the socket ([`RtSocket`]): the kernel answers
 //! inside the system calls, so there is nothing to wait for that an event loop could
-//! overlap. The `async` methods yield once after each request, which is where the async
-//! connection this replaced let the other containers of one process run: without it,
-//! a process applying many containers starts their blocking work (rulesets, netns
-//! creation) later and uses the second CPU less — 1.25–1.33 against 1.69–1.73 ms per
-//! container at N = 100 (docs/benchmarks.md, round 10). One process per container pays
-//! about 1,400 instructions per request for the yield.
+//! overlap. While a process works on several containers at once ([`interleaving`]),
+//! the `async` methods yield once after each request, which is where the async
+//! connection this replaced let the other containers run: without it, a process
+//! applying many containers starts their blocking work (rulesets, netns creation) later
+//! and uses the second CPU less — 1.25–1.33 against 1.69–1.73 ms per container at
+//! N = 100 (docs/benchmarks.md, round 10). With one container there is nothing to let
+//! run, and a yield costs about 1,400 instructions and an `epoll_wait`.
 //!
 //! Every request that can change the kernel goes through [`Netlink::mutate`], which
 //! counts it: "an unchanged apply sends zero mutating messages" is checked on that count.
@@ -71,6 +72,33 @@ struct Io {
 /// A failed request: the errno the kernel answered (or of the failed system call).
 pub type Errno = i32;
 
+/// Sections of this process that work on several containers at once (see the module
+/// doc): requests yield while there is one.
+static INTERLEAVING: AtomicUsize = AtomicUsize::new(0);
+
+/// While the returned guard lives, requests yield to the runtime after each exchange,
+/// so that the other containers in flight run between them.
+pub fn interleaving() -> Interleaving {
+    INTERLEAVING.fetch_add(1, Ordering::Relaxed);
+    Interleaving(())
+}
+
+/// See [`interleaving`].
+pub struct Interleaving(());
+
+impl Drop for Interleaving {
+    fn drop(&mut self) {
+        INTERLEAVING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Lets the other containers in flight run, if there are any.
+async fn let_others_run() {
+    if INTERLEAVING.load(Ordering::Relaxed) > 0 {
+        yield_now().await;
+    }
+}
+
 impl Netlink {
     /// Opens a connection in the netns at `ns` (`None`: the calling thread's netns).
     pub fn open(ns: Option<&Path>, label: String) -> Result<Self, OpError> {
@@ -105,7 +133,7 @@ impl Netlink {
     /// A dump request (`NLM_F_DUMP`); the kernel filters by what `msg` carries.
     pub async fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Errno> {
         let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_DUMP);
-        yield_now().await;
+        let_others_run().await;
         match r {
             // What a filtered dump says (in its NLMSG_DONE) when what it is filtered by
             // does not exist, which is nothing to list: ENOENT for a table (IPv4's main
@@ -124,7 +152,7 @@ impl Netlink {
         msg: RouteNetlinkMessage,
     ) -> Result<Option<RouteNetlinkMessage>, Errno> {
         let r = self.request_now(msg, NLM_F_REQUEST);
-        yield_now().await;
+        let_others_run().await;
         match r {
             Ok(mut v) => Ok(v.pop()),
             Err(e) if e == libc::ENODEV || e == libc::ENOENT || e == libc::ESRCH => Ok(None),
@@ -141,7 +169,7 @@ impl Netlink {
     ) -> Result<(), Errno> {
         count.bump();
         let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_ACK | flags);
-        yield_now().await;
+        let_others_run().await;
         r.map(|_| ())
     }
 
