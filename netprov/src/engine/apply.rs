@@ -188,7 +188,6 @@ impl Engine {
             host_netns: self.host_path.clone(),
             id: d.id.clone(),
             label: format!("netns {}", d.id),
-            rt: self.rt.handle().clone(),
             count,
             ovs,
             ovs_specs: crate::ovn::port_specs(d, o.ovn.as_ref()),

@@ -54,7 +54,6 @@ pub struct Exec<'a> {
     /// "netns <id>".
     pub label: String,
     pub id: ContainerId,
-    pub rt: tokio::runtime::Handle,
     pub count: &'a MutationCount,
     /// The OVSDB connection, when the container has OVS interfaces.
     pub ovs: Option<crate::ovsdb::OvsConn>,

@@ -255,8 +255,7 @@ impl<const PROTO: i32> NlSocket<PROTO> {
     /// Sends one request and hands every reply message to `f` until the kernel ends it
     /// (NLMSG_DONE for a dump, the ack for a plain GET with NLM_F_ACK).
     pub fn request(&self, req: &[u8], f: impl FnMut(&Msg<'_>)) -> io::Result<()> {
-        let mut rbuf = Vec::with_capacity(RECV_BUF);
-        self.exchange(req, None, Ends::AtDoneOrAck, &mut rbuf, f)
+        self.exchange(req, None, Ends::AtDoneOrAck, &mut Vec::new(), f)
     }
 
     /// Sends `req` and hands each reply message to `f` until the replies end as `ends`
