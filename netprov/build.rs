@@ -21,6 +21,16 @@
 //!   which netprov loads only for container rulesets, brings its own shared libnftnl:
 //!   the executable exports none of its copy's symbols, so the two never meet.
 //!   `NETPROV_NFTNL=shared` links the shared library instead.
+//! * Release builds on Linux lay out the code a cold apply, a no-op and a destroy run
+//!   together, first in the executable (`link/hot-text.ld`, a linker script that adds
+//!   an output section `.text.hot` before `.text`). Why: a process start faults its
+//!   code in 64 KiB windows; with the run's functions spread over 3 MB of code a cold
+//!   apply took 47 such faults, gathered 33 (docs/benchmarks.md, "Round 11"). The
+//!   script names functions by their mangled names *without* the hash suffix, as
+//!   patterns, so a dependency or toolchain update keeps it valid (an unmatched
+//!   pattern only means that function stays where it was); `bench/hot-text generate`
+//!   rewrites it from callgrind runs and `bench/hot-text check` (run by CI) reports how
+//!   much of it still matches. `NETPROV_HOT_TEXT=off` links without it.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -30,9 +40,28 @@ fn main() {
     }
     static_unwinder();
     libnftnl();
+    hot_text();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=NETPROV_NFTNL");
+    println!("cargo:rerun-if-env-changed=NETPROV_HOT_TEXT");
+}
+
+fn hot_text() {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    // Debug builds (the tests) skip it: their layout does not matter, and matching the
+    // patterns against a debug build's many more sections only slows the link.
+    if env("PROFILE") != "release"
+        || env("CARGO_CFG_TARGET_OS") != "linux"
+        || env("NETPROV_HOT_TEXT") == "off"
+    {
+        return;
+    }
+    let script = PathBuf::from(env("CARGO_MANIFEST_DIR")).join("link/hot-text.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    if script.is_file() {
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    }
 }
 
 /// The C compiler's path of library file `name` (e.g. `libgcc_eh.a`), if it has one.
