@@ -15,7 +15,8 @@ Each pattern lists both `.text.<name>` and `.text.unlikely.<name>`: LLVM puts fu
 marked cold (`RawVec::grow_one`, `reserve_rehash`, …) in the latter. C functions of the
 statically linked libnftnl are matched by archive member (`*libnftnl.a:table.o`).
 
-  generate   run netprov under callgrind (`--demangle=no`) in the bench sandbox: a
+  generate   build netprov without the layout (valgrind names no function outside
+             `.text`), run it under callgrind (`--demangle=no`) in the bench sandbox: a
              cold apply, a no-op and a destroy of one container per process, and of two
              containers in one process; write the functions it ran as the script
   check BIN  how many of the script's patterns match a function of BIN, and the size
@@ -181,14 +182,27 @@ def generate(binary, script=SCRIPT, log=print):
     log(f"hot-text: {len(patterns_of(script))} patterns written to {os.path.relpath(script, REPO)}")
 
 
+def plain_build():
+    """A release build of netprov without the layout, in a target directory of its own
+    (switching NETPROV_HOT_TEXT in target/ would rebuild the crate each time)."""
+    target = os.path.join(REPO, "target", "hot-text")
+    env = dict(os.environ, NETPROV_HOT_TEXT="off", CARGO_TARGET_DIR=target)
+    subprocess.check_call(["cargo", "build", "--release", "--locked", "-p", "netprov"],
+                          cwd=REPO, env=env)
+    return os.path.join(target, "release", "netprov")
+
+
 def main(argv):
-    if len(argv) >= 1 and argv[0] == "generate":
+    if len(argv) == 1 and argv[0] == "generate":
         if os.geteuid() != 0:
             print("bench/hot-text generate: run as root (it creates network namespaces)",
                   file=sys.stderr)
             return 2
-        binary = os.path.abspath(argv[1]) if len(argv) > 1 else os.path.join(
-            REPO, "target", "release", "netprov")
+        binary = plain_build()
+        if check(binary)[2]:
+            print(f"hot-text: {binary} has a .text.hot section: callgrind cannot name "
+                  "its functions", file=sys.stderr)
+            return 1
         generate(binary)
         return 0
     if len(argv) == 2 and argv[0] == "check":

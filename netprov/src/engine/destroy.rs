@@ -34,8 +34,6 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use netlink_packet_route::RouteNetlinkMessage;
-
 use crate::blocking::blocking;
 use crate::engine::observe;
 use crate::error::OpError;
@@ -388,7 +386,7 @@ impl Run<'_> {
                 InterfaceKind::Existing => continue,
             };
             let halias = crate::marks::host_alias(&id, i.name.as_str());
-            let got = match host.get(link::get_by_name(host_end.as_str())).await {
+            let got = match host.get_link(link::get_by_name(host_end.as_str())).await {
                 Ok(got) => got,
                 Err(e) => {
                     self.fails.push(OpError::errno(
@@ -398,8 +396,7 @@ impl Run<'_> {
                     continue;
                 }
             };
-            if let Some(RouteNetlinkMessage::NewLink(m)) = got {
-                let l = link::LinkState::parse(&m);
+            if let Some(l) = got {
                 if l.alias.as_deref() == Some(halias.as_str()) {
                     match host.mutate(link::delete(l.index), 0, &self.count).await {
                         Ok(()) | Err(libc::ENODEV) => self

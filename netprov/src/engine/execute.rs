@@ -83,9 +83,9 @@ impl Exec<'_> {
 
     async fn link(&self, at: &At, name: &str, op: Op<'_>) -> Result<LinkState, OpError> {
         let nl = self.nl(at)?;
-        match nl.get(get_by_name(name)).await {
-            Ok(Some(RouteNetlinkMessage::NewLink(m))) => Ok(LinkState::parse(&m)),
-            Ok(_) => Err(OpError::errno(op.to_string(), libc::ENODEV)),
+        match nl.get_link(get_by_name(name)).await {
+            Ok(Some(l)) => Ok(l),
+            Ok(None) => Err(OpError::errno(op.to_string(), libc::ENODEV)),
             Err(e) => Err(OpError::errno(op.to_string(), e)),
         }
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::OpError;
 use crate::kernel::address;
-use crate::kernel::link::{self, LinkState};
+use crate::kernel::link::{self};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::route::{self, RouteSpec, RouteState};
 use crate::kernel::sysctl;
@@ -67,16 +67,13 @@ fn resolve_dev(s: RouteState, names: &BTreeMap<u32, String>) -> RouteSpec {
 pub async fn container_ns(nl: &Netlink) -> Result<NsState, OpError> {
     let mut st = NsState::default();
     let links = nl
-        .dump(link::dump())
+        .dump_links(link::dump())
         .await
         .map_err(errno_op(format!("list links in {}", nl.label)))?;
     let mut names = BTreeMap::new();
-    for m in links {
-        if let RouteNetlinkMessage::NewLink(m) = m {
-            let l = LinkState::parse(&m);
-            names.insert(l.index, l.name.clone());
-            st.links.insert(l.name.clone(), l);
-        }
+    for l in links {
+        names.insert(l.index, l.name.clone());
+        st.links.insert(l.name.clone(), l);
     }
     let addrs = nl
         .dump(address::dump(None))
@@ -151,13 +148,12 @@ async fn host_link(
     st: &mut NsState,
 ) -> Result<(), OpError> {
     let got = nl
-        .get(link::get_by_name(name))
+        .get_link(link::get_by_name(name))
         .await
         .map_err(errno_op(format!("get link {name} in host netns")))?;
-    let Some(RouteNetlinkMessage::NewLink(m)) = got else {
+    let Some(l) = got else {
         return Ok(());
     };
-    let l = LinkState::parse(&m);
     if with_state && l.created_by_netprov() {
         let idx = l.index;
         let addrs = nl
@@ -204,13 +200,12 @@ async fn host_link(
 /// Reads the link with ifindex `index` into `st.links` (by its name).
 async fn controller_link(nl: &Netlink, index: u32, st: &mut NsState) -> Result<(), OpError> {
     let got = nl
-        .get(link::get_by_index(index))
+        .get_link(link::get_by_index(index))
         .await
         .map_err(errno_op(format!(
             "get link with ifindex {index} in host netns"
         )))?;
-    if let Some(RouteNetlinkMessage::NewLink(m)) = got {
-        let l = LinkState::parse(&m);
+    if let Some(l) = got {
         st.links.entry(l.name.clone()).or_insert(l);
     }
     Ok(())

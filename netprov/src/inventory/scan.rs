@@ -122,16 +122,12 @@ pub fn scan(engine: &Engine) -> Result<Scan, OpError> {
 
 async fn scan_host(host: &Netlink, s: &mut Scan) -> Result<(), OpError> {
     let links = host
-        .dump(link::dump())
+        .dump_links(link::dump())
         .await
         .map_err(|e| OpError::errno("list links in host netns", e))?;
     let mut owner_of = BTreeMap::new();
     let mut names = BTreeMap::new();
-    for m in links {
-        let RouteNetlinkMessage::NewLink(m) = m else {
-            continue;
-        };
-        let l = LinkState::parse(&m);
+    for l in links {
         names.insert(l.index, l.name.clone());
         match l.alias.as_deref().and_then(alias_owner) {
             Some(id) => {
@@ -215,20 +211,11 @@ async fn netns_links(path: &Path) -> Result<BTreeMap<String, LinkState>, OpError
 
 /// The links of the netns `nl` is bound to, by name.
 pub(super) async fn links_of(nl: &Netlink) -> Result<BTreeMap<String, LinkState>, OpError> {
-    let msgs = nl
-        .dump(link::dump())
+    let links = nl
+        .dump_links(link::dump())
         .await
         .map_err(|e| OpError::errno(format!("list links in {}", nl.label), e))?;
-    Ok(msgs
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(m) => {
-                let l = LinkState::parse(&m);
-                Some((l.name.clone(), l))
-            }
-            _ => None,
-        })
-        .collect())
+    Ok(links.into_iter().map(|l| (l.name.clone(), l)).collect())
 }
 
 /// Runs `query` against OVSDB on a blocking thread. `Err(why)` when OVSDB was not

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod link;
+pub mod link_reply;
 pub mod netlink;
 pub mod netns;
 pub mod netns_owner;

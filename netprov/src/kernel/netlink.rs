@@ -29,8 +29,10 @@ use netlink_packet_route::RouteNetlinkMessage;
 use tokio::task::yield_now;
 
 use crate::error::OpError;
+use crate::kernel::link::LinkState;
+use crate::kernel::link_reply;
 use crate::kernel::netns;
-use crate::kernel::nlsock::{Ends, RtSocket};
+use crate::kernel::nlsock::{Ends, Msg, RtSocket};
 
 /// Mutating netlink messages sent, for one apply.
 #[derive(Debug, Default)]
@@ -65,8 +67,6 @@ struct Conn {
 struct Io {
     sock: RtSocket,
     seq: u32,
-    /// The receive buffer, reused: only the pages replies were written to are touched.
-    buf: Vec<u8>,
 }
 
 /// A failed request: the errno the kernel answered (or of the failed system call).
@@ -114,11 +114,7 @@ impl Netlink {
         let sock = made.map_err(|e| OpError::io(format!("open netlink socket in {label}"), &e))?;
         Ok(Self {
             conn: Arc::new(Conn {
-                io: Mutex::new(Io {
-                    sock,
-                    seq: 0,
-                    buf: Vec::new(),
-                }),
+                io: Mutex::new(Io { sock, seq: 0 }),
                 requests: AtomicUsize::new(0),
             }),
             label,
@@ -130,20 +126,11 @@ impl Netlink {
         self.conn.requests.load(Ordering::Relaxed)
     }
 
-    /// A dump request (`NLM_F_DUMP`); the kernel filters by what `msg` carries.
+    /// A dump; see [`gone_is_empty`] for the errors that read as nothing to list.
     pub async fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, Errno> {
         let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_DUMP);
         let_others_run().await;
-        match r {
-            // What a filtered dump says (in its NLMSG_DONE) when what it is filtered by
-            // does not exist, which is nothing to list: ENOENT for a table (IPv4's main
-            // table is made with its first route, so a netns without an IPv4 route has
-            // none), ENODEV for a link that went away since it was read (a netns the
-            // kernel is cleaning up takes its veths' host ends with it). The next read
-            // of that link, or the plan's request on it, sees the rest.
-            Err(libc::ENOENT | libc::ENODEV) => Ok(Vec::new()),
-            r => r,
-        }
+        gone_is_empty(r)
     }
 
     /// A single-object get; `Ok(None)` when the kernel says it does not exist.
@@ -153,11 +140,26 @@ impl Netlink {
     ) -> Result<Option<RouteNetlinkMessage>, Errno> {
         let r = self.request_now(msg, NLM_F_REQUEST);
         let_others_run().await;
-        match r {
-            Ok(mut v) => Ok(v.pop()),
-            Err(e) if e == libc::ENODEV || e == libc::ENOENT || e == libc::ESRCH => Ok(None),
-            Err(e) => Err(e),
-        }
+        gone_is_none(r)
+    }
+
+    /// [`Self::dump`] of links (`link::dump()`), read as [`LinkState`]s.
+    pub async fn dump_links(&self, msg: RouteNetlinkMessage) -> Result<Vec<LinkState>, Errno> {
+        let r = self.links_now(msg, NLM_F_REQUEST | NLM_F_DUMP);
+        let_others_run().await;
+        gone_is_empty(r)
+    }
+
+    /// [`Self::get`] of one link (`link::get_by_name`/`get_by_index`).
+    pub async fn get_link(&self, msg: RouteNetlinkMessage) -> Result<Option<LinkState>, Errno> {
+        let r = self.get_link_now(msg);
+        let_others_run().await;
+        r
+    }
+
+    /// [`Self::get_link`], for code that is not async.
+    pub fn get_link_now(&self, msg: RouteNetlinkMessage) -> Result<Option<LinkState>, Errno> {
+        gone_is_none(self.links_now(msg, NLM_F_REQUEST))
     }
 
     /// A request that changes the kernel, acknowledged; counted in `count`.
@@ -181,6 +183,50 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Errno> {
+        let mut out = Vec::new();
+        let label = &self.label;
+        self.exchange_now(msg, flags, |m| {
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(m.bytes) {
+                Ok(NetlinkMessage {
+                    payload: NetlinkPayload::InnerMessage(r),
+                    ..
+                }) => out.push(r),
+                Ok(_) => {}
+                // What the async connection this replaced did too: a message the
+                // parser refuses is skipped, not the whole reply.
+                Err(e) => tracing::warn!(
+                    "netlink reply in {label}: message of type {} skipped: {e}",
+                    m.kind
+                ),
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// [`Self::request_now`] of links, read by [`link_reply::parse`] instead of the
+    /// full message parser.
+    fn links_now(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<LinkState>, Errno> {
+        let mut out = Vec::new();
+        let label = &self.label;
+        self.exchange_now(msg, flags, |m| {
+            if m.kind != libc::RTM_NEWLINK {
+                return;
+            }
+            match link_reply::parse(m.bytes) {
+                Ok(l) => out.push(l),
+                Err(e) => tracing::warn!("netlink reply in {label}: link skipped: {e}"),
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Sends `msg` with `flags` and hands each reply message to `f`.
+    fn exchange_now(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        f: impl FnMut(&Msg<'_>),
+    ) -> Result<(), Errno> {
         self.conn.requests.fetch_add(1, Ordering::Relaxed);
         // A panic while the lock was held cannot leave the socket mid-exchange in a
         // way the sequence numbers do not handle: take the lock regardless.
@@ -198,25 +244,30 @@ impl Netlink {
         } else {
             Ends::AtDoneOrAck
         };
-        let mut out = Vec::new();
-        let label = &self.label;
         io.sock
-            .exchange(&bytes, Some(io.seq), ends, &mut io.buf, |m| {
-                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(m.bytes) {
-                    Ok(NetlinkMessage {
-                        payload: NetlinkPayload::InnerMessage(r),
-                        ..
-                    }) => out.push(r),
-                    Ok(_) => {}
-                    // What the async connection this replaced did too: a message the
-                    // parser refuses is skipped, not the whole reply.
-                    Err(e) => tracing::warn!(
-                        "netlink reply in {label}: message of type {} skipped: {e}",
-                        m.kind
-                    ),
-                }
-            })
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-        Ok(out)
+            .exchange(&bytes, Some(io.seq), ends, f)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// What a filtered dump says (in its NLMSG_DONE) when what it is filtered by does not
+/// exist, which is nothing to list: ENOENT for a table (IPv4's main table is made with
+/// its first route, so a netns without an IPv4 route has none), ENODEV for a link that
+/// went away since it was read (a netns the kernel is cleaning up takes its veths' host
+/// ends with it). The next read of that link, or the plan's request on it, sees the
+/// rest.
+fn gone_is_empty<T>(r: Result<Vec<T>, Errno>) -> Result<Vec<T>, Errno> {
+    match r {
+        Err(libc::ENOENT | libc::ENODEV) => Ok(Vec::new()),
+        r => r,
+    }
+}
+
+/// A get of what does not exist: `Ok(None)`.
+fn gone_is_none<T>(r: Result<Vec<T>, Errno>) -> Result<Option<T>, Errno> {
+    match r {
+        Ok(mut v) => Ok(v.pop()),
+        Err(libc::ENODEV | libc::ENOENT | libc::ESRCH) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -7,7 +7,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::error::OpError;
-use crate::kernel::link::LinkState;
 use crate::kernel::netlink::Netlink;
 use crate::marks::netns_mark as mark;
 use crate::model::ContainerId;
@@ -152,16 +151,12 @@ pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
 
 /// The alias of `lo` in the calling thread's netns (the owner mark, if any).
 pub fn mark_here() -> Result<Option<String>, OpError> {
-    use netlink_packet_core::NLM_F_REQUEST;
-    use netlink_packet_route::RouteNetlinkMessage;
     let op = "read the owner mark (alias of lo) of a netns";
     let nl = Netlink::open(None, "a netns".into())?;
-    let got = nl
-        .request_now(crate::kernel::link::get_by_index(LO_INDEX), NLM_F_REQUEST)
-        .map_err(|e| OpError::errno(op, e))?;
-    match got.into_iter().next() {
-        Some(RouteNetlinkMessage::NewLink(m)) => Ok(LinkState::parse(&m).alias),
-        _ => Err(OpError::new(op, "unexpected netlink reply")),
+    match nl.get_link_now(crate::kernel::link::get_by_index(LO_INDEX)) {
+        Ok(Some(lo)) => Ok(lo.alias),
+        Ok(None) => Err(OpError::errno(op, libc::ENODEV)),
+        Err(e) => Err(OpError::errno(op, e)),
     }
 }
 

@@ -18,8 +18,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netlink_packet_route::RouteNetlinkMessage;
-
 use crate::error::OpError;
 use crate::kernel::link::{self, Kind, LinkState};
 use crate::kernel::netlink::Netlink;
@@ -54,11 +52,10 @@ pub async fn host_peers(
         let (Kind::Veth, Some(peer), true) = (&l.kind, l.link, l.owned_as(calias)) else {
             continue;
         };
-        let got = host.get(link::get_by_index(peer)).await.map_err(|e| {
+        let got = host.get_link(link::get_by_index(peer)).await.map_err(|e| {
             OpError::errno(format!("get the host end of {} (index {peer})", l.name), e)
         })?;
-        if let Some(RouteNetlinkMessage::NewLink(m)) = got {
-            let h = LinkState::parse(&m);
+        if let Some(h) = got {
             // Its mark, or — a SIGKILL between creating the veth and marking it — the
             // netprov group without an alias (see marks.rs).
             let alias = crate::marks::host_alias(id, &l.name);
@@ -210,12 +207,10 @@ pub async fn await_peers(
 /// The host end still exists with its mark (an ifindex is not reused while it does).
 async fn exists(host: &Netlink, p: &HostPeer) -> Result<bool, OpError> {
     let got = host
-        .get(link::get_by_index(p.index))
+        .get_link(link::get_by_index(p.index))
         .await
         .map_err(|e| OpError::errno(format!("get link {} in host netns", p.name), e))?;
-    Ok(
-        matches!(got, Some(RouteNetlinkMessage::NewLink(m)) if is_peer(&LinkState::parse(&m), p.alias.as_deref())),
-    )
+    Ok(matches!(got, Some(h) if is_peer(&h, p.alias.as_deref())))
 }
 
 /// `h` is a veth with this mark (`None`: no alias and the netprov group).

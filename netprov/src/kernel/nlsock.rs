@@ -10,6 +10,7 @@
 //! joined, and closed when dropped. Its protocol is part of its type ([`NfSocket`],
 //! [`RtSocket`]).
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -22,6 +23,27 @@ const NLM_F_MULTI: u16 = 2;
 /// Receive buffer capacity: a dump part the kernel sends fits (it sizes them to the
 /// reader's buffer, up to 32 KiB by default).
 const RECV_BUF: usize = 1 << 16;
+
+thread_local! {
+    /// The thread's receive buffer, lent to one exchange at a time ([`with_rbuf`]).
+    static RBUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with the thread's receive buffer ([`RECV_BUF`] bytes of capacity). Why one
+/// per thread and not one per socket or request: a process start pays a page fault for
+/// each heap page it first writes, and every fresh 64 KiB buffer took at least two (the
+/// page the reply lands in, and the next chunk's header 64 KiB on); a cold apply
+/// allocated eight of them. A nested call (from inside `f`) finds the buffer lent and
+/// gets a fresh one.
+fn with_rbuf<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = RBUF.take();
+    if buf.capacity() < RECV_BUF {
+        buf.reserve(RECV_BUF);
+    }
+    let r = f(&mut buf);
+    RBUF.set(buf);
+    r
+}
 
 /// One netlink message received: type, flags and the whole message bytes (header
 /// included, for libnftnl's parsers).
@@ -179,20 +201,22 @@ impl<const PROTO: i32> NlSocket<PROTO> {
         self.send(buf)?;
         // nfnetlink processes the batch synchronously inside sendmsg: every reply is
         // queued by now, so drain without blocking.
-        let mut rbuf = Vec::with_capacity(RECV_BUF);
         let mut first_err = None;
-        while let Some(n) = self.recv(&mut rbuf, true)? {
-            for m in messages(&rbuf[..n]) {
-                if m.kind == NLMSG_ERROR {
-                    let code = error_code(m.bytes);
-                    if code != 0 && first_err.is_none() {
-                        // The payload is the errno and the failed message's header.
-                        let seq = m.bytes.get(NLMSG_HDRLEN + 4..).map(seq_of);
-                        first_err = Some((code, seq));
+        with_rbuf(|rbuf| -> io::Result<()> {
+            while let Some(n) = self.recv(rbuf, true)? {
+                for m in messages(&rbuf[..n]) {
+                    if m.kind == NLMSG_ERROR {
+                        let code = error_code(m.bytes);
+                        if code != 0 && first_err.is_none() {
+                            // The payload is the errno and the failed message's header.
+                            let seq = m.bytes.get(NLMSG_HDRLEN + 4..).map(seq_of);
+                            first_err = Some((code, seq));
+                        }
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         match first_err {
             Some((e, seq)) => Err(BatchError {
                 err: io::Error::from_raw_os_error(-e),
@@ -217,31 +241,33 @@ impl<const PROTO: i32> NlSocket<PROTO> {
         self.send(&buf)?;
         let mut out: Vec<Result<Vec<Vec<u8>>, i32>> = vec![Ok(Vec::new()); reqs.len()];
         let mut pending = reqs.len();
-        let mut rbuf = Vec::with_capacity(RECV_BUF);
-        while pending > 0 {
-            let n = self.recv(&mut rbuf, false)?.unwrap_or(0);
-            for m in messages(&rbuf[..n]) {
-                let seq = seq_of(m.bytes) as usize;
-                let Some(slot) = seq.checked_sub(1).and_then(|i| out.get_mut(i)) else {
-                    continue;
-                };
-                match m.kind {
-                    NLMSG_ERROR => {
-                        let code = error_code(m.bytes);
-                        if code != 0 {
-                            *slot = Err(-code);
+        with_rbuf(|rbuf| -> io::Result<()> {
+            while pending > 0 {
+                let n = self.recv(rbuf, false)?.unwrap_or(0);
+                for m in messages(&rbuf[..n]) {
+                    let seq = seq_of(m.bytes) as usize;
+                    let Some(slot) = seq.checked_sub(1).and_then(|i| out.get_mut(i)) else {
+                        continue;
+                    };
+                    match m.kind {
+                        NLMSG_ERROR => {
+                            let code = error_code(m.bytes);
+                            if code != 0 {
+                                *slot = Err(-code);
+                            }
+                            pending -= 1;
                         }
-                        pending -= 1;
-                    }
-                    NLMSG_DONE => pending -= 1,
-                    _ => {
-                        if let Ok(v) = slot {
-                            v.push(m.bytes.to_vec());
+                        NLMSG_DONE => pending -= 1,
+                        _ => {
+                            if let Ok(v) = slot {
+                                v.push(m.bytes.to_vec());
+                            }
                         }
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -255,26 +281,31 @@ impl<const PROTO: i32> NlSocket<PROTO> {
     /// Sends one request and hands every reply message to `f` until the kernel ends it
     /// (NLMSG_DONE for a dump, the ack for a plain GET with NLM_F_ACK).
     pub fn request(&self, req: &[u8], f: impl FnMut(&Msg<'_>)) -> io::Result<()> {
-        self.exchange(req, None, Ends::AtDoneOrAck, &mut Vec::new(), f)
+        self.exchange(req, None, Ends::AtDoneOrAck, f)
     }
 
     /// Sends `req` and hands each reply message to `f` until the replies end as `ends`
     /// says; an NLMSG_ERROR with an errno, or an NLMSG_DONE carrying one, is that
     /// error. With `seq`, messages of other sequence numbers (left over from an earlier
-    /// request) are skipped. `rbuf` is the receive buffer, kept by the caller across
-    /// requests (its capacity is the largest datagram read: [`RECV_BUF`] holds any).
+    /// request) are skipped.
     pub fn exchange(
         &self,
         req: &[u8],
         seq: Option<u32>,
         ends: Ends,
+        f: impl FnMut(&Msg<'_>),
+    ) -> io::Result<()> {
+        self.send(req)?;
+        with_rbuf(|rbuf| self.replies(rbuf, seq, ends, f))
+    }
+
+    fn replies(
+        &self,
         rbuf: &mut Vec<u8>,
+        seq: Option<u32>,
+        ends: Ends,
         mut f: impl FnMut(&Msg<'_>),
     ) -> io::Result<()> {
-        if rbuf.capacity() < RECV_BUF {
-            rbuf.reserve(RECV_BUF);
-        }
-        self.send(req)?;
         loop {
             let n = self.recv(rbuf, false)?.unwrap_or(0);
             for m in messages(&rbuf[..n]) {
@@ -459,24 +490,21 @@ mod tests {
         in_fresh_netns(|| {
             let s = RtSocket::open().unwrap();
             s.strict_check().unwrap();
-            let mut buf = Vec::new();
             let mut got = Vec::new();
             let lo = req(link::get_by_name("lo"), 0, 1);
-            s.exchange(&lo, Some(1), Ends::AtFirstReply, &mut buf, |m| {
-                got.push(m.kind)
-            })
-            .unwrap();
+            s.exchange(&lo, Some(1), Ends::AtFirstReply, |m| got.push(m.kind))
+                .unwrap();
             assert_eq!(got, [libc::RTM_NEWLINK]);
             let none = req(link::get_by_name("nonexistent0"), 0, 2);
             let e = s
-                .exchange(&none, Some(2), Ends::AtFirstReply, &mut buf, |_| ())
+                .exchange(&none, Some(2), Ends::AtFirstReply, |_| ())
                 .unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
             // Sent and never read: its reply is still queued when the next one comes.
             s.send(&req(link::get_by_name("lo"), 0, 3)).unwrap();
             let mut got = Vec::new();
             let dump = req(link::dump(), NLM_F_DUMP, 4);
-            s.exchange(&dump, Some(4), Ends::AtDoneOrAck, &mut buf, |m| {
+            s.exchange(&dump, Some(4), Ends::AtDoneOrAck, |m| {
                 got.push(seq_of(m.bytes))
             })
             .unwrap();

@@ -1,11 +1,9 @@
 //! Host-netns links a host-wide scan found for a container (gc), deleted when they
 //! still carry its alias.
 
-use netlink_packet_route::RouteNetlinkMessage;
-
 use crate::engine::destroy::DestroyReport;
 use crate::error::OpError;
-use crate::kernel::link::{self, LinkState};
+use crate::kernel::link::{self};
 use crate::kernel::netlink::Netlink;
 use crate::marks::alias_owner;
 use crate::model::ContainerId;
@@ -22,9 +20,9 @@ pub async fn delete_host_links(
     let mut fails = Vec::new();
     let count = crate::kernel::netlink::MutationCount::default();
     for name in names {
-        let got = match host.get(link::get_by_name(name)).await {
-            Ok(Some(RouteNetlinkMessage::NewLink(m))) => LinkState::parse(&m),
-            Ok(_) => continue,
+        let got = match host.get_link(link::get_by_name(name)).await {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
             Err(e) => {
                 fails.push(OpError::errno(format!("get link {name} in host netns"), e));
                 continue;

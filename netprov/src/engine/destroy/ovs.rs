@@ -1,7 +1,5 @@
 //! Whether a container shows OVS interfaces, when OVSDB cannot say.
 
-use netlink_packet_route::RouteNetlinkMessage;
-
 use crate::engine::observe;
 use crate::kernel::link;
 use crate::kernel::netlink::Netlink;
@@ -26,12 +24,7 @@ pub(super) async fn shows_ovs(
         let (Some(peer), Some(_)) = (l.link, l.link_netnsid) else {
             continue;
         };
-        let get = |i| async move {
-            match host.get(link::get_by_index(i)).await {
-                Ok(Some(RouteNetlinkMessage::NewLink(m))) => Some(link::LinkState::parse(&m)),
-                _ => None,
-            }
-        };
+        let get = |i| async move { host.get_link(link::get_by_index(i)).await.ok().flatten() };
         let Some(h) = get(peer).await else { continue };
         if h.alias.as_deref() != Some(crate::marks::host_alias(id, &l.name).as_str()) {
             continue;
