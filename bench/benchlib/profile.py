@@ -19,6 +19,11 @@ from .strace_phases import categorize, render
 from .tools import NetprovBatch
 
 
+def has_hot_text(binary):
+    out = proc.run(["readelf", "-SW", binary]).stdout
+    return " .text.hot " in out
+
+
 def run_profile(sb, binary, n, out_dir, callgrind=False, log=print):
     os.makedirs(out_dir, exist_ok=True)
     tool = NetprovBatch(sb, binary)
@@ -84,6 +89,10 @@ def run_profile(sb, binary, n, out_dir, callgrind=False, log=print):
                        f"lines, {len(spans)} with span timings")
 
     if callgrind:
+        if has_hot_text(binary):
+            summary.append("callgrind: this binary has a .text.hot section (netprov/link/"
+                           "hot-text.ld), whose functions valgrind does not name: profile "
+                           "a build with NETPROV_HOT_TEXT=off")
         if shutil.which("valgrind"):
             cg = os.path.join(out_dir, "callgrind.out")
             step("callgrind-apply", "apply",
