@@ -154,6 +154,8 @@ fn u32_of(v: &[u8]) -> Result<u32, Unreadable> {
 #[cfg(test)]
 mod tests {
     use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+
+    use crate::kernel::nlsock::testing::{in_fresh_netns, req};
     use netlink_packet_route::link::{
         AfSpecInet6, AfSpecUnspec, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
     };
@@ -163,11 +165,7 @@ mod tests {
     use super::*;
 
     fn bytes(m: LinkMessage) -> Vec<u8> {
-        let mut n = NetlinkMessage::from(RouteNetlinkMessage::NewLink(m));
-        n.finalize();
-        let mut b = vec![0; n.buffer_len()];
-        n.serialize(&mut b);
-        b
+        req(RouteNetlinkMessage::NewLink(m), 0, 0)
     }
 
     /// What netlink-packet-route reads from the same bytes, through LinkState::parse.
@@ -256,56 +254,47 @@ mod tests {
     fn reads_the_kernels_links_as_netlink_packet_route_does() {
         use crate::kernel::link;
         use crate::kernel::nlsock::{Ends, RtSocket};
-        use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
-                let sock = RtSocket::open().unwrap();
-                let mut seq = 0;
-                let mut req = |msg, flags, f: &mut dyn FnMut(&[u8])| {
-                    seq += 1;
-                    let mut m = NetlinkMessage::from(msg);
-                    m.header.flags = NLM_F_REQUEST | flags;
-                    m.header.sequence_number = seq;
-                    m.finalize();
-                    let mut b = vec![0; m.buffer_len()];
-                    m.serialize(&mut b);
-                    sock.exchange(&b, Some(seq), Ends::AtDoneOrAck, |m| f(m.bytes))
-                        .unwrap();
-                };
-                let mk = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-                let self_ns = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
-                use std::os::fd::AsRawFd;
-                let veth = link::new_veth("ve-a", "ve-b", self_ns.as_raw_fd(), Some(1400), None);
-                req(veth, mk, &mut |_| ());
-                let mut ve_a = 0;
-                req(link::get_by_name("ve-a"), NLM_F_ACK, &mut |b| {
-                    ve_a = parse(b).unwrap().index
+        use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+        in_fresh_netns(|| {
+            let sock = RtSocket::open().unwrap();
+            let mut seq = 0;
+            let mut send = |msg, flags, f: &mut dyn FnMut(&[u8])| {
+                seq += 1;
+                sock.exchange(&req(msg, flags, seq), Some(seq), Ends::AtDoneOrAck, |m| {
+                    f(m.bytes)
+                })
+                .unwrap();
+            };
+            let mk = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            let self_ns = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+            use std::os::fd::AsRawFd;
+            let veth = link::new_veth("ve-a", "ve-b", self_ns.as_raw_fd(), Some(1400), None);
+            send(veth, mk, &mut |_| ());
+            let mut ve_a = 0;
+            send(link::get_by_name("ve-a"), NLM_F_ACK, &mut |b| {
+                ve_a = parse(b).unwrap().index
+            });
+            send(link::new_macvlan("mv0", ve_a, None), mk, &mut |_| ());
+            let change = link::LinkChange {
+                alias: Some("netprov:test".into()),
+                up: true,
+                addrgen_random: true,
+                ..Default::default()
+            };
+            send(link::set_named("mv0", &change), NLM_F_ACK, &mut |_| ());
+            let mut n = 0;
+            for dump in [link::dump(), link::dump_with_stats()] {
+                send(dump, NLM_F_DUMP, &mut |b| {
+                    n += 1;
+                    assert_eq!(parse(b).ok(), oracle(b));
                 });
-                req(link::new_macvlan("mv0", ve_a, None), mk, &mut |_| ());
-                let change = link::LinkChange {
-                    alias: Some("netprov:test".into()),
-                    up: true,
-                    addrgen_random: true,
-                    ..Default::default()
-                };
-                req(link::set_named("mv0", &change), NLM_F_ACK, &mut |_| ());
-                let mut n = 0;
-                for dump in [link::dump(), link::dump_with_stats()] {
-                    req(dump, NLM_F_DUMP, &mut |b| {
-                        n += 1;
-                        assert_eq!(parse(b).ok(), oracle(b));
-                    });
-                }
-                let mut kinds = Vec::new();
-                req(link::dump(), NLM_F_DUMP, &mut |b| {
-                    kinds.push(parse(b).unwrap().kind)
-                });
-                assert!(kinds.contains(&Kind::Veth) && kinds.contains(&Kind::Macvlan));
-                assert_eq!(n, 8, "lo, ve-a, ve-b, mv0, twice");
-            })
-            .join()
-            .unwrap()
+            }
+            let mut kinds = Vec::new();
+            send(link::dump(), NLM_F_DUMP, &mut |b| {
+                kinds.push(parse(b).unwrap().kind)
+            });
+            assert!(kinds.contains(&Kind::Veth) && kinds.contains(&Kind::Macvlan));
+            assert_eq!(n, 8, "lo, ve-a, ve-b, mv0, twice");
         })
     }
 }

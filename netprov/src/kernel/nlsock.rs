@@ -453,14 +453,14 @@ pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
     })
 }
 
+/// Helpers for the kernel modules' tests that speak netlink themselves.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netlink_packet_core::{NetlinkMessage, NLM_F_DUMP, NLM_F_REQUEST};
+pub(crate) mod testing {
+    use netlink_packet_core::{NetlinkMessage, NLM_F_REQUEST};
 
-    /// Runs `f` on a thread of its own in a fresh, empty netns (only `lo`): the
-    /// requests below read, and only there.
-    fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    /// Runs `f` on a thread of its own in a fresh, empty netns (only `lo`), which goes
+    /// with the thread: nothing a test does there is seen outside.
+    pub fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
@@ -471,7 +471,8 @@ mod tests {
         })
     }
 
-    fn req(msg: netlink_packet_route::RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+    /// `msg` as a request's bytes: NLM_F_REQUEST and `flags`, sequence number `seq`.
+    pub fn req(msg: netlink_packet_route::RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
         let mut m = NetlinkMessage::from(msg);
         m.header.flags = NLM_F_REQUEST | flags;
         m.header.sequence_number = seq;
@@ -480,6 +481,13 @@ mod tests {
         m.serialize(&mut b);
         b
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{in_fresh_netns, req};
+    use super::*;
+    use netlink_packet_core::NLM_F_DUMP;
 
     /// A GET without an ack ends at its one reply or at its error; a dump at
     /// NLMSG_DONE; replies to an earlier request that was never read are skipped by
