@@ -22,7 +22,9 @@
 //!
 //! An owned netns netprov may remove goes in bulk (see `netns_release`): its routes and
 //! netprov's links in it are not deleted one by one; the kernel's netns cleanup takes
-//! them, veth host ends included, and destroy waits for those host ends to go. When the
+//! them, veth host ends included, and destroy waits for those host ends to go. The
+//! exception is netprov's macvlans on lent links: deleted before their link goes back,
+//! since the cleanup would leave them holding their MACs on it for a while. When the
 //! netns must be kept, netprov's links in it are deleted one by one instead.
 
 mod engine;
@@ -30,6 +32,7 @@ pub mod host_links;
 mod ovs;
 mod report;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -269,14 +272,34 @@ impl Run<'_> {
         // Macvlans first (their parent may be a veth about to go), then the rest.
         let mut links: Vec<_> = st.links.values().filter(|l| l.name != "lo").collect();
         links.sort_by_key(|l| l.kind != link::Kind::Macvlan);
+        // netprov's macvlans on links it does not own (lent links, which go back to
+        // the host) are deleted before those links go, even from a netns about to go
+        // in bulk: the kernel's cleanup of the netns deletes them only later, and
+        // until then each holds its MAC on the returned link, where the kernel refuses
+        // a second macvlan with that MAC (EADDRINUSE) — the next container lent the
+        // link, with the same VRRP id, could not bring its own up.
+        let lent: BTreeSet<u32> = st
+            .links
+            .values()
+            .filter(|l| !l.owned_as(&self.calias))
+            .map(|l| l.index)
+            .collect();
+        let calias = self.calias.clone();
+        let on_lent = |l: &link::LinkState| {
+            l.kind == link::Kind::Macvlan
+                && l.owned_as(&calias)
+                && l.link_netnsid.is_none()
+                && l.link.is_some_and(|p| lent.contains(&p))
+        };
         // In an owned netns, the links netprov does not own go back to the host
-        // first: whether the netns may go (and take netprov's links with it, in
-        // bulk) depends on it.
+        // first (after the macvlans on them): whether the netns may go (and take
+        // netprov's other links with it, in bulk) depends on it.
         if owned {
-            links.sort_by_key(|l| l.owned_as(&self.calias));
+            links.sort_by_key(|l| (!on_lent(l), l.owned_as(&self.calias)));
         }
-        for l in links {
-            self.link(nl, l).await;
+        let links: Vec<_> = links.into_iter().map(|l| (l, on_lent(l))).collect();
+        for (l, delete_now) in links {
+            self.link(nl, l, delete_now).await;
         }
         if owned && !self.keep_netns {
             // netprov's routes in an owned netns go with it (reported like the
@@ -324,11 +347,11 @@ impl Run<'_> {
         }
     }
 
-    /// One link of the container netns: netprov's goes (in bulk with an owned netns),
-    /// another is moved back to the host netns from an owned one.
-    async fn link(&mut self, nl: &Netlink, l: &link::LinkState) {
+    /// One link of the container netns: netprov's goes (in bulk with an owned netns,
+    /// unless `delete_now`), another is moved back to the host netns from an owned one.
+    async fn link(&mut self, nl: &Netlink, l: &link::LinkState, delete_now: bool) {
         let (owned, label, count) = (self.owned, &self.label, &self.count);
-        if l.owned_as(&self.calias) && owned && !self.keep_netns {
+        if l.owned_as(&self.calias) && owned && !self.keep_netns && !delete_now {
             // Deleted by the kernel's netns cleanup, host ends included.
             self.rep.links_deleted.push(format!("{} ({label})", l.name));
         } else if l.owned_as(&self.calias) {

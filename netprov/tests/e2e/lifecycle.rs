@@ -486,3 +486,54 @@ fn multi_file_applies_in_opposite_orders_do_not_deadlock() {
         }
     }
 }
+
+/// A macvlan netprov put on a lent link (an existing host link moved into the container)
+/// is deleted by destroy before the link goes back to the host, not left to the kernel's
+/// cleanup of the old netns, which runs later: until then the old macvlan holds its MAC
+/// on the returned link, and the kernel refuses a second macvlan with that MAC on it
+/// (EADDRINUSE) — the next container on that link with the same VRRP id could not bring
+/// its own up. Each round checks right after destroy returns, with a macvlan of that MAC
+/// on the returned link in the host, and then applies the next container.
+#[test]
+fn destroy_takes_its_macvlans_off_a_lent_link_before_returning_it() {
+    let mut host = HostNetns::new();
+    host.add_veth("lent0", "lent0-p");
+    let dir = Dir::new();
+    for round in 0..6 {
+        let id = host.new_id("mvl");
+        let p = dir.write_network(
+            &id,
+            json!({ "interfaces": { "lent0": { "ip4": "10.62.0.2/24",
+                     "macvlan": { "ip4": "10.63.0.10/24", "vrid": 12 } } } }),
+        );
+        let out = host.netprov(&["apply", &p]);
+        assert_eq!(code(&out), 0, "round {round}: {}", text(&out));
+        let out = host.netprov(&["destroy", &p]);
+        assert_eq!(code(&out), 0, "round {round}: {}", text(&out));
+        // RFC 5798's IPv4 MAC for VRRP id 12, as netprov gave the macvlan.
+        host.ok(
+            "ip",
+            &[
+                "link",
+                "add",
+                "link",
+                "lent0",
+                "name",
+                "mvprobe",
+                "address",
+                "00:00:5e:00:01:0c",
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ],
+        );
+        let up = host.run("ip", &["link", "set", "mvprobe", "up"]);
+        host.ok("ip", &["link", "del", "mvprobe"]);
+        assert!(
+            up.status.success(),
+            "round {round}: the returned link still carries the old macvlan's MAC: {}",
+            text(&up)
+        );
+    }
+}
