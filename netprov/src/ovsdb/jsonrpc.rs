@@ -204,7 +204,24 @@ impl Connection {
                 .set_read_timeout(Some(left))
                 .map_err(RpcError::Io)?;
             let mut chunk = [0u8; 16 * 1024];
-            let n = self.sock.read(&mut chunk).map_err(RpcError::Io)?;
+            let n = match self.sock.read(&mut chunk) {
+                Ok(n) => n,
+                // A signal handled by this process (by any of its threads' owners: a
+                // library user's SIGCHLD, say) interrupts a read that has no
+                // SA_RESTART; the read timeout ends as EAGAIN. Both: look at the
+                // deadline again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(RpcError::Io(e)),
+            };
             if n == 0 {
                 return Err(RpcError::Closed);
             }
@@ -360,5 +377,40 @@ mod deadline_tests {
         assert_eq!(e.to_string(), "no answer from the server (timed out)");
         drop(conn);
         server.join().unwrap();
+    }
+
+    /// A read interrupted by a signal (a handler without SA_RESTART, as a program that
+    /// embeds netprov may install) is read again, not a failed call.
+    #[test]
+    fn a_signal_during_a_read_is_not_an_error() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: a handler that does nothing, installed without SA_RESTART.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = 0;
+            assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        }
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut conn = Connection::from_stream(a, Duration::from_secs(5));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            conn.call("get_schema", json!(["Open_vSwitch"]))
+        });
+        let tid = tid_rx.recv().unwrap();
+        // Interrupt the read a few times while the answer is not there yet.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20));
+            // SAFETY: the reader thread is alive until it got its answer, below.
+            unsafe { libc::pthread_kill(tid, libc::SIGUSR2) };
+        }
+        let mut c = [0u8; 4096];
+        let n = b.read(&mut c).unwrap();
+        let req: Value = serde_json::from_slice(&c[..n]).unwrap();
+        let reply = json!({"result": {"ok": true}, "error": null, "id": req["id"]});
+        b.write_all(reply.to_string().as_bytes()).unwrap();
+        assert_eq!(reader.join().unwrap().unwrap(), json!({"ok": true}));
     }
 }
