@@ -12,9 +12,27 @@ pub fn netns_path(name: &str) -> PathBuf {
     Path::new("/run/netns").join(name)
 }
 
+/// Waits (at most 30 s) until no IPv6 address in the netns `name` is tentative. Duplicate
+/// address detection changes address flags, and adds local routes, on its own a moment
+/// after a link comes up — later under load — so a snapshot of a netns taken before it
+/// settled differs from one taken after, with nothing having touched it.
+pub fn dad_settled(name: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ok("ip", &["-n", name, "-6", "addr", "show", "tentative"])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "IPv6 DAD does not settle in netns {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A simulated host: a named netns deleted on drop, together with every netns
 /// registered with [`HostNetns::track`] (and, first, every container registered with
-/// [`HostNetns::destroy_on_drop`] is destroyed by netprov).
+/// [`HostNetns::destroy_on_drop`] is destroyed by netprov), and their lock files.
 pub struct HostNetns {
     pub name: String,
     /// Environment for every command run in the host (e.g. `NETPROV_OVSDB`).
@@ -40,8 +58,9 @@ impl HostNetns {
         netns_path(&self.name)
     }
 
-    /// Also delete `/run/netns/<name>` on drop (container netns a test expects netprov
-    /// to create, in case the test fails before netprov's own destroy).
+    /// Also delete `/run/netns/<name>` and `/run/netprov/<name>.lock` on drop (a
+    /// container a test expects netprov to create, in case the test fails before
+    /// netprov's own destroy).
     pub fn track(&mut self, name: &str) {
         self.tracked.push(name.to_owned());
     }
@@ -158,6 +177,11 @@ impl Drop for HostNetns {
         }
         for n in self.tracked.iter().rev() {
             let _ = run("ip", &["netns", "del", n]);
+        }
+        // A test that failed before netprov's destroy leaves the container's lock file
+        // (netprov keeps it as long as the container: docs/engine.md).
+        for id in self.containers.iter().chain(&self.tracked) {
+            let _ = std::fs::remove_file(Path::new("/run/netprov").join(format!("{id}.lock")));
         }
         let _ = run("ip", &["netns", "del", &self.name]);
     }

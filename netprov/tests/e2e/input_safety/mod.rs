@@ -41,17 +41,7 @@ fn props(id: &str, n: u8) -> Value {
 /// What a test's host netns holds: links, routes, ruleset, and whether the container's
 /// netns handle exists.
 fn snapshot(host: &HostNetns, id: &str) -> String {
-    // IPv6 duplicate address detection changes address flags (and adds local routes)
-    // on its own a moment after a link comes up: wait for it to settle first.
-    let settled = Instant::now() + Duration::from_secs(30);
-    while !host
-        .ok("ip", &["-6", "addr", "show", "tentative"])
-        .trim()
-        .is_empty()
-    {
-        assert!(Instant::now() < settled, "IPv6 DAD does not settle");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testkit::host::dad_settled(&host.name);
     let mut s = String::new();
     for args in [
         &["-o", "link"][..],

@@ -35,7 +35,7 @@ fn in_an_adopted_netns_only_netprovs_objects_change() {
             && s.contains("table inet theirs")
     };
     let path = format!("/run/netns/{name}");
-    let id = unique("c");
+    let id = host.new_id("c");
     let hv = unique("v");
     let mk = |nft: Option<&str>| {
         let mut extra = json!({ "netns_path": path });
@@ -137,7 +137,7 @@ fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
     let name = host.new_id("a");
     ok("ip", &["netns", "add", &name]);
     let path = format!("/run/netns/{name}");
-    let a = unique("c");
+    let a = host.new_id("c");
     let fa = dir.write_props(&props(
         &a,
         &unique("v"),
@@ -145,7 +145,7 @@ fn a_second_container_in_an_adopted_netns_never_touches_the_first() {
         json!({ "netns_path": path, "nft": RULES_A }),
     ));
     assert_eq!(code(&host.netprov(&["apply", &fa])), 0);
-    let b = unique("c");
+    let b = host.new_id("c");
     let mut pb = props(
         &b,
         &unique("v"),

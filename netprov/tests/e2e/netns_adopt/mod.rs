@@ -49,8 +49,11 @@ fn props(id: &str, host_end: &str, n: u8, extra: Value) -> Value {
 }
 
 /// Everything in a netns netprov could touch, as text: links (with aliases),
-/// addresses, routes of every protocol, the nftables ruleset.
+/// addresses, routes of every protocol, the nftables ruleset. Taken once IPv6 duplicate
+/// address detection has settled: it changes address flags (and adds local routes) on
+/// its own a moment after a link comes up, later under load.
 fn snapshot(name: &str) -> String {
+    testkit::host::dad_settled(name);
     [
         ns(name, "ip", &["-d", "-o", "link", "show"]),
         ns(name, "ip", &["-o", "addr", "show"]),
@@ -62,6 +65,7 @@ fn snapshot(name: &str) -> String {
 }
 
 fn host_snapshot(host: &HostNetns) -> String {
+    testkit::host::dad_settled(&host.name);
     [
         host.ok("ip", &["-d", "-o", "link", "show"]),
         host.ok("ip", &["-o", "addr", "show"]),
