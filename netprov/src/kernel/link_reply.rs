@@ -13,14 +13,11 @@
 use netlink_packet_route::link::In6AddrGenMode;
 
 use super::link::{Kind, LinkState};
-use super::nlsock::NLMSG_HDRLEN;
+use super::nlsock::{attrs_checked, NLMSG_HDRLEN};
 
 /// `sizeof(struct ifinfomsg)`.
 const IFINFOMSG_LEN: usize = 16;
 const IFF_UP: u32 = 1;
-const NLA_HDRLEN: usize = 4;
-/// The attribute type without NLA_F_NESTED and NLA_F_NET_BYTEORDER.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 // <linux/if_link.h>
 const IFLA_ADDRESS: u16 = 1;
@@ -57,7 +54,7 @@ pub fn parse(msg: &[u8]) -> Result<LinkState, Unreadable> {
         up: u32::from_ne_bytes(hdr[8..12].try_into().unwrap()) & IFF_UP != 0,
         ..Default::default()
     };
-    for nla in Nlas(&msg[NLMSG_HDRLEN + IFINFOMSG_LEN..]) {
+    for nla in attrs_checked(&msg[NLMSG_HDRLEN + IFINFOMSG_LEN..]) {
         let (kind, v) = nla?;
         match kind {
             IFLA_IFNAME => s.name = string(v)?,
@@ -79,7 +76,7 @@ pub fn parse(msg: &[u8]) -> Result<LinkState, Unreadable> {
             IFLA_MASTER => s.controller = Some(u32_of(v)?),
             IFLA_LINK_NETNSID => s.link_netnsid = Some(u32_of(v)? as i32),
             IFLA_LINKINFO => {
-                for nla in Nlas(v) {
+                for nla in attrs_checked(v) {
                     if let (IFLA_INFO_KIND, k) = nla? {
                         s.kind = match string(k)?.as_str() {
                             "veth" => Kind::Veth,
@@ -93,9 +90,9 @@ pub fn parse(msg: &[u8]) -> Result<LinkState, Unreadable> {
             // Per address family; only a message of family AF_UNSPEC (what netprov
             // asks for) has them so (a bridge port's AF_BRIDGE message differs).
             IFLA_AF_SPEC if family == AF_UNSPEC => {
-                for nla in Nlas(v) {
+                for nla in attrs_checked(v) {
                     if let (AF_INET6, inet6) = nla? {
-                        for nla in Nlas(inet6) {
+                        for nla in attrs_checked(inet6) {
                             if let (IFLA_INET6_ADDR_GEN_MODE, m) = nla? {
                                 let [m] = m else {
                                     return Err("IFLA_INET6_ADDR_GEN_MODE is not one byte");
@@ -110,33 +107,6 @@ pub fn parse(msg: &[u8]) -> Result<LinkState, Unreadable> {
         }
     }
     Ok(s)
-}
-
-/// The attributes in `buf`: (type, value).
-struct Nlas<'a>(&'a [u8]);
-
-impl<'a> Iterator for Nlas<'a> {
-    type Item = Result<(u16, &'a [u8]), Unreadable>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let b = self.0;
-        let Some(h) = b.get(..NLA_HDRLEN) else {
-            self.0 = &[];
-            return Some(Err("attribute shorter than its header"));
-        };
-        let len = u16::from_ne_bytes([h[0], h[1]]) as usize;
-        let kind = u16::from_ne_bytes([h[2], h[3]]) & NLA_TYPE_MASK;
-        if len < NLA_HDRLEN || len > b.len() {
-            self.0 = &[];
-            return Some(Err("attribute length out of bounds"));
-        }
-        // The next attribute starts at the 4-byte boundary; the last may lack padding.
-        self.0 = b.get((len + 3) & !3..).unwrap_or(&[]);
-        Some(Ok((kind, &b[NLA_HDRLEN..len])))
-    }
 }
 
 /// A string attribute: its bytes without the terminating NUL.

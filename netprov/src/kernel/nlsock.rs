@@ -400,20 +400,32 @@ pub fn whole_messages(buf: &[u8]) -> Option<Vec<Msg<'_>>> {
 
 /// The attributes in `b` (a message's, or a nest's payload): (type without the
 /// nested/byte-order bits, payload). Stops at the first malformed one.
-pub fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    attrs_checked(b).map_while(Result::ok)
+}
+
+/// [`attrs`], with a malformed attribute (shorter than its header, or longer than what
+/// is left) as an error, after which it ends: for a reader that must not take a cut
+/// list for a whole one.
+pub fn attrs_checked(mut b: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), &'static str>> {
     std::iter::from_fn(move || {
-        if b.len() < 4 {
+        if b.is_empty() {
             return None;
+        }
+        if b.len() < 4 {
+            b = &[];
+            return Some(Err("attribute shorter than its header"));
         }
         let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
         let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
         if len < 4 || len > b.len() {
             b = &[];
-            return None;
+            return Some(Err("attribute length out of bounds"));
         }
         let payload = &b[4..len];
+        // The next one starts at the 4-byte boundary; the last may lack its padding.
         b = &b[((len + 3) & !3).min(b.len())..];
-        Some((kind, payload))
+        Some(Ok((kind, payload)))
     })
 }
 
