@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::OpError;
 use crate::kernel::address;
-use crate::kernel::link::{self};
+use crate::kernel::link;
 use crate::kernel::netlink::Netlink;
 use crate::kernel::route::{self, RouteSpec, RouteState};
 use crate::kernel::sysctl;

@@ -3,7 +3,7 @@
 
 use crate::engine::destroy::DestroyReport;
 use crate::error::OpError;
-use crate::kernel::link::{self};
+use crate::kernel::link;
 use crate::kernel::netlink::Netlink;
 use crate::marks::alias_owner;
 use crate::model::ContainerId;
