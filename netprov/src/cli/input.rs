@@ -34,8 +34,18 @@ pub(super) fn ids_arg(args: &[String]) -> Result<Vec<ContainerId>, Vec<Invalid>>
 }
 
 pub(super) fn load(props: &[PathBuf], json: bool, dry: Dry) -> Result<Vec<Desired>, i32> {
+    // A one-container apply (what ExecStartPre runs) makes its new netns on another
+    // CPU meanwhile (kernel::netns_ahead); `Dry::Never` is apply's.
+    let ahead = dry == Dry::Never && props.len() == 1;
     let ds = tracing::info_span!("parse", files = props.len())
-        .in_scope(|| props::load_all(props))
+        .in_scope(|| {
+            props::load_all_peeking(props, |text| {
+                if ahead {
+                    let dir = Path::new(crate::marks::NETNS_DIR);
+                    crate::kernel::netns_ahead::start_for(text, dir);
+                }
+            })
+        })
         .map_err(|errs| report(&errs, json))?;
     host_netns_check(props, &ds, json)?;
     tracing::info_span!("nft_check").in_scope(|| check_rulesets(props, &ds, json, dry))?;

@@ -5,6 +5,7 @@ pub mod link;
 pub mod link_reply;
 pub mod netlink;
 pub mod netns;
+pub mod netns_ahead;
 pub mod netns_owner;
 pub mod netns_release;
 pub mod nlsock;

@@ -82,6 +82,15 @@ const MAX_STACKED: usize = 64;
 /// there is reused only when it carries this container's mark.
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     let op = format!("create netns {}", path.display());
+    // Taken whatever happens next, so that one not needed goes now.
+    let ahead = match crate::kernel::netns_ahead::take(id) {
+        Some(Ok(ns)) => Some(ns),
+        Some(Err(e)) => {
+            tracing::debug!(%id, "the netns made ahead failed ({e}); making it here");
+            None
+        }
+        None => None,
+    };
     let dir = path
         .parent()
         .ok_or_else(|| OpError::new(op.clone(), "handle path has no directory"))?;
@@ -115,7 +124,10 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&file)
     ));
-    let made = unshare_mark_mount(&target, id, &op);
+    let made = match ahead {
+        Some(ns) => mount_ahead(&ns, &target, &op),
+        None => unshare_mark_mount(&target, id, &op),
+    };
     drop(file);
     if made.is_err() {
         let _ = std::fs::remove_file(path);
@@ -183,6 +195,20 @@ fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), O
         none,
     )
     .map_err(|e| OpError::errno(op, e as i32))
+}
+
+/// Bind-mounts `ns`, a netns made and marked ahead ([`crate::kernel::netns_ahead`]), on
+/// `target` (the open placeholder file), with the same re-check as
+/// [`unshare_mark_mount`].
+fn mount_ahead(ns: &File, target: &Path, op: &str) -> Result<(), OpError> {
+    use nix::mount::{mount, MsFlags};
+    if crate::kernel::netns_owner::is_handle(target) {
+        return Ok(());
+    }
+    let none: Option<&str> = None;
+    let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(ns));
+    mount(Some(source.as_str()), target, none, MsFlags::MS_BIND, none)
+        .map_err(|e| OpError::errno(op, e as i32))
 }
 
 /// Removes a handle made by [`create_handle`]: lazy unmount, then unlink. Already gone

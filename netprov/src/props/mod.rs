@@ -151,6 +151,16 @@ pub fn to_json(d: &Desired) -> serde_json::Value {
 
 /// Loads several files and checks them against each other.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
+    load_all_peeking(paths, |_| {})
+}
+
+/// [`load_all`], handing each file's text to `peek` as soon as it is read, before it is
+/// parsed (a one-container apply starts making the netns from it:
+/// `kernel::netns_ahead`).
+pub fn load_all_peeking(
+    paths: &[PathBuf],
+    mut peek: impl FnMut(&str),
+) -> Result<Vec<Desired>, Vec<Invalid>> {
     let mut ok = Vec::new();
     let mut texts = Vec::new();
     let mut errs = Vec::new();
@@ -159,6 +169,9 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Desired>, Vec<Invalid>> {
         for p in paths {
             // Each file is read once: what was validated is what conflicts are located in.
             let text = read(p);
+            if let Ok(t) = &text {
+                peek(t);
+            }
             match text.as_ref().map(|t| parse_str_probed(t, Some(p), probe)) {
                 Ok(Ok(d)) => ok.push(d),
                 Ok(Err(e)) => errs.extend(e),

@@ -33,7 +33,9 @@ impl Exec<'_> {
         // Inline, not on the blocking pool: into a fresh netns one small
         // transaction with nothing queued for destruction (see
         // nft::ruleset::load_checked) costs less than a thread hand-off.
-        match nft::ruleset::load_checked(&ns, &r) {
+        // Into a netns made ahead, the ruleset may be loaded already (kernel::netns_ahead).
+        let loaded = crate::kernel::netns_ahead::ruleset_loaded(&self.id);
+        match nft::ruleset::load_checked_with(&ns, &r, loaded) {
             Ok(()) => Ok(()),
             Err(nft::CheckError::Op(e)) => Err(e),
             Err(nft::CheckError::Syntax(e)) => {

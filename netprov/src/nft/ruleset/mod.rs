@@ -207,6 +207,51 @@ pub fn load(netns: &Path, r: &Ruleset) -> Result<(), OpError> {
 /// compiled-ruleset cache when the same commands were loaded that way before
 /// ([`compiled`]), and a libnftables run that builds a portable batch stores it there.
 pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
+    load_checked_with(netns, r, None)
+}
+
+/// Loads `r` into the calling thread's netns from the compiled-ruleset cache only, if
+/// that netns was never committed and the cache has the batch; returns the commands
+/// loaded. For a netns made ahead and not mounted yet (`kernel::netns_ahead`), whose
+/// load is then found done by [`load_checked_with`]. Anything else — no cache, no
+/// entry, a refusal — is `None`: the ruleset step loads it as usual.
+pub fn load_cached_here(r: &Ruleset) -> Option<String> {
+    let cache = compiled::Cache::from_env()?;
+    if reserved_name(&r.text).is_some() {
+        return None;
+    }
+    let sock = NfSocket::open().ok()?;
+    if marker::generation_on(&sock).ok()? != compiled::FRESH_GENERATION {
+        return None;
+    }
+    let cmds = cmds_at(&digest(r), &r.text, compiled::FRESH_GENERATION);
+    let key = compiled::Key::new(&cmds);
+    let batch = cache.get(&key)?;
+    match sock.run_batch(&batch) {
+        Ok(()) => {
+            tracing::debug!("nft: loaded the cached batch {key:?} (in the netns made ahead)");
+            Some(cmds)
+        }
+        // Committed despite the error (one transaction: the generation says)?
+        Err(_) => (marker::generation_on(&sock).ok()?
+            == next_generation(compiled::FRESH_GENERATION))
+        .then_some(cmds),
+    }
+}
+
+/// The commands of a load of `r` into a netns of generation `g`.
+fn cmds_at(src: &str, text: &str, g: u32) -> String {
+    format!("{PREFIX}{text}\n{}", marker_gen(src, next_generation(g)))
+}
+
+/// [`load_checked`] into a netns made ahead, where [`load_cached_here`] may have loaded
+/// commands `loaded` already: done when they are this load's into a fresh netns and
+/// that was the netns's only commit (its generation is the one after fresh).
+pub fn load_checked_with(
+    netns: &Path,
+    r: &Ruleset,
+    loaded: Option<String>,
+) -> Result<(), CheckError> {
     let op = format!("load nftables ruleset in netns {}", netns.display());
     if let Some(e) = reserved_name(&r.text) {
         return Err(CheckError::Syntax(e));
@@ -223,7 +268,12 @@ pub fn load_checked(netns: &Path, r: &Ruleset) -> Result<(), CheckError> {
         // record g+1 (the lock serializes this process; the container lock others).
         let res = ffi::locked(|lock| -> Result<ffi::RunResult, CheckError> {
             let g = marker::generation_on(&sock).map_err(io)?;
-            let cmds = format!("{PREFIX}{text}\n{}", marker_gen(&src, next_generation(g)));
+            if g == next_generation(compiled::FRESH_GENERATION)
+                && loaded.is_some_and(|l| l == cmds_at(&src, &text, compiled::FRESH_GENERATION))
+            {
+                return Ok(ffi::RunResult::default());
+            }
+            let cmds = cmds_at(&src, &text, g);
             // Only a never-committed netns: see compiled's module doc.
             let cache = (g == compiled::FRESH_GENERATION)
                 .then(compiled::Cache::from_env)
