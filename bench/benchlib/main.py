@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -148,8 +149,14 @@ class Bench:
                 self.drop(variant, t, str(e))
         for n, rounds in sorted(plan.items()):
             for rnd in range(rounds):
-                k = rnd % len(alive) if alive else 0
-                for t in alive[k:] + alive[:k]:  # rotate: each tool leads a round in turn
+                # A fresh order every round, the same in every run (seeded). A rotation
+                # (round 11 and before) kept each tool's predecessor: the row "1 process"
+                # always ran right after netavark and "1 proc/ctr" right after "1 process",
+                # and at N = 1, where both run the very same command, they read 3.30 and
+                # 2.81 ms (docs/benchmarks.md, "Round 12").
+                order = list(alive)
+                random.Random(f"{variant}/{n}/{rnd}").shuffle(order)
+                for t in order:
                     if t.max_n is not None and n > t.max_n:
                         self.skipped.setdefault(variant, {})[t.label] = t.max_n
                         continue
