@@ -37,7 +37,7 @@ impl Engine {
 
     /// [`Engine::plan`] under the container's lock, taken for `op`.
     fn plan_locked(&self, d: &Desired, op: lock::Op) -> Result<Plan, OpError> {
-        self.rt.block_on(async {
+        self.block_on(async {
             let _lock = lock::acquire(&d.id, op).await?;
             let c = self.container_conn(d)?;
             let expected = HostExpected::new(HostSpec::from_desired(d));

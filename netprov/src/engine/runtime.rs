@@ -81,6 +81,14 @@ impl Engine {
         })
     }
 
+    /// Runs `f` on the engine's runtime on the calling thread, inside a
+    /// [`crate::kernel::netns::Home`] scope: its visits of container netns return by a
+    /// handle opened once, and its visits of the host netns from the host are none.
+    pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        let _home = crate::kernel::netns::Home::enter(Some((&self.host_path, &self.host_ns)));
+        self.rt.block_on(f)
+    }
+
     /// Sets the OVN Northbound endpoint and install timeout (docs/ovn.md).
     pub fn with_ovn(mut self, ovn: crate::ovn::OvnOptions) -> Self {
         self.ovn = ovn;

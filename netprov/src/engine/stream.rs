@@ -49,7 +49,7 @@ impl Engine {
     {
         use futures::stream::{self, StreamExt};
         let _interleaving = (items.len() > 1).then(crate::kernel::netlink::interleaving);
-        self.rt.block_on(
+        self.block_on(
             stream::iter(items.iter().map(op))
                 .buffered(MAX_IN_FLIGHT)
                 .enumerate()
@@ -86,7 +86,7 @@ impl Engine {
         use futures::stream::{self, StreamExt};
         let keep = &keep;
         let _interleaving = (ds.len() > 1).then(crate::kernel::netlink::interleaving);
-        self.rt.block_on(
+        self.block_on(
             stream::iter(ds.iter().map(|d| async move {
                 let lock = match lock::acquire(&d.id, lock::Op::Apply).await {
                     Ok(l) => l,

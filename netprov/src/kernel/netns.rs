@@ -8,27 +8,115 @@
 //! cannot leak into unrelated tasks. Two `setns` calls cost far less than the thread
 //! per call netprov used before (a no-op apply made nine).
 
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::sched::{setns, CloneFlags};
 
 use crate::error::OpError;
 use crate::model::ContainerId;
 
+thread_local! {
+    /// How many visits ([`Entered`]) are under way on this thread: 0 means the thread
+    /// is in the netns it was in when it made no visit.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Inside a [`Home`] scope: this thread's own netns, opened once for all its
+    /// visits.
+    static HOME: RefCell<Option<HomeNs>> = const { RefCell::new(None) };
+}
+
+struct HomeNs {
+    ns: Rc<File>,
+    /// A path of the host netns when the thread's own netns is that one: a visit
+    /// there from home needs no `setns`.
+    host: Option<PathBuf>,
+}
+
+/// While it lives, visits of the calling thread ([`in_netns`]) return to the thread's
+/// netns by a handle opened once, instead of opening `/proc/thread-self/ns/net` for
+/// each, and a visit of the host netns from it (when it is the host netns) is no visit
+/// at all. An apply visits container and host netns about ten times; each visit used
+/// to cost an `openat` and a `close` of that file more (and the host visits two `setns`
+/// and the opening of the host's handle).
+///
+/// Sound because every change of this thread's netns in netprov is a visit, which
+/// returns before the next one starts (or nests in it: a nested visit opens its way
+/// back as before), so at depth 0 the thread is in the netns this scope opened. Not
+/// `Send`: it belongs to the thread that made it.
+pub struct Home {
+    prev: Option<HomeNs>,
+    _not_send: std::marker::PhantomData<Rc<()>>,
+}
+
+impl Home {
+    /// Opens the calling thread's netns for the scope; `host` is the host netns (a
+    /// path that names it, and its open handle), compared with it. On any failure the
+    /// scope changes nothing: visits open their way back as before.
+    pub fn enter(host: Option<(&Path, &File)>) -> Home {
+        let prev = HOME.with(|h| h.borrow_mut().take());
+        let home = (DEPTH.get() == 0)
+            .then(|| File::open("/proc/thread-self/ns/net").ok())
+            .flatten()
+            .map(|ns| {
+                let id = |f: &File| f.metadata().ok().map(|m| (m.dev(), m.ino()));
+                let host = host
+                    .filter(|(_, f)| id(f).is_some() && id(f) == id(&ns))
+                    .map(|(p, _)| p.to_path_buf());
+                HomeNs {
+                    ns: Rc::new(ns),
+                    host,
+                }
+            });
+        HOME.with(|h| *h.borrow_mut() = home);
+        Home {
+            prev,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        HOME.with(|h| *h.borrow_mut() = prev);
+    }
+}
+
 /// The calling thread inside another netns until dropped; then back in its own.
 struct Entered {
-    own: File,
+    own: Rc<File>,
 }
 
 impl Entered {
+    /// The netns this thread returns to after a visit: the scope's handle at depth 0,
+    /// else its current netns opened now.
+    fn way_back() -> Result<Rc<File>, OpError> {
+        if DEPTH.get() == 0 {
+            if let Some(ns) = HOME.with(|h| h.borrow().as_ref().map(|h| h.ns.clone())) {
+                return Ok(ns);
+            }
+        }
+        File::open("/proc/thread-self/ns/net")
+            .map(Rc::new)
+            .map_err(|e| OpError::io("open this thread's netns", &e))
+    }
+
+    /// Counts a visit started by a change of this thread's netns (a `setns`, or the
+    /// `unshare` that makes a netns) after `own` was taken as the way back.
+    fn away(own: Rc<File>) -> Self {
+        DEPTH.set(DEPTH.get() + 1);
+        Self { own }
+    }
+
     fn enter(ns: &File, what: &str) -> Result<Self, OpError> {
-        let own = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| OpError::io("open this thread's netns", &e))?;
+        let own = Self::way_back()?;
         setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| OpError::errno(format!("enter netns {what}"), e as i32))?;
-        Ok(Self { own })
+        Ok(Self::away(own))
     }
 }
 
@@ -41,6 +129,7 @@ impl Drop for Entered {
             eprintln!("netprov: cannot return to the original network namespace");
             std::process::abort();
         }
+        DEPTH.set(DEPTH.get() - 1);
     }
 }
 
@@ -51,6 +140,12 @@ pub fn in_netns<T, F>(path: &Path, f: F) -> Result<T, OpError>
 where
     F: FnOnce() -> T,
 {
+    // Already there: the host netns, visited from home inside a Home scope.
+    let at_home = DEPTH.get() == 0
+        && HOME.with(|h| h.borrow().as_ref().and_then(|h| h.host.as_deref()) == Some(path));
+    if at_home {
+        return Ok(f());
+    }
     let ns =
         File::open(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
     let _inside = Entered::enter(&ns, &path.display().to_string())?;
@@ -172,10 +267,9 @@ fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), O
     // the two `setns` calls around the work, and on a loaded machine the new thread
     // waits for a CPU. The guard returns the thread to its netns on every path; the
     // new netns then dies unless the bind mount below holds it.
-    let own = File::open("/proc/thread-self/ns/net")
-        .map_err(|e| OpError::io("open this thread's netns", &e))?;
+    let own = Entered::way_back()?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| OpError::errno(op, e as i32))?;
-    let _back = Entered { own };
+    let _back = Entered::away(own);
     // Never stack a second netns on a live handle: nspawn and every later
     // netprov would see only the top one, and `destroy` would need one unmount
     // per layer. The caller holds the container's lock (the engine's lock module), so no
@@ -232,5 +326,74 @@ pub fn remove_handle(path: &Path) -> Result<(), OpError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(OpError::io(op, &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn here() -> u64 {
+        std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+    }
+
+    /// A netns of its own held by a file (made on a thread that exits).
+    fn other_netns() -> File {
+        std::thread::spawn(|| {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            File::open("/proc/thread-self/ns/net").unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn path_of(f: &File) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(f)
+        ))
+    }
+
+    #[test]
+    fn visits_inside_a_home_scope_return_home_and_skip_the_host() {
+        crate::kernel::nlsock::testing::in_fresh_netns(|| {
+            let home_ino = here();
+            let host = File::open("/proc/thread-self/ns/net").unwrap();
+            let host_path = path_of(&host);
+            let (a, b) = (other_netns(), other_netns());
+            let (a_ino, b_ino) = (a.metadata().unwrap().ino(), b.metadata().unwrap().ino());
+            for scoped in [false, true] {
+                let _home = scoped.then(|| Home::enter(Some((&host_path, &host))));
+                // the host from home: there already
+                assert_eq!(in_netns(&host_path, here).unwrap(), home_ino);
+                // a visit, and one nested in it, each returning where it came from
+                let inner = in_netns(&path_of(&a), || {
+                    assert_eq!(here(), a_ino);
+                    let nested = in_netns(&path_of(&b), here).unwrap();
+                    assert_eq!(here(), a_ino, "back in a after the nested visit");
+                    // the host from inside a: a real visit, back to a after it
+                    let h = in_netns(&host_path, here).unwrap();
+                    assert_eq!(here(), a_ino);
+                    (nested, h)
+                })
+                .unwrap();
+                assert_eq!(inner, (b_ino, home_ino));
+                assert_eq!(here(), home_ino, "home after the visits (scoped: {scoped})");
+                assert_eq!(DEPTH.get(), 0);
+            }
+            assert!(HOME.with(|h| h.borrow().is_none()), "the scope is gone");
+        });
+    }
+
+    #[test]
+    fn a_home_scope_that_is_not_the_host_visits_the_host() {
+        crate::kernel::nlsock::testing::in_fresh_netns(|| {
+            let host = other_netns();
+            let host_ino = host.metadata().unwrap().ino();
+            let home_ino = here();
+            let _home = Home::enter(Some((&path_of(&host), &host)));
+            assert_eq!(in_netns(&path_of(&host), here).unwrap(), host_ino);
+            assert_eq!(here(), home_ino);
+        });
     }
 }

@@ -20,7 +20,7 @@ impl Engine {
         still: impl FnOnce() -> bool,
         host_links: &[String],
     ) -> Result<Option<DestroyReport>, DestroyFailed> {
-        self.rt.block_on(async {
+        self.block_on(async {
             let _lock = lock::acquire(t.id(), lock::Op::Destroy)
                 .await
                 .map_err(|e| DestroyFailed::new(t.id(), e))?;
@@ -56,7 +56,7 @@ impl Engine {
     /// Removes everything netprov owns for the target, under its lock. Best effort:
     /// a failing part does not stop the others; the error lists every failure.
     pub fn destroy(&self, t: &DestroyTarget) -> Result<DestroyReport, DestroyFailed> {
-        self.rt.block_on(self.destroy_locked(t))
+        self.block_on(self.destroy_locked(t))
     }
 
     pub(in crate::engine) async fn destroy_locked(
