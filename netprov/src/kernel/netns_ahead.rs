@@ -59,8 +59,25 @@ struct State {
     loaded: Option<String>,
 }
 
+/// A helper thread until its netns is taken: then it is detached (it may still be
+/// loading the ruleset; nothing joins it).
+struct Pending {
+    shared: Arc<Shared>,
+    thread: libc::pthread_t,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // SAFETY: a joinable thread made by `start`, detached once, here.
+        unsafe { libc::pthread_detach(self.thread) };
+    }
+}
+
+// SAFETY: a pthread_t is a handle that any thread may use.
+unsafe impl Send for Pending {}
+
 /// The helper of this process (one container per apply), until its netns is taken.
-static SLOT: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+static SLOT: Mutex<Option<Pending>> = Mutex::new(None);
 /// The helper whose netns was taken, until its ruleset load is asked for.
 static LOADING: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
 
@@ -132,7 +149,8 @@ pub fn start(id: ContainerId, ruleset: Option<Ruleset>) {
         changed: Condvar::new(),
     });
     // SAFETY: plain pthread calls on a local attribute object; the thread gets one
-    // reference to `shared`, which `run` takes back. It is detached: nothing joins it.
+    // reference to `shared`, which `run` takes back. It stays joinable until `take`
+    // (or a drop of its `Pending`) detaches it, so that its handle stays valid.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_attr_init(&mut attr) != 0 {
@@ -140,7 +158,6 @@ pub fn start(id: ContainerId, ruleset: Option<Ruleset>) {
         }
         // A few system calls and netlink requests: a small stack is plenty.
         libc::pthread_attr_setstacksize(&mut attr, 128 << 10);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         libc::pthread_attr_setaffinity_np(
             &mut attr,
             std::mem::size_of::<libc::cpu_set_t>(),
@@ -154,9 +171,11 @@ pub fn start(id: ContainerId, ruleset: Option<Ruleset>) {
             drop(Arc::from_raw(arg as *const Shared));
             return;
         }
-    }
-    if let Ok(mut slot) = SLOT.lock() {
-        *slot = Some(shared);
+        if let Ok(mut slot) = SLOT.lock() {
+            *slot = Some(Pending { shared, thread });
+        } else {
+            libc::pthread_detach(thread);
+        }
     }
 }
 
@@ -187,8 +206,10 @@ fn make(id: &ContainerId) -> Result<File, OpError> {
         .map_err(|e| OpError::io(format!("open the new netns of {id}"), &e))
 }
 
-/// How long the apply waits for a running helper by spinning before it sleeps.
-const SPIN: Duration = Duration::from_millis(1);
+/// How long the apply waits for a running helper by spinning before it sleeps: about
+/// what a new netns takes here once its thread runs. Not longer: a helper that takes
+/// longer has lost its CPU to other work, and this thread's CPU is better left to it.
+const SPIN: Duration = Duration::from_micros(400);
 
 impl Shared {
     fn publish(&self, done: &AtomicBool, f: impl FnOnce(&mut State)) {
@@ -238,11 +259,25 @@ impl Shared {
 /// when none was started for `id`; an error is the helper's (the caller then makes the
 /// netns itself, which reports what fails in its own words).
 pub fn take(id: &ContainerId) -> Option<Result<File, OpError>> {
-    let shared = SLOT.lock().ok()?.take()?;
+    let pending = SLOT.lock().ok()?.take()?;
+    let shared = pending.shared.clone();
     if shared.id != *id {
         // Not this container's (cannot happen with one container per apply).
         return None;
     }
+    if !shared.started.load(Ordering::Acquire) {
+        // Its CPUs are busy: let it run on this one too, which waits for it now
+        // (otherwise it would wait there while this one stands idle).
+        // SAFETY: `pending` holds the thread joinable, so the handle is valid.
+        unsafe {
+            libc::pthread_setaffinity_np(
+                pending.thread,
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &shared.cpus,
+            )
+        };
+    }
+    drop(pending);
     shared.wait(&shared.netns_done);
     let netns = shared.state.lock().ok()?.netns.take()?;
     if netns.is_ok() && shared.ruleset.is_some() {
