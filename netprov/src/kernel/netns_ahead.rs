@@ -20,8 +20,9 @@
 //! never visible unmarked. The ruleset is loaded only from the compiled-ruleset cache
 //! (`nft::ruleset::compiled`): a batch the kernel accepted before for exactly these
 //! commands, into a never-committed netns, which the kernel validates again; without a
-//! cached batch the ruleset step loads it as before. The mounted netns then has its
-//! ruleset before its links exist, never the other way round.
+//! cached batch the ruleset step loads it as before. The load runs while the apply
+//! makes the links, addresses and routes, and is done before the ruleset step returns,
+//! as it was; the container, which starts after the apply, sees no difference.
 //!
 //! Only the one-container apply (what `ExecStartPre=` runs) makes one, and only when
 //! the handle is absent: a no-op re-apply starts no thread.
