@@ -220,7 +220,9 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         std::os::fd::AsRawFd::as_raw_fd(&file)
     ));
     let made = match ahead {
-        Some(ns) => mount_ahead(&ns, &target, &op),
+        Some(ns) => mount_ahead(&ns, &target, &op).inspect(|()| {
+            tracing::debug!(%id, "mounted the netns made ahead");
+        }),
         None => unshare_mark_mount(&target, id, &op),
     };
     drop(file);

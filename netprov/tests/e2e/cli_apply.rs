@@ -347,3 +347,52 @@ fn invalid_input_touches_nothing() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains("np-"));
 }
+
+/// A one-file cold apply makes its netns on another CPU while it validates, observes
+/// and plans (`kernel::netns_ahead`); the netns step mounts that netns, which carries
+/// the container's owner mark, and the apply converges. A no-op re-apply makes none.
+/// With one CPU in the process's mask nothing is made ahead, and only the result is
+/// checked.
+#[test]
+fn a_one_file_cold_apply_mounts_the_netns_it_made_ahead() {
+    const MADE_AHEAD: &str = "mounted the netns made ahead";
+    let mut host = HostNetns::new();
+    let dir = Dir::new();
+    let id = host.new_id("ah");
+    let f = dir.write("ah.json", &veth_props(&id, 61));
+    let o = host.netprov(&["-vv", "apply", &f]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        text(&o).contains(MADE_AHEAD),
+        cpus_in_mask() > 1,
+        "{}",
+        text(&o)
+    );
+    let lo = run("ip", &["-n", &id, "-d", "link", "show", "lo"]);
+    assert!(
+        text(&lo).contains(&format!("alias netprov-netns:{id}")),
+        "{}",
+        text(&lo)
+    );
+    assert_eq!(code(&host.netprov(&["check", &f])), 0);
+    host.ok("ping", &["-c1", "-W2", "10.77.61.2"]);
+
+    let again = host.netprov(&["-vv", "apply", &f]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(!text(&again).contains(MADE_AHEAD), "{}", text(&again));
+
+    assert_eq!(code(&host.netprov(&["destroy", &f])), 0);
+    assert_gone(&host, &id);
+}
+
+/// The CPUs this process may run on (its children inherit the mask).
+fn cpus_in_mask() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, filled in by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
+}
