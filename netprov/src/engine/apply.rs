@@ -247,8 +247,7 @@ impl Engine {
 
     /// Makes the kernel match `d`.
     pub fn apply(&self, d: &Desired) -> Result<ApplyReport, OpError> {
-        self.rt
-            .block_on(self.apply_one(d))
+        self.block_on(self.apply_one(d))
             .map_err(ApplyError::into_op)
     }
 }

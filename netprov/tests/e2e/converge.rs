@@ -12,6 +12,8 @@
 //! Run as root: `cargo test -p netprov --test e2e converge -- --nocapture`.
 
 use crate::engine_common::*;
+use std::path::Path;
+
 use netprov::engine::{DestroyTarget, Engine};
 use netprov::model::{Desired, InterfaceKind, NetnsSpec};
 use serde_json::Value;
@@ -52,6 +54,9 @@ impl Ctx<'_> {
 /// Apply, then: a second apply sends nothing, check is clean, every veth answers a ping.
 /// Returns the number of passes the apply needed.
 fn apply_and_verify(e: &Engine, d: &Desired, facts: &Facts, cx: &Ctx) -> usize {
+    // As `netprov apply` with one file does: a netns the apply is to create is made
+    // ahead on another CPU, and its ruleset loaded there (kernel::netns_ahead).
+    netprov::kernel::netns_ahead::start_for(&cx.next.to_string(), Path::new("/run/netns"));
     let rep = e
         .apply(d)
         .unwrap_or_else(|err| cx.fail(&format!("apply B failed: {err}")));
