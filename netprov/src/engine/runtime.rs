@@ -85,7 +85,7 @@ impl Engine {
     /// [`crate::kernel::netns::Home`] scope: its visits of container netns return by a
     /// handle opened once, and its visits of the host netns from the host are none.
     pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        let _home = crate::kernel::netns::Home::enter(Some((&self.host_path, &self.host_ns)));
+        let _home = crate::kernel::netns::Home::enter(&self.host_path, &self.host_ns);
         self.rt.block_on(f)
     }
 

@@ -20,6 +20,9 @@ use nix::sched::{setns, CloneFlags};
 use crate::error::OpError;
 use crate::model::ContainerId;
 
+/// The calling thread's own netns (the main thread's is `/proc/self/ns/net`).
+pub const THIS_THREAD: &str = "/proc/thread-self/ns/net";
+
 thread_local! {
     /// How many visits ([`Entered`]) are under way on this thread: 0 means the thread
     /// is in the netns it was in when it made no visit.
@@ -53,19 +56,18 @@ pub struct Home {
 }
 
 impl Home {
-    /// Opens the calling thread's netns for the scope; `host` is the host netns (a
-    /// path that names it, and its open handle), compared with it. On any failure the
-    /// scope changes nothing: visits open their way back as before.
-    pub fn enter(host: Option<(&Path, &File)>) -> Home {
+    /// Opens the calling thread's netns for the scope; `host_path` names the host
+    /// netns, `host` is its open handle, compared with it. On any failure the scope
+    /// changes nothing: visits open their way back as before.
+    pub fn enter(host_path: &Path, host: &File) -> Home {
         let prev = HOME.with(|h| h.borrow_mut().take());
         let home = (DEPTH.get() == 0)
-            .then(|| File::open("/proc/thread-self/ns/net").ok())
+            .then(|| File::open(THIS_THREAD).ok())
             .flatten()
             .map(|ns| {
                 let id = |f: &File| f.metadata().ok().map(|m| (m.dev(), m.ino()));
-                let host = host
-                    .filter(|(_, f)| id(f).is_some() && id(f) == id(&ns))
-                    .map(|(p, _)| p.to_path_buf());
+                let host =
+                    (id(host).is_some() && id(host) == id(&ns)).then(|| host_path.to_path_buf());
                 HomeNs {
                     ns: Rc::new(ns),
                     host,
@@ -100,7 +102,7 @@ impl Entered {
                 return Ok(ns);
             }
         }
-        File::open("/proc/thread-self/ns/net")
+        File::open(THIS_THREAD)
             .map(Rc::new)
             .map_err(|e| OpError::io("open this thread's netns", &e))
     }
@@ -365,7 +367,7 @@ mod tests {
             let (a, b) = (other_netns(), other_netns());
             let (a_ino, b_ino) = (a.metadata().unwrap().ino(), b.metadata().unwrap().ino());
             for scoped in [false, true] {
-                let _home = scoped.then(|| Home::enter(Some((&host_path, &host))));
+                let _home = scoped.then(|| Home::enter(&host_path, &host));
                 // the host from home: there already
                 assert_eq!(in_netns(&host_path, here).unwrap(), home_ino);
                 // a visit, and one nested in it, each returning where it came from
@@ -393,7 +395,7 @@ mod tests {
             let host = other_netns();
             let host_ino = host.metadata().unwrap().ino();
             let home_ino = here();
-            let _home = Home::enter(Some((&path_of(&host), &host)));
+            let _home = Home::enter(&path_of(&host), &host);
             assert_eq!(in_netns(&path_of(&host), here).unwrap(), host_ino);
             assert_eq!(here(), home_ino);
         });

@@ -203,7 +203,7 @@ fn make(id: &ContainerId) -> Result<File, OpError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| OpError::errno(format!("create a netns for {id}"), e as i32))?;
     crate::kernel::netns_owner::set_mark_here(id)?;
-    File::open("/proc/thread-self/ns/net")
+    File::open(crate::kernel::netns::THIS_THREAD)
         .map_err(|e| OpError::io(format!("open the new netns of {id}"), &e))
 }
 
