@@ -64,9 +64,11 @@ pub struct Exec<'a> {
     pub refused: Option<crate::nft::NftSyntaxError>,
     /// OVN Northbound endpoint and install timeout.
     pub ovn: crate::ovn::OvnOptions,
-    /// Interface indexes looked up by the address and route steps of this pass, so a
-    /// link with two addresses and two routes is asked for once, not four times. Any
-    /// step that makes, moves or deletes links empties it (those phases come first).
+    /// Interface indexes looked up by the address and route steps of this pass (or
+    /// echoed by the kernel when a link is made), so a link with two addresses and two
+    /// routes is asked for once, not four times. Any step that moves or deletes links,
+    /// or makes or replaces a netns or OVS ports, empties it (those phases come first);
+    /// making a link or changing its settings leaves other links' indexes as they were.
     pub indexes: std::cell::RefCell<Vec<(At, String, u32)>>,
 }
 
@@ -128,7 +130,11 @@ impl Exec<'_> {
     /// Runs one step; its Display is the operation named in any error.
     pub async fn step(&mut self, s: &Step) -> Result<(), OpError> {
         let op = Op(s);
-        if matches!(s, Step::Netns(_) | Step::Link(_) | Step::Ovs(_)) {
+        if match s {
+            Step::Netns(_) | Step::Ovs(_) => true,
+            Step::Link(l) => l.changes_indexes(),
+            _ => false,
+        } {
             self.indexes.borrow_mut().clear();
         }
         match s {
@@ -172,7 +178,11 @@ impl Exec<'_> {
     /// Opens the container connection (after the netns exists).
     pub fn open_container(&mut self) -> Result<(), OpError> {
         if self.container.is_none() {
-            let nl = Netlink::open(Some(&self.netns_path), self.label.clone())?;
+            // The netns made ahead comes with a socket in it (kernel::netns_ahead).
+            let nl = match crate::kernel::netns_ahead::conn_at(&self.netns_path) {
+                Some(nl) => nl.labelled(self.label.clone()),
+                None => Netlink::open(Some(&self.netns_path), self.label.clone())?,
+            };
             self.container = Some(nl);
         }
         Ok(())

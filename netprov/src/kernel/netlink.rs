@@ -23,7 +23,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use tokio::task::yield_now;
@@ -121,6 +123,19 @@ impl Netlink {
         })
     }
 
+    /// The same connection under another label (for messages).
+    pub fn labelled(self, label: String) -> Self {
+        Self { label, ..self }
+    }
+
+    /// The network namespace of this connection's socket, as a new descriptor.
+    pub fn netns(&self) -> std::io::Result<std::fs::File> {
+        match self.conn.io.lock() {
+            Ok(io) => io.sock.netns(),
+            Err(_) => Err(std::io::Error::other("netlink connection poisoned")),
+        }
+    }
+
     /// Requests sent so far on this socket.
     pub fn requests(&self) -> usize {
         self.conn.requests.load(Ordering::Relaxed)
@@ -173,6 +188,22 @@ impl Netlink {
         let r = self.request_now(msg, NLM_F_REQUEST | NLM_F_ACK | flags);
         let_others_run().await;
         r.map(|_| ())
+    }
+
+    /// A request that makes one link, acknowledged and counted as [`Self::mutate`], with
+    /// `NLM_F_ECHO`: the kernel (Linux 6.3 and later) also sends this socket the link it
+    /// made, read here as a [`LinkState`], so that its index need not be asked for
+    /// again. Empty where the kernel does not echo.
+    pub async fn mutate_echo(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        count: &MutationCount,
+    ) -> Result<Vec<LinkState>, Errno> {
+        count.bump();
+        let r = self.links_now(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO | flags);
+        let_others_run().await;
+        r
     }
 
     /// One request (`flags` include NLM_F_REQUEST) and its replies, read to the end

@@ -179,7 +179,10 @@ const MAX_STACKED: usize = 64;
 /// there is reused only when it carries this container's mark.
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     let op = format!("create netns {}", path.display());
-    // Taken whatever happens next, so that one not needed goes now.
+    crate::kernel::netns_ahead::forget(path);
+    // The placeholder first: a netns made ahead may still be on its way meanwhile.
+    let placeholder = placeholder(path, id, &op);
+    // Taken whatever happened, so that one not needed goes now.
     let ahead = match crate::kernel::netns_ahead::take(id) {
         Some(Ok(ns)) => Some(ns),
         Some(Err(e)) => {
@@ -188,17 +191,44 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
         }
         None => None,
     };
+    let Some(file) = placeholder? else {
+        return Ok(());
+    };
+    let target = std::path::PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ));
+    let made = match ahead {
+        Some(m) => mount_ahead(&m.netns, &target, &op).map(|mounted| {
+            if mounted {
+                tracing::debug!(%id, "mounted the netns made ahead");
+                crate::kernel::netns_ahead::mounted(path, m);
+            }
+        }),
+        None => unshare_mark_mount(&target, id, &op),
+    };
+    drop(file);
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// The open file at `path` that [`create_handle`] mounts a netns on (made empty if
+/// absent), in a shared directory; `None` when a netns with `id`'s mark is there
+/// already (made since it was observed, by a concurrent run).
+fn placeholder(path: &Path, id: &ContainerId, op: &str) -> Result<Option<File>, OpError> {
     let dir = path
         .parent()
-        .ok_or_else(|| OpError::new(op.clone(), "handle path has no directory"))?;
-    share_dir(dir, &op)?;
+        .ok_or_else(|| OpError::new(op, "handle path has no directory"))?;
+    share_dir(dir, op)?;
     match crate::kernel::netns_owner::handle(path)? {
         // Made since it was observed (a concurrent run): usable only with our mark.
         crate::kernel::netns_owner::Handle::Netns => {
             let lo = in_netns(path, crate::kernel::netns_owner::mark_here)??;
             let who = crate::marks::lo_mark_owner(id, lo.as_deref());
             if who == Some(crate::marks::Owner::Ours) {
-                return Ok(());
+                return Ok(None);
             }
             let who = who.unwrap_or(crate::marks::Owner::Foreign);
             return Err(crate::marks::netns_not_ours(id, path, &who));
@@ -210,28 +240,14 @@ pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     // O_NOFOLLOW, and the bind mount goes onto this open file (through its
     // /proc/self/fd magic link), not onto the path: a symlink planted since the check
     // above is never followed.
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| OpError::io(op.clone(), &e))?;
-    let target = std::path::PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file)
-    ));
-    let made = match ahead {
-        Some(ns) => mount_ahead(&ns, &target, &op).inspect(|()| {
-            tracing::debug!(%id, "mounted the netns made ahead");
-        }),
-        None => unshare_mark_mount(&target, id, &op),
-    };
-    drop(file);
-    if made.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    made
+        .map(Some)
+        .map_err(|e| OpError::io(op, &e))
 }
 
 /// Makes the handle directory a shared mount (bind-mounted on itself first if it is not
@@ -285,27 +301,22 @@ fn unshare_mark_mount(target: &Path, id: &ContainerId, op: &str) -> Result<(), O
     // Mark before the handle exists: a crash from here on leaves no handle (the
     // netns dies with the process) or a marked one.
     crate::kernel::netns_owner::set_mark_here(id)?;
-    mount(
-        Some("/proc/thread-self/ns/net"),
-        target,
-        none,
-        MsFlags::MS_BIND,
-        none,
-    )
-    .map_err(|e| OpError::errno(op, e as i32))
+    mount(Some(THIS_THREAD), target, none, MsFlags::MS_BIND, none)
+        .map_err(|e| OpError::errno(op, e as i32))
 }
 
 /// Bind-mounts `ns`, a netns made and marked ahead ([`crate::kernel::netns_ahead`]), on
 /// `target` (the open placeholder file), with the same re-check as
-/// [`unshare_mark_mount`].
-fn mount_ahead(ns: &File, target: &Path, op: &str) -> Result<(), OpError> {
+/// [`unshare_mark_mount`]. `Ok(false)`: a handle was already there, nothing mounted.
+fn mount_ahead(ns: &File, target: &Path, op: &str) -> Result<bool, OpError> {
     use nix::mount::{mount, MsFlags};
     if crate::kernel::netns_owner::is_handle(target) {
-        return Ok(());
+        return Ok(false);
     }
     let none: Option<&str> = None;
     let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(ns));
     mount(Some(source.as_str()), target, none, MsFlags::MS_BIND, none)
+        .map(|()| true)
         .map_err(|e| OpError::errno(op, e as i32))
 }
 
@@ -318,6 +329,7 @@ fn mount_ahead(ns: &File, target: &Path, op: &str) -> Result<(), OpError> {
 pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
+    crate::kernel::netns_ahead::forget(path);
     // Bounded: a path cannot hold more layers than the mount table allows, but a
     // runaway loop must not be possible either.
     for _ in 0..MAX_STACKED {

@@ -28,7 +28,7 @@
 //! the handle is absent: a no-op re-apply starts no thread.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::error::OpError;
+use crate::kernel::netlink::Netlink;
 use crate::model::{ContainerId, Ruleset};
 
 /// What the helper thread shares with the apply.
@@ -53,9 +54,20 @@ struct Shared {
     changed: Condvar,
 }
 
+/// A netns made ahead: the descriptor that holds it, and the netlink connection the
+/// helper marked it over, which the apply keeps as its connection in that netns once
+/// the netns is mounted ([`mounted`]).
+pub struct Made {
+    pub netns: File,
+    pub conn: Netlink,
+    /// The helper, while it may still load the ruleset into this netns: its load
+    /// counts only once the netns is mounted ([`mounted`]).
+    helper: Option<Arc<Shared>>,
+}
+
 #[derive(Default)]
 struct State {
-    netns: Option<Result<File, OpError>>,
+    netns: Option<Result<Made, OpError>>,
     /// The commands whose cached batch the thread committed in the netns.
     loaded: Option<String>,
 }
@@ -79,8 +91,11 @@ unsafe impl Send for Pending {}
 
 /// The helper of this process (one container per apply), until its netns is taken.
 static SLOT: Mutex<Option<Pending>> = Mutex::new(None);
-/// The helper whose netns was taken, until its ruleset load is asked for.
+/// The helper whose netns was mounted, until its ruleset load is asked for.
 static LOADING: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+/// The connection into a netns made ahead and mounted, with the handle path it is
+/// mounted on, until the apply opens its connection in that netns ([`conn_at`]).
+static MOUNTED: Mutex<Option<(PathBuf, Netlink)>> = Mutex::new(None);
 
 /// The part of a properties file this needs, read before the whole file is
 /// validated; anything else in it is ignored here.
@@ -199,12 +214,22 @@ extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
 
 /// On the helper thread: a new netns for this thread (which ends in it: a thread that
 /// exits needs no way back), marked for `id`, held by the returned descriptor.
-fn make(id: &ContainerId) -> Result<File, OpError> {
+///
+/// The descriptor comes from the marking socket (`SIOCGSKNS`) rather than from
+/// `/proc/thread-self/ns/net`: the same netns without a path lookup through procfs,
+/// on the path the apply waits on.
+fn make(id: &ContainerId) -> Result<Made, OpError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| OpError::errno(format!("create a netns for {id}"), e as i32))?;
-    crate::kernel::netns_owner::set_mark_here(id)?;
-    File::open(crate::kernel::netns::THIS_THREAD)
-        .map_err(|e| OpError::io(format!("open the new netns of {id}"), &e))
+    let conn = crate::kernel::netns_owner::set_mark_here(id)?;
+    let netns = conn
+        .netns()
+        .map_err(|e| OpError::io(format!("open the new netns of {id}"), &e))?;
+    Ok(Made {
+        netns,
+        conn,
+        helper: None,
+    })
 }
 
 /// How long the apply waits for a running helper by spinning before it sleeps: about
@@ -259,7 +284,7 @@ impl Shared {
 /// The netns made ahead for `id`, waiting for it if it is still being made. `None`
 /// when none was started for `id`; an error is the helper's (the caller then makes the
 /// netns itself, which reports what fails in its own words).
-pub fn take(id: &ContainerId) -> Option<Result<File, OpError>> {
+pub fn take(id: &ContainerId) -> Option<Result<Made, OpError>> {
     let pending = SLOT.lock().ok()?.take()?;
     let shared = pending.shared.clone();
     if shared.id != *id {
@@ -280,13 +305,50 @@ pub fn take(id: &ContainerId) -> Option<Result<File, OpError>> {
     }
     drop(pending);
     shared.wait(&shared.netns_done);
-    let netns = shared.state.lock().ok()?.netns.take()?;
-    if netns.is_ok() && shared.ruleset.is_some() {
-        if let Ok(mut l) = LOADING.lock() {
-            *l = Some(shared);
+    let mut netns = shared.state.lock().ok()?.netns.take()?;
+    if let Ok(m) = &mut netns {
+        if shared.ruleset.is_some() {
+            m.helper = Some(shared);
         }
     }
     Some(netns)
+}
+
+/// Records that the netns `made` ahead is now mounted on `path`: the apply's next
+/// [`conn_at`] of `path` gets its connection instead of opening one (which visits the
+/// netns by its path to make a socket there), and its ruleset step asks
+/// [`ruleset_loaded`] what the helper loaded into it. Only a mounted netns is the
+/// one at `path`: a netns made ahead and not mounted (a handle was there) is neither.
+pub fn mounted(path: &Path, made: Made) {
+    if let Ok(mut m) = MOUNTED.lock() {
+        *m = Some((path.to_owned(), made.conn));
+    }
+    if let Some(helper) = made.helper {
+        if let Ok(mut l) = LOADING.lock() {
+            *l = Some(helper);
+        }
+    }
+}
+
+/// Forgets a connection recorded by [`mounted`] (the handle at `path` is about to be
+/// made or removed: whatever netns it holds next is not the one that connection is in).
+pub fn forget(path: &Path) {
+    if let Ok(mut m) = MOUNTED.lock() {
+        if m.as_ref().is_some_and(|(p, _)| p == path) {
+            *m = None;
+        }
+    }
+}
+
+/// The connection into the netns made ahead and mounted on `path`, once; `None` if
+/// there is none (the caller opens one).
+pub fn conn_at(path: &Path) -> Option<Netlink> {
+    let mut m = MOUNTED.lock().ok()?;
+    if m.as_ref().is_some_and(|(p, _)| p == path) {
+        m.take().map(|(_, c)| c)
+    } else {
+        None
+    }
 }
 
 /// The commands whose cached batch the helper committed in `id`'s netns taken by
@@ -348,9 +410,34 @@ mod tests {
             assert!(take(&web).is_none(), "a mismatched take drops it");
 
             start(web.clone(), None);
-            let ns = take(&web).expect("started").expect("made");
+            let made = take(&web).expect("started").expect("made");
             assert!(take(&web).is_none(), "taken once");
+            let ns = made.netns.try_clone().unwrap();
             assert_ne!(ino(&ns), ino(&here), "a new netns");
+            // The connection handed over talks to that netns.
+            assert_eq!(ino(&made.conn.netns().unwrap()), ino(&ns));
+            assert!(made.helper.is_none(), "no ruleset: no load to wait for");
+            let handle = std::path::Path::new("/run/netns/ahead-web");
+            let elsewhere = std::path::Path::new("/run/netns/ahead-other");
+            mounted(handle, made);
+            assert!(conn_at(elsewhere).is_none(), "only for its own path");
+            let conn = conn_at(handle).expect("recorded");
+            assert!(conn_at(handle).is_none(), "handed over once");
+            let again = Made {
+                netns: ns.try_clone().unwrap(),
+                conn: conn.clone(),
+                helper: None,
+            };
+            mounted(handle, again);
+            forget(elsewhere);
+            forget(handle);
+            assert!(conn_at(handle).is_none(), "forgotten with its handle");
+            // It is the apply's connection from here on: requests go into the netns.
+            let lo = conn
+                .get_link_now(crate::kernel::link::get_by_index(1))
+                .unwrap()
+                .unwrap();
+            assert_eq!(lo.alias, Some(crate::marks::netns_mark(&web)));
             // The thread that made it is gone; the descriptor holds the netns, which
             // carries the container's mark.
             let path = std::path::PathBuf::from(format!(
@@ -364,6 +451,33 @@ mod tests {
             // and the calling thread is still where it was
             let after = File::open("/proc/thread-self/ns/net").unwrap();
             assert_eq!(ino(&after), ino(&here));
+
+            // With a ruleset to load: what the helper loads counts only for a netns
+            // this apply mounted (one it did not mount is not the one at the path).
+            let ruleset = || {
+                Some(Ruleset {
+                    text: "table inet ahead_t {\n}".into(),
+                })
+            };
+            start(web.clone(), ruleset());
+            let made = take(&web).expect("started").expect("made");
+            assert!(made.helper.is_some());
+            drop(made);
+            assert!(LOADING.lock().unwrap().is_none());
+            assert!(
+                ruleset_loaded(&web).is_none(),
+                "not mounted: nothing counts"
+            );
+            start(web.clone(), ruleset());
+            let made = take(&web).expect("started").expect("made");
+            mounted(handle, made);
+            assert!(
+                LOADING.lock().unwrap().is_some(),
+                "mounted: its load counts"
+            );
+            let _ = ruleset_loaded(&web);
+            assert!(LOADING.lock().unwrap().is_none(), "asked for once");
+            forget(handle);
 
             // A handle (any file) already there: nothing is started.
             let dir = std::env::temp_dir().join(format!("netprov-ahead-{}", std::process::id()));

@@ -132,8 +132,9 @@ pub fn refuse_host(id: &ContainerId, path: &Path, host: &Path) -> Result<(), OpE
 }
 
 /// Sets the owner mark on `lo` of the calling thread's netns, over a netlink socket
-/// opened (and closed) on this thread. Used by the thread that just created the netns.
-pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
+/// opened on this thread, and returns that socket's connection (in that netns). Used
+/// by the thread that just created the netns.
+pub fn set_mark_here(id: &ContainerId) -> Result<Netlink, OpError> {
     use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
     let op = format!("mark new netns of {id} (alias {} on lo)", mark(id));
     let change = crate::kernel::link::LinkChange {
@@ -145,8 +146,8 @@ pub fn set_mark_here(id: &ContainerId) -> Result<(), OpError> {
         crate::kernel::link::set(LO_INDEX, &change),
         NLM_F_REQUEST | NLM_F_ACK,
     )
-    .map(|_| ())
-    .map_err(|e| OpError::errno(op, e))
+    .map_err(|e| OpError::errno(op, e))?;
+    Ok(nl)
 }
 
 /// The alias of `lo` in the calling thread's netns (the owner mark, if any).

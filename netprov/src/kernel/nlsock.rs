@@ -345,6 +345,22 @@ impl<const PROTO: i32> NlSocket<PROTO> {
         }
     }
 
+    /// The network namespace this socket lives in, as a new descriptor
+    /// (`SIOCGSKNS`, Linux 4.9): no path lookup, and it names the netns the socket
+    /// talks to, whatever thread or path names it otherwise.
+    pub fn netns(&self) -> io::Result<std::fs::File> {
+        // The request number from linux/sockios.h; the kernel opens the descriptor
+        // close-on-exec.
+        const SIOCGSKNS: libc::c_ulong = 0x894C;
+        // SAFETY: an ioctl without an argument that returns a new descriptor or -1.
+        let fd = unsafe { libc::ioctl(self.fd.as_raw_fd(), SIOCGSKNS as _) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor owned from here on.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
     /// Asks the kernel to filter dumps by the header fields and attributes of the
     /// request (`NETLINK_GET_STRICT_CHK`, Linux 4.20) and to refuse what it cannot
     /// filter by, instead of returning everything.

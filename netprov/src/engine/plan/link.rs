@@ -101,6 +101,27 @@ pub enum LinkStep {
     LinkUp { at: At, link: String },
 }
 
+impl LinkStep {
+    /// Whether the step may leave a name naming another index, or none: a link
+    /// deleted (with its peer or the links on top of it) or moved between netns. Making
+    /// a link adds a name; settings, marks and ports leave indexes as they are.
+    pub fn changes_indexes(&self) -> bool {
+        match self {
+            LinkStep::DeleteLink { .. }
+            | LinkStep::RemoveLink { .. }
+            | LinkStep::DeleteDeadOvsDevice { .. }
+            | LinkStep::MoveLinkIn { .. } => true,
+            LinkStep::CreateVeth { .. }
+            | LinkStep::CreateMacvlan { .. }
+            | LinkStep::Release { .. }
+            | LinkStep::MarkLink { .. }
+            | LinkStep::SetLink { .. }
+            | LinkStep::Enslave { .. }
+            | LinkStep::LinkUp { .. } => false,
+        }
+    }
+}
+
 /// " mtu M mac X", for what is set.
 fn mtu_mac(f: &mut fmt::Formatter<'_>, mtu: &Option<u32>, mac: &Option<MacAddr>) -> fmt::Result {
     if let Some(m) = mtu {

@@ -245,8 +245,16 @@ fn cmds_at(src: &str, text: &str, g: u32) -> String {
 }
 
 /// [`load_checked`] into a netns made ahead, where [`load_cached_here`] may have loaded
-/// commands `loaded` already: done when they are this load's into a fresh netns and
-/// that was the netns's only commit (its generation is the one after fresh).
+/// commands `loaded` already (into that netns, mounted at `netns` by this apply):
+/// done when they are this load's into a fresh netns.
+///
+/// Why the load is not checked again here: the helper committed them as the netns's
+/// first commit (it read the fresh generation first), so the marker records the
+/// generation that commit made. A commit by anyone else since — the netns has had a
+/// path only since this apply mounted it — moves the generation past the recorded
+/// one, which the apply's verifying observe reads (`nft::marker`): it then lists the
+/// ruleset and repairs it. That read is the check, once, instead of a visit of the
+/// netns here and again there.
 pub fn load_checked_with(
     netns: &Path,
     r: &Ruleset,
@@ -257,6 +265,12 @@ pub fn load_checked_with(
         return Err(CheckError::Syntax(e));
     }
     let src = digest(r);
+    if loaded
+        .as_ref()
+        .is_some_and(|l| *l == cmds_at(&src, &r.text, compiled::FRESH_GENERATION))
+    {
+        return Ok(());
+    }
     let user_lines = r.text.lines().count().max(1);
     let text = r.text.clone();
     in_netns(netns, move || -> Result<(), CheckError> {
@@ -268,11 +282,6 @@ pub fn load_checked_with(
         // record g+1 (the lock serializes this process; the container lock others).
         let res = ffi::locked(|lock| -> Result<ffi::RunResult, CheckError> {
             let g = marker::generation_on(&sock).map_err(io)?;
-            if g == next_generation(compiled::FRESH_GENERATION)
-                && loaded.is_some_and(|l| l == cmds_at(&src, &text, compiled::FRESH_GENERATION))
-            {
-                return Ok(ffi::RunResult::default());
-            }
             let cmds = cmds_at(&src, &text, g);
             // Only a never-committed netns: see compiled's module doc.
             let cache = (g == compiled::FRESH_GENERATION)
