@@ -267,3 +267,81 @@ impl fmt::Display for LinkStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ContainerId, IfName};
+
+    /// Which link steps make the executor forget the interface indexes it knows: those
+    /// after which a name may name another index or none. Listed by hand on purpose —
+    /// a new step must be classified here too.
+    #[test]
+    fn only_deleting_or_moving_a_link_changes_indexes() {
+        let ct = || ContainerId::new("web").unwrap();
+        let name = |s: &str| IfName::new(s).unwrap();
+        let at = || At::Netns(ct());
+        let changing = [
+            LinkStep::DeleteLink {
+                at: At::Host,
+                link: name("ve-web"),
+            },
+            LinkStep::RemoveLink {
+                at: at(),
+                link: "old".into(),
+            },
+            LinkStep::DeleteDeadOvsDevice {
+                netns: ct(),
+                link: name("eth1"),
+            },
+            LinkStep::MoveLinkIn {
+                link: name("eth1"),
+                netns: ct(),
+                kind: MoveKind::Existing,
+                alias: None,
+            },
+        ];
+        let keeping = [
+            LinkStep::CreateVeth {
+                host: name("ve-web"),
+                peer: name("eth0"),
+                netns: ct(),
+                host_alias: "netprov:web:eth0".into(),
+                peer_alias: "netprov:web".into(),
+                mtu: None,
+                mac: None,
+            },
+            LinkStep::CreateMacvlan {
+                link: name("mv0"),
+                parent: name("eth9"),
+                netns: ct(),
+                alias: "netprov:web".into(),
+                mac: None,
+            },
+            LinkStep::Release {
+                link: name("ve-web"),
+            },
+            LinkStep::MarkLink {
+                at: at(),
+                link: "lo".into(),
+                alias: "netprov-netns:web".into(),
+            },
+            LinkStep::SetLink {
+                at: at(),
+                link: name("eth0"),
+                mtu: Some(1400),
+                mac: None,
+            },
+            LinkStep::Enslave {
+                link: name("ve-web"),
+                bridge: name("br0"),
+            },
+            LinkStep::LinkUp {
+                at: at(),
+                link: "eth0".into(),
+            },
+        ];
+        assert!(changing.iter().all(LinkStep::changes_indexes));
+        assert!(!keeping.iter().any(LinkStep::changes_indexes));
+    }
+}
