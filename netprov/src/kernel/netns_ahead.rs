@@ -91,8 +91,9 @@ unsafe impl Send for Pending {}
 
 /// The helper of this process (one container per apply), until its netns is taken.
 static SLOT: Mutex<Option<Pending>> = Mutex::new(None);
-/// The helper whose netns was mounted, until its ruleset load is asked for.
-static LOADING: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+/// The helper whose netns was mounted, with the path it is mounted on, until its
+/// ruleset load is asked for.
+static LOADING: Mutex<Option<(PathBuf, Arc<Shared>)>> = Mutex::new(None);
 /// The connection into a netns made ahead and mounted, with the handle path it is
 /// mounted on, until the apply opens its connection in that netns ([`conn_at`]).
 static MOUNTED: Mutex<Option<(PathBuf, Netlink)>> = Mutex::new(None);
@@ -325,17 +326,23 @@ pub fn mounted(path: &Path, made: Made) {
     }
     if let Some(helper) = made.helper {
         if let Ok(mut l) = LOADING.lock() {
-            *l = Some(helper);
+            *l = Some((path.to_owned(), helper));
         }
     }
 }
 
-/// Forgets a connection recorded by [`mounted`] (the handle at `path` is about to be
-/// made or removed: whatever netns it holds next is not the one that connection is in).
+/// Forgets what [`mounted`] recorded for `path` (the handle there is about to be made
+/// or removed: whatever netns it holds next is not the one the connection is in, nor
+/// the one the helper loaded a ruleset into).
 pub fn forget(path: &Path) {
     if let Ok(mut m) = MOUNTED.lock() {
         if m.as_ref().is_some_and(|(p, _)| p == path) {
             *m = None;
+        }
+    }
+    if let Ok(mut l) = LOADING.lock() {
+        if l.as_ref().is_some_and(|(p, _)| p == path) {
+            *l = None;
         }
     }
 }
@@ -351,12 +358,13 @@ pub fn conn_at(path: &Path) -> Option<Netlink> {
     }
 }
 
-/// The commands whose cached batch the helper committed in `id`'s netns taken by
-/// [`take`], waiting for the load if it still runs; `None` if it loaded nothing.
-/// The ruleset step compares them with its own and checks the netns's generation
-/// (`nft::ruleset::load_checked_with`).
+/// The commands whose cached batch the helper committed in `id`'s netns, which the
+/// apply mounted ([`mounted`]), waiting for the load if it still runs; `None` if it
+/// loaded nothing. The ruleset step compares them with its own
+/// (`nft::ruleset::load_checked_with`); the verify's read of the marker and the
+/// generation confirms them.
 pub fn ruleset_loaded(id: &ContainerId) -> Option<String> {
-    let shared = LOADING.lock().ok()?.take()?;
+    let (_, shared) = LOADING.lock().ok()?.take()?;
     if shared.id != *id {
         return None;
     }
@@ -477,7 +485,14 @@ mod tests {
             );
             let _ = ruleset_loaded(&web);
             assert!(LOADING.lock().unwrap().is_none(), "asked for once");
+            start(web.clone(), ruleset());
+            let made = take(&web).expect("started").expect("made");
+            mounted(handle, made);
             forget(handle);
+            assert!(
+                LOADING.lock().unwrap().is_none(),
+                "the handle made or removed again: its load no longer counts"
+            );
 
             // A handle (any file) already there: nothing is started.
             let dir = std::env::temp_dir().join(format!("netprov-ahead-{}", std::process::id()));
