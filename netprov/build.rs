@@ -55,8 +55,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=NETPROV_RELR");
 }
 
+/// A build-script variable or setting, empty when unset.
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
+}
+
 fn hot_text() {
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
     // Debug builds (the tests) skip it: their layout does not matter, and matching the
     // patterns against a debug build's many more sections only slows the link.
     if env("PROFILE") != "release"
@@ -73,7 +77,6 @@ fn hot_text() {
 }
 
 fn packed_relocations() {
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
     if env("CARGO_CFG_TARGET_OS") != "linux"
         || env("CARGO_CFG_TARGET_ENV") != "gnu"
         || env("NETPROV_RELR") == "off"
