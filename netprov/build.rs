@@ -13,9 +13,13 @@
 //!   (docs/benchmarks.md, "Round 5"). If gcc or its `libgcc_eh.a` cannot be found, the
 //!   build links libgcc_s as before.
 //! * Links libnftnl statically where the C compiler finds `libnftnl.a` (Debian's
-//!   libnftnl-dev ships it), else as a shared library; libmnl, which it needs, as a
-//!   shared library (libmnl-dev has no archive). nftnl-sys's own linking is turned off
-//!   in .cargo/config.toml. Why: a process start then maps one library less and skips
+//!   libnftnl-dev ships it), else as a shared library. The libmnl functions a static
+//!   libnftnl calls come from netprov itself (`src/nft/libmnl.rs`, compiled only then:
+//!   `cfg(netprov_libmnl)`) when that file defines every one the archive calls (`nm`
+//!   lists them), else from the shared libmnl (libmnl-dev has no archive): one more
+//!   library less to map at every start (docs/benchmarks.md, "Round 14");
+//!   `NETPROV_LIBMNL=shared` keeps the shared one. nftnl-sys's and mnl-sys's own
+//!   linking is turned off in .cargo/config.toml. Why: a process start then maps one library less and skips
 //!   libnftnl's symbol lookups and relocations — 21 page faults and 0.1–0.2 ms of a
 //!   1.7 ms no-op apply, measured A/B (docs/benchmarks.md, "Round 8"). libnftables,
 //!   which netprov loads only for container rulesets, brings its own shared libnftnl:
@@ -37,10 +41,12 @@
 //!   pattern only means that function stays where it was); `bench/hot-text generate`
 //!   rewrites it from callgrind runs and `bench/hot-text check` (run by CI) reports how
 //!   much of it still matches. `NETPROV_HOT_TEXT=off` links without it.
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rustc-check-cfg=cfg(netprov_libmnl)");
     for sym in ["sendmsg", "getaddrinfo"] {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={sym}");
     }
@@ -51,6 +57,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=NETPROV_NFTNL");
+    println!("cargo:rerun-if-env-changed=NETPROV_LIBMNL");
+    println!("cargo:rerun-if-env-changed=NM");
     println!("cargo:rerun-if-env-changed=NETPROV_HOT_TEXT");
     println!("cargo:rerun-if-env-changed=NETPROV_RELR");
 }
@@ -109,13 +117,61 @@ fn libnftnl() {
         // crates that call libnftnl come in any order.
         Some(a) => {
             println!("cargo:rustc-link-arg={}", a.display());
-            println!("cargo:rustc-link-arg=-lmnl");
+            match own_libmnl(&a) {
+                // Undefined from the start, so that the linker takes them from the
+                // netprov library, which it reads before the archive that calls them.
+                Some(names) => {
+                    println!("cargo:rustc-cfg=netprov_libmnl");
+                    for n in names {
+                        println!("cargo:rustc-link-arg=-Wl,--undefined={n}");
+                    }
+                }
+                None => println!("cargo:rustc-link-arg=-lmnl"),
+            }
         }
         None => {
             println!("cargo:rustc-link-lib=nftnl");
             println!("cargo:rustc-link-lib=mnl");
         }
     }
+}
+
+/// The libmnl functions that the libnftnl `archive` calls, if src/nft/libmnl.rs defines
+/// every one of them; `None` (link the shared libmnl) when one is missing — a libnftnl
+/// newer than that file — when `nm` cannot tell, or with `NETPROV_LIBMNL=shared`. Never
+/// some of each: a batch or socket made by one copy must not meet the other's code.
+fn own_libmnl(archive: &Path) -> Option<Vec<String>> {
+    // Only the targets whose mnl-sys linking .cargo/config.toml turns off: elsewhere
+    // libmnl.so is on the link line anyway, and the executable would export these.
+    let overridden = matches!(env("CARGO_CFG_TARGET_ARCH").as_str(), "x86_64" | "aarch64");
+    if env("NETPROV_LIBMNL") == "shared" || !overridden || env("CARGO_CFG_TARGET_ENV") != "gnu" {
+        return None;
+    }
+    let src = PathBuf::from(env("CARGO_MANIFEST_DIR")).join("src/nft/libmnl.rs");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let text = std::fs::read_to_string(&src).ok()?;
+    let ours: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("unsafe extern \"C\" fn mnl_"))
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    let nm = std::env::var("NM").unwrap_or_else(|_| "nm".into());
+    let out = Command::new(nm)
+        .arg("--undefined-only")
+        .arg(archive)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let needed: BTreeSet<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|s| s.starts_with("mnl_"))
+        .collect();
+    let all_ours = needed.iter().all(|n| ours.contains(&n["mnl_".len()..]));
+    (!needed.is_empty() && all_ours).then(|| needed.into_iter().map(String::from).collect())
 }
 
 fn static_unwinder() {

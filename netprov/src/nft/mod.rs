@@ -18,6 +18,8 @@ pub mod capture;
 mod ffi;
 pub mod host;
 pub mod include;
+#[cfg(netprov_libmnl)]
+mod libmnl;
 mod marker;
 mod netlink;
 pub mod ruleset;
