@@ -189,7 +189,10 @@ pub fn dump_with_stats() -> RouteNetlinkMessage {
 }
 
 /// A veth pair: `host` here, `peer` created directly in the netns `peer_ns`.
-/// Both ends are born in [`NETPROV_GROUP`].
+/// Both ends are born in [`NETPROV_GROUP`]; `host` is born up too: the kernel applies
+/// its `ifi_flags` once the pair is made (and removes both ends if that fails), so it
+/// takes no request of its own. The peer cannot be: the kernel opens it before it links
+/// the two ends, and a veth without its peer refuses to open (`ENOTCONN`).
 pub fn new_veth(
     host: &str,
     peer: &str,
@@ -209,7 +212,8 @@ pub fn new_veth(
     }
     let mut m = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host)
-        .link_group(NETPROV_GROUP);
+        .link_group(NETPROV_GROUP)
+        .up();
     if let Some(mtu) = mtu {
         m = m.mtu(mtu);
     }

@@ -8,6 +8,29 @@ use crate::kernel::link::{Kind, LinkState};
 use crate::marks::container_alias;
 use crate::model::{Desired, IfName, Interface, MacAddr};
 
+/// What a link is when a plan's state steps reach it.
+#[derive(Clone, Copy)]
+pub(super) enum Before<'a> {
+    /// There, as observed.
+    Found(&'a LinkState),
+    /// Made by this plan up, with its MTU and MAC (a veth end).
+    MadeUp,
+    /// Made by this plan down, with its MAC (a macvlan: its IPv6 address generation
+    /// mode is set before it goes up).
+    MadeDown,
+    /// Moved in by this plan: it keeps what it had.
+    MovedIn,
+}
+
+impl<'a> Before<'a> {
+    pub(super) fn found(self) -> Option<&'a LinkState> {
+        match self {
+            Before::Found(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
 impl Differ<'_> {
     /// Container links the props do not name: netprov's own are deleted. Others stay:
     /// the container's processes may make links in their netns (docker0, wg0), and an
@@ -47,21 +70,20 @@ impl Differ<'_> {
     pub(super) fn link_state(
         &mut self,
         at: At,
-        st: Option<&LinkState>,
+        before: Before,
         name: &IfName,
         mtu: Option<u32>,
         mac: Option<MacAddr>,
     ) {
-        let (mtu_diff, mac_diff, up) = match st {
-            Some(l) => (
+        let (mtu_diff, mac_diff, up) = match before {
+            Before::Found(l) => (
                 mtu.filter(|m| l.mtu != Some(*m)),
                 mac.filter(|m| l.mac != Some(m.0)),
                 l.up,
             ),
-            // Created by this plan with mtu/mac already set; a link moved in by this
-            // plan keeps what it had, so set them.
-            None if self.moving => (mtu, mac, false),
-            None => (None, None, false),
+            Before::MadeUp => (None, None, true),
+            Before::MadeDown => (None, None, false),
+            Before::MovedIn => (mtu, mac, false),
         };
         if mtu_diff.is_some() || mac_diff.is_some() {
             self.steps.push(Step::Link(LinkStep::SetLink {
@@ -80,14 +102,14 @@ impl Differ<'_> {
     }
 
     /// Link state, addresses and peer routes of a container-side interface.
-    pub(super) fn container_side(&mut self, i: &Interface, st: Option<&LinkState>, owned: bool) {
+    pub(super) fn container_side(&mut self, i: &Interface, before: Before, owned: bool) {
         let o = self.o;
-        self.link_state(self.ns(), st, &i.name, i.mtu, i.mac);
+        self.link_state(self.ns(), before, &i.name, i.mtu, i.mac);
         self.addrs(
             self.ns(),
             &o.container,
             &i.name,
-            st.is_some(),
+            before.found().is_some(),
             &i.addrs,
             owned,
         );

@@ -1,5 +1,6 @@
 //! The macvlan on top of an interface.
 
+use crate::engine::diff::link::Before;
 use crate::engine::diff::{foreign, Differ};
 use crate::engine::plan::{LinkStep, Step};
 use crate::error::OpError;
@@ -53,7 +54,14 @@ impl Differ<'_> {
                 mac: m.mac,
             }));
         }
-        self.link_state(self.ns(), st, &m.name, None, m.mac.filter(|_| st.is_some()));
+        let before = st.map_or(Before::MadeDown, Before::Found);
+        self.link_state(
+            self.ns(),
+            before,
+            &m.name,
+            None,
+            m.mac.filter(|_| st.is_some()),
+        );
         self.addrs(
             self.ns(),
             &o.container,

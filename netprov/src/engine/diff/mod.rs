@@ -53,8 +53,6 @@ struct Differ<'a> {
     /// Desired netprov routes per side.
     host_routes: Vec<RouteSpec>,
     container_routes: Vec<RouteSpec>,
-    /// The link being planned is moved in by this plan (not created with its attributes).
-    moving: bool,
     /// Links (host side?, name) this plan deletes, re-creates, moves in or out: every
     /// route observed through them vanishes with the old link, so routes are planned
     /// from the state after those steps, not from the observed one.
@@ -123,7 +121,6 @@ impl<'a> Differ<'a> {
             steps: Vec::new(),
             host_routes: Vec::new(),
             container_routes: Vec::new(),
-            moving: false,
             renewed: BTreeSet::new(),
             v4_flushed: BTreeSet::new(),
             ovs_new_device: BTreeSet::new(),

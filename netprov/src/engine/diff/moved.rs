@@ -1,6 +1,7 @@
 //! A link moved into the container: an OVS internal port's device, or an existing
 //! host link lent to the container.
 
+use crate::engine::diff::link::Before;
 use crate::engine::diff::{existing, foreign, Differ};
 use crate::engine::plan::{LinkStep, MoveKind, Step};
 use crate::error::OpError;
@@ -101,7 +102,7 @@ impl<'a> Differ<'a> {
                 }));
             }
         }
-        self.container_side(i, Some(c), kind == MoveKind::OvsInternal);
+        self.container_side(i, Before::Found(c), kind == MoveKind::OvsInternal);
         Ok(())
     }
 
@@ -129,9 +130,7 @@ impl<'a> Differ<'a> {
             kind,
             alias,
         }));
-        self.moving = true;
-        self.container_side(i, None, kind == MoveKind::OvsInternal);
-        self.moving = false;
+        self.container_side(i, Before::MovedIn, kind == MoveKind::OvsInternal);
         Ok(())
     }
 }

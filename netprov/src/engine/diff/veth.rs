@@ -2,6 +2,7 @@
 
 use ipnetwork::IpNetwork;
 
+use crate::engine::diff::link::Before;
 use crate::engine::diff::{foreign, Differ};
 use crate::engine::plan::{At, LinkStep, Step};
 use crate::error::OpError;
@@ -37,13 +38,8 @@ impl<'a> Differ<'a> {
         }
         let host_st = if whole { host } else { None };
         self.host_bridge(i, host_name, host_st, bridge)?;
-        self.link_state(
-            At::Host,
-            host_st,
-            host_name,
-            i.mtu.filter(|_| host_st.is_some()),
-            None,
-        );
+        let made_or = |st: Option<&'a LinkState>| st.map_or(Before::MadeUp, Before::Found);
+        self.link_state(At::Host, made_or(host_st), host_name, i.mtu, None);
         self.addrs(
             At::Host,
             &o.host,
@@ -55,7 +51,7 @@ impl<'a> Differ<'a> {
         let routes = Self::peer_routes(host_addrs, i.host_peer_routes(), host_name.as_str());
         self.host_routes.extend(routes);
         let cont_st = if whole { cont } else { None };
-        self.container_side(i, cont_st, true);
+        self.container_side(i, made_or(cont_st), true);
         Ok(())
     }
 

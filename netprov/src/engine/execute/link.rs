@@ -25,10 +25,17 @@ impl Exec<'_> {
                 self.create_veth(host.as_str(), peer.as_str(), netns, *mtu, *mac, op)
                     .await?;
                 // The kernel ignores IFLA_IFALIAS at creation: mark both ends now. Until
-                // then the netprov group marks them (see marks.rs).
+                // then the netprov group marks them (see marks.rs). The host end was born
+                // up; the peer, which cannot be (see `link::new_veth`), goes up with its
+                // mark, in the same request.
                 self.set_alias(&At::Host, host.as_str(), host_alias, op)
                     .await?;
-                self.set_alias(&At::Netns(netns.clone()), peer.as_str(), peer_alias, op)
+                let c = LinkChange {
+                    alias: Some(peer_alias.clone()),
+                    up: true,
+                    ..Default::default()
+                };
+                self.change_link(&At::Netns(netns.clone()), peer.as_str(), &c, op)
                     .await
             }
             LinkStep::DeleteLink { at, link } => self.delete_link(at, link.as_str(), op).await,
