@@ -80,16 +80,16 @@ fn code(failed: bool) -> i32 {
 /// the kernel refused a ruleset (see `ApplyError::Refused`), else 0.
 pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> i32 {
     let (mut failed, mut invalid) = (false, false);
-    let mut first = true;
-    if json {
-        out_raw("[");
+    if json && ds.is_empty() {
+        out("[]");
     }
+    let last = ds.len().saturating_sub(1);
     engine.apply_each(ds, |i, r| {
         let id = ds[i].id.to_string();
         let doc = match r {
             Ok(rep) if json => Done::json(&id, &rep),
             Ok(rep) => {
-                print_applied(&id, &rep);
+                out_raw(&applied(&id, &rep));
                 return;
             }
             Err(ApplyError::Refused { error, .. }) => {
@@ -106,31 +106,32 @@ pub fn apply(engine: &Engine, ds: &[Desired], files: &[PathBuf], json: bool) -> 
                     .to_string()
             }
         };
+        // One write per container: the array's "[" goes with the first, its "]" with
+        // the last (results come in the order of `ds`).
         if json {
-            let sep = if std::mem::take(&mut first) { "" } else { "," };
-            out_raw(&format!("{sep}{doc}"));
+            let open = if i == 0 { "[" } else { "," };
+            let close = if i == last { "]\n" } else { "" };
+            out_raw(&format!("{open}{doc}{close}"));
         }
     });
-    if json {
-        out("]");
-    }
     exit_code(failed, invalid)
 }
 
-/// The human output of one successful apply: its plan, the repairs of later passes,
-/// and a summary line.
-fn print_applied(id: &str, rep: &crate::engine::ApplyReport) {
+/// The human output of one successful apply, printed with one write: its plan, the
+/// repairs of later passes, and a summary line.
+fn applied(id: &str, rep: &crate::engine::ApplyReport) -> String {
+    use std::fmt::Write;
     if rep.plan.steps.is_empty() {
-        out(&format!("{id}: in sync, nothing to do"));
-        return;
+        return format!("{id}: in sync, nothing to do\n");
     }
-    out_raw(&rep.plan.to_string());
+    let mut text = rep.plan.to_string();
     for (k, p) in rep.repairs.iter().enumerate() {
-        out(&format!(
+        let _ = writeln!(
+            text,
             "{id}: pass {}: the kernel still differed, repairing:",
             k + 2
-        ));
-        out_raw(&p.to_string());
+        );
+        text += &p.to_string();
     }
     let changes: usize =
         rep.plan.steps.len() + rep.repairs.iter().map(|p| p.steps.len()).sum::<usize>();
@@ -139,10 +140,12 @@ fn print_applied(id: &str, rep: &crate::engine::ApplyReport) {
     } else {
         String::new()
     };
-    out(&format!(
+    let _ = writeln!(
+        text,
         "{id}: applied {changes} changes{passes} ({} netlink messages, {} OVSDB transactions)",
         rep.messages, rep.ovsdb_transactions
-    ));
+    );
+    text
 }
 
 pub fn plan(engine: &Engine, ds: &[Desired], json: bool) -> i32 {

@@ -123,8 +123,8 @@ impl Exec<'_> {
             .map_err(|e| OpError::errno(op.to_string(), e))
     }
 
-    fn open_ns(&self, op: Op<'_>) -> Result<File, OpError> {
-        File::open(&self.netns_path).map_err(|e| OpError::io(op.to_string(), &e))
+    fn open_ns(&self, op: Op<'_>) -> Result<std::rc::Rc<File>, OpError> {
+        netns::handle_at(&self.netns_path).map_err(|e| OpError::io(op.to_string(), &e))
     }
 
     /// Runs one step; its Display is the operation named in any error.

@@ -37,6 +37,59 @@ struct HomeNs {
     /// A path of the host netns when the thread's own netns is that one: a visit
     /// there from home needs no `setns`.
     host: Option<PathBuf>,
+    /// The handles of the netns visited last in this scope, by path, so that the next
+    /// visit of one needs no `openat` (a cold apply visits its container three times:
+    /// the sysctl, then the verify's sysctl and ruleset reads). Forgotten when netprov
+    /// mounts or unmounts a handle there ([`forget_visits`]). A handle replaced by
+    /// someone else during the scope is still visited as it was when first opened, as
+    /// the apply's sockets in it already are.
+    visited: RefCell<Vec<(PathBuf, Rc<File>)>>,
+}
+
+/// How many visited handles a [`Home`] scope keeps: an apply of many files visits
+/// a few containers at once, one after another; one handle per container would hold
+/// a thousand descriptors.
+const VISITED: usize = 4;
+
+/// Forgets the handle visited at `path` in this thread's scope: netprov mounts or
+/// unmounts a netns there.
+fn forget_visits(path: &Path) {
+    HOME.with(|h| {
+        if let Some(h) = h.borrow().as_ref() {
+            h.visited.borrow_mut().retain(|(p, _)| p != path);
+        }
+    });
+}
+
+/// The handle of the netns at `path`: the one visited before in this scope, else
+/// opened now (and kept, when in a scope). Paths under /proc are never kept: they name
+/// a netns through a process or a descriptor, whose number a later one may reuse.
+pub fn handle_at(path: &Path) -> std::io::Result<Rc<File>> {
+    let known = HOME.with(|h| {
+        let h = h.borrow();
+        let visited = h.as_ref()?.visited.borrow();
+        visited
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, f)| f.clone())
+    });
+    if let Some(f) = known {
+        return Ok(f);
+    }
+    let ns = Rc::new(File::open(path)?);
+    if path.starts_with("/proc") {
+        return Ok(ns);
+    }
+    HOME.with(|h| {
+        if let Some(h) = h.borrow().as_ref() {
+            let mut visited = h.visited.borrow_mut();
+            if visited.len() == VISITED {
+                visited.remove(0);
+            }
+            visited.push((path.to_path_buf(), ns.clone()));
+        }
+    });
+    Ok(ns)
 }
 
 /// While it lives, visits of the calling thread ([`in_netns`]) return to the thread's
@@ -71,6 +124,7 @@ impl Home {
                 HomeNs {
                     ns: Rc::new(ns),
                     host,
+                    visited: RefCell::new(Vec::new()),
                 }
             });
         HOME.with(|h| *h.borrow_mut() = home);
@@ -149,7 +203,7 @@ where
         return Ok(f());
     }
     let ns =
-        File::open(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
+        handle_at(path).map_err(|e| OpError::io(format!("open netns {}", path.display()), &e))?;
     let _inside = Entered::enter(&ns, &path.display().to_string())?;
     Ok(f())
 }
@@ -180,6 +234,7 @@ const MAX_STACKED: usize = 64;
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     let op = format!("create netns {}", path.display());
     crate::kernel::netns_ahead::forget(path);
+    forget_visits(path);
     // The placeholder first: a netns made ahead may still be on its way meanwhile.
     let placeholder = placeholder(path, id, &op);
     // Taken whatever happened, so that one not needed goes now.
@@ -330,6 +385,7 @@ pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
     crate::kernel::netns_ahead::forget(path);
+    forget_visits(path);
     // Bounded: a path cannot hold more layers than the mount table allows, but a
     // runaway loop must not be possible either.
     for _ in 0..MAX_STACKED {
@@ -398,6 +454,84 @@ mod tests {
                 assert_eq!(DEPTH.get(), 0);
             }
             assert!(HOME.with(|h| h.borrow().is_none()), "the scope is gone");
+        });
+    }
+
+    /// A handle under /run/netns of the test's own, mounting `ns` (a placeholder file
+    /// with a bind mount on it, as `create_handle` makes).
+    fn mounted(dir: &Path, name: &str, ns: &File) -> PathBuf {
+        use nix::mount::{mount, MsFlags};
+        let p = dir.join(name);
+        File::create(&p).unwrap();
+        let none: Option<&str> = None;
+        mount(Some(&path_of(ns)), &p, none, MsFlags::MS_BIND, none).unwrap();
+        p
+    }
+
+    fn unmount(p: &Path) {
+        nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn a_home_scope_opens_a_visited_handle_once_until_netprov_remounts_it() {
+        crate::kernel::nlsock::testing::in_fresh_netns(|| {
+            // Mounts in a mount namespace of this thread's own: none outlives the test.
+            use nix::mount::{mount, MsFlags};
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS).unwrap();
+            let none: Option<&str> = None;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).unwrap();
+            let dir = std::env::temp_dir().join(format!("netprov-visits-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let host = File::open("/proc/thread-self/ns/net").unwrap();
+            let (a, b) = (other_netns(), other_netns());
+            let (a_ino, b_ino) = (a.metadata().unwrap().ino(), b.metadata().unwrap().ino());
+            let p = mounted(&dir, "web", &a);
+            {
+                let _home = Home::enter(&path_of(&host), &host);
+                let first = handle_at(&p).unwrap();
+                assert!(
+                    Rc::ptr_eq(&first, &handle_at(&p).unwrap()),
+                    "kept in the scope"
+                );
+                assert_eq!(in_netns(&p, here).unwrap(), a_ino);
+                // netprov unmounts and mounts another netns there: that one is visited
+                remove_handle(&p).unwrap();
+                let p = mounted(&dir, "web", &b);
+                forget_visits(&p);
+                assert_eq!(in_netns(&p, here).unwrap(), b_ino);
+                // bounded: the oldest goes
+                let others: Vec<PathBuf> = (0..VISITED)
+                    .map(|i| mounted(&dir, &format!("o{i}"), &a))
+                    .collect();
+                for o in &others {
+                    handle_at(o).unwrap();
+                }
+                HOME.with(|h| {
+                    let h = h.borrow();
+                    let v = h.as_ref().unwrap().visited.borrow();
+                    assert_eq!(v.len(), VISITED);
+                    assert!(!v.iter().any(|(q, _)| q == &p), "the oldest is forgotten");
+                });
+                // never a path under /proc
+                let q = path_of(&a);
+                assert!(!Rc::ptr_eq(
+                    &handle_at(&q).unwrap(),
+                    &handle_at(&q).unwrap()
+                ));
+                for o in &others {
+                    unmount(o);
+                }
+                unmount(&p);
+            }
+            // outside a scope nothing is kept
+            let p = mounted(&dir, "web", &a);
+            assert!(!Rc::ptr_eq(
+                &handle_at(&p).unwrap(),
+                &handle_at(&p).unwrap()
+            ));
+            unmount(&p);
+            std::fs::remove_dir(&dir).unwrap();
         });
     }
 
