@@ -19,9 +19,10 @@
 //!   lists them), else from the shared libmnl (libmnl-dev has no archive): one more
 //!   library less to map at every start (docs/benchmarks.md, "Round 14");
 //!   `NETPROV_LIBMNL=shared` keeps the shared one. nftnl-sys's and mnl-sys's own
-//!   linking is turned off in .cargo/config.toml. Why: a process start then maps one library less and skips
-//!   libnftnl's symbol lookups and relocations — 21 page faults and 0.1–0.2 ms of a
-//!   1.7 ms no-op apply, measured A/B (docs/benchmarks.md, "Round 8"). libnftables,
+//!   linking is turned off in .cargo/config.toml. Why static: a process start then
+//!   maps one library less and skips libnftnl's symbol lookups and relocations — 21
+//!   page faults and 0.1–0.2 ms of a 1.7 ms no-op apply, measured A/B
+//!   (docs/benchmarks.md, "Round 8"). libnftables,
 //!   which netprov loads only for container rulesets, brings its own shared libnftnl:
 //!   the executable exports none of its copy's symbols, so the two never meet.
 //!   `NETPROV_NFTNL=shared` links the shared library instead.

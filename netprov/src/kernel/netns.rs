@@ -51,8 +51,15 @@ struct HomeNs {
 /// a thousand descriptors.
 const VISITED: usize = 4;
 
-/// Forgets the handle visited at `path` in this thread's scope: netprov mounts or
-/// unmounts a netns there.
+/// Netprov is about to mount or unmount a netns at `path`: what this process holds for
+/// the handle there — a visited handle, the connection and ruleset load of a netns made
+/// ahead — names the old netns and is forgotten.
+fn handle_changes(path: &Path) {
+    crate::kernel::netns_ahead::forget(path);
+    forget_visits(path);
+}
+
+/// Forgets the handle visited at `path` in this thread's scope.
 fn forget_visits(path: &Path) {
     HOME.with(|h| {
         if let Some(h) = h.borrow().as_ref() {
@@ -233,8 +240,7 @@ const MAX_STACKED: usize = 64;
 /// there is reused only when it carries this container's mark.
 pub fn create_handle(path: &Path, id: &ContainerId) -> Result<(), OpError> {
     let op = format!("create netns {}", path.display());
-    crate::kernel::netns_ahead::forget(path);
-    forget_visits(path);
+    handle_changes(path);
     // The placeholder first: a netns made ahead may still be on its way meanwhile.
     let placeholder = placeholder(path, id, &op);
     // Taken whatever happened, so that one not needed goes now.
@@ -384,8 +390,7 @@ fn mount_ahead(ns: &File, target: &Path, op: &str) -> Result<bool, OpError> {
 pub fn remove_handle(path: &Path) -> Result<(), OpError> {
     use nix::mount::{umount2, MntFlags};
     let op = format!("delete netns {}", path.display());
-    crate::kernel::netns_ahead::forget(path);
-    forget_visits(path);
+    handle_changes(path);
     // Bounded: a path cannot hold more layers than the mount table allows, but a
     // runaway loop must not be possible either.
     for _ in 0..MAX_STACKED {
