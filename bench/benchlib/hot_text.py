@@ -39,7 +39,7 @@ SCRIPT = os.path.join(REPO, "netprov", "link", "hot-text.ld")
 STALE_BELOW = 0.5
 # Functions callgrind cannot see run: valgrind's CPU has no SHA extensions, so sha2 takes
 # its portable path under it and its SHA-NI path on this machine's CPUs.
-EXTRA = ["_ZN4sha26sha2563x8613digest_blocks17h0000000000000000E"]
+EXTRA = ["_RNvNtNtCs0_4sha26sha2563x8613digest_blocks"]
 
 HEADER = """\
 /* netprov's hot code first: the functions a cold apply, a no-op and a destroy run,
