@@ -3,9 +3,13 @@
  *
  *   timed REPORT_FILE PROGRAM [ARGS...]
  *
- * Writes "<wall_ns> <maxrss_kib> <exit_code>\n" to REPORT_FILE and exits with the
- * command's exit code. Why not measure from Python: a child inherits its parent's RSS
- * high-water mark through fork/vfork and keeps it across exec (the kernel folds the old
+ * Writes "<wall_ns> <maxrss_kib> <exit_code> <major_faults>\n" to REPORT_FILE and exits
+ * with the command's exit code. Major faults (its own and its reaped children's) are page
+ * cache misses: a file the command maps had to be read from disk, typically because the
+ * machine reclaimed it since its last run (docs/benchmarks.md, round 15).
+ *
+ * Why not measure from Python: a child inherits its parent's RSS high-water mark
+ * through fork/vfork and keeps it across exec (the kernel folds the old
  * mm's hiwater into signal->maxrss at exec), so every child of the ~15 MiB harness would
  * report at least 15 MiB. Forked from this tiny process instead, ru_maxrss is the
  * command's own, and the wall time covers exactly fork, exec, run and exit (what a
@@ -56,9 +60,9 @@ int main(int argc, char **argv)
 		perror("timed: report file");
 		return 127;
 	}
-	fprintf(out, "%lld %ld %d\n",
+	fprintf(out, "%lld %ld %d %ld\n",
 		(long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec),
-		ru.ru_maxrss, code);
+		ru.ru_maxrss, code, ru.ru_majflt);
 	fclose(out);
 	return code;
 }

@@ -10,11 +10,13 @@ class Phase:
     procs: int = 0  # processes the harness spawned for it
     maxrss_kib: int = 0  # largest peak RSS among those processes
     counters: dict = field(default_factory=dict)  # summed tool counters (netprov --json)
+    majflt: int = 0  # major page faults over those processes: files read back from disk
 
     def add(self, run):
         self.wall += run.wall
         self.procs += 1
         self.maxrss_kib = max(self.maxrss_kib, run.maxrss_kib)
+        self.majflt += run.majflt
 
     def count(self, key, value):
         self.counters[key] = self.counters.get(key, 0) + value
@@ -26,5 +28,6 @@ class Phase:
     def to_json(self):
         return {
             "n": self.n, "wall_s": self.wall, "per_container_s": self.per_container,
-            "procs": self.procs, "maxrss_kib": self.maxrss_kib, "counters": self.counters,
+            "procs": self.procs, "maxrss_kib": self.maxrss_kib, "majflt": self.majflt,
+            "counters": self.counters,
         }

@@ -49,6 +49,7 @@ class Run:
     maxrss_kib: int  # ru_maxrss of the reaped child (KiB on Linux)
     stdout: str
     stderr: str
+    majflt: int = 0  # major page faults (its own and its reaped children's)
 
     def check(self, what=None):
         if self.rc != 0:
@@ -73,9 +74,10 @@ def measured(argv, **kw):
         r = run([TIMED, rep.name] + list(argv), **kw)
         line = rep.read().split()
     r.argv = list(argv)
-    if len(line) == 3:
+    if len(line) == 4:
         r.wall = int(line[0]) / 1e9
         r.maxrss_kib = int(line[1])
+        r.majflt = int(line[3])
     return r
 
 
@@ -106,7 +108,8 @@ def run(argv, *, stdin_data=None, env=None, timeout=600):
         out.seek(0)
         err.seek(0)
         return Run(list(argv), rc, wall, ru.ru_maxrss,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   ru.ru_majflt)
 
 
 def quiet(argv, **kw):

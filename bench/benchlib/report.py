@@ -30,6 +30,9 @@ def summarize(records):
                         "min_per_container_s": min(v["per_container_s"] for v in vals),
                         "maxrss_kib": max(v["maxrss_kib"] for v in vals),
                         "procs": vals[0]["procs"],
+                        # reads from disk: rounds where any measured process had one
+                        "majflt_rounds": sum(1 for v in vals if v.get("majflt")),
+                        "majflt": sum(v.get("majflt", 0) for v in vals),
                         "counters_per_container": {
                             k: c / n for k, c in vals[0]["counters"].items()},
                     }
@@ -96,6 +99,13 @@ def table(summary, unavailable, skipped, caveats, variant_titles):
                     lines.append(f"| {label} | skipped above N = {max_n} (see docs) | | | | | | | |")
             for label, why in unavailable.get(variant, {}).items():
                 lines.append(f"| {label} | not available: {why} | | | | | | | |")
+            faulted = [f"{s['label']} {s[ph]['majflt']} in {s[ph]['majflt_rounds']} of "
+                       f"{s['rounds']} rounds ({ph})"
+                       for s in tools.values() for ph in ("cold", "noop", "destroy")
+                       if (s.get(ph) or {}).get("majflt")]
+            if faulted:
+                lines.append("\nMajor page faults (a file the tool maps was read back from disk): "
+                             + "; ".join(faulted) + ".")
             for label, what in caveats.get(variant, {}).items():
                 lines.append(f"\n**Not like for like**: {label}: {'; '.join(sorted(what))}.")
     return "\n".join(lines)
