@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from . import proc, report
+from . import pagecache, proc, report
 from .profile import run_profile
 from .ovs import NetprovOvs, NetprovOvsEach, NetprovOvsVethEach, PrivateOvs, ShellOvs
 from .sandbox import NETNS_DIR, Sandbox, private_run_dirs
@@ -51,6 +51,10 @@ def parse_args(argv):
     p.add_argument("--ovs-sizes", help="OVS sizes and rounds, e.g. 10:3 ('' = no OVS variant)")
     p.add_argument("--tools", default="netprov,netprov_each,netprov_each_nocache,netprov_each_veth,shell,bare,ideal,ideal_each,cni_ptp,cni_ptp_dual,netavark",
                    help="comma-separated subset of: %(default)s")
+    p.add_argument("--no-preload", action="store_true",
+                   help="measure the tools' executables from the page cache as found, instead "
+                        "of reading each (and its libraries) once at start as a host's "
+                        "netprov-preload unit does (benchlib/pagecache.py, docs/benchmarks.md)")
     p.add_argument("--machine-run", action="store_true",
                    help="keep netns handles and lock files in the machine's /run instead of "
                         "a private tmpfs (see docs/benchmarks.md, round 8)")
@@ -114,6 +118,7 @@ class Bench:
         self.samples = {}
         self.skipped = {}  # variant -> {label: largest N it runs at}
         self.caveats = {}  # variant -> {label: {what it did not do}}
+        self.preloaded = {}  # variant -> files read into the page cache at start
 
     def drop(self, variant, tool, why):
         self.unavailable.setdefault(variant, {})[tool.label] = why
@@ -147,6 +152,12 @@ class Bench:
                 alive.append(t)
             except NotAvailable as e:
                 self.drop(variant, t, str(e))
+        if not self.args.no_preload:
+            files = pagecache.files_of([e for t in alive for e in t.executables()])
+            got = pagecache.preload(files)
+            self.preloaded.setdefault(variant, []).extend(files)
+            log(f"bench: {variant}: read {len(files)} executables and libraries "
+                f"({got >> 20} MiB) into the page cache (--no-preload: as found)")
         for n, rounds in sorted(plan.items()):
             for rnd in range(rounds):
                 # A fresh order every round, the same in every run (seeded). A rotation
@@ -276,7 +287,8 @@ def main(argv=None):
     summary = report.summarize(bench.records)
     print(f"# netprov benchmark — {started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs, "
           f"kernel {info['kernel']}, load before {' '.join(info['loadavg'])}, "
-          f"after {' '.join(machine_info()['loadavg'])}, {elapsed:.0f} s")
+          f"after {' '.join(machine_info()['loadavg'])}, {elapsed:.0f} s, executables "
+          + ("as found in the page cache" if args.no_preload else "read in at start"))
     print(report.table(summary, bench.unavailable, bench.skipped, bench.caveats, TITLES))
     res = report.targets(summary)
     print("\n## Targets\n")
@@ -286,6 +298,7 @@ def main(argv=None):
         "started": started.isoformat(), "elapsed_s": elapsed, "mode": "quick" if args.quick else "full",
         "machine": info, "load_after": machine_info()["loadavg"], "netprov_rev": git_rev(),
         "netprov_bin": binary, "plan": {"veth": veth_plan, "ovs": ovs_plan},
+        "preloaded": bench.preloaded,
         "summary": summary, "unavailable": bench.unavailable,
         "caveats": {v: {k: sorted(c) for k, c in d.items()} for v, d in bench.caveats.items()},
         "targets": [{"pass": ok, "text": t} for ok, t in res],

@@ -152,6 +152,9 @@ class ShellOvs(OvsTool, Shell):
         Shell.__init__(self, sb)
         OvsTool.__init__(self, sb, ovs_switch, host)
 
+    def executables(self):
+        return Shell.executables(self) + ["ovs-vsctl"]
+
     def up_script(self, i):
         return topology.shell_ovs_up(self.cid(i), i, self.nft, self.ovs.vsctl_cmd())
 

@@ -31,6 +31,10 @@ class Tool:
         self.n = 0
         self.base_links = 1  # lo
 
+    def executables(self):
+        """The programs this tool runs (paths or names on PATH), for benchlib.pagecache."""
+        return []
+
     def available(self):
         """Raises NotAvailable(reason) if the tool cannot run here."""
 
@@ -110,6 +114,9 @@ class Netprov(Tool):
         self.ovsdb = ovsdb
         self.files = []
         self.sample_json = {}
+
+    def executables(self):
+        return [self.bin]
 
     def available(self):
         if not (self.bin and os.access(self.bin, os.X_OK)):
@@ -236,6 +243,9 @@ class Bare(Tool):
     idempotent = True
     base_links = 1
 
+    def executables(self):
+        return ["/bin/true"]
+
     def _phase(self):
         self.sb.enter(self.host)
         ph = Phase(self.n)
@@ -276,6 +286,9 @@ class Ideal(Tool):
         self.batch = None
         self.specs = []
         self.procfs = "shared"
+
+    def executables(self):
+        return [self.exe] if self.exe else []
 
     def available(self):
         if not (self.bin and os.access(self.bin, os.X_OK)):
@@ -367,6 +380,9 @@ class Shell(Tool):
     label = "shell (ip/nft/sysctl)"
     letter = "s"
 
+    def executables(self):
+        return ["bash", "ip", "nft", "sysctl"]
+
     def available(self):
         for b in ("bash", "ip", "nft", "sysctl"):
             if not shutil.which(b):
@@ -435,6 +451,9 @@ class CniPtp(Tool):
     label = "CNI ptp+host-local (v4)"
     letter = "c"
     ipv6 = False
+
+    def executables(self):
+        return [os.path.join(CNI_PATH, p) for p in ("ptp", "host-local")]
 
     def available(self):
         for p in ("ptp", "host-local"):
@@ -514,6 +533,10 @@ class Netavark(Tool):
         self.bin = (binary or shutil.which("netavark")
                     or next((p for p in (NETAVARK_CACHE, NETAVARK_DEBIAN) if os.access(p, os.X_OK)),
                             NETAVARK_CACHE))
+
+    def executables(self):
+        # and what its firewall driver runs
+        return [self.bin, "nft", "iptables"]
 
     def available(self):
         if not os.access(self.bin, os.X_OK):
