@@ -19,7 +19,7 @@ let
   pkgs = lib.genAttrs [
     "iproute2" "nftables" "jq" "netcat-openbsd" "util-linux" "openvswitch" "iputils"
     "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "strace" "nixpkgs-fmt"
-    "pkg-config" "libnftnl" "libmnl" "busybox" "netprov"
+    "pkg-config" "libnftnl" "libmnl" "busybox" "netprov" "coreutils"
   ]
     fake // {
     inherit lib;

@@ -51,6 +51,7 @@ impl Root {
             "nixunit-start-pre",
             "nixunit-start-post",
             "nixunit-stop",
+            "sh",
         ] {
             root.stub(stub);
         }
@@ -176,6 +177,7 @@ fn host_units_verify() {
         units,
         [
             "netprov-gc.service",
+            "netprov-preload.service",
             "netprov-reconcile-hook.service",
             "netprov-reconcile.path",
             "netprov-reconcile.service",
