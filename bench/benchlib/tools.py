@@ -379,12 +379,13 @@ class Shell(Tool):
     key = "shell"
     label = "shell (ip/nft/sysctl)"
     letter = "s"
+    PROGRAMS = ("bash", "ip", "nft", "sysctl")
 
     def executables(self):
-        return ["bash", "ip", "nft", "sysctl"]
+        return list(self.PROGRAMS)
 
     def available(self):
-        for b in ("bash", "ip", "nft", "sysctl"):
+        for b in self.PROGRAMS:
             if not shutil.which(b):
                 raise NotAvailable(f"{b} not installed")
 
@@ -451,12 +452,13 @@ class CniPtp(Tool):
     label = "CNI ptp+host-local (v4)"
     letter = "c"
     ipv6 = False
+    PLUGINS = ("ptp", "host-local")
 
     def executables(self):
-        return [os.path.join(CNI_PATH, p) for p in ("ptp", "host-local")]
+        return [os.path.join(CNI_PATH, p) for p in self.PLUGINS]
 
     def available(self):
-        for p in ("ptp", "host-local"):
+        for p in self.PLUGINS:
             if not os.access(os.path.join(CNI_PATH, p), os.X_OK):
                 raise NotAvailable(f"{CNI_PATH}/{p} missing (Debian containernetworking-plugins)")
 
